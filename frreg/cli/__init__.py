@@ -1,0 +1,1 @@
+"""Command-line entry points. Each module exposes ``build_parser()`` and ``main(argv=None) -> int``."""

@@ -1,0 +1,137 @@
+"""``frreg-train``: leave-one-source-out training of the fr_regressor_v2 ensemble.
+
+This parser is the authoritative interface of the trainer. Every caller (the
+wrapper script, the README, the pytest plugin) is checked against
+:func:`build_parser`; flags may be added, never renamed or dropped.
+
+Exit codes: 0 trained and wrote every seed, 2 bad usage or bad corpus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from frreg.errors import CorpusError, FrregError, InputError
+from frreg.options import CORPUS, OUT_DIR, SEEDS, TRAINING_OPTIONS, StrictParser, add_options
+from frreg.schema import DRY_RUN_EPOCHS, DRY_RUN_NOTE, EXIT_OK, NUM_CODECS
+
+PROG = "frreg-train"
+
+#: How to produce a missing corpus: the pre-step the original runbook lacked.
+CORPUS_PRESTEP = (
+    "produce it first with the corpus pre-step, e.g. "
+    "`frreg-corpus --builtin --out {path}` (README, runbook step 0)"
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The trainer's argument parser (the authoritative interface)."""
+    parser = StrictParser(
+        prog=PROG,
+        description="Train one fr_regressor_v2 model per (seed, held-out source) and "
+        "write loso_seed{N}.json with held-out PLCC/SROCC/RMSE per fold.",
+        epilog="Exit status: 0 success, 2 usage error or unusable corpus.",
+    )
+    add_options(parser.add_argument, (SEEDS, CORPUS, OUT_DIR, *TRAINING_OPTIONS))
+    parser.add_argument(
+        "--dry-run",
+        dest="dry_run",
+        action="store_true",
+        help=f'train {DRY_RUN_EPOCHS} epoch and mark artifacts "note": "{DRY_RUN_NOTE}" '
+        "(the gate never promotes them)",
+    )
+    parser.add_argument(
+        "--device",
+        dest="device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="torch device; cuda only when available (default: cpu)",
+    )
+    parser.add_argument(
+        "--engine",
+        dest="engine",
+        choices=("batched", "reference"),
+        default="batched",
+        help="batched: all folds and seeds at once (fast); reference: the straightforward "
+        "per-fold DataLoader loop, for cross-checking (default: batched)",
+    )
+    return parser
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.num_codecs != NUM_CODECS:
+        raise InputError(
+            f"--num-codecs {args.num_codecs} is not supported: encoder vocabulary v2 "
+            f"gives a codec block of exactly {NUM_CODECS}"
+        )
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InputError("--device cuda requested but torch sees no CUDA device")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the trainer; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    argv_list = list(sys.argv[1:] if argv is None else argv)
+    try:
+        _check_args(args)
+        corpus_path = Path(args.corpus)
+        if not corpus_path.exists():
+            raise CorpusError(
+                corpus_path, None, "corpus not found; " + CORPUS_PRESTEP.format(path=corpus_path)
+            )
+        from frreg.cli._common import progress_printer
+        from frreg.corpus import load_corpus
+        from frreg.loso import run_loso
+        from frreg.train import TrainSettings
+
+        corpus = load_corpus(corpus_path)
+        for note in corpus.warnings():
+            print(f"{PROG}: warning: {note}", file=sys.stderr)
+        epochs = DRY_RUN_EPOCHS if args.dry_run else args.epochs
+        settings = TrainSettings(
+            epochs=epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            weight_decay=args.weight_decay,
+            num_codecs=args.num_codecs,
+        )
+        n_models = len(args.seeds) * len(corpus.sources)
+        print(
+            f"{PROG}: {corpus.n_rows} rows, {len(corpus.sources)} sources, seeds "
+            f"{','.join(map(str, args.seeds))}: {n_models} models x {epochs} epochs "
+            f"({args.engine}, {args.device}){' [dry-run]' if args.dry_run else ''}",
+            file=sys.stderr,
+        )
+        paths = run_loso(
+            corpus,
+            args.seeds,
+            settings,
+            args.out_dir,
+            argv=[PROG, *argv_list],
+            dry_run=args.dry_run,
+            engine=args.engine,
+            device=args.device,
+            progress=progress_printer(f"{PROG}: training"),
+        )
+    except FrregError as err:
+        from frreg.cli._common import fail
+
+        return fail(PROG, err)
+    for seed, path in paths.items():
+        rec = json.loads(path.read_text(encoding="utf-8"))
+        mean = rec["mean_plcc"]
+        shown = "null (a fold's PLCC is undefined)" if mean is None else f"{mean:.4f}"
+        print(f"seed {seed}: mean PLCC {shown} over {rec['n_folds']} folds -> {path}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""The one home of every frreg constant.
+
+Feature names and their column order, the encoder vocabulary and its version,
+the codec-block layout, the gate thresholds, the ensemble seeds, the training
+recipe defaults and the exit codes live here and nowhere else. CLI
+``choices=``, validation, Hypothesis strategies and test ids read from this
+module; a second copy of any of these numbers is a bug.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import Final
+
+# --------------------------------------------------------------------------
+# Corpus schema
+# --------------------------------------------------------------------------
+
+#: Version of the per-frame corpus row schema and of every artifact frreg writes.
+SCHEMA_VERSION: Final = 1
+
+#: The six canonical libvmaf features, in model input column order.
+CANONICAL_6: Final = (
+    "adm2",
+    "vif_scale0",
+    "vif_scale1",
+    "vif_scale2",
+    "vif_scale3",
+    "motion2",
+)
+
+#: The regression target column.
+TARGET: Final = "vmaf"
+
+#: Columns that identify one row; no two rows of a corpus may share them.
+KEY_COLUMNS: Final = ("src", "encoder", "cq", "frame_index")
+
+#: Every column the trainer needs. Other columns are kept but ignored.
+REQUIRED_COLUMNS: Final = (*KEY_COLUMNS, TARGET, *CANONICAL_6)
+
+#: Optional column read into ``preset_norm`` when present.
+PRESET_COLUMN: Final = "preset"
+
+# --------------------------------------------------------------------------
+# Encoder vocabulary and codec block
+# --------------------------------------------------------------------------
+
+#: Version of :data:`ENCODER_VOCAB`; bump it whenever the slot order changes.
+ENCODER_VOCAB_VERSION: Final = 2
+
+#: The 12 one-hot slots, in slot order. Unseen encoders map to ``unknown``.
+ENCODER_VOCAB: Final = (
+    "libx264",
+    "libx265",
+    "libsvtav1",
+    "libvvenc",
+    "libvpx-vp9",
+    "h264_nvenc",
+    "hevc_nvenc",
+    "av1_nvenc",
+    "h264_qsv",
+    "hevc_qsv",
+    "av1_qsv",
+    "unknown",
+)
+UNKNOWN_ENCODER: Final = "unknown"
+
+#: Encoders that run in software and that the corpus producer can drive with
+#: any ffmpeg build carrying them.
+SOFTWARE_ENCODERS: Final = ("libx264", "libx265", "libsvtav1", "libvvenc", "libvpx-vp9")
+#: Encoders that need vendor hardware (and a matching ffmpeg build).
+HARDWARE_ENCODERS: Final = tuple(
+    e for e in ENCODER_VOCAB if e not in SOFTWARE_ENCODERS and e != UNKNOWN_ENCODER
+)
+
+#: Codec block layout: one-hot slots, then ``preset_norm``, then ``crf_norm``.
+CODEC_BLOCK_COLUMNS: Final = (
+    *(f"enc_{name}" for name in ENCODER_VOCAB),
+    "preset_norm",
+    "crf_norm",
+)
+NUM_CODECS: Final = len(CODEC_BLOCK_COLUMNS)  # 14
+
+#: ``preset_norm`` when a row carries no preset, and ``crf_norm`` when every
+#: cq in the corpus is the same value.
+NEUTRAL_NORM: Final = 0.5
+
+#: Each encoder's preset ladder, from fastest to slowest. ``preset_norm`` is
+#: the preset's position on its encoder's ladder scaled to [0, 1]. Numeric
+#: presets (SVT-AV1's ``-preset``, libvpx's ``-cpu-used``) are written as
+#: strings so that the corpus's ``preset`` column has one type.
+PRESET_LADDERS: Final[dict[str, tuple[str, ...]]] = {
+    "libx264": (
+        "ultrafast",
+        "superfast",
+        "veryfast",
+        "faster",
+        "fast",
+        "medium",
+        "slow",
+        "slower",
+        "veryslow",
+        "placebo",
+    ),
+    "libx265": (
+        "ultrafast",
+        "superfast",
+        "veryfast",
+        "faster",
+        "fast",
+        "medium",
+        "slow",
+        "slower",
+        "veryslow",
+        "placebo",
+    ),
+    # SVT-AV1: preset 13 is fastest, 0 slowest.
+    "libsvtav1": tuple(str(p) for p in range(13, -1, -1)),
+    "libvvenc": ("faster", "fast", "medium", "slow", "slower"),
+    # libvpx-vp9 -cpu-used (good deadline): 8 fastest, 0 slowest.
+    "libvpx-vp9": tuple(str(p) for p in range(8, -1, -1)),
+    "h264_nvenc": ("p1", "p2", "p3", "p4", "p5", "p6", "p7"),
+    "hevc_nvenc": ("p1", "p2", "p3", "p4", "p5", "p6", "p7"),
+    "av1_nvenc": ("p1", "p2", "p3", "p4", "p5", "p6", "p7"),
+    "h264_qsv": ("veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"),
+    "hevc_qsv": ("veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"),
+    "av1_qsv": ("veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"),
+}
+
+# --------------------------------------------------------------------------
+# Model and training recipe (the trainer CLI's defaults)
+# --------------------------------------------------------------------------
+
+HIDDEN_WIDTH: Final = 64
+DROPOUT: Final = 0.1
+
+DEFAULT_SEEDS: Final = (0, 1, 2, 3, 4)
+DEFAULT_CORPUS: Final = str(PurePosixPath("runs/phase_a/full_grid/per_frame_canonical6.jsonl"))
+DEFAULT_OUT_DIR: Final = str(PurePosixPath("runs/ensemble_loso"))
+DEFAULT_EPOCHS: Final = 200
+DEFAULT_BATCH_SIZE: Final = 32
+DEFAULT_LR: Final = 5e-4
+DEFAULT_WEIGHT_DECAY: Final = 1e-5
+DRY_RUN_EPOCHS: Final = 1
+DRY_RUN_NOTE: Final = "dry-run"
+
+# --------------------------------------------------------------------------
+# Ship gate
+# --------------------------------------------------------------------------
+
+#: Mean over seeds of each seed's mean held-out PLCC must reach this.
+MEAN_PLCC_MIN: Final = 0.95
+#: max - min of the per-seed mean PLCCs must not exceed this.
+PLCC_SPREAD_MAX: Final = 0.005
+#: Every seed's mean PLCC must reach this.
+PER_SEED_PLCC_MIN: Final = 0.95
+#: The deployed deep ensemble.
+ENSEMBLE_SEEDS: Final = DEFAULT_SEEDS
+ENSEMBLE_SIZE: Final = len(ENSEMBLE_SEEDS)
+
+# --------------------------------------------------------------------------
+# Artifact names
+# --------------------------------------------------------------------------
+
+PROMOTE_FILE: Final = "PROMOTE.json"
+HOLD_FILE: Final = "HOLD.json"
+
+
+def seed_artifact_name(seed: int) -> str:
+    """File name of one seed's LOSO result, e.g. ``loso_seed3.json``."""
+    return f"loso_seed{seed}.json"
+
+
+def seed_predictions_name(seed: int) -> str:
+    """File name of one seed's held-out predictions, next to its result."""
+    return f"loso_seed{seed}.predictions.csv"
+
+
+SEED_ARTIFACT_GLOB: Final = "loso_seed*.json"
+
+# --------------------------------------------------------------------------
+# Exit codes shared by every frreg CLI
+# --------------------------------------------------------------------------
+
+EXIT_OK: Final = 0
+#: The gate said HOLD, or work (a corpus cell, a training run) failed.
+EXIT_FAIL: Final = 1
+#: Bad usage or bad input (argparse's own code for usage errors).
+EXIT_USAGE: Final = 2

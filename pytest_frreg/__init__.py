@@ -1,0 +1,1 @@
+"""pytest-frreg: the fr_regressor_v2 ship gate as a pytest plugin."""
