@@ -342,7 +342,7 @@ _NEGATION = {">=": "<", "<=": ">"}
 
 
 def _compare(name: str, observed: float, op: str, threshold: float, fmt: str = ".4f") -> Check:
-    """A threshold check whose message reads like a verdict: ``mean PLCC 0.9412 < 0.95``."""
+    """A threshold check whose message reads like a verdict, observed value then threshold."""
     passed = observed >= threshold if op == ">=" else observed <= threshold
     shown = format(observed, fmt)
     return Check(

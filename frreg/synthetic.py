@@ -44,7 +44,7 @@ def synthetic_rows(
                 feats = {
                     "adm2": 0.55 + 0.45 * q + rng.normal(0, 0.01, frames),
                     "vif_scale0": q**2.0 * 0.9 + rng.normal(0, 0.01, frames),
-                    "vif_scale1": q**1.5 * 0.95 + rng.normal(0, 0.01, frames),
+                    "vif_scale1": q**1.5 * 0.93 + rng.normal(0, 0.01, frames),
                     "vif_scale2": q**1.2 + rng.normal(0, 0.01, frames),
                     "vif_scale3": q**1.1 + rng.normal(0, 0.01, frames),
                     "motion2": m,

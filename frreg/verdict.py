@@ -14,6 +14,7 @@ from typing import Any
 
 from frreg import __version__
 from frreg._io import sha256_file, write_json_atomic
+from frreg.errors import ArtifactError
 from frreg.gate import Check, GateReport, SeedArtifact, Thresholds, evaluate, load_loso_dir
 from frreg.schema import HOLD_FILE, PROMOTE_FILE, SCHEMA_VERSION
 
@@ -98,8 +99,17 @@ def validate(
     corpus: str | Path | None = None,
     source: str = "frreg-validate",
 ) -> tuple[GateReport, Path]:
-    """Gate ``loso_dir``, check the corpus digest, write the verdict there."""
-    artifacts = load_loso_dir(loso_dir, thresholds.seeds)
+    """Gate ``loso_dir``, check the corpus digest, write the verdict there.
+
+    Unreadable artifacts raise :class:`~frreg.errors.ArtifactError` after any
+    earlier verdict is removed: a stale PROMOTE must not outlive bad inputs.
+    """
+    try:
+        artifacts = load_loso_dir(loso_dir, thresholds.seeds)
+    except ArtifactError:
+        if Path(loso_dir).is_dir():
+            clear_verdict(loso_dir)
+        raise
     digest, problem = corpus_check(corpus, artifacts)
     report = evaluate(artifacts, thresholds, corpus_sha256=digest)
     if problem is not None:

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Train the fr_regressor_v2 ensemble seed by seed with frreg-train, then point at
+# the validator. The trainer's parser is the authoritative interface: this script
+# passes only flags that `frreg-train --help` lists, and tests/test_wrapper*.py
+# runs it against the real parser so it cannot drift again.
+#
+# Usage: scripts/run_ensemble_loso.sh [EXTRA frreg-train FLAGS...]
+#   CORPUS_JSONL  corpus to train on  (default runs/phase_a/full_grid/per_frame_canonical6.jsonl)
+#   OUT_DIR       where loso_seed{N}.json land (default runs/ensemble_loso)
+#   SEEDS         space-separated seeds (default "0 1 2 3 4")
+#   LOG_DIR       per-seed logs (default "$OUT_DIR/logs")
+#   FRREG_TRAIN   trainer command (default frreg-train)
+# Exit status: 0 all seeds trained, 2 corpus missing, else the trainer's status.
+set -euo pipefail
+
+CORPUS_JSONL="${CORPUS_JSONL:-runs/phase_a/full_grid/per_frame_canonical6.jsonl}"
+OUT_DIR="${OUT_DIR:-runs/ensemble_loso}"
+SEEDS="${SEEDS:-0 1 2 3 4}"
+LOG_DIR="${LOG_DIR:-$OUT_DIR/logs}"
+read -r -a TRAIN_CMD <<< "${FRREG_TRAIN:-frreg-train}"
+
+if [[ ! -f "$CORPUS_JSONL" ]]; then
+  echo "run_ensemble_loso.sh: corpus $CORPUS_JSONL not found." >&2
+  echo "  Produce it first (runbook step 0): frreg-corpus --builtin --out $CORPUS_JSONL" >&2
+  exit 2
+fi
+
+mkdir -p "$OUT_DIR" "$LOG_DIR"
+for seed in $SEEDS; do
+  log="$LOG_DIR/seed${seed}_$(date -u +%Y%m%dT%H%M%SZ).log"
+  echo "== seed $seed -> $log"
+  "${TRAIN_CMD[@]}" --seeds "$seed" --corpus "$CORPUS_JSONL" --out-dir "$OUT_DIR" "$@" 2>&1 | tee "$log"
+done
+
+seed_list=$(IFS=,; set -f; set -- $SEEDS; echo "$*")
+echo "All seeds trained. Next, gate the ensemble and write the verdict:"
+printf '  frreg-validate %q --seeds %s --corpus %q\n' "$OUT_DIR" "$seed_list" "$CORPUS_JSONL"

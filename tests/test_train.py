@@ -1,0 +1,171 @@
+"""frreg-train: artifact schema, strict JSON, determinism, dry runs, errors."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from frreg.cli import train as train_cli
+from frreg.corpus import load_corpus
+from frreg.metrics import plcc
+from frreg.schema import ENCODER_VOCAB_VERSION, EXIT_OK, EXIT_USAGE
+
+REQUIRED_FIELDS = {
+    "seed",
+    "corpus",
+    "corpus_sha256",
+    "n_rows",
+    "sources",
+    "n_folds",
+    "folds",
+    "mean_plcc",
+    "std_plcc",
+    "min_plcc",
+    "max_plcc",
+    "mean_srocc",
+    "mean_rmse",
+    "epochs",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "num_codecs",
+    "encoder_vocab_version",
+    "wall_time_s",
+    "versions",
+    "note",
+}
+
+
+def strict_load(path):
+    def refuse(token):
+        raise AssertionError(f"{path} contains the non-JSON token {token}")
+
+    return json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse)
+
+
+def train(corpus, out, *extra):
+    return train_cli.main(["--corpus", str(corpus), "--out-dir", str(out), "--epochs", "3", *extra])
+
+
+@pytest.fixture(params=["batched", "reference"])
+def engine(request):
+    return request.param
+
+
+def test_artifact_schema_and_predictions(tiny_corpus, tmp_path, engine):
+    out = tmp_path / "out"
+    assert train(tiny_corpus, out, "--seeds", "0,3", "--engine", engine) == EXIT_OK
+    corpus = load_corpus(tiny_corpus)
+    for seed in (0, 3):
+        rec = strict_load(out / f"loso_seed{seed}.json")
+        assert rec.keys() >= REQUIRED_FIELDS
+        assert rec["seed"] == seed
+        assert rec["corpus_sha256"] == hashlib.sha256(tiny_corpus.read_bytes()).hexdigest()
+        assert rec["n_rows"] == corpus.n_rows
+        assert rec["sources"] == list(corpus.sources) == [f["held_out"] for f in rec["folds"]]
+        assert rec["n_folds"] == 3
+        assert (rec["epochs"], rec["batch_size"], rec["lr"], rec["weight_decay"]) == (
+            3,
+            32,
+            5e-4,
+            1e-5,
+        )
+        assert rec["encoder_vocab_version"] == ENCODER_VOCAB_VERSION
+        assert rec["note"] is None
+        assert rec["engine"] == engine
+        assert {"frreg", "torch"} <= rec["versions"].keys()
+        assert rec["mean_plcc"] == pytest.approx(np.mean([f["plcc"] for f in rec["folds"]]))
+
+        pred_path = out / rec["predictions"]["file"]
+        assert rec["predictions"]["sha256"] == hashlib.sha256(pred_path.read_bytes()).hexdigest()
+        with pred_path.open() as fh:
+            preds = list(csv.DictReader(fh))
+        assert len(preds) == corpus.n_rows  # every row is held out exactly once
+        for fold in rec["folds"]:
+            rows = [p for p in preds if p["held_out"] == fold["held_out"]]
+            assert len(rows) == fold["n_val"]
+            assert {p["src"] for p in rows} == {fold["held_out"]}
+            # The recorded PLCC is recomputable from the saved predictions.
+            got = plcc(
+                np.array([float(p["vmaf"]) for p in rows]),
+                np.array([float(p["pred"]) for p in rows]),
+            )
+            assert got == pytest.approx(fold["plcc"], abs=1e-9)
+
+
+def test_same_seed_same_numbers(tiny_corpus, tmp_path, engine):
+    for run in ("a", "b"):
+        assert train(tiny_corpus, tmp_path / run, "--seeds", "1", "--engine", engine) == EXIT_OK
+    a, b = (strict_load(tmp_path / r / "loso_seed1.json")["folds"] for r in "ab")
+    assert a == b
+
+
+def test_dry_run_is_one_epoch_and_marked(tiny_corpus, tmp_path):
+    assert train(tiny_corpus, tmp_path, "--seeds", "2", "--dry-run") == EXIT_OK
+    rec = strict_load(tmp_path / "loso_seed2.json")
+    assert rec["note"] == "dry-run"
+    assert rec["epochs"] == 1
+
+
+def test_constant_source_gives_null_plcc_and_null_mean(write_jsonl, tiny_rows, tmp_path, capsys):
+    rows = [dict(r, vmaf=50.0) if r["src"] == "synth01" else r for r in tiny_rows]
+    assert train(write_jsonl(rows), tmp_path, "--seeds", "0") == EXIT_OK
+    rec = strict_load(tmp_path / "loso_seed0.json")
+    by_src = {f["held_out"]: f for f in rec["folds"]}
+    assert by_src["synth01"]["plcc"] is None
+    assert by_src["synth01"]["srocc"] is None
+    assert len(rec["folds"]) == 3  # the undefined fold is kept, never dropped
+    assert rec["mean_plcc"] is None
+    assert "source 'synth01' has a constant 'vmaf'" in capsys.readouterr().err
+
+
+def test_missing_corpus_points_at_the_prestep(tmp_path, capsys):
+    missing = tmp_path / "runs" / "corpus.jsonl"
+    assert train_cli.main(["--corpus", str(missing), "--out-dir", str(tmp_path)]) == EXIT_USAGE
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"frreg-train: error: {missing}: corpus not found; produce it first")
+    assert "frreg-corpus" in err
+    assert "\n" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--out", "x"], "unrecognized arguments: --out x"),
+        (["--corpus-root", "x"], "unrecognized arguments: --corpus-root x"),
+        (["--seeds", "0,a"], "invalid seed list '0,a': 'a' is not a non-negative integer"),
+        (["--seeds", "1,1"], "seed 1 is listed twice"),
+        (["--epochs", "0"], "invalid value '0': expected an integer >= 1"),
+        (["--lr", "nan"], "invalid value 'nan'"),
+    ],
+)
+def test_usage_errors_exit_2(argv, needle, capsys):
+    with pytest.raises(SystemExit) as info:
+        train_cli.main(argv)
+    assert info.value.code == EXIT_USAGE
+    assert needle in capsys.readouterr().err
+
+
+def test_num_codecs_other_than_the_vocabulary_width_is_refused(tiny_corpus, tmp_path, capsys):
+    assert train(tiny_corpus, tmp_path, "--num-codecs", "13") == EXIT_USAGE
+    assert "--num-codecs 13 is not supported" in capsys.readouterr().err
+
+
+def test_parser_defaults_are_the_authoritative_interface():
+    args = train_cli.build_parser().parse_args([])
+    assert args.seeds == (0, 1, 2, 3, 4)
+    assert args.corpus == "runs/phase_a/full_grid/per_frame_canonical6.jsonl"
+    assert args.out_dir == "runs/ensemble_loso"
+    assert (args.epochs, args.batch_size, args.lr, args.weight_decay, args.num_codecs) == (
+        200,
+        32,
+        5e-4,
+        1e-5,
+        14,
+    )
+    assert args.dry_run is False
+    assert args.device == "cpu"
