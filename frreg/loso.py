@@ -159,6 +159,33 @@ def versions() -> dict[str, str]:
     }
 
 
+def run_config(
+    corpus_sha256: str,
+    seed: int,
+    settings: TrainSettings,
+    *,
+    engine: Engine = "batched",
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Everything that determines one seed's numbers.
+
+    Stored in the artifact as ``config``; its sha256 is the cache key, so the
+    two can never disagree about what a cached result depends on.
+    """
+    v = versions()
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "corpus_sha256": corpus_sha256,
+        "seed": seed,
+        **settings.as_dict(),
+        "encoder_vocab_version": ENCODER_VOCAB_VERSION,
+        "engine": engine,
+        "device": device,
+        "frreg": v["frreg"],
+        "torch": v["torch"],
+    }
+
+
 def seed_record(
     corpus: Corpus,
     seed: int,
@@ -190,6 +217,7 @@ def seed_record(
         "wall_time_s": round(wall_time_s, 3),
         "versions": versions(),
         "argv": list(argv) if argv is not None else list(sys.argv),
+        "config": run_config(corpus.sha256, seed, settings, engine=engine, device=device),
         "note": DRY_RUN_NOTE if dry_run else None,
     }
 

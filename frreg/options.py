@@ -24,11 +24,15 @@ from frreg.schema import (
     DEFAULT_OUT_DIR,
     DEFAULT_SEEDS,
     DEFAULT_WEIGHT_DECAY,
+    DEMO_CQS,
+    DEMO_ENCODERS,
+    ENCODER_VOCAB,
     ENSEMBLE_SEEDS,
     MEAN_PLCC_MIN,
     NUM_CODECS,
     PER_SEED_PLCC_MIN,
     PLCC_SPREAD_MAX,
+    UNKNOWN_ENCODER,
 )
 
 # --------------------------------------------------------------------------
@@ -62,6 +66,35 @@ def seed_list(text: str) -> tuple[int, ...]:
 def format_seed_list(seeds: tuple[int, ...] | list[int]) -> str:
     """Inverse of :func:`seed_list`."""
     return ",".join(str(s) for s in seeds)
+
+
+def encoder_list(text: str) -> tuple[str, ...]:
+    """Parse ``"libx264,libx265"``: encoders of the vocabulary, no repeats."""
+    names = [p.strip() for p in str(text).split(",")]
+    allowed = [e for e in ENCODER_VOCAB if e != UNKNOWN_ENCODER]
+    for name in names:
+        if name not in allowed:
+            raise argparse.ArgumentTypeError(
+                f"invalid encoder {name!r} in {text!r}: choose from {', '.join(allowed)}"
+            )
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(
+            f"invalid encoder list {text!r}: an encoder is listed twice"
+        )
+    return tuple(names)
+
+
+def cq_list(text: str) -> tuple[int, ...]:
+    """Parse ``"22,30,38"``: non-negative integer quality settings, no repeats."""
+    parts = [p.strip() for p in str(text).split(",")]
+    if not all(p.isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(
+            f"invalid cq list {text!r}: expected comma-separated non-negative integers, e.g. 22,30,38"
+        )
+    values = tuple(int(p) for p in parts)
+    if len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"invalid cq list {text!r}: a value is listed twice")
+    return values
 
 
 def positive_int(text: str) -> int:
@@ -128,6 +161,8 @@ class Option:
     metavar: str | None = None
     action: str | None = None
     choices: tuple[str, ...] | None = None
+    #: How the help text shows the default, when ``str(default)`` would not read well.
+    shown_default: str | None = None
 
     def flag(self, prefix: str = "") -> str:
         return f"--{prefix}{self.name}"
@@ -138,7 +173,12 @@ class Option:
             kw["action"] = self.action
             kw["help"] = self.help
             return kw
-        shown = format_seed_list(self.default) if self.type is seed_list else self.default
+        if self.shown_default is not None:
+            shown = self.shown_default
+        elif isinstance(self.default, tuple):
+            shown = ",".join(str(v) for v in self.default)
+        else:
+            shown = self.default
         kw["help"] = f"{self.help} (default: {shown})"
         if self.type is not None:
             kw["type"] = self.type
@@ -225,6 +265,87 @@ PER_SEED = Option(
 
 #: Gate thresholds shared by ``frreg-gate``, ``frreg-validate`` and the plugin.
 THRESHOLD_OPTIONS = (MEAN_PLCC, SPREAD, PER_SEED)
+
+ENGINES = ("batched", "reference")
+ENGINE = Option(
+    "engine",
+    "engine",
+    "batched: every fold and seed in one batched run (fast); reference: the "
+    "straightforward per-fold DataLoader loop, for cross-checking",
+    "batched",
+    choices=ENGINES,
+)
+DEVICE = Option(
+    "device", "device", "torch device; cuda only when available", "cpu", choices=("cpu", "cuda")
+)
+
+# Options only the pytest plugin has (prefixed --frreg-, ini frreg_<dest>).
+GATE_CORPUS = Option(
+    "corpus",
+    "corpus",
+    "Phase A corpus (JSONL); turns the gate on; produced from --frreg-sources if missing",
+    None,
+    metavar="PATH",
+    shown_default="off",
+)
+GATE_SOURCES = Option(
+    "sources",
+    "sources",
+    "source manifest (TOML or JSON) used to produce a missing corpus",
+    None,
+    metavar="MANIFEST",
+    shown_default="the built-in source set",
+)
+GATE_ENCODERS = Option(
+    "encoders",
+    "encoders",
+    "encoders used to produce a missing corpus",
+    DEMO_ENCODERS,
+    encoder_list,
+    "E[,E...]",
+)
+GATE_CQS = Option(
+    "cqs", "cqs", "quality grid used to produce a missing corpus", DEMO_CQS, cq_list, "N[,N...]"
+)
+GATE_OUT_DIR = Option(
+    "out-dir",
+    "out_dir",
+    "where loso_seed{N}.json, the verdict and the report land",
+    "runs/frreg-gate",
+    metavar="DIR",
+)
+GATE_CACHE_DIR = Option(
+    "cache-dir",
+    "cache_dir",
+    "trained-seed cache shared by xdist workers and concurrent sessions",
+    "runs/frreg-cache",
+    metavar="DIR",
+)
+FOLD_MIN = Option(
+    "fold-min",
+    "fold_min",
+    "also fail any fold whose held-out PLCC is below this",
+    None,
+    correlation,
+    "X",
+    shown_default="off",
+)
+
+#: Every ``--frreg-*`` option, in help order.
+PLUGIN_OPTIONS = (
+    GATE_CORPUS,
+    GATE_SOURCES,
+    GATE_ENCODERS,
+    GATE_CQS,
+    SEEDS,
+    *TRAINING_OPTIONS,
+    ENGINE,
+    DEVICE,
+    GATE_OUT_DIR,
+    GATE_CACHE_DIR,
+    *THRESHOLD_OPTIONS,
+    FOLD_MIN,
+)
 
 
 def add_options(add: Callable[..., Any], options: tuple[Option, ...], prefix: str = "") -> None:

@@ -142,6 +142,11 @@ DEFAULT_BATCH_SIZE: Final = 32
 DEFAULT_LR: Final = 5e-4
 DEFAULT_WEIGHT_DECAY: Final = 1e-5
 DRY_RUN_EPOCHS: Final = 1
+#: The built-in demo (``make demo``, the plugin's lazily produced corpus):
+#: a grid small enough for a few minutes on two cores.
+DEMO_ENCODERS: Final = ("libx264", "libx265")
+DEMO_CQS: Final = (22, 30, 38, 46)
+DEMO_EPOCHS: Final = 30
 DRY_RUN_NOTE: Final = "dry-run"
 
 # --------------------------------------------------------------------------

@@ -16,7 +16,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from frreg.errors import CorpusError, FrregError, InputError
-from frreg.options import CORPUS, OUT_DIR, SEEDS, TRAINING_OPTIONS, StrictParser, add_options
+from frreg.options import (
+    CORPUS,
+    DEVICE,
+    ENGINE,
+    OUT_DIR,
+    SEEDS,
+    TRAINING_OPTIONS,
+    StrictParser,
+    add_options,
+)
 from frreg.schema import DRY_RUN_EPOCHS, DRY_RUN_NOTE, EXIT_OK, NUM_CODECS
 
 PROG = "frreg-train"
@@ -44,21 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f'train {DRY_RUN_EPOCHS} epoch and mark artifacts "note": "{DRY_RUN_NOTE}" '
         "(the gate never promotes them)",
     )
-    parser.add_argument(
-        "--device",
-        dest="device",
-        choices=("cpu", "cuda"),
-        default="cpu",
-        help="torch device; cuda only when available (default: cpu)",
-    )
-    parser.add_argument(
-        "--engine",
-        dest="engine",
-        choices=("batched", "reference"),
-        default="batched",
-        help="batched: all folds and seeds at once (fast); reference: the straightforward "
-        "per-fold DataLoader loop, for cross-checking (default: batched)",
-    )
+    add_options(parser.add_argument, (DEVICE, ENGINE))
     return parser
 
 

@@ -1,0 +1,149 @@
+"""A content-addressed cache of trained seeds, safe for concurrent processes.
+
+One entry holds one seed's ``loso_seed{N}.json`` and its predictions, keyed
+by the sha256 of the seed's run config (corpus digest, seed, every training
+setting, engine, device and the versions that change numbers: see
+:func:`frreg.loso.run_config`). An entry is built under a file lock in a
+directory every worker shares, assembled in a temporary directory and renamed
+into place, then verified on every read. Correctness does not depend on the
+lock: a lost lock costs duplicated training, never a torn entry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from frreg._io import sha256_file, sha256_json, write_json_atomic
+from frreg.schema import seed_artifact_name, seed_predictions_name
+
+_ENTRY = "entry.json"
+_TRAIN_LOG = "trained.log"
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """A verified cache entry for one seed."""
+
+    key: str
+    directory: Path
+    seed: int
+    trained_now: bool
+
+    @property
+    def artifact(self) -> Path:
+        return self.directory / seed_artifact_name(self.seed)
+
+    @property
+    def predictions(self) -> Path:
+        return self.directory / seed_predictions_name(self.seed)
+
+    def record(self) -> dict[str, Any]:
+        return json.loads(self.artifact.read_text(encoding="utf-8"))
+
+
+class CorruptEntry(Exception):
+    """An entry failed verification; the message says why."""
+
+
+class SeedCache:
+    """Trained-seed artifacts under ``root``, one directory per config key."""
+
+    def __init__(self, root: str | Path, on_event: Callable[[str], None] | None = None) -> None:
+        self.root = Path(root)
+        self.on_event = on_event or (lambda message: None)
+
+    @staticmethod
+    def key(config: dict[str, Any]) -> str:
+        return sha256_json(config)
+
+    def entry_dir(self, key: str) -> Path:
+        """Where the entry for ``key`` lives (whether or not it exists yet)."""
+        return self.root / key[:2] / key
+
+    def _verify(self, key: str, config: dict[str, Any], seed: int) -> CacheEntry:
+        directory = self.entry_dir(key)
+        meta_path = directory / _ENTRY
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise CorruptEntry(f"{meta_path} is missing") from None
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CorruptEntry(f"{meta_path} is unreadable ({exc})") from None
+        if not isinstance(meta, dict) or meta.get("config") != config:
+            raise CorruptEntry(f"{meta_path} describes a different config")
+        for name, digest in (meta.get("files") or {}).items():
+            path = directory / name
+            if not path.is_file():
+                raise CorruptEntry(f"{path} is missing")
+            if sha256_file(path) != digest:
+                raise CorruptEntry(f"{path} does not match its recorded sha256")
+        entry = CacheEntry(key, directory, seed, trained_now=False)
+        if set(meta.get("files") or {}) != {entry.artifact.name, entry.predictions.name}:
+            raise CorruptEntry(f"{meta_path} lists the wrong files")
+        return entry
+
+    def lookup(self, config: dict[str, Any], seed: int) -> CacheEntry | None:
+        """The verified entry for ``config``, or ``None`` (corrupt entries are removed)."""
+        key = self.key(config)
+        if not self.entry_dir(key).exists():
+            return None
+        try:
+            return self._verify(key, config, seed)
+        except CorruptEntry as exc:
+            self.on_event(f"discarding corrupt cache entry {key[:12]}: {exc}")
+            shutil.rmtree(self.entry_dir(key), ignore_errors=True)
+            return None
+
+    def get_or_build(
+        self,
+        config: dict[str, Any],
+        seed: int,
+        build: Callable[[Path], None],
+    ) -> CacheEntry:
+        """Return the entry for ``config``, calling ``build(tmp_dir)`` at most once across processes.
+
+        ``build`` must write ``loso_seed{seed}.json`` and its predictions into
+        the directory it is given.
+        """
+        key = self.key(config)
+        if (hit := self.lookup(config, seed)) is not None:
+            return hit
+        self.root.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.root / f"{key}.lock")):
+            if (hit := self.lookup(config, seed)) is not None:  # another process built it
+                return hit
+            final = self.entry_dir(key)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{key[:12]}.", dir=final.parent))
+            try:
+                build(tmp)
+                files = {
+                    name: sha256_file(tmp / name)
+                    for name in (seed_artifact_name(seed), seed_predictions_name(seed))
+                }
+                write_json_atomic(tmp / _ENTRY, {"key": key, "config": config, "files": files})
+                shutil.rmtree(final, ignore_errors=True)
+                os.rename(tmp, final)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            with open(self.root / _TRAIN_LOG, "a", encoding="utf-8") as log:
+                log.write(f"{key} seed={seed} pid={os.getpid()}\n")
+            self.on_event(f"trained seed {seed} (cache key {key[:12]})")
+        return CacheEntry(key, final, seed, trained_now=True)
+
+    def trained_count(self) -> int:
+        """How many entries this cache has ever built (one line per build in ``trained.log``)."""
+        try:
+            return len((self.root / _TRAIN_LOG).read_text(encoding="utf-8").splitlines())
+        except FileNotFoundError:
+            return 0

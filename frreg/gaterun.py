@@ -1,0 +1,398 @@
+"""One ship-gate run: corpus, cached training per seed, checks and verdict.
+
+The pytest plugin is a thin shell over :class:`GateRun`: collection asks it
+for the declared seeds and sources, each gate item asks it for one check, and
+the controller asks it to :meth:`~GateRun.finalize` the verdict from the
+items' reports. Every method is safe to call from several processes at once
+(pytest-xdist workers): the corpus and every seed are produced once, under a
+file lock, and written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from frreg._io import atomic_writer, sha256_file
+from frreg.cache import CacheEntry, SeedCache
+from frreg.corpus import Corpus, load_corpus
+from frreg.gate import (
+    Check,
+    GateReport,
+    Thresholds,
+    check_seed,
+    evaluate,
+    load_loso_dir,
+    load_seed_artifact,
+)
+from frreg.train import TrainSettings
+
+#: File names the gate run writes into its out dir, besides the seed artifacts.
+REPORT_MD = "frreg-report.md"
+HEATMAP_PNG = "frreg-plcc.png"
+
+
+class GateFailure(AssertionError):
+    """A gate check failed; ``str()`` is the one-line verdict."""
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """Everything a gate run needs, resolved from options / ini / defaults."""
+
+    corpus: Path
+    out_dir: Path
+    cache_dir: Path
+    seeds: tuple[int, ...]
+    settings: TrainSettings
+    thresholds: Thresholds
+    fold_min: float | None = None
+    sources_manifest: Path | None = None
+    encoders: tuple[str, ...] | None = None
+    cqs: tuple[int, ...] | None = None
+    engine: str = "batched"
+    device: str = "cpu"
+
+
+@dataclass
+class ItemOutcome:
+    """What the controller learned about one gate item from its reports."""
+
+    nodeid: str
+    outcome: str
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+def gate_config(values: Mapping[str, Any], base: Path) -> GateConfig:
+    """Build a :class:`GateConfig` from resolved option values (keyed by option dest).
+
+    Relative paths are taken relative to ``base`` (the invocation directory).
+    """
+    from frreg.errors import InputError
+    from frreg.schema import NUM_CODECS
+
+    def path(value: Any) -> Path:
+        p = Path(str(value)).expanduser()
+        return p if p.is_absolute() else base / p
+
+    if values["num_codecs"] != NUM_CODECS:
+        raise InputError(
+            f"--frreg-num-codecs {values['num_codecs']}: only {NUM_CODECS} is supported"
+        )
+    if values["device"] == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InputError("--frreg-device cuda requested but torch sees no CUDA device")
+    seeds = tuple(values["seeds"])
+    return GateConfig(
+        corpus=path(values["corpus"]),
+        out_dir=path(values["out_dir"]),
+        cache_dir=path(values["cache_dir"]),
+        seeds=seeds,
+        settings=TrainSettings(
+            epochs=values["epochs"],
+            batch_size=values["batch_size"],
+            lr=values["lr"],
+            weight_decay=values["weight_decay"],
+            num_codecs=values["num_codecs"],
+        ),
+        thresholds=Thresholds(
+            mean_plcc_min=values["mean_plcc_threshold"],
+            plcc_spread_max=values["plcc_spread_max"],
+            per_seed_min=values["per_seed_min"],
+            seeds=seeds,
+        ),
+        fold_min=values["fold_min"],
+        sources_manifest=None if values["sources"] is None else path(values["sources"]),
+        encoders=tuple(values["encoders"]),
+        cqs=tuple(values["cqs"]),
+        engine=values["engine"],
+        device=values["device"],
+    )
+
+
+def summary_lines(
+    run: GateRun,
+    report: GateReport,
+    verdict_path: Path | None,
+    outcomes: Mapping[str, ItemOutcome],
+) -> list[str]:
+    """The terminal summary: PLCC table, per-seed means, gate parts, verdict, files."""
+    from frreg.report import plcc_table, table_lines
+
+    out = run.config.out_dir
+    arts = load_loso_dir(out, run.config.seeds)
+    sources, table = plcc_table({s: a.record for s, a in arts.items()})
+    lines = table_lines(sources, table, report.seed_means) if table else ["(no trained seeds)"]
+    lines.append("")
+    lines += [ln for ln in report.lines()]
+    trained = sorted(
+        {
+            int(o.properties["seed"])
+            for o in outcomes.values()
+            if o.properties.get("trained_now") and "seed" in o.properties
+        }
+    )
+    cached = [s for s in run.config.seeds if s not in trained]
+    lines.append(
+        f"trained this run: {', '.join(map(str, trained)) or 'none'}; "
+        f"from cache: {', '.join(map(str, cached)) or 'none'} ({run.config.cache_dir})"
+    )
+    if verdict_path is not None:
+        lines.append(f"verdict: {verdict_path}")
+    lines.append(f"report: {out / REPORT_MD}")
+    if (out / HEATMAP_PNG).exists():
+        lines.append(f"heatmap: {out / HEATMAP_PNG}")
+    return lines
+
+
+class GateRun:
+    """Lazily produce the corpus, train seeds through the cache, answer checks."""
+
+    def __init__(self, config: GateConfig, log: Callable[[str], None] | None = None) -> None:
+        self.config = config
+        self.log = log or (lambda message: None)
+        self.cache = SeedCache(config.cache_dir, on_event=self.log)
+        self._corpus: Corpus | None = None
+        self._entries: dict[int, CacheEntry] = {}
+
+    # ------------------------------------------------------------------ collection
+
+    def declared_sources(self) -> list[str]:
+        """Sorted source ids, known without producing anything.
+
+        From the corpus when it exists (validated), else from the source
+        manifest or the built-in set the producer would use.
+        """
+        if self.config.corpus.exists():
+            return list(self.corpus().sources)
+        from frreg.producer import declared_source_ids
+
+        return sorted(declared_source_ids(self.config.sources_manifest))
+
+    # ------------------------------------------------------------------ corpus
+
+    def corpus(self) -> Corpus:
+        """The validated corpus, produced first (once, under a lock) if missing."""
+        if self._corpus is None:
+            path = self.config.corpus
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with FileLock(str(path) + ".lock"):
+                    if not path.exists():
+                        self.log(f"corpus {path} not found: producing it")
+                        from frreg.producer import produce_for_gate
+
+                        produce_for_gate(
+                            path,
+                            manifest=self.config.sources_manifest,
+                            encoders=self.config.encoders,
+                            cqs=self.config.cqs,
+                            log=self.log,
+                        )
+            self._corpus = load_corpus(path)
+        return self._corpus
+
+    def check_corpus(self) -> dict[str, Any]:
+        """The corpus item: produce if missing, then load and validate."""
+        corpus = self.corpus()
+        return {
+            "corpus_sha256": corpus.sha256,
+            "n_rows": corpus.n_rows,
+            "sources": ",".join(corpus.sources),
+            "notes": " | ".join(corpus.warnings()),
+        }
+
+    # ------------------------------------------------------------------ training
+
+    def seed_entry(self, seed: int) -> CacheEntry:
+        """The cached training result of one seed (all its folds), training it if needed."""
+        if seed not in self._entries:
+            from frreg.loso import run_config, run_loso
+
+            corpus = self.corpus()
+            cfg = self.config
+            config = run_config(
+                corpus.sha256, seed, cfg.settings, engine=cfg.engine, device=cfg.device
+            )
+
+            def build(directory: Path) -> None:
+                self.log(
+                    f"training seed {seed}: {len(corpus.sources)} folds x {cfg.settings.epochs} epochs"
+                )
+                run_loso(
+                    corpus,
+                    [seed],
+                    cfg.settings,
+                    directory,
+                    argv=["pytest-frreg", f"--frreg-seeds={seed}"],
+                    engine=cfg.engine,  # type: ignore[arg-type]
+                    device=cfg.device,
+                )
+
+            self._entries[seed] = self.cache.get_or_build(config, seed, build)
+        return self._entries[seed]
+
+    # ------------------------------------------------------------------ checks
+
+    def check_fold(self, seed: int, source: str) -> dict[str, Any]:
+        """Metrics of one fold; raises :class:`GateFailure` when unusable or below the floor."""
+        entry = self.seed_entry(seed)
+        rec = entry.record()
+        folds = {f["held_out"]: f for f in rec["folds"]}
+        if source not in folds:
+            raise GateFailure(
+                f"seed {seed}: corpus {self.config.corpus} has no source '{source}' "
+                f"(it has {', '.join(rec['sources'])})"
+            )
+        fold = folds[source]
+        props = {
+            "seed": seed,
+            "held_out": source,
+            "n_val": fold["n_val"],
+            "plcc": fold["plcc"],
+            "srocc": fold["srocc"],
+            "rmse": fold["rmse"],
+            "cache_key": entry.key,
+            "trained_now": entry.trained_now,
+        }
+        bad = [
+            k for k in ("plcc", "srocc", "rmse") if fold[k] is None or not math.isfinite(fold[k])
+        ]
+        if bad:
+            raise GateFailure(
+                f"seed {seed} fold {source}: {', '.join(bad)} undefined "
+                f"(is the held-out source's vmaf constant?)"
+            )
+        floor = self.config.fold_min
+        if floor is not None and fold["plcc"] < floor:
+            raise GateFailure(f"seed {seed} fold {source} PLCC {fold['plcc']:.4f} < {floor}")
+        return props
+
+    def check_seed(self, seed: int) -> dict[str, Any]:
+        """The seed's mean PLCC against the per-seed minimum."""
+        entry = self.seed_entry(seed)
+        art = load_seed_artifact(entry.artifact, seed)
+        checks, mean = check_seed(art, self.config.thresholds)
+        failures = [c.message for c in checks if not c.passed]
+        if failures:
+            raise GateFailure("; ".join(failures))
+        return {"seed": seed, "mean_plcc": mean, "cache_key": entry.key}
+
+    def ensemble_report(self) -> GateReport:
+        """The library gate over every declared seed's cached artifact."""
+        arts = {s: load_seed_artifact(self.seed_entry(s).artifact, s) for s in self.config.seeds}
+        return evaluate(arts, self.config.thresholds, corpus_sha256=self.corpus().sha256)
+
+    def check_ensemble(self, name: str) -> dict[str, Any]:
+        """One ensemble-level check by name (``mean PLCC``, ``PLCC spread``, ...)."""
+        report = self.ensemble_report()
+        matches = [c for c in report.checks if c.name == name]
+        if not matches:  # pragma: no cover - names come from ENSEMBLE_CHECKS
+            raise GateFailure(f"no ensemble check named {name!r}")
+        failing = [c.message for c in matches if not c.passed]
+        if failing:
+            raise GateFailure("; ".join(failing))
+        return {"check": name, "observed": matches[0].observed, "threshold": matches[0].threshold}
+
+    # ------------------------------------------------------------------ verdict
+
+    def finalize(
+        self,
+        outcomes: Mapping[str, ItemOutcome],
+        expected: Sequence[str],
+        *,
+        interrupted: str | None,
+    ) -> tuple[GateReport, Path | None]:
+        """Write seed artifacts, the verdict and the reports into the out dir.
+
+        Runs once, on the controller, after every item reported. PROMOTE needs
+        every expected item to have passed, an uninterrupted run, and the
+        library gate to pass on the artifacts the items produced.
+        """
+        from frreg.verdict import build_verdict, clear_verdict, write_verdict
+
+        cfg = self.config
+        out = cfg.out_dir
+        out.mkdir(parents=True, exist_ok=True)
+        clear_verdict(out)
+        # Publish the seed artifacts the items reported, from the shared cache.
+        keys = {}
+        for o in outcomes.values():
+            if "cache_key" in o.properties and "seed" in o.properties:
+                keys[int(o.properties["seed"])] = str(o.properties["cache_key"])
+        for seed in cfg.seeds:
+            _publish(self.cache, out, seed, keys.get(seed))
+
+        arts = load_loso_dir(out, cfg.seeds)
+        corpus_sha = sha256_file(cfg.corpus) if cfg.corpus.is_file() else None
+        report = evaluate(arts, cfg.thresholds, corpus_sha256=corpus_sha)
+        missing = [n for n in expected if n not in outcomes]
+        not_passed = [n for n in expected if n in outcomes and outcomes[n].outcome != "passed"]
+        report.checks.append(
+            Check(
+                "gate items",
+                not missing and not not_passed,
+                f"gate items: {len(expected) - len(missing) - len(not_passed)} of {len(expected)} passed"
+                + (f"; not run: {len(missing)}" if missing else "")
+                + (f"; failed: {', '.join(not_passed[:5])}" if not_passed else ""),
+            )
+        )
+        if interrupted:
+            report.checks.append(Check("run", False, f"run: {interrupted}"))
+        if corpus_sha is None:
+            report.checks.append(Check("corpus", False, f"corpus: {cfg.corpus} not found"))
+        verdict = build_verdict(
+            report, arts, corpus=cfg.corpus, corpus_sha256=corpus_sha, source="pytest-frreg"
+        )
+        path = write_verdict(out, verdict)
+        notes = [o.properties["notes"] for o in outcomes.values() if o.properties.get("notes")]
+        self._write_reports(report, arts, path, notes)
+        return report, path
+
+    def _write_reports(
+        self, report: GateReport, arts: Mapping[int, Any], verdict_path: Path, notes: Sequence[str]
+    ) -> None:
+        from frreg.report import heatmap, markdown, plcc_table
+
+        out = self.config.out_dir
+        sources, table = plcc_table({s: a.record for s, a in arts.items()})
+        files = {"verdict": str(verdict_path), "report": str(out / REPORT_MD)}
+        if sources and table:
+            heatmap(out / HEATMAP_PNG, sources, table, f"held-out PLCC — {report.verdict}")
+            files["heatmap"] = str(out / HEATMAP_PNG)
+        with atomic_writer(out / REPORT_MD) as fh:
+            fh.write(markdown(report, sources, table, files=files, notes=notes))
+
+
+def _publish(cache: SeedCache, out: Path, seed: int, key: str | None) -> None:
+    """Copy one seed's cached artifact into ``out``, or remove a stale one."""
+    from frreg.schema import seed_artifact_name, seed_predictions_name
+
+    names = (seed_predictions_name(seed), seed_artifact_name(seed))
+    src_dir = cache.entry_dir(key) if key else None
+    if src_dir is None or not all((src_dir / n).is_file() for n in names):
+        for name in names:
+            (out / name).unlink(missing_ok=True)
+        return
+    for name in names:  # predictions first, so the JSON never points at a missing file
+        with atomic_writer(out / name, "wb") as fh:
+            fh.write((src_dir / name).read_bytes())
+
+
+def load_report_summary(out_dir: Path) -> dict[str, Any] | None:
+    """The verdict document in ``out_dir``, if any."""
+    from frreg.schema import HOLD_FILE, PROMOTE_FILE
+
+    for name in (PROMOTE_FILE, HOLD_FILE):
+        path = out_dir / name
+        if path.is_file():
+            return json.loads(path.read_text(encoding="utf-8"))
+    return None

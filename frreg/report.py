@@ -1,0 +1,108 @@
+"""Human-facing renderings of a gate run: terminal table, markdown, PNG heatmap."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from frreg._io import atomic_writer
+from frreg.gate import GateReport
+
+PlccTable = dict[int, dict[str, float | None]]
+
+
+def plcc_table(records: Mapping[int, Mapping[str, Any]]) -> tuple[list[str], PlccTable]:
+    """Sources (sorted union) and PLCC per seed and held-out source from seed records."""
+    sources = sorted({f["held_out"] for rec in records.values() for f in rec["folds"]})
+    table = {
+        seed: {f["held_out"]: f["plcc"] for f in rec["folds"]}
+        for seed, rec in sorted(records.items())
+    }
+    return sources, table
+
+
+def _cell(x: float | None) -> str:
+    return "  —   " if x is None else f"{x:.4f}"
+
+
+def table_lines(
+    sources: Sequence[str], table: PlccTable, seed_means: Mapping[int, float | None]
+) -> list[str]:
+    """A fixed-width seeds x sources PLCC table with each seed's mean in the last column."""
+    width = max([6, *(len(s) for s in sources)])
+    head = "seed  " + " ".join(s.rjust(width) for s in sources) + "    mean"
+    lines = [head, "-" * len(head)]
+    for seed, row in sorted(table.items()):
+        cells = " ".join(_cell(row.get(s)).rjust(width) for s in sources)
+        lines.append(f"{seed:<4}  {cells}  {_cell(seed_means.get(seed))}")
+    return lines
+
+
+def markdown(
+    report: GateReport,
+    sources: Sequence[str],
+    table: PlccTable,
+    *,
+    files: Mapping[str, str] | None = None,
+    notes: Sequence[str] = (),
+) -> str:
+    """A markdown summary suitable for a CI job summary."""
+    mark = "✅ PROMOTE" if report.passed else "❌ HOLD"
+    out = [f"# fr_regressor_v2 ensemble gate: {mark}", ""]
+    out.append("| seed | " + " | ".join(sources) + " | mean |")
+    out.append("|---:|" + "---:|" * (len(sources) + 1))
+    for seed, row in sorted(table.items()):
+        cells = " | ".join(_cell(row.get(s)).strip() for s in sources)
+        out.append(f"| {seed} | {cells} | {_cell(report.seed_means.get(seed)).strip()} |")
+    out += ["", "## Checks", ""]
+    out += [f"- {'PASS' if c.passed else '**FAIL**'} {c.message}" for c in report.checks]
+    if notes:
+        out += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    if files:
+        out += ["", "## Files", ""] + [f"- {k}: `{v}`" for k, v in files.items()]
+    return "\n".join(out) + "\n"
+
+
+def heatmap(path: str | Path, sources: Sequence[str], table: PlccTable, title: str) -> Path:
+    """Write a PNG heatmap of PLCC per seed (rows) and held-out source (columns)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: CI machines have no display
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    seeds = sorted(table)
+    grid = np.array(
+        [
+            [np.nan if table[s].get(src) is None else table[s][src] for src in sources]
+            for s in seeds
+        ],
+        dtype=float,
+    )
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(sources), 1.2 + 0.5 * len(seeds)))
+    finite = grid[np.isfinite(grid)]
+    low = float(finite.min()) if finite.size else 0.0
+    im = ax.imshow(grid, cmap="viridis", vmin=min(low, 0.9), vmax=1.0, aspect="auto")
+    ax.set_xticks(range(len(sources)), sources, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(seeds)), [f"seed {s}" for s in seeds], fontsize=8)
+    for i in range(len(seeds)):
+        for j in range(len(sources)):
+            v = grid[i, j]
+            ax.text(
+                j,
+                i,
+                "—" if np.isnan(v) else f"{v:.3f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if np.isnan(v) or v < (low + 1) / 2 else "black",
+            )
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, label="held-out PLCC")
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_writer(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=110)
+    plt.close(fig)
+    return path
