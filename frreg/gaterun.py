@@ -39,7 +39,15 @@ HEATMAP_PNG = "frreg-plcc.png"
 
 
 class GateFailure(AssertionError):
-    """A gate check failed; ``str()`` is the one-line verdict."""
+    """A gate check failed; ``str()`` is the one-line verdict.
+
+    ``properties`` carries what the check measured before failing, so a
+    failing fold still reports its metrics (and JUnit XML records them).
+    """
+
+    def __init__(self, message: str, properties: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.properties = dict(properties or {})
 
 
 @dataclass(frozen=True)
@@ -269,11 +277,12 @@ class GateRun:
         if bad:
             raise GateFailure(
                 f"seed {seed} fold {source}: {', '.join(bad)} undefined "
-                f"(is the held-out source's vmaf constant?)"
+                f"(is the held-out source's vmaf constant?)",
+                props,
             )
         floor = self.config.fold_min
         if floor is not None and fold["plcc"] < floor:
-            raise GateFailure(f"seed {seed} fold {source} PLCC {fold['plcc']:.4f} < {floor}")
+            raise GateFailure(f"seed {seed} fold {source} PLCC {fold['plcc']:.4f} < {floor}", props)
         return props
 
     def check_seed(self, seed: int) -> dict[str, Any]:
@@ -281,10 +290,16 @@ class GateRun:
         entry = self.seed_entry(seed)
         art = load_seed_artifact(entry.artifact, seed)
         checks, mean = check_seed(art, self.config.thresholds)
+        props = {
+            "seed": seed,
+            "mean_plcc": mean,
+            "cache_key": entry.key,
+            "trained_now": entry.trained_now,
+        }
         failures = [c.message for c in checks if not c.passed]
         if failures:
-            raise GateFailure("; ".join(failures))
-        return {"seed": seed, "mean_plcc": mean, "cache_key": entry.key}
+            raise GateFailure("; ".join(failures), props)
+        return props
 
     def ensemble_report(self) -> GateReport:
         """The library gate over every declared seed's cached artifact."""

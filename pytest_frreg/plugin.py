@@ -137,8 +137,14 @@ class GateItem(pytest.Item):
 
     def runtest(self) -> None:
         __tracebackhide__ = True
+        from frreg.gaterun import GateFailure
+
         run: GateRun = self.config.stash[RUN_KEY]
-        props = getattr(run, self._check)(*self._args)
+        try:
+            props = getattr(run, self._check)(*self._args)
+        except GateFailure as failure:
+            self.user_properties.extend(failure.properties.items())
+            raise
         self.user_properties.extend(props.items())
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:

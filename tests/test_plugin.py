@@ -1,0 +1,266 @@
+"""The pytest plugin gate, driven through pytester in real subprocesses (with and without xdist)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from frreg.schema import HOLD_FILE, PROMOTE_FILE
+from frreg.synthetic import synthetic_rows, write_corpus
+
+pytest_plugins = ["pytester"]
+
+EPOCHS = "2"
+# Thresholds any finite result meets: the pass path is about plumbing, not model quality.
+LENIENT = (
+    "--frreg-mean-plcc-threshold=-1",
+    "--frreg-per-seed-min=-1",
+    "--frreg-plcc-spread-max=2",
+)
+XDIST = pytest.mark.parametrize("workers", [None, "2"], ids=["no-xdist", "xdist-n2"])
+
+
+@pytest.fixture
+def corpus(pytester: pytest.Pytester) -> Path:
+    rows = synthetic_rows(n_sources=3, encoders=("libx264",), cqs=(24, 36), frames=10)
+    return write_corpus(pytester.path / "corpus.jsonl", rows)
+
+
+def gate(pytester: pytest.Pytester, corpus: Path, *args: str, workers: str | None = None):
+    argv = [f"--frreg-corpus={corpus}", f"--frreg-epochs={EPOCHS}", "-p", "no:cacheprovider", *args]
+    if workers:
+        argv += ["-n", workers]
+    return pytester.runpytest_subprocess(*argv, timeout=300)
+
+
+def trained_count(pytester: pytest.Pytester, cache: str = "runs/frreg-cache") -> int:
+    log = pytester.path / cache / "trained.log"
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def out_dir(pytester: pytest.Pytester) -> Path:
+    return pytester.path / "runs" / "frreg-gate"
+
+
+@XDIST
+def test_pass_writes_promote_and_the_table(pytester, corpus, workers):
+    result = gate(pytester, corpus, "-v", *LENIENT, workers=workers)
+    assert result.ret == 0, result.stdout.str()
+    out = out_dir(pytester)
+    assert (out / PROMOTE_FILE).exists()
+    assert not (out / HOLD_FILE).exists()
+    for seed in range(5):
+        assert json.loads((out / f"loso_seed{seed}.json").read_text())["seed"] == seed
+    text = result.stdout.str()
+    assert "frreg-gate::fold[seed2-synth01]" in text
+    assert "frreg ensemble gate" in text
+    assert "verdict: PROMOTE" in text
+    assert (out / "frreg-report.md").read_text().startswith("# fr_regressor_v2 ensemble gate")
+    assert (out / "frreg-plcc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # 1 corpus + 5 seeds x 3 folds + 5 seeds + 5 ensemble checks
+    result.assert_outcomes(passed=26)
+
+
+@XDIST
+def test_default_thresholds_hold_with_one_line_verdicts(pytester, corpus, workers):
+    result = gate(pytester, corpus, workers=workers)
+    assert result.ret == 1
+    out = out_dir(pytester)
+    assert (out / HOLD_FILE).exists()
+    assert not (out / PROMOTE_FILE).exists()
+    result.stdout.re_match_lines(
+        [r"FAILED frreg-gate::ensemble\[mean-plcc\] - mean PLCC -?\d\.\d{4} < 0\.95"]
+    )
+    verdict = json.loads((out / HOLD_FILE).read_text())
+    assert verdict["verdict"] == "HOLD"
+    assert verdict["written_by"] == "pytest-frreg"
+
+
+def test_warm_rerun_trains_nothing_and_agrees(pytester, corpus):
+    first = gate(pytester, corpus, *LENIENT, "-n", "2")
+    assert first.ret == 0
+    assert trained_count(pytester) == 5
+    promote = json.loads((out_dir(pytester) / PROMOTE_FILE).read_text())
+
+    second = gate(pytester, corpus, *LENIENT)
+    assert second.ret == 0
+    assert trained_count(pytester) == 5  # nothing new was trained
+    second.stdout.fnmatch_lines(["trained this run: none; from cache: 0, 1, 2, 3, 4 *"])
+    again = json.loads((out_dir(pytester) / PROMOTE_FILE).read_text())
+    assert again["seed_files"] == promote["seed_files"]
+    assert again["gate"]["seed_means"] == promote["gate"]["seed_means"]
+
+
+def test_corrupt_cache_entry_is_reported_and_retrained(pytester, corpus):
+    assert gate(pytester, corpus, *LENIENT).ret == 0
+    [artifact] = (pytester.path / "runs" / "frreg-cache").glob("*/*/loso_seed3.json")
+    artifact.write_text(artifact.read_text()[:40])  # torn
+    result = gate(pytester, corpus, *LENIENT)
+    assert result.ret == 0
+    assert trained_count(pytester) == 6
+    result.stdout.fnmatch_lines(["trained this run: 3; from cache: 0, 1, 2, 4 *"])
+
+
+def test_concurrent_sessions_share_the_cache_and_train_each_seed_once(pytester, corpus):
+    def start(name: str) -> subprocess.Popen[str]:
+        argv = [
+            sys.executable,
+            "-m",
+            "pytest",
+            f"--frreg-corpus={corpus}",
+            f"--frreg-epochs={EPOCHS}",
+            *LENIENT,
+            f"--frreg-out-dir=runs/{name}",
+            "--frreg-cache-dir=runs/shared-cache",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+        ]
+        return subprocess.Popen(
+            argv, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+
+    procs = [start("a"), start("b")]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert trained_count(pytester, "runs/shared-cache") == 5
+    a, b = (pytester.path / "runs" / n for n in ("a", "b"))
+    for seed in range(5):
+        name = f"loso_seed{seed}.json"
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+
+
+def test_stopped_session_never_promotes(pytester, corpus):
+    out = out_dir(pytester)
+    out.mkdir(parents=True)
+    (out / PROMOTE_FILE).write_text("{}")  # stale, from an earlier run
+    result = gate(pytester, corpus, *LENIENT, "--frreg-fold-min=0.99999", "--maxfail=1")
+    assert result.ret == 1
+    assert not (out / PROMOTE_FILE).exists()
+    hold = json.loads((out / HOLD_FILE).read_text())
+    assert "not run" in hold["recommendation"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_interrupted_session_leaves_no_promote(pytester, corpus):
+    out = out_dir(pytester)
+    out.mkdir(parents=True)
+    (out / PROMOTE_FILE).write_text("{}")
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        f"--frreg-corpus={corpus}",
+        "--frreg-epochs=400",
+        *LENIENT,
+        "-p",
+        "no:cacheprovider",
+        "-q",
+    ]
+    proc = subprocess.Popen(
+        argv, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    deadline = time.monotonic() + 120
+    # Wait until training is under way (a seed's lock exists), then press Ctrl-C.
+    while not list((pytester.path / "runs" / "frreg-cache").glob("*.lock")):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    text = proc.communicate(timeout=120)[0]
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, text
+    assert not (out / PROMOTE_FILE).exists()
+
+
+def test_fold_floor_fails_folds_below_it(pytester, corpus):
+    result = gate(pytester, corpus, *LENIENT, "--frreg-fold-min=0.99999")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["seed 0 fold synth00 PLCC * < 0.99999"])
+    result.stdout.fnmatch_lines(["trained this run: 0, 1, 2, 3, 4; from cache: none *"])
+
+
+def test_fold_metrics_reach_junit_xml(pytester, corpus):
+    result = gate(pytester, corpus, *LENIENT, "--junitxml=gate.xml")
+    assert result.ret == 0
+    xml = (pytester.path / "gate.xml").read_text()
+    assert 'name="fold[seed1-synth02]"' in xml
+    assert '<property name="plcc" value="' in xml
+
+
+@pytest.mark.parametrize(
+    ("arg", "needle"),
+    [
+        ("--frreg-epochs=0", "--frreg-epochs: invalid value '0'"),
+        ("--frreg-seeds=1,x", "--frreg-seeds: invalid seed list '1,x'"),
+        ("--frreg-engine=turbo", "--frreg-engine: invalid choice: 'turbo'"),
+        ("--frreg-num-codecs=13", "--frreg-num-codecs 13: only 14 is supported"),
+    ],
+)
+def test_bad_option_values_are_usage_errors_naming_the_option(pytester, corpus, arg, needle):
+    result = pytester.runpytest_subprocess(
+        f"--frreg-corpus={corpus}", arg, "-p", "no:cacheprovider"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert needle in result.stderr.str()
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_bad_ini_value_names_the_ini_key(pytester, corpus):
+    pytester.makeini(f"[pytest]\nfrreg_corpus = {corpus}\nfrreg_epochs = many\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "ini option frreg_epochs: invalid value 'many'" in result.stderr.str()
+
+
+def test_ini_turns_the_gate_on(pytester, corpus):
+    pytester.makeini(
+        f"[pytest]\nfrreg_corpus = {corpus}\nfrreg_epochs = {EPOCHS}\nfrreg_seeds = 0\n"
+        "frreg_mean_plcc_threshold = -1\nfrreg_per_seed_min = -1\n"
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(
+        ["frreg-gate::corpus", "frreg-gate::fold[[]seed0-synth00[]]", "frreg-gate::seed[[]seed0[]]"]
+    )
+
+
+def test_bad_corpus_is_one_usage_line(pytester, corpus):
+    corpus.write_text(corpus.read_text() + '{"src": "x"}\n')
+    result = pytester.runpytest_subprocess(f"--frreg-corpus={corpus}", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert f"{corpus}:61: missing column 'encoder'" in result.stderr.str()
+
+
+def test_inert_without_its_options(pytester):
+    pytester.makepyfile(test_one="def test_one():\n    assert True\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert "frreg-gate" not in result.stdout.str()
+    assert not (pytester.path / "runs").exists()
+
+
+def test_importing_the_plugin_stays_light():
+    code = "import sys, pytest_frreg.plugin; print(sorted(m for m in ('torch', 'pandas', 'matplotlib') if m in sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=os.environ
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_help_lists_the_options_with_defaults(pytester):
+    result = pytester.runpytest_subprocess("--help")
+    text = result.stdout.str()
+    for flag in (
+        "--frreg-corpus=PATH",
+        "--frreg-seeds=N[,N...]",
+        "--frreg-epochs=N",
+        "--frreg-cache-dir=DIR",
+    ):
+        assert flag in text
+    assert "(default: 0,1,2,3,4)" in text
+    assert "frreg_epochs" in text  # the ini key
