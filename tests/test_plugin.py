@@ -170,7 +170,8 @@ def test_interrupted_session_leaves_no_promote(pytester, corpus):
     deadline = time.monotonic() + 120
     # Wait until training is under way (a seed's lock exists), then press Ctrl-C.
     while not list((pytester.path / "runs" / "frreg-cache").glob("*.lock")):
-        assert proc.poll() is None and time.monotonic() < deadline
+        assert proc.poll() is None
+        assert time.monotonic() < deadline
         time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     text = proc.communicate(timeout=120)[0]
