@@ -188,6 +188,10 @@ def load_corpus(path: str | Path) -> Corpus:
         raise CorpusError(path, None, f"cannot read corpus: {exc.strerror}") from None
     # Hash the exact bytes we parse, so the digest always describes the rows used.
     sha256 = hashlib.sha256(data).hexdigest()
+    # A corpus whose producer run failed or was cut short is refused before parsing.
+    from frreg.producer.produce import check_corpus_complete
+
+    check_corpus_complete(path, sha256=sha256)
     rows = parse_corpus_lines(path, data)
 
     sources = tuple(sorted({r["src"] for r in rows}))

@@ -192,3 +192,5 @@ EXIT_OK: Final = 0
 EXIT_FAIL: Final = 1
 #: Bad usage or bad input (argparse's own code for usage errors).
 EXIT_USAGE: Final = 2
+#: Stopped by Ctrl-C / SIGTERM (128 + SIGINT, the shell convention); rerun to resume.
+EXIT_INTERRUPTED: Final = 130

@@ -32,6 +32,6 @@ for seed in $SEEDS; do
   "${TRAIN_CMD[@]}" --seeds "$seed" --corpus "$CORPUS_JSONL" --out-dir "$OUT_DIR" "$@" 2>&1 | tee "$log"
 done
 
-seed_list=$(IFS=,; set -f; set -- $SEEDS; echo "$*")
+seed_list=$(set -f; set -- $SEEDS; IFS=,; echo "$*")
 echo "All seeds trained. Next, gate the ensemble and write the verdict:"
 printf '  frreg-validate %q --seeds %s --corpus %q\n' "$OUT_DIR" "$seed_list" "$CORPUS_JSONL"

@@ -79,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _check_args(args)
         corpus_path = Path(args.corpus)
         if not corpus_path.exists():
+            from frreg.producer.produce import check_corpus_complete
+
+            check_corpus_complete(corpus_path)  # an interrupted producer run says so
             raise CorpusError(
                 corpus_path, None, "corpus not found; " + CORPUS_PRESTEP.format(path=corpus_path)
             )
