@@ -3,45 +3,49 @@
 Every model follows :func:`frreg.train.train_fold_reference` step for step --
 the same inputs (:func:`~frreg.train.fold_inputs`), the same initial weights,
 MSE averaged over each minibatch (the last, partial one included), inverted
-dropout, exact GELU and ``torch.optim.Adam`` with L2 weight decay -- but all
+dropout, exact GELU, and ``torch.optim.Adam`` with L2 weight decay -- but the
 models advance together:
 
 * The training rows of every distinct fold are scaled once and stacked into
-  one ``(rows, in + 1)`` table whose last column is ones, so that each layer's
+  one ``(rows, n_in + 1)`` table whose last column is ones, so each layer's
   bias is the last row of its weight matrix and one ``torch.bmm`` over a
-  ``(models, batch, in + 1)`` gather computes every model's layer, bias
-  gradient included. Shorter folds are padded with a dummy row whose loss
-  weight is zero.
+  ``(models, batch, n_in + 1)`` gather computes every model's layer, bias
+  gradient included. A model whose epoch has fewer rows fills its batch with a
+  dummy row whose loss weight is zero.
 * The backward pass is written out by hand (no autograd) into preallocated
   buffers; GELU's derivative is ATen's own ``gelu_backward``.
-* Adam runs on one ``(models, parameters)`` buffer with per-model bias
-  corrections, in the same operation order as ``torch.optim.Adam``'s default
-  (single-tensor) CPU path. A model with no batch left in the epoch is left
-  untouched: no update, and its step count does not advance.
+* Adam is torch's fused kernel (what ``torch.optim.Adam(fused=True)`` runs)
+  over the rows of one ``(models, parameters)`` buffer, each model with its own
+  step count. A model with no batch left in the epoch is left out of the step:
+  no update, and its step count does not advance.
 * Dropout bits are drawn in bulk, :data:`STEPS_PER_CHUNK` steps at a time, as
-  64-bit random words read as 16-bit integers: a unit is dropped when its
-  integer falls below a threshold, so the drop probability is ``p`` rounded
-  to a multiple of 2**-16 (0.1 becomes 0.100006, an error of 6.1e-6).
+  64-bit random words read as 16-bit integers; a unit is dropped when its
+  integer falls below :func:`drop_threshold`, so the drop probability is ``p``
+  rounded to a multiple of 2**-16 (0.1 becomes 0.100006, an error of 6.1e-6).
+* On the CPU the models are split into one group per core, each trained by its
+  own thread with single-threaded ops: OpenMP inside ops this small costs more
+  in synchronisation than it saves, and on a busy machine it collapses.
 
 Independence. All randomness of a model -- initial weights, per-epoch
 shuffles, dropout -- comes from its own generators, seeded from
 :func:`~frreg.train.fold_seed` of its job, and a model draws the same amounts
-in the same order whichever other models share the batch. A job's predictions
-therefore depend only on its seed, its held-out source, its rows and the
-settings; the per-seed cache relies on that.
+in the same order whichever other models share its batch or group. A job's
+predictions therefore depend only on its seed, its held-out source, its rows
+and the settings; the per-seed cache relies on that.
 
 The initial weights are bit-identical to the reference's (the same module is
 built under the same seed). The shuffles and dropout masks are not the
-reference's draws -- they are statistically the same process -- so a batched
-model and its reference twin agree in distribution (held-out PLCC), not bit
-for bit.
+reference's draws -- they are the same random process -- so a batched model
+and its reference twin agree in distribution (held-out PLCC), not bit for bit.
 """
 
 from __future__ import annotations
 
 import hashlib
 import inspect
-import math
+import os
+import queue
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -52,7 +56,7 @@ from torch import nn
 from frreg.model import FrRegressorMLP, MLPConfig
 from frreg.train import FoldJob, TrainSettings, fold_inputs, fold_seed
 
-__all__ = ["STEPS_PER_CHUNK", "train_folds_batched"]
+__all__ = ["STEPS_PER_CHUNK", "drop_threshold", "train_folds_batched"]
 
 # The reference optimizer is ``torch.optim.Adam`` with its default betas and
 # eps; read them from torch rather than restating them.
@@ -60,27 +64,28 @@ _ADAM_DEFAULTS = inspect.signature(torch.optim.Adam).parameters
 BETA1, BETA2 = _ADAM_DEFAULTS["betas"].default
 ADAM_EPS: float = _ADAM_DEFAULTS["eps"].default
 
-#: Dropout masks are drawn and expanded this many steps at a time (memory:
-#: models x steps x batch x 2 x hidden x 7 bytes, ~42 MB for the full recipe).
+#: Dropout masks are drawn and expanded this many steps at a time.
 STEPS_PER_CHUNK = 32
 
-_WORD_BITS = 64  # random words are int64 ...
-_MASK_BITS = 16  # ... read as four int16 draws each
-_DRAWS_PER_WORD = _WORD_BITS // _MASK_BITS
+_MASK_BITS = 16  # each dropout draw is one int16 ...
+_DRAWS_PER_WORD = 64 // _MASK_BITS  # ... read out of int64 random words
 _EVAL_ROWS = 4096  # held-out rows evaluated per chunk
+# Every model's parameter row starts on this many elements, so that vectorised
+# kernels (Adam's above all) treat each model's numbers alike wherever it sits.
+_ROW_ALIGN = 64
 
 
 def drop_threshold(p: float) -> int:
-    """The int16 threshold below which a unit is dropped, for drop probability ``p``.
+    """The int16 below which a unit is dropped, for drop probability ``p``.
 
-    The effective probability is ``(threshold + 2**15) / 2**16``, i.e. ``p``
-    rounded to the nearest multiple of 2**-16.
+    The effective probability is ``(threshold + 2**15) / 2**16``: ``p`` rounded
+    to the nearest multiple of 2**-16.
     """
     return round(p * 2**_MASK_BITS) - 2 ** (_MASK_BITS - 1)
 
 
 # --------------------------------------------------------------------------
-# Parameter layout
+# Parameter layout and initialisation
 # --------------------------------------------------------------------------
 
 
@@ -88,8 +93,8 @@ def drop_threshold(p: float) -> int:
 class Layout:
     """Where each layer lives in a model's flat parameter vector.
 
-    Layer ``k`` is stored as one ``(fan_in + 1, fan_out)`` matrix: the
-    transposed ``nn.Linear`` weight with the bias appended as the last row.
+    Layer ``k`` is one ``(fan_in + 1, fan_out)`` matrix: the transposed
+    ``nn.Linear`` weight with the bias appended as the last row.
     """
 
     n_in: int
@@ -102,7 +107,9 @@ class Layout:
 
     @property
     def size(self) -> int:
-        return sum(r * c for r, c in self.shapes)
+        """Parameters per model, padded with unused zeros to a multiple of :data:`_ROW_ALIGN`."""
+        used = sum(r * c for r, c in self.shapes)
+        return -(-used // _ROW_ALIGN) * _ROW_ALIGN
 
     def views(self, flat: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``(models, fan_in + 1, fan_out)`` views of a ``(models, size)`` buffer."""
@@ -113,19 +120,8 @@ class Layout:
         return tuple(out)
 
 
-def _linear_layers(model: FrRegressorMLP, layout: Layout) -> list[nn.Linear]:
-    linears = [m for m in model.net if isinstance(m, nn.Linear)]
-    got = [(m.in_features + 1, m.out_features) for m in linears]
-    if got != list(layout.shapes):
-        raise RuntimeError(
-            f"frreg.batched expects layers {list(layout.shapes)} (fan_in + 1, fan_out) but "
-            f"FrRegressorMLP has {got}; update frreg/batched.py together with frreg/model.py"
-        )
-    return linears
-
-
 def initial_parameters(job: FoldJob, config: MLPConfig) -> tuple[torch.Tensor, torch.Generator]:
-    """One model's initial flat parameters and the CPU generator that continues its stream.
+    """One model's initial flat parameters, and a CPU generator continuing its stream.
 
     The weights are ``FrRegressorMLP``'s own initialisation under
     ``fold_seed(job.seed, job.held_out)``, exactly as the reference builds
@@ -137,11 +133,17 @@ def initial_parameters(job: FoldJob, config: MLPConfig) -> tuple[torch.Tensor, t
         model = FrRegressorMLP(config)
         stream = torch.Generator()
         stream.set_state(torch.random.get_rng_state())
-    parts = [
-        torch.cat([lin.weight.detach().T, lin.bias.detach()[None, :]]).reshape(-1)
-        for lin in _linear_layers(model, layout)
-    ]
-    return torch.cat(parts), stream
+    linears = [m for m in model.net if isinstance(m, nn.Linear)]
+    found = [(m.in_features + 1, m.out_features) for m in linears]
+    if found != list(layout.shapes):
+        raise RuntimeError(
+            f"frreg.batched expects layers {list(layout.shapes)} (fan_in + 1, fan_out) but "
+            f"FrRegressorMLP has {found}; frreg/batched.py must change with frreg/model.py"
+        )
+    parts = [torch.cat([m.weight.detach().T, m.bias.detach()[None, :]]) for m in linears]
+    flat = torch.zeros(layout.size)
+    torch.cat([p.reshape(-1) for p in parts], out=flat[: sum(p.numel() for p in parts)])
+    return flat, stream
 
 
 # --------------------------------------------------------------------------
@@ -150,79 +152,96 @@ def initial_parameters(job: FoldJob, config: MLPConfig) -> tuple[torch.Tensor, t
 
 
 class Workspace:
-    """Preallocated activations and gradients for ``models x batch`` rows."""
+    """Weights, inputs, activations and gradients of one training step for a group.
 
-    def __init__(
-        self, layout: Layout, models: int, batch: int, dtype: torch.dtype, device: torch.device
-    ) -> None:
-        h = layout.hidden
-        kw = {"dtype": dtype, "device": device}
-        self.x = torch.empty(models * batch, layout.n_in + 1, **kw)
-        self.y = torch.empty(models * batch, **kw)
+    ``params`` is the group's ``(models, Layout.size)`` buffer; the weight views
+    follow its in-place updates. Fill :attr:`x` (``(models, batch, n_in + 1)``,
+    last column ones) and :attr:`y` (``(models, batch, 1)``), then call
+    :func:`forward_backward`.
+    """
+
+    def __init__(self, layout: Layout, params: torch.Tensor, batch: int) -> None:
+        models, h = params.shape[0], layout.hidden
+        kw = {"dtype": params.dtype, "device": params.device}
+        self.layout = layout
+        self.w1, self.w2, self.w3 = layout.views(params)
+        self.w2_hidden_t = self.w2[:, :h, :].transpose(1, 2)
+        self.w3_row = self.w3.transpose(1, 2)
+        self.w3_hidden_row = self.w3[:, :h, :].transpose(1, 2)
+
+        self.x_rows = torch.empty(models * batch, layout.n_in + 1, **kw)
+        self.y_rows = torch.empty(models * batch, **kw)
+        self.x = self.x_rows.view(models, batch, -1)
+        self.y = self.y_rows.view(models, batch, 1)
         self.z1 = torch.empty(models, batch, h, **kw)
         self.z2 = torch.empty(models, batch, h, **kw)
+        self.a = torch.empty(models, batch, h, **kw)
         # Hidden activations carry a trailing column of ones (the next bias).
         self.h1 = torch.ones(models, batch, h + 1, **kw)
         self.h2 = torch.ones(models, batch, h + 1, **kw)
+        self.h1_units, self.h2_units = self.h1[..., :h], self.h2[..., :h]
+        self.wide = torch.empty(models, batch, h + 1, **kw)
         self.out = torch.empty(models, batch, 1, **kw)
         self.g = torch.empty(models, batch, 1, **kw)
         self.gh = torch.empty(models, batch, h, **kw)
         self.gz = torch.empty(models, batch, h, **kw)
         self.grads = tuple(torch.empty(models, r, c, **kw) for r, c in layout.shapes)
-        self.shape = (models, batch)
-        self.hidden = h
+        self.gw3_row = self.grads[2].transpose(1, 2)
+
+
+_gelu = torch.ops.aten.gelu.out
+_gelu_backward = torch.ops.aten.gelu_backward.grad_input
 
 
 def forward_backward(
-    weights: Sequence[torch.Tensor],
-    x: torch.Tensor,
-    y: torch.Tensor,
-    coef: torch.Tensor,
-    mask1: torch.Tensor,
-    mask2: torch.Tensor,
-    ws: Workspace,
+    ws: Workspace, coef: torch.Tensor, mask1: torch.Tensor, mask2: torch.Tensor
 ) -> tuple[torch.Tensor, ...]:
-    """One training step's forward pass and hand-written backward, for every model.
+    """One step's forward pass and hand-written backward, for every model of a group.
 
-    ``x`` is ``(models, batch, n_in + 1)`` (last column ones), ``y`` and ``coef``
-    ``(models, batch, 1)``; ``coef`` is ``2 / rows in the batch`` for real rows and
-    0 for padding, so the gradient is that of each model's mean squared error.
-    ``mask1``/``mask2`` are the dropout multipliers (0 or ``1 / (1 - p)``).
-    Returns the per-layer gradients ``ws.grads`` (``(models, fan_in + 1, fan_out)``).
+    ``coef`` (``(models, batch, 1)``) is ``2 / rows in the batch`` for real rows
+    and 0 for padding, so the result is the gradient of each model's mean
+    squared error over its batch. ``mask1``/``mask2`` (``(models, batch, hidden)``)
+    are the dropout multipliers, 0 or ``1 / (1 - p)``. Returns the per-layer
+    gradients, ``(models, fan_in + 1, fan_out)`` each (``ws.grads``).
     """
-    w1, w2, w3 = weights
-    h = ws.hidden
-    gw1, gw2, gw3 = ws.grads
-    a1, a2 = ws.h1[..., :h], ws.h2[..., :h]
-    gelu, gelu_backward = torch.ops.aten.gelu.out, torch.ops.aten.gelu_backward.grad_input
+    gw1, gw2, _ = ws.grads
+    # GELU goes to a contiguous buffer first: on torch 2.13's CPU, gelu.out into
+    # a strided view (such as ``h1[..., :h]``) writes wrong float32 values.
+    torch.bmm(ws.x, ws.w1, out=ws.z1)
+    _gelu(ws.z1, out=ws.a)
+    torch.mul(ws.a, mask1, out=ws.h1_units)
+    torch.bmm(ws.h1, ws.w2, out=ws.z2)
+    _gelu(ws.z2, out=ws.a)
+    torch.mul(ws.a, mask2, out=ws.h2_units)
+    # The one-column head is cheaper as multiply-and-sum than as a bmm.
+    torch.mul(ws.h2, ws.w3_row, out=ws.wide)
+    torch.sum(ws.wide, -1, keepdim=True, out=ws.out)
 
-    torch.bmm(x, w1, out=ws.z1)
-    gelu(ws.z1, out=a1)
-    a1.mul_(mask1)
-    torch.bmm(ws.h1, w2, out=ws.z2)
-    gelu(ws.z2, out=a2)
-    a2.mul_(mask2)
-    torch.bmm(ws.h2, w3, out=ws.out)
-
-    torch.sub(ws.out, y, out=ws.g)
-    ws.g.mul_(coef)  # d(mean squared error)/d(output), zero on padding rows
-    torch.bmm(ws.h2.transpose(1, 2), ws.g, out=gw3)
-    torch.mul(ws.g, w3[:, :h, :].transpose(1, 2), out=ws.gh)
+    torch.sub(ws.out, ws.y, out=ws.g)
+    ws.g.mul_(coef)  # d(loss)/d(output); zero on padding rows
+    torch.mul(ws.h2, ws.g, out=ws.wide)
+    torch.sum(ws.wide, 1, keepdim=True, out=ws.gw3_row)
+    torch.mul(ws.g, ws.w3_hidden_row, out=ws.gh)
     ws.gh.mul_(mask2)
-    gelu_backward(ws.gh, ws.z2, grad_input=ws.gz)
+    _gelu_backward(ws.gh, ws.z2, grad_input=ws.gz)
     torch.bmm(ws.h1.transpose(1, 2), ws.gz, out=gw2)
-    torch.bmm(ws.gz, w2[:, :h, :].transpose(1, 2), out=ws.gh)
+    torch.bmm(ws.gz, ws.w2_hidden_t, out=ws.gh)
     ws.gh.mul_(mask1)
-    gelu_backward(ws.gh, ws.z1, grad_input=ws.gz)
-    torch.bmm(x.transpose(1, 2), ws.gz, out=gw1)
+    _gelu_backward(ws.gh, ws.z1, grad_input=ws.gz)
+    torch.bmm(ws.x.transpose(1, 2), ws.gz, out=gw1)
     return ws.grads
 
 
 def predict(weights: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """Eval-mode outputs ``(models, rows)`` for inputs ``(models, rows, n_in)`` (no ones column)."""
+    """Eval-mode (no dropout) outputs ``(rows,)`` of ONE model, for inputs ``(rows, n_in)``.
+
+    ``weights`` are that model's ``(fan_in + 1, fan_out)`` matrices. Models are
+    evaluated one at a time so that a prediction never depends on which other
+    models were batched with it (a batched matmul may pick its kernel by batch count).
+    """
     out = x
     for k, w in enumerate(weights):
-        out = torch.baddbmm(w[:, -1:, :], out, w[:, :-1, :])
+        out = torch.addmm(w[-1], out, w[:-1])
         if k < len(weights) - 1:
             out = torch.nn.functional.gelu(out)
     return out.squeeze(-1)
@@ -233,94 +252,85 @@ def predict(weights: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------
 
 
-def adam_factors(
-    steps: np.ndarray, lr: float, dtype: torch.dtype, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``-lr / (1 - beta1**t)`` and ``sqrt(1 - beta2**t)`` for step counts ``t``, shaped
-    ``steps.shape + (1,)`` -- the per-model scalars of ``torch.optim.Adam``'s update."""
-    t = np.asarray(steps, dtype=np.float64)
-    neg_step_size = -(lr / (1.0 - BETA1**t))
-    bc2_sqrt = np.sqrt(1.0 - BETA2**t)
-    as_tensor = lambda a: torch.from_numpy(a[..., None]).to(device=device, dtype=dtype)  # noqa: E731
-    return as_tensor(neg_step_size), as_tensor(bc2_sqrt)
-
-
 class FlatAdam:
-    """``torch.optim.Adam`` (L2 weight decay, no amsgrad) over a ``(models, P)`` buffer.
+    """``torch.optim.Adam`` (L2 weight decay, no amsgrad) over the rows of a ``(models, P)`` buffer.
 
-    The caller supplies each step's per-model factors (:func:`adam_factors`)
-    and, when some models sit the step out, the indices of those that take it.
+    ``blocks`` are ``(start, stop)`` row ranges whose models always step
+    together and so share one step count (default: one block of every row);
+    each block is one parameter tensor to Adam, with its own ``state["step"]``.
+    Fill :attr:`grad`, then :meth:`step`. With ``fused`` (the default where torch
+    has the kernel) the update is ``torch._fused_adam_``, the kernel behind
+    ``Adam(fused=True)``; otherwise it is the code of Adam's default
+    single-tensor path. Either way it matches the corresponding
+    ``torch.optim.Adam`` bit for bit.
     """
 
-    def __init__(self, params: torch.Tensor, lr: float, weight_decay: float) -> None:
+    def __init__(
+        self,
+        params: torch.Tensor,
+        lr: float,
+        weight_decay: float,
+        blocks: Sequence[tuple[int, int]] | None = None,
+        *,
+        fused: bool | None = None,
+    ) -> None:
         self.params = params
         self.lr = lr
         self.weight_decay = weight_decay
-        self.grad = torch.empty_like(params)
+        self.grad = torch.zeros_like(params)
         self.exp_avg = torch.zeros_like(params)
         self.exp_avg_sq = torch.zeros_like(params)
-        self._tmp = torch.empty_like(params)
+        self.blocks = list(blocks) if blocks is not None else [(0, params.shape[0])]
+        if fused is None:
+            fused = hasattr(torch, "_fused_adam_") and params.device.type in ("cpu", "cuda")
+        self.fused = fused
+        # Like torch.optim.Adam's state["step"]: a float32 scalar tensor per parameter,
+        # on the parameters' device for the fused kernel.
+        step_device = params.device if fused else torch.device("cpu")
+        self.steps = [torch.zeros((), dtype=torch.float32, device=step_device) for _ in self.blocks]
+        self._lists: dict[tuple[int, ...] | None, tuple[list[torch.Tensor], ...]] = {}
 
-    def load_grads(self, grads: Sequence[torch.Tensor], layout: Layout) -> None:
-        """Copy per-layer gradients into the flat buffer, adding ``weight_decay * param``."""
-        for src, dst, par in zip(
-            grads, layout.views(self.grad), layout.views(self.params), strict=True
-        ):
-            if self.weight_decay != 0:
-                torch.add(src, par, alpha=self.weight_decay, out=dst)
-            else:
-                dst.copy_(src)
-
-    def step(
-        self,
-        neg_step_size: torch.Tensor,
-        bc2_sqrt: torch.Tensor,
-        active: torch.Tensor | None = None,
-    ) -> None:
-        """Apply one update from :attr:`grad` (already holding weight decay).
-
-        ``neg_step_size``/``bc2_sqrt`` are ``(models, 1)``. With ``active`` (indices),
-        only those models are updated; the others' parameters and moments are
-        left exactly as they were.
-        """
-        if active is None:
-            _adam_update(
-                self.params, self.grad, self.exp_avg, self.exp_avg_sq, self._tmp,
-                neg_step_size, bc2_sqrt,
+    def step(self, active: tuple[int, ...] | None = None) -> None:
+        """Update every block, or only the blocks ``active`` (indices into ``blocks``);
+        the others' parameters, moments and step counts stay exactly as they were."""
+        params, grads, exp_avgs, exp_avg_sqs, steps = self._block_lists(active)
+        if self.fused:
+            torch._foreach_add_(steps, 1)
+            torch._fused_adam_(
+                params, grads, exp_avgs, exp_avg_sqs, [], steps,
+                lr=self.lr, beta1=BETA1, beta2=BETA2, weight_decay=self.weight_decay,
+                eps=ADAM_EPS, amsgrad=False, maximize=False,
             )  # fmt: skip
             return
-        params, exp_avg, exp_avg_sq = (
-            t.index_select(0, active) for t in (self.params, self.exp_avg, self.exp_avg_sq)
-        )
-        _adam_update(
-            params, self.grad.index_select(0, active), exp_avg, exp_avg_sq,
-            torch.empty_like(params), neg_step_size.index_select(0, active),
-            bc2_sqrt.index_select(0, active),
-        )  # fmt: skip
-        self.params.index_copy_(0, active, params)
-        self.exp_avg.index_copy_(0, active, exp_avg)
-        self.exp_avg_sq.index_copy_(0, active, exp_avg_sq)
+        # torch.optim.adam._single_tensor_adam, line for line.
+        for param, grad, exp_avg, exp_avg_sq, step_t in zip(
+            params, grads, exp_avgs, exp_avg_sqs, steps, strict=True
+        ):
+            step_t += 1
+            if self.weight_decay != 0:
+                grad = grad.add(param, alpha=self.weight_decay)
+            exp_avg.lerp_(grad, 1 - BETA1)
+            exp_avg_sq.mul_(BETA2).addcmul_(grad, grad, value=1 - BETA2)
+            step = step_t.item()
+            bias_correction1 = 1 - BETA1**step
+            bias_correction2 = 1 - BETA2**step
+            step_size = self.lr / bias_correction1
+            bias_correction2_sqrt = bias_correction2**0.5
+            denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(ADAM_EPS)
+            param.addcdiv_(exp_avg, denom, value=-step_size)
 
-
-def _adam_update(
-    params: torch.Tensor,
-    grad: torch.Tensor,
-    exp_avg: torch.Tensor,
-    exp_avg_sq: torch.Tensor,
-    tmp: torch.Tensor,
-    neg_step_size: torch.Tensor,
-    bc2_sqrt: torch.Tensor,
-) -> None:
-    # Same operations, in the same order, as torch.optim.adam._single_tensor_adam,
-    # with the per-model scalars broadcast over each row. ``grad`` is clobbered.
-    exp_avg.lerp_(grad, 1 - BETA1)
-    exp_avg_sq.mul_(BETA2).addcmul_(grad, grad, value=1 - BETA2)
-    torch.sqrt(exp_avg_sq, out=tmp)
-    tmp.div_(bc2_sqrt).add_(ADAM_EPS)
-    # param.addcdiv_(exp_avg, denom, value=-step_size) computes param + (value * exp_avg) / denom.
-    torch.mul(exp_avg, neg_step_size, out=grad)
-    grad.div_(tmp)
-    params.add_(grad)
+    def _block_lists(self, active: tuple[int, ...] | None) -> tuple[list[torch.Tensor], ...]:
+        if active not in self._lists:
+            chosen = range(len(self.blocks)) if active is None else active
+            ranges = [self.blocks[b] for b in chosen]
+            self._lists[active] = (
+                *(
+                    [t[a:b] for a, b in ranges]
+                    for t in (self.params, self.grad, self.exp_avg, self.exp_avg_sq)
+                ),
+                [self.steps[b] for b in chosen],
+            )
+        return self._lists[active]
 
 
 # --------------------------------------------------------------------------
@@ -335,8 +345,7 @@ class _Packed:
     base: np.ndarray  # (models,) first row of each model's training block
     n_train: np.ndarray  # (models,)
     pad_row: int  # the dummy row that fills short folds' batches
-    x_test: torch.Tensor  # (models, max test rows, n_in), zero-padded
-    n_test: np.ndarray  # (models,)
+    x_test: list[torch.Tensor]  # each model's (test rows, n_in)
 
 
 def _pack(
@@ -374,16 +383,15 @@ def _pack(
     x = np.concatenate([*xs, np.zeros((1, xs[0].shape[1]), dtype=np.float32)])
     x = np.hstack([x, np.ones((x.shape[0], 1), dtype=np.float32)])
     y = np.concatenate([*ys, np.zeros(1)]).astype(np.float32)
-    n_test = np.array([t.shape[0] for t in tests], dtype=np.int64)
-    x_test = np.zeros((len(jobs), max(int(n_test.max()), 1), x.shape[1] - 1), dtype=np.float32)
-    for m, t in enumerate(tests):
-        x_test[m, : t.shape[0]] = t
-    as_t = lambda a: torch.from_numpy(a).to(device=device, dtype=dtype)  # noqa: E731
-    return _Packed(as_t(x), as_t(y), base, n_train, rows, as_t(x_test), n_test)
+
+    def as_tensor(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(a).to(device=device, dtype=dtype)
+
+    return _Packed(as_tensor(x), as_tensor(y), base, n_train, rows, [as_tensor(t) for t in tests])
 
 
 # --------------------------------------------------------------------------
-# The trainer
+# Randomness
 # --------------------------------------------------------------------------
 
 
@@ -401,30 +409,26 @@ class _Randomness:
         dtype: torch.dtype,
         device: torch.device,
     ) -> None:
-        self.device = device
         if device.type == "cpu":
             self.gens = list(streams)
-        else:
-            # Seed a device generator from each model's own CPU stream.
+        else:  # a device generator seeded from the model's own CPU stream
             self.gens = [
                 torch.Generator(device=device).manual_seed(
                     int(torch.randint(2**62, (1,), generator=s))
                 )
                 for s in streams
             ]
-        self.n_train, self.steps, self.batch, self.hidden = n_train, steps, batch, hidden
-        models = len(streams)
+        self.device = device
+        self.n_train, self.steps = n_train, steps
         draws = 2 * batch * hidden  # two dropout layers per step
-        self.words_per_step = -(-draws // _DRAWS_PER_WORD)
-        self.words = torch.empty(
-            models, STEPS_PER_CHUNK, self.words_per_step, dtype=torch.int64, device=device
-        )
+        words = -(-draws // _DRAWS_PER_WORD)
+        shape = (len(streams), STEPS_PER_CHUNK, words)
+        self.words = torch.empty(shape, dtype=torch.int64, device=device)
         bits = self.words.view(torch.int16)[..., :draws]
         self.bits = bits.unflatten(-1, (2, batch, hidden))
-        self.keep = torch.empty(self.bits.shape, dtype=torch.bool, device=device)
         self.masks = torch.empty(self.bits.shape, dtype=dtype, device=device)
         self.threshold = drop_threshold(dropout)
-        self.keep_prob = 1 - dropout
+        self.scale = 1 / (1 - dropout)  # nn.Dropout's multiplier for kept units
 
     def shuffle(self, order: torch.Tensor) -> None:
         """Write each model's permutation of its training rows into ``order[m, :n_m]``."""
@@ -442,13 +446,160 @@ class _Randomness:
             own = int(min(max(self.steps[m] - first_step, 0), n_steps))
             if own:
                 self.words[m, :own].random_(-(2**63), None, generator=gen)
-        bits = self.bits[:, :n_steps]
-        keep = self.keep[:, :n_steps]
         masks = self.masks[:, :n_steps]
-        torch.ge(bits, self.threshold, out=keep)
-        # Same multiplier as nn.Dropout: the kept indicator divided by 1 - p.
-        torch.div(keep, self.keep_prob, out=masks)
-        return masks
+        # Comparing straight into the float buffer is several times faster than
+        # making a bool mask and converting it.
+        torch.ge(self.bits[:, :n_steps], self.threshold, out=masks)
+        return masks.mul_(self.scale)
+
+
+# --------------------------------------------------------------------------
+# The trainer
+# --------------------------------------------------------------------------
+
+
+class _ModelGroup:
+    """Models that step together: one gather, one bmm per layer, one Adam buffer."""
+
+    def __init__(
+        self,
+        packed: _Packed,
+        members: np.ndarray,
+        params: torch.Tensor,
+        streams: Sequence[torch.Generator],
+        settings: TrainSettings,
+    ) -> None:
+        dev, dtype = params.device, params.dtype
+        config = settings.model_config
+        batch = settings.batch_size
+        models = len(members)
+        self.members = members
+        self.packed = packed
+        n_train = packed.n_train[members]
+        self.steps = -(-n_train // batch)  # each model's minibatches per epoch
+        self.max_steps = max_steps = int(self.steps.max())
+        if np.any(np.diff(self.steps) > 0):
+            raise ValueError("a group's members must come in order of decreasing steps per epoch")
+        # Models with as many steps per epoch always step together: one Adam block each.
+        starts = np.flatnonzero(np.r_[True, np.diff(self.steps) != 0])
+        stops = np.r_[starts[1:], models]
+        blocks = list(zip(starts.tolist(), stops.tolist(), strict=True))
+        self.ws = Workspace(Layout(config.in_features, config.hidden), params, batch)
+        self.adam = FlatAdam(params, settings.lr, settings.weight_decay, blocks)
+        self.grad_views = self.ws.layout.views(self.adam.grad)
+        self.rand = _Randomness(
+            streams, n_train, self.steps, batch, config.hidden, config.dropout, dtype, dev
+        )
+        # Loss weight of each (step, model, slot): 2 / rows in that batch, 0 on padding.
+        pos = np.arange(max_steps * batch).reshape(max_steps, 1, batch)
+        in_batch = np.minimum(n_train[None, :, None] - (pos - pos % batch), batch)
+        coef = np.where(pos < n_train[None, :, None], 2.0 / np.maximum(in_batch, 1), 0.0)
+        self.coef = torch.from_numpy(coef[..., None]).to(device=dev, dtype=dtype)
+        # The Adam blocks that take each step (None: all of them).
+        block_steps = self.steps[starts]
+        self.active = [
+            None if taking.all() else tuple(np.flatnonzero(taking).tolist())
+            for taking in np.arange(max_steps)[:, None] < block_steps[None, :]
+        ]
+        self.order = torch.zeros(models, max_steps * batch, dtype=torch.int64, device=dev)
+        self.base = torch.from_numpy(packed.base[members]).to(dev)[:, None]
+        slot = torch.arange(max_steps * batch, device=dev)[None, :]
+        self.padding = slot >= torch.from_numpy(n_train).to(dev)[:, None]
+
+    def train_epoch(self) -> None:
+        ws, adam, packed = self.ws, self.adam, self.packed
+        self.rand.shuffle(self.order)
+        rows = (self.order + self.base).masked_fill_(self.padding, packed.pad_row)
+        # (step, model * batch): one contiguous gather index per step.
+        rows = rows.view(len(self.members), self.max_steps, -1).transpose(0, 1)
+        rows = rows.reshape(self.max_steps, -1)
+        for first in range(0, self.max_steps, STEPS_PER_CHUNK):
+            n_chunk = min(STEPS_PER_CHUNK, self.max_steps - first)
+            masks = self.rand.dropout_masks(first, n_chunk)
+            for k in range(n_chunk):
+                s = first + k
+                torch.index_select(packed.x, 0, rows[s], out=ws.x_rows)
+                torch.index_select(packed.y, 0, rows[s], out=ws.y_rows)
+                grads = forward_backward(ws, self.coef[s], masks[:, k, 0], masks[:, k, 1])
+                for src, dst in zip(grads, self.grad_views, strict=True):
+                    dst.copy_(src)
+                adam.step(self.active[s])
+
+    def predict(self) -> list[np.ndarray]:
+        predictions = []
+        for i, m in enumerate(self.members):
+            weights = (self.ws.w1[i], self.ws.w2[i], self.ws.w3[i])
+            x_test = self.packed.x_test[m]
+            out = [
+                predict(weights, x_test[start : start + _EVAL_ROWS])
+                for start in range(0, x_test.shape[0], _EVAL_ROWS)
+            ]
+            predictions.append(torch.cat(out).double().cpu().numpy() if out else np.empty(0))
+        return predictions
+
+
+def _split(n_train: np.ndarray, groups: int) -> list[np.ndarray]:
+    """Job indices of each group: equal shares, each sorted by decreasing training rows."""
+    return [
+        members[np.argsort(-n_train[members], kind="stable")]
+        for members in np.array_split(np.arange(len(n_train)), groups)
+    ]
+
+
+def _cpu_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _train_groups(
+    groups: Sequence[_ModelGroup], epochs: int, progress: Callable[[int, int], None] | None
+) -> None:
+    """Train the groups side by side, a thread each; ``progress`` runs in this thread."""
+    if len(groups) == 1:
+        for epoch in range(epochs):
+            groups[0].train_epoch()
+            if progress is not None:
+                progress(epoch + 1, epochs)
+        return
+
+    events: queue.SimpleQueue[tuple[int, BaseException | None]] = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def work(i: int) -> None:
+        try:
+            with torch.no_grad():  # grad mode is per thread
+                for _ in range(epochs):
+                    if stop.is_set():
+                        return
+                    groups[i].train_epoch()
+                    events.put((i, None))
+        except BaseException as exc:  # re-raised in the calling thread
+            events.put((i, exc))
+
+    threads = [
+        threading.Thread(target=work, args=(i,), name=f"frreg-batched-{i}", daemon=True)
+        for i in range(len(groups))
+    ]
+    for t in threads:
+        t.start()
+    done = [0] * len(groups)
+    reported = 0
+    try:
+        while reported < epochs:
+            i, exc = events.get()
+            if exc is not None:
+                raise exc
+            done[i] += 1
+            while reported < min(done):
+                reported += 1
+                if progress is not None:
+                    progress(reported, epochs)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
 
 
 def train_folds_batched(
@@ -460,94 +611,50 @@ def train_folds_batched(
     *,
     device: str = "cpu",
     progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
 ) -> list[np.ndarray]:
     """Train every job's model at once; return each job's held-out predictions
     (float64, aligned with ``job.test_idx``).
 
     Each model follows :func:`frreg.train.train_fold_reference`'s recipe and
-    depends only on its own job, not on the other jobs in ``jobs``.
-    ``progress(done_epochs, total_epochs)`` is called after every epoch.
+    depends only on its own job, never on the other jobs in ``jobs``.
+    ``progress(done_epochs, total_epochs)`` is called after every epoch, from
+    the calling thread. On the CPU the models are split into ``workers`` groups
+    (default: one per available core), each trained in its own thread with
+    single-threaded ops; on other devices ``workers`` defaults to 1.
     """
     if not jobs:
         return []
     dev = torch.device(device)
     dtype = torch.float32
     config = settings.model_config
-    layout = Layout(config.in_features, config.hidden)
-    batch = settings.batch_size
-    models = len(jobs)
+    if workers is None:
+        workers = _cpu_cores() if dev.type == "cpu" else 1
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
 
     with torch.no_grad():
         packed = _pack(features, codec, target, jobs, dtype, dev)
         inits = [initial_parameters(job, config) for job in jobs]
-        params = torch.stack([p for p, _ in inits]).to(device=dev, dtype=dtype)
-        weights = layout.views(params)
-        adam = FlatAdam(params, settings.lr, settings.weight_decay)
-
-        n_train = packed.n_train
-        steps = -(-n_train // batch)  # each model's minibatches per epoch
-        max_steps = int(steps.max())
-        rand = _Randomness(
-            [s for _, s in inits], n_train, steps, batch, config.hidden, config.dropout,
-            dtype, dev,
-        )  # fmt: skip
-
-        # Loss weight of each (step, model, slot): 2 / rows in that batch, 0 on padding.
-        pos = np.arange(max_steps * batch).reshape(max_steps, 1, batch)
-        rows_left = n_train[None, :, None] - (pos - pos % batch)
-        in_batch = np.minimum(rows_left, batch)
-        coef_np = np.where(pos < n_train[None, :, None], 2.0 / np.maximum(in_batch, 1), 0.0)
-        coef = torch.from_numpy(coef_np[..., None]).to(device=dev, dtype=dtype)
-        active_np = np.arange(max_steps)[:, None] < steps[None, :]  # (step, model)
-        active_idx = [
-            None if row.all() else torch.from_numpy(np.flatnonzero(row)).to(dev)
-            for row in active_np
-        ]
-
-        order = torch.zeros(models, max_steps * batch, dtype=torch.int64, device=dev)
-        base = torch.from_numpy(packed.base).to(dev)[:, None]
-        slot = torch.arange(max_steps * batch, device=dev)[None, :]
-        padding = slot >= torch.from_numpy(n_train).to(dev)[:, None]
-        ws = Workspace(layout, models, batch, dtype, dev)
-        x_step = ws.x.view(models, batch, -1)
-        y_step = ws.y.view(models, batch, 1)
-
-        for epoch in range(settings.epochs):
-            rand.shuffle(order)
-            rows = (order + base).masked_fill_(padding, packed.pad_row)
-            # (step, model * batch): one contiguous gather index per step.
-            rows = rows.view(models, max_steps, batch).transpose(0, 1).reshape(max_steps, -1)
-            neg_step_size, bc2_sqrt = adam_factors(
-                epoch * steps[None, :] + np.arange(1, max_steps + 1)[:, None],
-                settings.lr, dtype, dev,
-            )  # fmt: skip
-            for first in range(0, max_steps, STEPS_PER_CHUNK):
-                n_chunk = min(STEPS_PER_CHUNK, max_steps - first)
-                masks = rand.dropout_masks(first, n_chunk)
-                for k in range(n_chunk):
-                    s = first + k
-                    torch.index_select(packed.x, 0, rows[s], out=ws.x)
-                    torch.index_select(packed.y, 0, rows[s], out=ws.y)
-                    grads = forward_backward(
-                        weights, x_step, y_step, coef[s], masks[:, k, 0], masks[:, k, 1], ws
-                    )
-                    adam.load_grads(grads, layout)
-                    adam.step(neg_step_size[s], bc2_sqrt[s], active_idx[s])
-            if progress is not None:
-                progress(epoch + 1, settings.epochs)
-
-        predictions = []
-        x_test = packed.x_test
-        out = torch.empty(models, x_test.shape[1], dtype=dtype, device=dev)
-        for start in range(0, x_test.shape[1], _EVAL_ROWS):
-            out[:, start : start + _EVAL_ROWS] = predict(
-                weights, x_test[:, start : start + _EVAL_ROWS]
+        groups = [
+            _ModelGroup(
+                packed,
+                members,
+                torch.stack([inits[m][0] for m in members]).to(device=dev, dtype=dtype),
+                [inits[m][1] for m in members],
+                settings,
             )
-        out_np = out.double().cpu().numpy()
-        for m in range(models):
-            predictions.append(out_np[m, : packed.n_test[m]].copy())
+            for members in _split(packed.n_train, min(workers, len(jobs)))
+        ]
+        threads_before = torch.get_num_threads()
+        if dev.type == "cpu":
+            torch.set_num_threads(1)
+        try:
+            _train_groups(groups, settings.epochs, progress)
+        finally:
+            torch.set_num_threads(threads_before)
+        predictions: list[np.ndarray] = [np.empty(0)] * len(jobs)
+        for group in groups:
+            for m, pred in zip(group.members, group.predict(), strict=True):
+                predictions[m] = pred
     return predictions
-
-
-def _check_step_math() -> None:  # pragma: no cover - guard against a silent dtype change
-    assert math.isclose(BETA1, 0.9) and math.isclose(BETA2, 0.999)

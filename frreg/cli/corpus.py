@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from frreg.errors import FrregError, InputError
+from frreg.options import StrictParser
 from frreg.producer import ffmpeg as ff
 from frreg.producer.encoders import (
     CQ_RANGES,
@@ -53,7 +54,6 @@ from frreg.producer.sources import (
     parse_framerate,
     raw_source,
 )
-from frreg.options import StrictParser
 from frreg.schema import (
     DEMO_CQS,
     DEMO_ENCODERS,
