@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,32 @@ from frreg.train import TrainSettings
 #: File names the gate run writes into its out dir, besides the seed artifacts.
 REPORT_MD = "frreg-report.md"
 HEATMAP_PNG = "frreg-plcc.png"
+#: Progress of long work (corpus production, training), one timestamped line per event.
+#: Workers cannot draw on the terminal, so `tail -f` this file to watch a run.
+LOG_FILE = "frreg-gate.log"
+
+
+def file_log(path: Path) -> Callable[[str], None]:
+    """A ``log(message)`` that appends timestamped lines to ``path`` (shared by processes)."""
+
+    def log(message: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        # One short append per line: concurrent writers interleave whole lines.
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(f"{stamp} pid {os.getpid()}: {message}\n")
+
+    return log
+
+
+def _epoch_logger(log: Callable[[str], None], label: str) -> Callable[[int, int], None]:
+    """A training progress callback that logs roughly every tenth of the epochs."""
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % max(1, total // 10) == 0:
+            log(f"{label}: epoch {done}/{total}")
+
+    return progress
 
 
 class GateFailure(AssertionError):
@@ -156,6 +184,7 @@ def summary_lines(
     if verdict_path is not None:
         lines.append(f"verdict: {verdict_path}")
     lines.append(f"report: {out / REPORT_MD}")
+    lines.append(f"log: {out / LOG_FILE}")
     if (out / HEATMAP_PNG).exists():
         lines.append(f"heatmap: {out / HEATMAP_PNG}")
     return lines
@@ -166,7 +195,7 @@ class GateRun:
 
     def __init__(self, config: GateConfig, log: Callable[[str], None] | None = None) -> None:
         self.config = config
-        self.log = log or (lambda message: None)
+        self.log = log or file_log(config.out_dir / LOG_FILE)
         self.cache = SeedCache(config.cache_dir, on_event=self.log)
         self._corpus: Corpus | None = None
         self._entries: dict[int, CacheEntry] = {}
@@ -243,6 +272,7 @@ class GateRun:
                     argv=["pytest-frreg", f"--frreg-seeds={seed}"],
                     engine=cfg.engine,  # type: ignore[arg-type]
                     device=cfg.device,
+                    progress=_epoch_logger(self.log, f"seed {seed}"),
                 )
 
             self._entries[seed] = self.cache.get_or_build(config, seed, build)

@@ -29,13 +29,22 @@ def _cell(x: float | None) -> str:
 def table_lines(
     sources: Sequence[str], table: PlccTable, seed_means: Mapping[int, float | None]
 ) -> list[str]:
-    """A fixed-width seeds x sources PLCC table with each seed's mean in the last column."""
-    width = max([6, *(len(s) for s in sources)])
-    head = "seed  " + " ".join(s.rjust(width) for s in sources) + "    mean"
+    """Held-out PLCC, one row per source and one column per seed, then the seeds' means.
+
+    Sources go down the page: there are usually more of them than seeds, and
+    their names are long.
+    """
+    seeds = sorted(table)
+    width = max([len("source"), len("mean PLCC"), *(len(s) for s in sources)])
+    head = "source".ljust(width) + "".join(f"  {'seed ' + str(s):>7}" for s in seeds)
     lines = [head, "-" * len(head)]
-    for seed, row in sorted(table.items()):
-        cells = " ".join(_cell(row.get(s)).rjust(width) for s in sources)
-        lines.append(f"{seed:<4}  {cells}  {_cell(seed_means.get(seed))}")
+    for src in sources:
+        cells = "".join(f"  {_cell(table[s].get(src)):>7}" for s in seeds)
+        lines.append(src.ljust(width) + cells)
+    lines.append("-" * len(head))
+    lines.append(
+        "mean PLCC".ljust(width) + "".join(f"  {_cell(seed_means.get(s)):>7}" for s in seeds)
+    )
     return lines
 
 
