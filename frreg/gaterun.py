@@ -147,8 +147,8 @@ def gate_config(values: Mapping[str, Any], base: Path) -> GateConfig:
         ),
         fold_min=values["fold_min"],
         sources_manifest=None if values["sources"] is None else path(values["sources"]),
-        encoders=tuple(values["encoders"]),
-        cqs=tuple(values["cqs"]),
+        encoders=None if values["encoders"] is None else tuple(values["encoders"]),
+        cqs=None if values["cqs"] is None else tuple(values["cqs"]),
         engine=values["engine"],
         device=values["device"],
     )

@@ -300,12 +300,19 @@ GATE_ENCODERS = Option(
     "encoders",
     "encoders",
     "encoders used to produce a missing corpus",
-    DEMO_ENCODERS,
+    None,
     encoder_list,
     "E[,E...]",
+    shown_default=f"the manifest's, else {','.join(DEMO_ENCODERS)}",
 )
 GATE_CQS = Option(
-    "cqs", "cqs", "quality grid used to produce a missing corpus", DEMO_CQS, cq_list, "N[,N...]"
+    "cqs",
+    "cqs",
+    "quality grid used to produce a missing corpus",
+    None,
+    cq_list,
+    "N[,N...]",
+    shown_default=f"the manifest's, else {','.join(map(str, DEMO_CQS))}",
 )
 GATE_OUT_DIR = Option(
     "out-dir",

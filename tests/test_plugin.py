@@ -265,3 +265,54 @@ def test_help_lists_the_options_with_defaults(pytester):
         assert flag in text
     assert "(default: 0,1,2,3,4)" in text
     assert "frreg_epochs" in text  # the ini key
+
+
+def _raw_clip(path: Path, graph: str, rate: int, frames: int = 6) -> None:
+    import imageio_ffmpeg
+
+    cmd = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-v",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        f"{graph}=size=96x54:rate={rate}",
+        "-frames:v",
+        str(frames),
+        "-pix_fmt",
+        "yuv420p",
+        "-f",
+        "rawvideo",
+        str(path),
+    ]
+    subprocess.run(cmd, check=True, timeout=60)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [None, "2"], ids=["no-xdist", "xdist-n2"])
+def test_missing_corpus_is_produced_lazily_from_a_manifest(pytester, workers):
+    clips = pytester.path / "clips"
+    clips.mkdir()
+    _raw_clip(clips / "chart_24fps.yuv", "testsrc2", 24)
+    _raw_clip(clips / "bars 30fps.yuv", "smptebars", 30)  # a space in the path
+    (pytester.path / "sources.toml").write_text(
+        'encoders = ["libx264"]\ncqs = [24, 40]\n'
+        '[[sources]]\npath = "clips/chart_24fps.yuv"\nwidth = 96\nheight = 54\npix_fmt = "yuv420p"\nframerate = 24\n'
+        '[[sources]]\npath = "clips/bars 30fps.yuv"\nid = "bars_30fps"\nwidth = 96\nheight = 54\n'
+        'pix_fmt = "yuv420p"\nframerate = 30\n'
+    )
+    corpus = pytester.path / "runs" / "corpus.jsonl"
+    args = ["--frreg-sources=sources.toml", *LENIENT, "-v"]
+    result = gate(pytester, corpus, *args, workers=workers)
+    assert result.ret == 0, result.stdout.str()
+    # Collection named the items from the manifest before the corpus existed.
+    assert "frreg-gate::fold[seed1-bars_30fps]" in result.stdout.str()
+    result.assert_outcomes(passed=1 + 5 * 2 + 5 + 5)
+    rows = [json.loads(line) for line in corpus.read_text().splitlines()]
+    assert len(rows) == 2 * 2 * 6  # sources x cqs x frames
+    assert {(r["src"], r["encoder"]) for r in rows} == {
+        ("chart_24fps", "libx264"),
+        ("bars_30fps", "libx264"),
+    }
+    assert "producing it" in (out_dir(pytester) / "frreg-gate.log").read_text()
