@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from media import lavfi_to
 
 from frreg.schema import HOLD_FILE, PROMOTE_FILE
 from frreg.synthetic import synthetic_rows, write_corpus
@@ -267,35 +268,14 @@ def test_help_lists_the_options_with_defaults(pytester):
     assert "frreg_epochs" in text  # the ini key
 
 
-def _raw_clip(path: Path, graph: str, rate: int, frames: int = 6) -> None:
-    import imageio_ffmpeg
-
-    cmd = [
-        imageio_ffmpeg.get_ffmpeg_exe(),
-        "-v",
-        "error",
-        "-f",
-        "lavfi",
-        "-i",
-        f"{graph}=size=96x54:rate={rate}",
-        "-frames:v",
-        str(frames),
-        "-pix_fmt",
-        "yuv420p",
-        "-f",
-        "rawvideo",
-        str(path),
-    ]
-    subprocess.run(cmd, check=True, timeout=60)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [None, "2"], ids=["no-xdist", "xdist-n2"])
 def test_missing_corpus_is_produced_lazily_from_a_manifest(pytester, workers):
     clips = pytester.path / "clips"
     clips.mkdir()
-    _raw_clip(clips / "chart_24fps.yuv", "testsrc2", 24)
-    _raw_clip(clips / "bars 30fps.yuv", "smptebars", 30)  # a space in the path
+    lavfi_to(clips / "chart_24fps.yuv", "testsrc2=size=96x54:rate=24", 6, raw_pix_fmt="yuv420p")
+    # A space in the path must survive every layer down to ffmpeg.
+    lavfi_to(clips / "bars 30fps.yuv", "smptebars=size=96x54:rate=30", 6, raw_pix_fmt="yuv420p")
     (pytester.path / "sources.toml").write_text(
         'encoders = ["libx264"]\ncqs = [24, 40]\n'
         '[[sources]]\npath = "clips/chart_24fps.yuv"\nwidth = 96\nheight = 54\npix_fmt = "yuv420p"\nframerate = 24\n'

@@ -12,12 +12,12 @@ import json
 import math
 import os
 import shutil
-import subprocess
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import pytest
+from media import lavfi_to
 
 from frreg._io import sha256_file
 from frreg.errors import CorpusError, InputError, ToolError
@@ -61,31 +61,6 @@ from frreg.schema import (
 # (vvenc only writes yuv420p10le, so scoring converts it back).
 ENCODERS = ("libx264", "libvvenc")
 CQS = (28, 40)
-
-
-def lavfi_to(path: Path, graph: str, frames: int, *, raw_pix_fmt: str | None = None) -> Path:
-    """Render ``frames`` frames of a lavfi graph to ``path`` (raw video or by extension)."""
-    fmt = ["-f", "rawvideo", "-pix_fmt", raw_pix_fmt] if raw_pix_fmt else []
-    subprocess.run(
-        [
-            str(resolve_ffmpeg()),
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            graph,
-            "-frames:v",
-            str(frames),
-            *fmt,
-            str(path),
-        ],
-        check=True,
-        timeout=60,
-    )
-    return path
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:

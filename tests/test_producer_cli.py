@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from media import lavfi_to
 
 from frreg.cli.corpus import (
     build_parser,
@@ -38,32 +39,6 @@ from frreg.producer.sources import frame_bytes
 from frreg.schema import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, KEY_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def lavfi_raw(path: Path, graph: str, frames: int) -> Path:
-    subprocess.run(
-        [
-            str(resolve_ffmpeg()),
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            graph,
-            "-frames:v",
-            str(frames),
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "yuv420p",
-            str(path),
-        ],
-        check=True,
-        timeout=60,
-    )
-    return path
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -168,7 +143,7 @@ def _write_bad_manifest(root: Path, case: str) -> tuple[Path, str]:
     """A manifest with one problem, and the text its error line must contain."""
     good = root / "ok.yuv"
     if not good.exists():
-        lavfi_raw(good, "testsrc2=size=64x36:rate=24", 2)
+        lavfi_to(good, "testsrc2=size=64x36:rate=24", 2, raw_pix_fmt="yuv420p")
     short = root / "short.yuv"
     short.write_bytes(b"\0" * (frame_bytes(64, 36, "yuv420p") + 17))
     entry = (
@@ -252,7 +227,7 @@ def test_json_manifest_errors_name_the_line(
 def test_per_call_form_raw_and_container(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    raw = lavfi_raw(tmp_path / "clip a.yuv", "testsrc2=size=64x36:rate=24", 5)
+    raw = lavfi_to(tmp_path / "clip a.yuv", "testsrc2=size=64x36:rate=24", 5, raw_pix_fmt="yuv420p")
     out = tmp_path / "raw.jsonl"
     argv = ["--source", str(raw), "--width", "64", "--height", "36", "--pix-fmt", "yuv420p"]
     argv += ["--framerate", "24", "--encoder", "libx264", "--cq", "30", "--cq", "40"]
