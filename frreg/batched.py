@@ -7,16 +7,18 @@ dropout, exact GELU, and ``torch.optim.Adam`` with L2 weight decay -- but the
 models advance together:
 
 * The training rows of every distinct fold are scaled once and stacked into
-  one ``(rows, n_in + 1)`` table whose last column is ones, so each layer's
-  bias is the last row of its weight matrix and one ``torch.bmm`` over a
-  ``(models, batch, n_in + 1)`` gather computes every model's layer, bias
-  gradient included. A model whose epoch has fewer rows fills its batch with a
-  dummy row whose loss weight is zero.
+  one table of ``[inputs, 1, target]`` rows; one ``index_select`` per step
+  gathers every model's minibatch as ``(models, batch, ...)``. The column of
+  ones makes each layer's bias the last row of its weight matrix, so one
+  ``torch.bmm`` computes a layer for every model, bias gradient included. A
+  model whose epoch has fewer rows fills its batch with a dummy row whose loss
+  weight is zero.
 * The backward pass is written out by hand (no autograd) into preallocated
   buffers; GELU's derivative is ATen's own ``gelu_backward``.
 * Adam is torch's fused kernel (what ``torch.optim.Adam(fused=True)`` runs)
-  over the rows of one ``(models, parameters)`` buffer, each model with its own
-  step count. A model with no batch left in the epoch is left out of the step:
+  over one ``(models, width)`` buffer per layer, in which the backward pass
+  writes its gradients directly. Models with as many steps per epoch share a
+  step count; a model with no batch left in the epoch is left out of the step:
   no update, and its step count does not advance.
 * Dropout bits are drawn in bulk, :data:`STEPS_PER_CHUNK` steps at a time, as
   64-bit random words read as 16-bit integers; a unit is dropped when its
@@ -29,14 +31,17 @@ models advance together:
 Independence. All randomness of a model -- initial weights, per-epoch
 shuffles, dropout -- comes from its own generators, seeded from
 :func:`~frreg.train.fold_seed` of its job, and a model draws the same amounts
-in the same order whichever other models share its batch or group. A job's
-predictions therefore depend only on its seed, its held-out source, its rows
-and the settings; the per-seed cache relies on that.
+in the same order whichever other models share its batch or group. Every
+kernel treats a model's numbers alike wherever the model sits (parameter rows
+are padded to a vector-friendly width; held-out rows are evaluated one model at
+a time), so a job's predictions are bit for bit a function of its seed, its
+held-out source, its rows and the settings; the per-seed cache relies on that.
 
 The initial weights are bit-identical to the reference's (the same module is
 built under the same seed). The shuffles and dropout masks are not the
 reference's draws -- they are the same random process -- so a batched model
 and its reference twin agree in distribution (held-out PLCC), not bit for bit.
+Fed the same shuffles with dropout off, they agree to float32 rounding.
 """
 
 from __future__ import annotations
@@ -70,9 +75,7 @@ STEPS_PER_CHUNK = 32
 _MASK_BITS = 16  # each dropout draw is one int16 ...
 _DRAWS_PER_WORD = 64 // _MASK_BITS  # ... read out of int64 random words
 _EVAL_ROWS = 4096  # held-out rows evaluated per chunk
-# Every model's parameter row starts on this many elements, so that vectorised
-# kernels (Adam's above all) treat each model's numbers alike wherever it sits.
-_ROW_ALIGN = 64
+_ROW_ALIGN = 64  # parameter rows are padded to a multiple of this many elements
 
 
 def drop_threshold(p: float) -> int:
@@ -91,10 +94,14 @@ def drop_threshold(p: float) -> int:
 
 @dataclass(frozen=True)
 class Layout:
-    """Where each layer lives in a model's flat parameter vector.
+    """How a group's parameters are stored: one ``(models, width)`` buffer per layer.
 
-    Layer ``k`` is one ``(fan_in + 1, fan_out)`` matrix: the transposed
-    ``nn.Linear`` weight with the bias appended as the last row.
+    Layer ``k`` of a model is one ``(fan_in + 1, fan_out)`` matrix -- the
+    transposed ``nn.Linear`` weight with the bias appended as the last row --
+    stored as the first ``(fan_in + 1) * fan_out`` elements of its row in buffer
+    ``k``. Rows are padded with zeros (which Adam leaves at zero) to a multiple
+    of :data:`_ROW_ALIGN` elements, so that vectorised kernels (Adam's above
+    all) treat a model's numbers alike wherever the model sits in the group.
     """
 
     n_in: int
@@ -106,22 +113,26 @@ class Layout:
         return ((self.n_in + 1, h), (h + 1, h), (h + 1, 1))
 
     @property
-    def size(self) -> int:
-        """Parameters per model, padded with unused zeros to a multiple of :data:`_ROW_ALIGN`."""
-        used = sum(r * c for r, c in self.shapes)
-        return -(-used // _ROW_ALIGN) * _ROW_ALIGN
+    def widths(self) -> tuple[int, ...]:
+        return tuple(-(-(r * c) // _ROW_ALIGN) * _ROW_ALIGN for r, c in self.shapes)
 
-    def views(self, flat: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """``(models, fan_in + 1, fan_out)`` views of a ``(models, size)`` buffer."""
-        out, start = [], 0
-        for rows, cols in self.shapes:
-            out.append(flat[:, start : start + rows * cols].unflatten(1, (rows, cols)))
-            start += rows * cols
-        return tuple(out)
+    def buffers(self, models: int, **kw) -> tuple[torch.Tensor, ...]:
+        """Zeroed ``(models, width)`` buffers, one per layer (``kw``: dtype, device)."""
+        return tuple(torch.zeros(models, w, **kw) for w in self.widths)
+
+    def views(self, buffers: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """``(models, fan_in + 1, fan_out)`` views of the layer buffers."""
+        return tuple(
+            buf[:, : r * c].unflatten(1, (r, c))
+            for buf, (r, c) in zip(buffers, self.shapes, strict=True)
+        )
 
 
-def initial_parameters(job: FoldJob, config: MLPConfig) -> tuple[torch.Tensor, torch.Generator]:
-    """One model's initial flat parameters, and a CPU generator continuing its stream.
+def initial_parameters(
+    job: FoldJob, config: MLPConfig
+) -> tuple[tuple[torch.Tensor, ...], torch.Generator]:
+    """One model's initial layers (``(fan_in + 1, fan_out)`` each, see :class:`Layout`),
+    and a CPU generator continuing its random stream.
 
     The weights are ``FrRegressorMLP``'s own initialisation under
     ``fold_seed(job.seed, job.held_out)``, exactly as the reference builds
@@ -140,10 +151,8 @@ def initial_parameters(job: FoldJob, config: MLPConfig) -> tuple[torch.Tensor, t
             f"frreg.batched expects layers {list(layout.shapes)} (fan_in + 1, fan_out) but "
             f"FrRegressorMLP has {found}; frreg/batched.py must change with frreg/model.py"
         )
-    parts = [torch.cat([m.weight.detach().T, m.bias.detach()[None, :]]) for m in linears]
-    flat = torch.zeros(layout.size)
-    torch.cat([p.reshape(-1) for p in parts], out=flat[: sum(p.numel() for p in parts)])
-    return flat, stream
+    layers = tuple(torch.cat([m.weight.detach().T, m.bias.detach()[None, :]]) for m in linears)
+    return layers, stream
 
 
 # --------------------------------------------------------------------------
@@ -154,25 +163,27 @@ def initial_parameters(job: FoldJob, config: MLPConfig) -> tuple[torch.Tensor, t
 class Workspace:
     """Weights, inputs, activations and gradients of one training step for a group.
 
-    ``params`` is the group's ``(models, Layout.size)`` buffer; the weight views
-    follow its in-place updates. Fill :attr:`x` (``(models, batch, n_in + 1)``,
+    ``params`` are the group's layer buffers (:class:`Layout`); the weight views
+    follow their in-place updates. Gradients land in :attr:`grad_buffers`, laid
+    out like ``params``. Fill :attr:`rows` (``(models * batch, n_in + 2)``:
+    inputs, a one, the target), or its views :attr:`x` (``(models, batch, n_in + 1)``,
     last column ones) and :attr:`y` (``(models, batch, 1)``), then call
     :func:`forward_backward`.
     """
 
-    def __init__(self, layout: Layout, params: torch.Tensor, batch: int) -> None:
-        models, h = params.shape[0], layout.hidden
-        kw = {"dtype": params.dtype, "device": params.device}
+    def __init__(self, layout: Layout, params: Sequence[torch.Tensor], batch: int) -> None:
+        models, h = params[0].shape[0], layout.hidden
+        kw = {"dtype": params[0].dtype, "device": params[0].device}
         self.layout = layout
         self.w1, self.w2, self.w3 = layout.views(params)
         self.w2_hidden_t = self.w2[:, :h, :].transpose(1, 2)
         self.w3_row = self.w3.transpose(1, 2)
         self.w3_hidden_row = self.w3[:, :h, :].transpose(1, 2)
 
-        self.x_rows = torch.empty(models * batch, layout.n_in + 1, **kw)
-        self.y_rows = torch.empty(models * batch, **kw)
-        self.x = self.x_rows.view(models, batch, -1)
-        self.y = self.y_rows.view(models, batch, 1)
+        # One gathered row per (model, slot): n_in inputs, a one, the target.
+        self.rows = torch.empty(models * batch, layout.n_in + 2, **kw)
+        self.x = self.rows.view(models, batch, -1)[..., :-1]
+        self.y = self.rows.view(models, batch, -1)[..., -1:]
         self.z1 = torch.empty(models, batch, h, **kw)
         self.z2 = torch.empty(models, batch, h, **kw)
         self.a = torch.empty(models, batch, h, **kw)
@@ -185,7 +196,8 @@ class Workspace:
         self.g = torch.empty(models, batch, 1, **kw)
         self.gh = torch.empty(models, batch, h, **kw)
         self.gz = torch.empty(models, batch, h, **kw)
-        self.grads = tuple(torch.empty(models, r, c, **kw) for r, c in layout.shapes)
+        self.grad_buffers = layout.buffers(models, **kw)
+        self.grads = layout.views(self.grad_buffers)
         self.gw3_row = self.grads[2].transpose(1, 2)
 
 
@@ -205,8 +217,10 @@ def forward_backward(
     gradients, ``(models, fan_in + 1, fan_out)`` each (``ws.grads``).
     """
     gw1, gw2, _ = ws.grads
-    # GELU goes to a contiguous buffer first: on torch 2.13's CPU, gelu.out into
-    # a strided view (such as ``h1[..., :h]``) writes wrong float32 values.
+    # GELU goes to a contiguous buffer first: on torch 2.13's CPU, gelu.out into a
+    # strided view (such as ``h1[..., :h]``) writes wrong float32 values -- its
+    # oneDNN path is picked by the input's layout and writes the output as if
+    # contiguous (tests/test_batched.py checks the float32 gradients).
     torch.bmm(ws.x, ws.w1, out=ws.z1)
     _gelu(ws.z1, out=ws.a)
     torch.mul(ws.a, mask1, out=ws.h1_units)
@@ -253,60 +267,62 @@ def predict(weights: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
 
 
 class FlatAdam:
-    """``torch.optim.Adam`` (L2 weight decay, no amsgrad) over the rows of a ``(models, P)`` buffer.
+    """``torch.optim.Adam`` (L2 weight decay, no amsgrad) for many models at once.
 
-    ``blocks`` are ``(start, stop)`` row ranges whose models always step
-    together and so share one step count (default: one block of every row);
-    each block is one parameter tensor to Adam, with its own ``state["step"]``.
-    Fill :attr:`grad`, then :meth:`step`. With ``fused`` (the default where torch
-    has the kernel) the update is ``torch._fused_adam_``, the kernel behind
-    ``Adam(fused=True)``; otherwise it is the code of Adam's default
-    single-tensor path. Either way it matches the corresponding
-    ``torch.optim.Adam`` bit for bit.
+    ``params`` and ``grads`` are matching ``(models, n)`` buffers (one per layer,
+    say). ``blocks`` are ``(start, stop)`` model ranges whose models always step
+    together (default: all of them); each slice ``buffer[start:stop]`` is one
+    parameter tensor to Adam, and the block's models share one step count (as
+    ``state["step"]``). Fill the grads, then :meth:`step`. With ``fused`` (the
+    default where torch has the kernel) the update is ``torch._fused_adam_``, the
+    kernel behind ``Adam(fused=True)``; otherwise it is the code of Adam's
+    default single-tensor path. Either matches its ``torch.optim.Adam`` bit for bit.
     """
 
     def __init__(
         self,
-        params: torch.Tensor,
+        params: Sequence[torch.Tensor],
+        grads: Sequence[torch.Tensor],
         lr: float,
         weight_decay: float,
         blocks: Sequence[tuple[int, int]] | None = None,
         *,
         fused: bool | None = None,
     ) -> None:
-        self.params = params
+        self.params = tuple(params)
+        self.grads = tuple(grads)
         self.lr = lr
         self.weight_decay = weight_decay
-        self.grad = torch.zeros_like(params)
-        self.exp_avg = torch.zeros_like(params)
-        self.exp_avg_sq = torch.zeros_like(params)
-        self.blocks = list(blocks) if blocks is not None else [(0, params.shape[0])]
+        self.exp_avg = tuple(torch.zeros_like(p) for p in self.params)
+        self.exp_avg_sq = tuple(torch.zeros_like(p) for p in self.params)
+        device = self.params[0].device
+        self.blocks = list(blocks) if blocks is not None else [(0, self.params[0].shape[0])]
         if fused is None:
-            fused = hasattr(torch, "_fused_adam_") and params.device.type in ("cpu", "cuda")
+            fused = hasattr(torch, "_fused_adam_") and device.type in ("cpu", "cuda")
         self.fused = fused
-        # Like torch.optim.Adam's state["step"]: a float32 scalar tensor per parameter,
-        # on the parameters' device for the fused kernel.
-        step_device = params.device if fused else torch.device("cpu")
+        # A float32 scalar per block, on the parameters' device for the fused kernel.
+        step_device = device if fused else torch.device("cpu")
         self.steps = [torch.zeros((), dtype=torch.float32, device=step_device) for _ in self.blocks]
         self._lists: dict[tuple[int, ...] | None, tuple[list[torch.Tensor], ...]] = {}
 
     def step(self, active: tuple[int, ...] | None = None) -> None:
         """Update every block, or only the blocks ``active`` (indices into ``blocks``);
         the others' parameters, moments and step counts stay exactly as they were."""
-        params, grads, exp_avgs, exp_avg_sqs, steps = self._block_lists(active)
+        block_steps, params, grads, exp_avgs, exp_avg_sqs, steps = self._block_lists(active)
         if self.fused:
-            torch._foreach_add_(steps, 1)
+            torch._foreach_add_(block_steps, 1)
             torch._fused_adam_(
                 params, grads, exp_avgs, exp_avg_sqs, [], steps,
                 lr=self.lr, beta1=BETA1, beta2=BETA2, weight_decay=self.weight_decay,
                 eps=ADAM_EPS, amsgrad=False, maximize=False,
             )  # fmt: skip
             return
+        for step_t in block_steps:
+            step_t += 1
         # torch.optim.adam._single_tensor_adam, line for line.
         for param, grad, exp_avg, exp_avg_sq, step_t in zip(
             params, grads, exp_avgs, exp_avg_sqs, steps, strict=True
         ):
-            step_t += 1
             if self.weight_decay != 0:
                 grad = grad.add(param, alpha=self.weight_decay)
             exp_avg.lerp_(grad, 1 - BETA1)
@@ -320,15 +336,17 @@ class FlatAdam:
             param.addcdiv_(exp_avg, denom, value=-step_size)
 
     def _block_lists(self, active: tuple[int, ...] | None) -> tuple[list[torch.Tensor], ...]:
+        """The step counts of the chosen blocks, then Adam's per-tensor lists."""
         if active not in self._lists:
             chosen = range(len(self.blocks)) if active is None else active
-            ranges = [self.blocks[b] for b in chosen]
+            pieces = [(b, buf) for b in chosen for buf in range(len(self.params))]
             self._lists[active] = (
-                *(
-                    [t[a:b] for a, b in ranges]
-                    for t in (self.params, self.grad, self.exp_avg, self.exp_avg_sq)
-                ),
                 [self.steps[b] for b in chosen],
+                *(
+                    [t[buf][slice(*self.blocks[b])] for b, buf in pieces]
+                    for t in (self.params, self.grads, self.exp_avg, self.exp_avg_sq)
+                ),
+                [self.steps[b] for b, _ in pieces],
             )
         return self._lists[active]
 
@@ -340,8 +358,8 @@ class FlatAdam:
 
 @dataclass
 class _Packed:
-    x: torch.Tensor  # (rows + 1, n_in + 1): every distinct fold's scaled training rows, ones
-    y: torch.Tensor  # (rows + 1,)
+    # (rows + 1, n_in + 2): every distinct fold's scaled training rows, a one, the target
+    table: torch.Tensor
     base: np.ndarray  # (models,) first row of each model's training block
     n_train: np.ndarray  # (models,)
     pad_row: int  # the dummy row that fills short folds' batches
@@ -381,13 +399,13 @@ def _pack(
         tests.append(fold_inputs(features, codec, train_idx, np.asarray(job.test_idx)))
 
     x = np.concatenate([*xs, np.zeros((1, xs[0].shape[1]), dtype=np.float32)])
-    x = np.hstack([x, np.ones((x.shape[0], 1), dtype=np.float32)])
     y = np.concatenate([*ys, np.zeros(1)]).astype(np.float32)
+    table = np.hstack([x, np.ones((x.shape[0], 1), dtype=np.float32), y[:, None]])
 
     def as_tensor(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(a).to(device=device, dtype=dtype)
 
-    return _Packed(as_tensor(x), as_tensor(y), base, n_train, rows, [as_tensor(t) for t in tests])
+    return _Packed(as_tensor(table), base, n_train, rows, [as_tensor(t) for t in tests])
 
 
 # --------------------------------------------------------------------------
@@ -459,17 +477,17 @@ class _Randomness:
 
 
 class _ModelGroup:
-    """Models that step together: one gather, one bmm per layer, one Adam buffer."""
+    """Models that step together: one gather, one bmm per layer, one Adam call per step."""
 
     def __init__(
         self,
         packed: _Packed,
         members: np.ndarray,
-        params: torch.Tensor,
+        params: Sequence[torch.Tensor],
         streams: Sequence[torch.Generator],
         settings: TrainSettings,
     ) -> None:
-        dev, dtype = params.device, params.dtype
+        dev, dtype = params[0].device, params[0].dtype
         config = settings.model_config
         batch = settings.batch_size
         models = len(members)
@@ -485,8 +503,9 @@ class _ModelGroup:
         stops = np.r_[starts[1:], models]
         blocks = list(zip(starts.tolist(), stops.tolist(), strict=True))
         self.ws = Workspace(Layout(config.in_features, config.hidden), params, batch)
-        self.adam = FlatAdam(params, settings.lr, settings.weight_decay, blocks)
-        self.grad_views = self.ws.layout.views(self.adam.grad)
+        self.adam = FlatAdam(
+            params, self.ws.grad_buffers, settings.lr, settings.weight_decay, blocks
+        )
         self.rand = _Randomness(
             streams, n_train, self.steps, batch, config.hidden, config.dropout, dtype, dev
         )
@@ -494,7 +513,7 @@ class _ModelGroup:
         pos = np.arange(max_steps * batch).reshape(max_steps, 1, batch)
         in_batch = np.minimum(n_train[None, :, None] - (pos - pos % batch), batch)
         coef = np.where(pos < n_train[None, :, None], 2.0 / np.maximum(in_batch, 1), 0.0)
-        self.coef = torch.from_numpy(coef[..., None]).to(device=dev, dtype=dtype)
+        self.coef = torch.from_numpy(coef[..., None]).to(device=dev, dtype=dtype).unbind(0)
         # The Adam blocks that take each step (None: all of them).
         block_steps = self.steps[starts]
         self.active = [
@@ -513,16 +532,16 @@ class _ModelGroup:
         # (step, model * batch): one contiguous gather index per step.
         rows = rows.view(len(self.members), self.max_steps, -1).transpose(0, 1)
         rows = rows.reshape(self.max_steps, -1)
+        rows = rows.unbind(0)
         for first in range(0, self.max_steps, STEPS_PER_CHUNK):
             n_chunk = min(STEPS_PER_CHUNK, self.max_steps - first)
             masks = self.rand.dropout_masks(first, n_chunk)
-            for k in range(n_chunk):
-                s = first + k
-                torch.index_select(packed.x, 0, rows[s], out=ws.x_rows)
-                torch.index_select(packed.y, 0, rows[s], out=ws.y_rows)
-                grads = forward_backward(ws, self.coef[s], masks[:, k, 0], masks[:, k, 1])
-                for src, dst in zip(grads, self.grad_views, strict=True):
-                    dst.copy_(src)
+            for s, mask1, mask2 in zip(
+                range(first, first + n_chunk), masks[:, :, 0].unbind(1),
+                masks[:, :, 1].unbind(1), strict=True,
+            ):  # fmt: skip
+                torch.index_select(packed.table, 0, rows[s], out=ws.rows)
+                forward_backward(ws, self.coef[s], mask1, mask2)  # into adam.grads
                 adam.step(self.active[s])
 
     def predict(self) -> list[np.ndarray]:
@@ -536,6 +555,19 @@ class _ModelGroup:
             ]
             predictions.append(torch.cat(out).double().cpu().numpy() if out else np.empty(0))
         return predictions
+
+
+def _stack_layers(
+    layout: Layout,
+    models: Sequence[Sequence[torch.Tensor]],
+    dtype: torch.dtype,
+    device: torch.device,
+) -> tuple[torch.Tensor, ...]:
+    """Layer buffers (see :class:`Layout`) holding the given models' layers, in order."""
+    buffers = layout.buffers(len(models), dtype=dtype)
+    for view, layers in zip(layout.views(buffers), zip(*models, strict=True), strict=True):
+        view.copy_(torch.stack(layers))
+    return tuple(buf.to(device) for buf in buffers)
 
 
 def _split(n_train: np.ndarray, groups: int) -> list[np.ndarray]:
@@ -569,7 +601,7 @@ def _train_groups(
 
     def work(i: int) -> None:
         try:
-            with torch.no_grad():  # grad mode is per thread
+            with torch.inference_mode():  # grad mode is per thread
                 for _ in range(epochs):
                     if stop.is_set():
                         return
@@ -621,26 +653,29 @@ def train_folds_batched(
     ``progress(done_epochs, total_epochs)`` is called after every epoch, from
     the calling thread. On the CPU the models are split into ``workers`` groups
     (default: one per available core), each trained in its own thread with
-    single-threaded ops; on other devices ``workers`` defaults to 1.
+    single-threaded ops: torch's intra-op thread count is 1 until this returns
+    (other torch work in the process meanwhile sees it too). On other devices
+    ``workers`` defaults to 1.
     """
     if not jobs:
         return []
     dev = torch.device(device)
     dtype = torch.float32
     config = settings.model_config
+    layout = Layout(config.in_features, config.hidden)
     if workers is None:
         workers = _cpu_cores() if dev.type == "cpu" else 1
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
 
-    with torch.no_grad():
+    with torch.inference_mode():
         packed = _pack(features, codec, target, jobs, dtype, dev)
         inits = [initial_parameters(job, config) for job in jobs]
         groups = [
             _ModelGroup(
                 packed,
                 members,
-                torch.stack([inits[m][0] for m in members]).to(device=dev, dtype=dtype),
+                _stack_layers(layout, [inits[m][0] for m in members], dtype, dev),
                 [inits[m][1] for m in members],
                 settings,
             )

@@ -1,0 +1,231 @@
+"""Trainer throughput: the straightforward per-fold loop vs frreg's batched trainer.
+
+The full recipe is every seed of the ensemble x every LOSO fold x ``--epochs``
+on the deterministic synthetic corpus (33,840 rows, 9 sources by default):
+
+batched
+    :func:`frreg.batched.train_folds_batched` trains all of it, timed end to end
+    (input packing, training, held-out predictions).
+straightforward
+    :func:`frreg.train.train_fold_reference` (one ``nn.Module``, a shuffling
+    ``DataLoader``, ``torch.optim.Adam``) on a slice -- the first seed, the first
+    ``--slice-folds`` folds, ``--slice-epochs`` epochs -- whose time per
+    model-epoch is scaled up to the full recipe. Training time is linear in
+    epochs and models, so the extrapolation is fair.
+
+Agreement: the batched trainer also trains the slice itself, and the held-out
+PLCC of each slice fold is printed for both trainers. They draw different
+shuffles and dropout masks, so they agree in distribution, not bit for bit.
+
+Both run in this one process, one after the other, so the ratio holds up on a
+shared machine better than either wall time does.
+
+    .venv/bin/python benchmarks/bench_train.py            # full recipe, ~3 min on 2 cores
+    .venv/bin/python benchmarks/bench_train.py --quick    # smoke test, seconds
+
+Exit status: 0 when it ran (whether or not the targets were met), 1 when it
+could not run (the reason on one line), 2 for bad options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+TARGET_RATIO = 40.0
+TARGET_FULL_S = 300.0  # the full recipe's budget on the 2-core reference machine
+QUICK_CORPUS = {"n_sources": 3, "frames": 40}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from frreg.schema import DEFAULT_EPOCHS
+
+    p = argparse.ArgumentParser(
+        prog="bench_train.py", description=__doc__.split("\n\n")[0] if __doc__ else None
+    )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"epochs of the full recipe (default: {DEFAULT_EPOCHS}; 2 with --quick)",
+    )
+    p.add_argument(
+        "--slice-epochs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="epochs of the straightforward slice (default: 2; 1 with --quick)",
+    )
+    p.add_argument(
+        "--slice-folds",
+        type=int,
+        default=2,
+        metavar="N",
+        help="folds (of seed 0) in the straightforward slice (default: 2)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="batched trainer threads (default: one per available core)",
+    )
+    p.add_argument("--device", default="cpu", help="batched trainer device (default: cpu)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"a smoke test: a {QUICK_CORPUS['n_sources']}-source corpus and few epochs",
+    )
+    return p
+
+
+def _corpus(quick: bool):  # -> frreg.corpus.Corpus
+    from frreg.corpus import load_corpus
+    from frreg.synthetic import synthetic_rows, write_corpus
+
+    rows = synthetic_rows(**QUICK_CORPUS) if quick else synthetic_rows()
+    with tempfile.TemporaryDirectory(prefix="bench_train-") as tmp:
+        return load_corpus(write_corpus(Path(tmp) / "corpus.jsonl", rows))
+
+
+def _load() -> str:
+    try:
+        return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    except OSError:
+        return "load average unknown"
+
+
+def _fmt_s(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.2f} h"
+    if seconds >= 120:
+        return f"{seconds / 60:.2f} min"
+    return f"{seconds:.1f} s"
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from frreg.batched import train_folds_batched
+    from frreg.metrics import plcc
+    from frreg.schema import DEFAULT_EPOCHS, ENSEMBLE_SEEDS
+    from frreg.splits import LeaveOneSourceOut
+    from frreg.train import FoldJob, TrainSettings, train_fold_reference
+
+    epochs = args.epochs if args.epochs is not None else (2 if args.quick else DEFAULT_EPOCHS)
+    slice_epochs = args.slice_epochs if args.slice_epochs is not None else (1 if args.quick else 2)
+    if min(epochs, slice_epochs, args.slice_folds) < 1:
+        print(
+            "bench_train: --epochs, --slice-epochs and --slice-folds must be >= 1", file=sys.stderr
+        )
+        return 2
+
+    corpus = _corpus(args.quick)
+    splitter = LeaveOneSourceOut()
+    folds = list(zip(splitter.sources(corpus.groups), splitter.split(corpus.groups), strict=True))
+    jobs = [
+        FoldJob(seed, held_out, train_idx, test_idx)
+        for seed in ENSEMBLE_SEEDS
+        for held_out, (train_idx, test_idx) in folds
+    ]
+    slice_jobs = jobs[: min(args.slice_folds, len(folds))]
+    data = (corpus.features, corpus.codec, corpus.target)
+    print(
+        f"corpus: {corpus.n_rows} rows, {len(folds)} sources; full recipe: "
+        f"{len(ENSEMBLE_SEEDS)} seeds x {len(folds)} folds = {len(jobs)} models x {epochs} epochs"
+    )
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads; {_load()}")
+
+    # 1. The straightforward loop on the slice, extrapolated per model-epoch.
+    # An untimed warm-up first, so one-time start-up costs are not extrapolated.
+    first = slice_jobs[0]
+    warm = FoldJob(first.seed, first.held_out, first.train_idx[:64], first.test_idx[:8])
+    train_fold_reference(*data, warm, TrainSettings(epochs=1))
+    slice_settings = TrainSettings(epochs=slice_epochs)
+    t0 = time.perf_counter()
+    ref_preds = [train_fold_reference(*data, job, slice_settings) for job in slice_jobs]
+    ref_s = time.perf_counter() - t0
+    per_model_epoch = ref_s / (len(slice_jobs) * slice_epochs)
+    ref_full_s = per_model_epoch * len(jobs) * epochs
+    print(
+        f"straightforward: {len(slice_jobs)} models x {slice_epochs} epochs in {ref_s:.1f} s "
+        f"({per_model_epoch:.2f} s per model-epoch) -> full recipe ~{_fmt_s(ref_full_s)}"
+    )
+
+    # 2. The batched trainer on the same slice, for agreement.
+    batched_slice = train_folds_batched(
+        *data, slice_jobs, slice_settings, device=args.device, workers=args.workers
+    )
+    print(f"agreement on the slice (seed {first.seed}, {slice_epochs} epochs), held-out PLCC:")
+    for job, ref, fast in zip(slice_jobs, ref_preds, batched_slice, strict=True):
+        y = corpus.target[job.test_idx]
+        p_ref, p_fast = plcc(y, ref), plcc(y, fast)
+        if p_ref is None or p_fast is None:
+            print(f"  {job.held_out}: PLCC undefined (straightforward {p_ref}, batched {p_fast})")
+        else:
+            print(
+                f"  {job.held_out}: straightforward {p_ref:.4f}  batched {p_fast:.4f}  "
+                f"diff {p_fast - p_ref:+.4f}"
+            )
+
+    # 3. The full recipe, batched.
+    settings = TrainSettings(epochs=epochs)
+    step = max(1, epochs // 10)
+
+    def progress(done: int, total: int) -> None:
+        if done % step == 0 or done == total:
+            print(f"  epoch {done}/{total}  {time.perf_counter() - t0:.1f} s", flush=True)
+
+    print("batched full recipe:")
+    t0 = time.perf_counter()
+    preds = train_folds_batched(
+        *data, jobs, settings, device=args.device, progress=progress, workers=args.workers
+    )
+    batched_s = time.perf_counter() - t0
+    by_fold: dict[str, list[float]] = {}
+    for job, pred in zip(jobs, preds, strict=True):
+        value = plcc(corpus.target[job.test_idx], pred)
+        by_fold.setdefault(job.held_out, []).append(np.nan if value is None else value)
+    seed_means = np.nanmean(np.array(list(by_fold.values())), axis=0)
+    print(
+        "  held-out PLCC, mean over seeds: "
+        + ", ".join(f"{k} {np.mean(v):.4f}" for k, v in by_fold.items())
+    )
+    print("  per-seed mean PLCC: " + ", ".join(f"{s:.4f}" for s in seed_means.tolist()))
+
+    print(f"  {_load()} (other work on the machine slows both trainers)")
+    ratio = ref_full_s / batched_s
+    print(f"batched full recipe: {_fmt_s(batched_s)} ({batched_s:.1f} s)")
+    print(f"straightforward full recipe (extrapolated): {_fmt_s(ref_full_s)}")
+    if args.quick:
+        print(f"ratio: {ratio:.1f}x (--quick: a smoke test, not a measurement)")
+    else:
+        verdict = "meets" if ratio >= TARGET_RATIO else "MISSES"
+        print(f"ratio: {ratio:.1f}x ({verdict} the {TARGET_RATIO:.0f}x target)")
+    if not args.quick and epochs == DEFAULT_EPOCHS:
+        verdict = "within" if batched_s <= TARGET_FULL_S else "OVER"
+        print(f"full recipe {verdict} the {_fmt_s(TARGET_FULL_S)} budget")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print("bench_train: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a benchmark that cannot run says why, in one line
+        print(f"bench_train: cannot run: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
