@@ -10,7 +10,6 @@ file lock, and written atomically.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -430,14 +429,3 @@ def _publish(cache: SeedCache, out: Path, seed: int, key: str | None) -> None:
     for name in names:  # predictions first, so the JSON never points at a missing file
         with atomic_writer(out / name, "wb") as fh:
             fh.write((src_dir / name).read_bytes())
-
-
-def load_report_summary(out_dir: Path) -> dict[str, Any] | None:
-    """The verdict document in ``out_dir``, if any."""
-    from frreg.schema import HOLD_FILE, PROMOTE_FILE
-
-    for name in (PROMOTE_FILE, HOLD_FILE):
-        path = out_dir / name
-        if path.is_file():
-            return json.loads(path.read_text(encoding="utf-8"))
-    return None

@@ -89,3 +89,18 @@ def test_feature_names_are_not_restated_outside_the_schema():
         if needle.search(p.read_text(encoding="utf-8"))
     ]
     assert offenders == []
+
+
+def test_public_surface_resolves_lazily():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, frreg\n"
+        "assert 'torch' not in sys.modules\n"
+        "missing = [n for n in frreg.__all__ if getattr(frreg, n, None) is None]\n"
+        "print(missing)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
