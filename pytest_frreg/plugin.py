@@ -14,8 +14,9 @@ no items and imports nothing heavy: the library is imported inside hooks.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 
@@ -113,14 +114,31 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
-def item_ids(run: GateRun, sources: list[str]) -> list[str]:
+class ItemSpec(NamedTuple):
+    """One gate item: its name, the :class:`~frreg.gaterun.GateRun` check and its arguments."""
+
+    name: str
+    check: str
+    args: tuple[Any, ...]
+    seed_group: int | None  # items of one seed run on one xdist worker
+
+
+def item_specs(seeds: Sequence[int], sources: Sequence[str]) -> list[ItemSpec]:
+    """Every gate item, in collection order (the controller's expected list uses it too)."""
+    specs = [ItemSpec("corpus", "check_corpus", (), None)]
+    specs += [
+        ItemSpec(f"fold[seed{s}-{src}]", "check_fold", (s, src), s)
+        for s in seeds
+        for src in sources
+    ]
+    specs += [ItemSpec(f"seed[seed{s}]", "check_seed", (s,), s) for s in seeds]
+    specs += [ItemSpec(f"ensemble[{n}]", "check_ensemble", (c,), None) for n, c in ENSEMBLE_CHECKS]
+    return specs
+
+
+def item_ids(run: GateRun, sources: Sequence[str]) -> list[str]:
     """Node ids of every gate item, in collection order."""
-    seeds = run.config.seeds
-    names = ["corpus"]
-    names += [f"fold[seed{s}-{src}]" for s in seeds for src in sources]
-    names += [f"seed[seed{s}]" for s in seeds]
-    names += [f"ensemble[{name}]" for name, _ in ENSEMBLE_CHECKS]
-    return [f"{NODE}::{n}" for n in names]
+    return [f"{NODE}::{spec.name}" for spec in item_specs(run.config.seeds, sources)]
 
 
 # ---------------------------------------------------------------------- items
@@ -171,21 +189,12 @@ class GateCollector(pytest.Collector):
         except FrregError as exc:
             raise pytest.UsageError(str(exc)) from None
 
-        def item(name: str, check: str, *args: Any, group: int | None = None) -> GateItem:
-            it = GateItem.from_parent(self, name=name, check=check, args=args)
-            if group is not None:
-                it.add_marker(pytest.mark.xdist_group(f"frreg-seed{group}"))
-            return it
-
-        seeds = run.config.seeds
-        items = [item("corpus", "check_corpus")]
-        items += [
-            item(f"fold[seed{s}-{src}]", "check_fold", s, src, group=s)
-            for s in seeds
-            for src in sources
-        ]
-        items += [item(f"seed[seed{s}]", "check_seed", s, group=s) for s in seeds]
-        items += [item(f"ensemble[{n}]", "check_ensemble", check) for n, check in ENSEMBLE_CHECKS]
+        items = []
+        for spec in item_specs(run.config.seeds, sources):
+            item = GateItem.from_parent(self, name=spec.name, check=spec.check, args=spec.args)
+            if spec.seed_group is not None:
+                item.add_marker(pytest.mark.xdist_group(f"frreg-seed{spec.seed_group}"))
+            items.append(item)
         return items
 
 
