@@ -55,6 +55,8 @@ def test_rmse():
 
 
 def test_undefined_correlations_are_none_not_nan():
+    # A constant whose mean does not round-trip exactly must still be "constant".
+    assert plcc(np.array([30.793, 30.793, 30.793]), np.array([0.0, 0.0, 0.001])) is None
     const = np.ones(5)
     ramp = np.arange(5.0)
     assert plcc(const, ramp) is None
