@@ -1,8 +1,9 @@
 """Root conftest: fixtures shared by the whole test suite.
 
 Hypothesis settings profiles live here too: ``fast`` (the default, for local
-runs) and ``ci`` (more examples, selected when ``CI`` is set or with
-``--hypothesis-profile=ci``).
+runs: random, so each run explores new inputs) and ``ci`` (more examples and
+derandomized, so a ship-gate run is reproducible and a red CI is never a
+coin flip; selected when ``CI`` is set or with ``--hypothesis-profile=ci``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ from hypothesis import HealthCheck, settings
 
 settings.register_profile("fast", max_examples=30, deadline=None)
 settings.register_profile(
-    "ci", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "ci",
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile("ci" if os.environ.get("CI") else "fast")
 
