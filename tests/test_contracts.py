@@ -37,8 +37,8 @@ from frreg.contracts import (
     frreg_clis,
     snapshot,
 )
-from frreg.contracts.docs import split_commands
-from frreg.contracts.surface import load
+from argvcontract.docs import split_commands
+from argvcontract.surface import load
 
 ROOT = Path(__file__).resolve().parent.parent
 WRAPPER_PATH = ROOT / "scripts" / "run_ensemble_loso.sh"
@@ -301,7 +301,7 @@ def test_every_cli_refuses_abbreviations(cli):
 def test_no_frreg_code_swallows_unknown_flags():
     # parse_known_args silently ignores what it does not know; only the
     # verifier may call it, because it reports the leftovers.
-    allowed = {ROOT / "frreg" / "contracts" / "verify.py"}
+    allowed = {ROOT / "argvcontract" / "verify.py"}
     offenders = []
     for path in sorted([*(ROOT / "frreg").rglob("*.py"), *(ROOT / "pytest_frreg").rglob("*.py")]):
         text = path.read_text(encoding="utf-8")

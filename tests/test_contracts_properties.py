@@ -35,7 +35,7 @@ from frreg.contracts import (
     register_type,
     valid_argv,
 )
-from frreg.contracts.strategies import UnregisteredType, value_spec
+from argvcontract.strategies import UnregisteredType, value_spec
 from frreg.schema import EXIT_USAGE
 
 CLIS = frreg_clis()
@@ -161,7 +161,7 @@ def test_an_unregistered_type_asks_for_a_registration():
         value_spec(action, "serve")
     assert str(missing.value).startswith(
         f"no value strategy for type {__name__}.port (argument --port of serve); register one: "
-        f"frreg.contracts.strategies.register_type('{__name__}.port',"
+        f"argvcontract.strategies.register_type('{__name__}.port',"
     )
 
 

@@ -21,18 +21,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from frreg.contracts.clis import CLI_MODULES, Cli, cli_by_name, frreg_clis
-from frreg.contracts.docs import check_command, check_docs, check_markdown, collect_commands
-from frreg.contracts.parsing import ParseRefused, parse_quietly
-from frreg.contracts.recorder import (
+from argvcontract.cli import CLI_MODULES, Cli, cli_by_name, frreg_clis
+from argvcontract.docs import check_command, check_docs, check_markdown, collect_commands
+from argvcontract.parsing import ParseRefused, parse_quietly
+from argvcontract.recorder import (
     ArgvRecorder,
     Call,
     CallerTimeout,
     Recording,
     ScriptContract,
 )
-from frreg.contracts.roundtrip import NotExpressible, namespace_to_argv, register_format
-from frreg.contracts.verify import (
+from argvcontract.roundtrip import NotExpressible, namespace_to_argv, register_format
+from argvcontract.verify import (
     ContractError,
     ContractReport,
     Problem,
@@ -44,27 +44,27 @@ from frreg.contracts.verify import (
 )
 
 if TYPE_CHECKING:
-    from frreg.contracts.strategies import (
+    from argvcontract.strategies import (
         InvalidArgv,
         UnregisteredType,
         invalid_argv,
         register_type,
         valid_argv,
     )
-    from frreg.contracts.surface import SurfaceDiff, describe_parser, diff_surface, snapshot
+    from argvcontract.surface import SurfaceDiff, describe_parser, diff_surface, snapshot
 
 _LAZY = {
     # The strategies need Hypothesis, a test dependency: imported on first use.
-    "InvalidArgv": "strategies",
-    "UnregisteredType": "strategies",
-    "invalid_argv": "strategies",
-    "register_type": "strategies",
-    "valid_argv": "strategies",
+    "InvalidArgv": "argvcontract.strategies",
+    "UnregisteredType": "argvcontract.strategies",
+    "invalid_argv": "argvcontract.strategies",
+    "register_type": "argvcontract.strategies",
+    "valid_argv": "argvcontract.strategies",
     # Imported on use so that `python -m frreg.contracts.surface` runs it fresh.
-    "SurfaceDiff": "surface",
-    "describe_parser": "surface",
-    "diff_surface": "surface",
-    "snapshot": "surface",
+    "SurfaceDiff": "argvcontract.surface",
+    "describe_parser": "argvcontract.surface",
+    "diff_surface": "argvcontract.surface",
+    "snapshot": "argvcontract.surface",
 }
 
 
@@ -72,7 +72,7 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(f"frreg.contracts.{_LAZY[name]}"), name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

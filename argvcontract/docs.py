@@ -8,7 +8,7 @@ prompted lines are commands, the rest is output), comments, pipes,
 assignments (and ``export VAR=value`` lines before) taken as environment.
 A command that runs a watched CLI — ``frreg-train ...``, ``python -m
 frreg.cli.train ...`` — is checked against that CLI's real parser; a command
-that runs a wrapper script with a :class:`~frreg.contracts.recorder.ScriptContract`
+that runs a wrapper script with a :class:`~argvcontract.recorder.ScriptContract`
 is run through the recorder and its calls checked.
 
 Placeholders such as ``$OUT_DIR``, ``"$CORPUS"`` or ``<path>`` stand for some
@@ -24,10 +24,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from frreg.contracts.clis import Cli, frreg_clis, plugin_cli
-from frreg.contracts.parsing import is_placeholder
-from frreg.contracts.recorder import ArgvRecorder, ScriptContract
-from frreg.contracts.verify import ContractError, ContractReport, Problem, check_argv, verify
+from argvcontract.cli import Cli, frreg_clis, plugin_cli
+from argvcontract.parsing import is_placeholder
+from argvcontract.recorder import ArgvRecorder, ScriptContract
+from argvcontract.verify import ContractError, ContractReport, Problem, check_argv, verify
 
 SHELL_LANGS = frozenset({"bash", "sh", "shell", "console", "zsh", "shell-session"})
 _FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`]*)$")
@@ -254,7 +254,7 @@ def doc_commands(
 ) -> tuple[list[DocCommand], list[Problem]]:
     """Commands in ``text``'s shell blocks that run a watched CLI or contracted script.
 
-    With ``plugin`` (see :func:`~frreg.contracts.clis.plugin_cli`), the
+    With ``plugin`` (see :func:`~argvcontract.cli.plugin_cli`), the
     ``--frreg-*`` options of ``pytest`` command lines are collected too.
     Also returns problems for lines that mention a CLI but cannot be split.
     """

@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from frreg.contracts.clis import Cli, frreg_clis
-from frreg.contracts.parsing import (
+from argvcontract.cli import Cli, frreg_clis
+from argvcontract.parsing import (
     ParseExited,
     ParseRefused,
     is_placeholder,
@@ -28,7 +28,7 @@ from frreg.contracts.parsing import (
 )
 
 if TYPE_CHECKING:
-    from frreg.contracts.recorder import Call, Recording
+    from argvcontract.recorder import Call, Recording
 
 # Problem kinds, stable strings that tests and users may match on.
 UNKNOWN_OPTION = "unknown-option"

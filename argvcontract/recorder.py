@@ -4,7 +4,7 @@ The caller (a shell script, a documented command, a Python program) runs for
 real, with real environment variables and its own control flow, but every
 CLI it would run is replaced by a stand-in on ``PATH`` that appends its argv
 to a JSON-lines log and exits 0. Nothing trains; what the caller *would* have
-asked of the CLI is left for :mod:`frreg.contracts.verify` to check against
+asked of the CLI is left for :mod:`argvcontract.verify` to check against
 the CLI's real parser.
 
 Stand-ins exist for each watched CLI's console script and for ``python``,
@@ -29,9 +29,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from frreg.contracts.clis import Cli, frreg_clis
-from frreg.contracts.parsing import is_placeholder
-from frreg.contracts.verify import ContractReport, verify
+from argvcontract.cli import Cli, frreg_clis
+from argvcontract.parsing import is_placeholder
+from argvcontract.verify import ContractReport, verify
 
 #: Environment variable naming the log the stand-ins append to.
 LOG_ENV = "FRREG_CONTRACTS_LOG"

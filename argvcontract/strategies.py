@@ -27,8 +27,8 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
-from frreg.contracts.roundtrip import format_value, register_format, type_name
-from frreg.contracts.verify import (
+from argvcontract.roundtrip import format_value, register_format, type_name
+from argvcontract.verify import (
     ABBREVIATION,
     CONFLICT,
     INVALID_VALUE,
@@ -203,7 +203,7 @@ def register_type(
 
     ``convert`` is the callable or its qualified name (``"mypkg.cli.port"``).
     ``format`` turns a converted value back into text, for
-    :func:`~frreg.contracts.roundtrip.namespace_to_argv`, when ``str(value)``
+    :func:`~argvcontract.roundtrip.namespace_to_argv`, when ``str(value)``
     would not read back (a tuple, say).
     """
     key = convert if isinstance(convert, str) else type_name(convert)
@@ -223,7 +223,7 @@ def value_spec(action: argparse.Action, prog: str = "") -> ValueSpec:
         where = "/".join(action.option_strings) or action.dest
         raise UnregisteredType(
             f"no value strategy for type {key} (argument {where}{' of ' + prog if prog else ''}); "
-            f"register one: frreg.contracts.strategies.register_type({key!r}, "
+            f"register one: argvcontract.strategies.register_type({key!r}, "
             "valid=st..., invalid=st...)"
         )
     return _SPECS[key]
@@ -429,7 +429,7 @@ def valid_argv(
 class InvalidArgv:
     """An argv the parser must refuse, with what is wrong with it.
 
-    ``kind`` is one of :mod:`frreg.contracts.verify`'s problem kinds;
+    ``kind`` is one of :mod:`argvcontract.verify`'s problem kinds;
     ``token`` is what the CLI's error message must name.
     """
 

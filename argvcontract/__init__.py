@@ -1,0 +1,1 @@
+"""Guard the callers of an ``argparse`` CLI against its real parser."""
