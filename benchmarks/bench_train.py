@@ -4,10 +4,10 @@ The full recipe is every seed of the ensemble x every LOSO fold x ``--epochs``
 on the deterministic synthetic corpus (33,840 rows, 9 sources by default):
 
 batched
-    :func:`frreg.batched.train_folds_batched` trains all of it, timed end to end
+    :func:`frreg.training.batched.train_folds_batched` trains all of it, timed end to end
     (input packing, training, held-out predictions).
 straightforward
-    :func:`frreg.train.train_fold_reference` (one ``nn.Module``, a shuffling
+    :func:`frreg.training.reference.train_fold_reference` (one ``nn.Module``, a shuffling
     ``DataLoader``, ``torch.optim.Adam``) on a slice -- the first seed, the first
     ``--slice-folds`` folds, ``--slice-epochs`` epochs -- whose time per
     model-epoch is scaled up to the full recipe. Training time is linear in
@@ -113,11 +113,12 @@ def _fmt_s(seconds: float) -> str:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from frreg.batched import train_folds_batched
-    from frreg.metrics import plcc
+    from frreg.training.batched import train_folds_batched
+    from frreg.training.metrics import plcc
     from frreg.schema import DEFAULT_EPOCHS, ENSEMBLE_SEEDS
-    from frreg.splits import LeaveOneSourceOut
-    from frreg.train import FoldJob, TrainSettings, train_fold_reference
+    from frreg.training.splits import LeaveOneSourceOut
+    from frreg.training.reference import train_fold_reference
+    from frreg.training.settings import FoldJob, TrainSettings
 
     epochs = args.epochs if args.epochs is not None else (2 if args.quick else DEFAULT_EPOCHS)
     slice_epochs = args.slice_epochs if args.slice_epochs is not None else (1 if args.quick else 2)

@@ -3,9 +3,13 @@
 The public surface, by step of the runbook:
 
 - corpus: :func:`produce_corpus` (``frreg-corpus``), :func:`load_corpus`, :class:`Corpus`
-- training: :class:`LeaveOneSourceOut`, :class:`TrainSettings`, :func:`run_loso` (``frreg-train``)
+- training: :class:`LeaveOneSourceOut`, :class:`TrainSettings`, :class:`MLPConfig`,
+  :func:`run_loso` (``frreg-train``), :class:`SeedRecord` (``loso_seed{N}.json``)
 - gate: :class:`Thresholds`, :func:`evaluate`, :func:`load_loso_dir` (``frreg-gate``)
 - verdict: :func:`validate` (``frreg-validate``)
+- the pytest session behind the plugin: :class:`GateSession`
+
+See ``docs/architecture.md`` for which module owns what.
 
 Names are imported on first use, so ``import frreg`` (and the pytest plugin
 that imports it) stays cheap: torch and pandas load only when needed.
@@ -21,14 +25,18 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Corpus": "frreg.corpus",
     "load_corpus": "frreg.corpus",
-    "LeaveOneSourceOut": "frreg.splits",
-    "TrainSettings": "frreg.train",
-    "run_loso": "frreg.loso",
-    "Thresholds": "frreg.gate",
-    "GateReport": "frreg.gate",
-    "evaluate": "frreg.gate",
-    "load_loso_dir": "frreg.gate",
-    "validate": "frreg.verdict",
+    "LeaveOneSourceOut": "frreg.training.splits",
+    "MLPConfig": "frreg.training.model",
+    "TrainSettings": "frreg.training.settings",
+    "SeedRecord": "frreg.training.record",
+    "FoldRecord": "frreg.training.record",
+    "run_loso": "frreg.training.loso",
+    "Thresholds": "frreg.gate.checks",
+    "GateReport": "frreg.gate.checks",
+    "evaluate": "frreg.gate.checks",
+    "load_loso_dir": "frreg.gate.checks",
+    "validate": "frreg.gate.verdict",
+    "GateSession": "frreg.session",
     "produce_corpus": "frreg.producer",
 }
 

@@ -3,7 +3,7 @@
 One entry holds one seed's ``loso_seed{N}.json`` and its predictions, keyed
 by the sha256 of the seed's run config (corpus digest, seed, every training
 setting, engine, device and the versions that change numbers: see
-:func:`frreg.loso.run_config`). An entry is built under a file lock in a
+:func:`frreg.training.loso.run_config`). An entry is built under a file lock in a
 directory every worker shares, assembled in a temporary directory and renamed
 into place, then verified on every read. Correctness does not depend on the
 lock: a lost lock costs duplicated training, never a torn entry.
@@ -24,6 +24,7 @@ from filelock import FileLock
 
 from frreg._io import sha256_file, sha256_json, write_json_atomic
 from frreg.schema import seed_artifact_name, seed_predictions_name
+from frreg.training.record import SeedRecord
 
 _ENTRY = "entry.json"
 _TRAIN_LOG = "trained.log"
@@ -46,8 +47,8 @@ class CacheEntry:
     def predictions(self) -> Path:
         return self.directory / seed_predictions_name(self.seed)
 
-    def record(self) -> dict[str, Any]:
-        return json.loads(self.artifact.read_text(encoding="utf-8"))
+    def record(self) -> SeedRecord:
+        return SeedRecord.read(self.artifact)
 
 
 class CorruptEntry(Exception):

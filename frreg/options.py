@@ -63,11 +63,6 @@ def seed_list(text: str) -> tuple[int, ...]:
     return tuple(seeds)
 
 
-def format_seed_list(seeds: tuple[int, ...] | list[int]) -> str:
-    """Inverse of :func:`seed_list`."""
-    return ",".join(str(s) for s in seeds)
-
-
 def encoder_list(text: str) -> tuple[str, ...]:
     """Parse ``"libx264,libx265"``: encoders of the vocabulary, no repeats."""
     names = [p.strip() for p in str(text).split(",")]
@@ -263,8 +258,19 @@ PER_SEED = Option(
     "X",
 )
 
+FOLD_MIN = Option(
+    "fold-min",
+    "fold_min",
+    "also fail any fold whose held-out PLCC is below this",
+    None,
+    correlation,
+    "X",
+    shown_default="off",
+)
+
+
 #: Gate thresholds shared by ``frreg-gate``, ``frreg-validate`` and the plugin.
-THRESHOLD_OPTIONS = (MEAN_PLCC, SPREAD, PER_SEED)
+THRESHOLD_OPTIONS = (MEAN_PLCC, SPREAD, PER_SEED, FOLD_MIN)
 
 ENGINES = ("batched", "reference")
 ENGINE = Option(
@@ -328,16 +334,6 @@ GATE_CACHE_DIR = Option(
     "runs/frreg-cache",
     metavar="DIR",
 )
-FOLD_MIN = Option(
-    "fold-min",
-    "fold_min",
-    "also fail any fold whose held-out PLCC is below this",
-    None,
-    correlation,
-    "X",
-    shown_default="off",
-)
-
 #: Every ``--frreg-*`` option, in help order.
 PLUGIN_OPTIONS = (
     GATE_CORPUS,
@@ -351,7 +347,6 @@ PLUGIN_OPTIONS = (
     GATE_OUT_DIR,
     GATE_CACHE_DIR,
     *THRESHOLD_OPTIONS,
-    FOLD_MIN,
 )
 
 

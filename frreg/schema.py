@@ -131,7 +131,11 @@ PRESET_LADDERS: Final[dict[str, tuple[str, ...]]] = {
 # Model and training recipe (the trainer CLI's defaults)
 # --------------------------------------------------------------------------
 
+#: The network's shape (see :class:`frreg.training.model.MLPConfig`): hidden
+#: layers, their width, the activation after each and the dropout after that.
 HIDDEN_WIDTH: Final = 64
+DEPTH: Final = 2
+ACTIVATION: Final = "gelu"
 DROPOUT: Final = 0.1
 
 DEFAULT_SEEDS: Final = (0, 1, 2, 3, 4)

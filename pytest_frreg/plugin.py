@@ -7,37 +7,27 @@ per cache key (also across pytest-xdist workers and concurrent sessions), and
 the controller writes ``PROMOTE.json`` or ``HOLD.json`` after every item has
 reported. pytest's exit status is the gate.
 
-Without ``--frreg-corpus`` (or the ``frreg_corpus`` ini key) the plugin adds
-no items and imports nothing heavy: the library is imported inside hooks.
+This module holds the options and hooks; the items live in
+:mod:`pytest_frreg.items`, the verdict writer in :mod:`pytest_frreg.controller`,
+and everything they do in :mod:`frreg.session`. Without ``--frreg-corpus``
+(or the ``frreg_corpus`` ini key) the plugin adds no items and imports
+nothing heavy: the library is imported inside hooks.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any
 
 import pytest
 
 from frreg.options import PLUGIN_OPTIONS, Option, add_options
-
-if TYPE_CHECKING:
-    from frreg.gate import GateReport
-    from frreg.gaterun import GateRun, ItemOutcome
+from pytest_frreg.items import NODE, SESSION_KEY, GateCollector
 
 PREFIX = "frreg-"
-NODE = "frreg-gate"
-#: Ensemble-level items: (item id part, the library's check name).
-ENSEMBLE_CHECKS = (
-    ("size", "ensemble size"),
-    ("mean-plcc", "mean PLCC"),
-    ("plcc-spread", "PLCC spread"),
-    ("per-seed-min", "per-seed minimum PLCC"),
-    ("provenance", "provenance"),
-)
 
-RUN_KEY = pytest.StashKey["GateRun"]()
+__all__ = ["NODE", "PREFIX"]
 
 
 def _name(opt: Option) -> str:
@@ -96,106 +86,25 @@ def pytest_configure(config: pytest.Config) -> None:
     if not _active(config):
         return
     from frreg.errors import FrregError
-    from frreg.gaterun import GateRun, gate_config
+    from frreg.session import GateSession, gate_config
+    from pytest_frreg.controller import GateController
+    from pytest_frreg.items import item_ids
 
     values = {opt.dest: _resolve(config, opt) for opt in PLUGIN_OPTIONS}
     try:
-        run = GateRun(gate_config(values, Path(config.invocation_params.dir)))
+        session = GateSession(
+            gate_config(values, Path(config.invocation_params.dir), prefix=f"--{PREFIX}")
+        )
     except FrregError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[RUN_KEY] = run
+    config.stash[SESSION_KEY] = session
     if not hasattr(config, "workerinput"):  # the controller, or a run without xdist
         try:
-            sources = run.declared_sources()
+            sources = session.declared_sources()
         except FrregError as exc:
             raise pytest.UsageError(str(exc)) from None
-        config.pluginmanager.register(
-            GateController(run, item_ids(run, sources)), "frreg-controller"
-        )
-
-
-class ItemSpec(NamedTuple):
-    """One gate item: its name, the :class:`~frreg.gaterun.GateRun` check and its arguments."""
-
-    name: str
-    check: str
-    args: tuple[Any, ...]
-    seed_group: int | None  # items of one seed run on one xdist worker
-
-
-def item_specs(seeds: Sequence[int], sources: Sequence[str]) -> list[ItemSpec]:
-    """Every gate item, in collection order (the controller's expected list uses it too)."""
-    specs = [ItemSpec("corpus", "check_corpus", (), None)]
-    specs += [
-        ItemSpec(f"fold[seed{s}-{src}]", "check_fold", (s, src), s)
-        for s in seeds
-        for src in sources
-    ]
-    specs += [ItemSpec(f"seed[seed{s}]", "check_seed", (s,), s) for s in seeds]
-    specs += [ItemSpec(f"ensemble[{n}]", "check_ensemble", (c,), None) for n, c in ENSEMBLE_CHECKS]
-    return specs
-
-
-def item_ids(run: GateRun, sources: Sequence[str]) -> list[str]:
-    """Node ids of every gate item, in collection order."""
-    return [f"{NODE}::{spec.name}" for spec in item_specs(run.config.seeds, sources)]
-
-
-# ---------------------------------------------------------------------- items
-
-
-class GateItem(pytest.Item):
-    """One gate check. A failure reads as a one-line verdict, not a traceback."""
-
-    def __init__(self, *, check: str, args: tuple[Any, ...], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._check = check
-        self._args = args
-        self.add_marker("frreg_gate")
-
-    def runtest(self) -> None:
-        __tracebackhide__ = True
-        from frreg.gaterun import GateFailure
-
-        run: GateRun = self.config.stash[RUN_KEY]
-        try:
-            props = getattr(run, self._check)(*self._args)
-        except GateFailure as failure:
-            self.user_properties.extend(failure.properties.items())
-            raise
-        self.user_properties.extend(props.items())
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
-        from frreg.errors import FrregError
-        from frreg.gaterun import GateFailure
-
-        if isinstance(excinfo.value, GateFailure | FrregError):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo, style=style)
-
-    def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"{NODE}::{self.name}"
-
-
-class GateCollector(pytest.Collector):
-    """The ``frreg-gate`` node: its items come from the plugin, not from test files."""
-
-    def collect(self) -> list[pytest.Item]:
-        from frreg.errors import FrregError
-
-        run: GateRun = self.config.stash[RUN_KEY]
-        try:
-            sources = run.declared_sources()
-        except FrregError as exc:
-            raise pytest.UsageError(str(exc)) from None
-
-        items = []
-        for spec in item_specs(run.config.seeds, sources):
-            item = GateItem.from_parent(self, name=spec.name, check=spec.check, args=spec.args)
-            if spec.seed_group is not None:
-                item.add_marker(pytest.mark.xdist_group(f"frreg-seed{spec.seed_group}"))
-            items.append(item)
-        return items
+        expected = item_ids(session.config.seeds, sources)
+        config.pluginmanager.register(GateController(session, expected), "frreg-controller")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -203,67 +112,6 @@ def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
     # tryfirst: before -k/-m deselection and before xdist tags loadgroup ids.
-    if RUN_KEY in config.stash:
-        items.extend(GateCollector.from_parent(session, name=NODE, nodeid=NODE).collect())
-
-
-# ---------------------------------------------------------------------- verdict
-
-
-class GateController:
-    """Controller-side state: item outcomes in, verdict and summary out.
-
-    Registered only in the process that writes the verdict (the xdist
-    controller, or the single process without xdist), so the verdict is built
-    once, from the items' reports.
-    """
-
-    def __init__(self, run: GateRun, expected: list[str]) -> None:
-        self.run = run
-        self.expected = expected
-        self.outcomes: dict[str, ItemOutcome] = {}
-        self.report: GateReport | None = None
-        self.verdict_path: Path | None = None
-
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
-        from frreg.verdict import clear_verdict
-
-        # A stale verdict must not outlive a run whose outcome is not known yet.
-        clear_verdict(self.run.config.out_dir)
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if not report.nodeid.startswith(f"{NODE}::"):
-            return
-        from frreg.gaterun import ItemOutcome
-
-        nodeid = report.nodeid.split("@", 1)[0]  # --dist loadgroup appends "@group"
-        if report.when != "call" and report.passed:
-            return
-        outcome = report.outcome if report.when == "call" else f"{report.outcome} in {report.when}"
-        previous = self.outcomes.get(nodeid)
-        if previous is None or previous.outcome == "passed":
-            self.outcomes[nodeid] = ItemOutcome(nodeid, outcome, dict(report.user_properties))
-
-    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if session.config.option.collectonly:
-            return
-        interrupted = None
-        if exitstatus == pytest.ExitCode.INTERRUPTED:
-            interrupted = "interrupted"
-        elif session.shouldstop or session.shouldfail:
-            interrupted = f"stopped early ({session.shouldstop or session.shouldfail})"
-        self.report, self.verdict_path = self.run.finalize(
-            self.outcomes, self.expected, interrupted=interrupted
-        )
-        if not self.report.passed and session.exitstatus == pytest.ExitCode.OK:
-            # Every item passed yet the verdict is HOLD: the gate still fails.
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.report is None:
-            return
-        from frreg.gaterun import summary_lines
-
-        terminalreporter.write_sep("=", "frreg ensemble gate")
-        for line in summary_lines(self.run, self.report, self.verdict_path, self.outcomes):
-            terminalreporter.write_line(line)
+    if SESSION_KEY in config.stash:
+        collector = GateCollector.from_parent(session, name=NODE, nodeid=NODE)
+        items.extend(i for i in collector.collect() if isinstance(i, pytest.Item))

@@ -1,8 +1,9 @@
-"""Builders for gate inputs: ``loso_seed{N}.json`` documents written by hand.
+"""Builders for gate inputs: seed artifacts made from :class:`SeedRecord`.
 
-The gate must judge files it did not write, so these are independent of
-:mod:`frreg.loso`; ``test_train.py`` checks that the trainer's real output
-carries the same fields.
+The gate must judge files it did not write, so these do not train anything:
+:func:`seed_record` fills a typed record by hand and :func:`seed_doc` gives its
+JSON, which a test may then edit as an adversary would edit a file.
+``test_train.py`` checks that the trainer's real output has the same shape.
 """
 
 from __future__ import annotations
@@ -12,42 +13,45 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from frreg.training.record import FoldRecord, SeedRecord
+
 SOURCES = ("BigBuckBunny", "Tennis_24fps", "crowd_run")
 DIGEST = "ab" * 32
 
 
-def seed_doc(
+def seed_record(
     seed: int, fold_plcc: Mapping[str, float | None] | float, **overrides: Any
-) -> dict[str, Any]:
-    """One seed's artifact; a float gives every source that PLCC."""
+) -> SeedRecord:
+    """One seed's record; a float gives every source that PLCC."""
     if not isinstance(fold_plcc, Mapping):
         fold_plcc = dict.fromkeys(SOURCES, fold_plcc)
-    folds = [
-        {"held_out": s, "n_train": 100, "n_val": 50, "plcc": p, "srocc": p, "rmse": 3.0}
-        for s, p in fold_plcc.items()
-    ]
-    vals = list(fold_plcc.values())
-    mean = None if any(v is None for v in vals) else sum(vals) / len(vals)
-    doc = {
-        "schema_version": 1,
+    folds = [FoldRecord(s, 100, 50, p, p, 3.0) for s, p in fold_plcc.items()]
+    fields: dict[str, Any] = {
         "seed": seed,
         "corpus": "corpus.jsonl",
         "corpus_sha256": DIGEST,
         "n_rows": 450,
-        "sources": list(fold_plcc),
-        "n_folds": len(folds),
-        "folds": folds,
-        "mean_plcc": mean,
+        "sources": tuple(fold_plcc),
         "epochs": 200,
         "batch_size": 32,
         "lr": 5e-4,
         "weight_decay": 1e-5,
         "num_codecs": 14,
         "encoder_vocab_version": 2,
-        "note": None,
+        "engine": "batched",
+        "device": "cpu",
+        "wall_time_s": 1.0,
+        "config": {"seed": seed},
     }
-    doc.update(overrides)
-    return doc
+    fields.update(overrides)
+    return SeedRecord.build(folds, **fields)
+
+
+def seed_doc(
+    seed: int, fold_plcc: Mapping[str, float | None] | float, **overrides: Any
+) -> dict[str, Any]:
+    """The JSON of :func:`seed_record`."""
+    return seed_record(seed, fold_plcc, **overrides).to_json()
 
 
 def write_loso_dir(

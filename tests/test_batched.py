@@ -20,23 +20,18 @@ import pytest
 import torch
 from torch import nn
 
-from frreg import batched
-from frreg.batched import (
-    FlatAdam,
-    Layout,
-    Workspace,
-    drop_threshold,
-    forward_backward,
-    initial_parameters,
-    train_folds_batched,
-)
 from frreg.corpus import Corpus, load_corpus
-from frreg.metrics import plcc
-from frreg.model import FrRegressorMLP, MLPConfig
 from frreg.schema import DEFAULT_LR, DEFAULT_WEIGHT_DECAY, DROPOUT
-from frreg.splits import LeaveOneSourceOut
 from frreg.synthetic import synthetic_rows, write_corpus
-from frreg.train import FoldJob, TrainSettings, fold_inputs, fold_seed, train_fold_reference
+from frreg.training.batched import drop_threshold, engine, train_folds_batched
+from frreg.training.batched.adam import FlatAdam
+from frreg.training.batched.kernels import Workspace, forward_backward
+from frreg.training.batched.layout import Layout, initial_parameters
+from frreg.training.metrics import plcc
+from frreg.training.model import FrRegressorMLP, MLPConfig
+from frreg.training.reference import train_fold_reference
+from frreg.training.settings import FoldJob, TrainSettings, fold_inputs, fold_seed
+from frreg.training.splits import LeaveOneSourceOut
 
 CONFIG = MLPConfig()
 LAYOUT = Layout(CONFIG.in_features, CONFIG.hidden)
@@ -165,11 +160,11 @@ def test_initial_weights_are_the_reference_models_and_leave_global_rng_alone() -
 def test_dropout_bits_drop_units_at_rate_p() -> None:
     p_eff = (drop_threshold(DROPOUT) + 2**15) / 2**16
     assert abs(p_eff - DROPOUT) <= 2**-17
-    rand = batched._Randomness(
+    rand = engine._Randomness(
         [torch.Generator().manual_seed(5)], np.array([10_000]), np.array([313]), 32,
         CONFIG.hidden, DROPOUT, torch.float32, torch.device("cpu"),
     )  # fmt: skip
-    masks = rand.dropout_masks(0, batched.STEPS_PER_CHUNK)
+    masks = rand.dropout_masks(0, engine.STEPS_PER_CHUNK)
     values = torch.unique(masks).tolist()
     assert values == [0.0, pytest.approx(1 / (1 - DROPOUT))]
     dropped = (masks == 0).double().mean().item()  # ~260k draws: sd ~6e-4
@@ -184,7 +179,7 @@ def test_dropout_bits_drop_units_at_rate_p() -> None:
 def replay_reference(corpus: Corpus, job: FoldJob, settings: TrainSettings, perms) -> np.ndarray:
     """The reference recipe with dropout off and the given per-epoch shuffles."""
     torch.manual_seed(fold_seed(job.seed, job.held_out))
-    model = FrRegressorMLP(settings.model_config)
+    model = FrRegressorMLP(settings.model)
     for layer in model.net:
         if isinstance(layer, nn.Dropout):
             layer.p = 0.0
@@ -213,7 +208,7 @@ def test_same_shuffles_without_dropout_reproduce_the_reference(
     jobs[1] = shrunk(jobs[1], 20)  # 620 rows: a step fewer at 48, a model left out of it
     settings = TrainSettings(epochs=3, batch_size=batch_size)
     perms: dict[int, list[np.ndarray]] = {0: [], 1: []}
-    shuffle, dropout_masks = batched._Randomness.shuffle, batched._Randomness.dropout_masks
+    shuffle, dropout_masks = engine._Randomness.shuffle, engine._Randomness.dropout_masks
 
     def spy_shuffle(self, order: torch.Tensor) -> None:
         shuffle(self, order)
@@ -223,8 +218,8 @@ def test_same_shuffles_without_dropout_reproduce_the_reference(
     def no_dropout(self, first: int, n: int) -> torch.Tensor:
         return dropout_masks(self, first, n).fill_(1.0)
 
-    monkeypatch.setattr(batched._Randomness, "shuffle", spy_shuffle)
-    monkeypatch.setattr(batched._Randomness, "dropout_masks", no_dropout)
+    monkeypatch.setattr(engine._Randomness, "shuffle", spy_shuffle)
+    monkeypatch.setattr(engine._Randomness, "dropout_masks", no_dropout)
     got = train(corpus, jobs, settings, workers=1)
     for m, job in enumerate(jobs):
         want = replay_reference(corpus, job, settings, perms[m])
@@ -247,7 +242,7 @@ def test_partial_batch_larger_than_the_fold_still_trains(corpus: Corpus) -> None
 # sources x 40 frames x 20 epochs the per-fold gap stayed under 0.02 over seeds
 # 0-9 (under 0.004 for seeds 0 and 1), while seed-to-seed spread of the
 # reference alone reaches 0.07 on a fold. A real bug (the float32 GELU write
-# noted in frreg.batched, a wrong gradient) moved PLCC by 0.06-0.6. (On the
+# noted in frreg.training.batched, a wrong gradient) moved PLCC by 0.06-0.6. (On the
 # 3-source corpus one fold extrapolates badly and swings by 0.1 between draws.)
 PLCC_TOLERANCE = 0.03
 
@@ -323,14 +318,14 @@ def test_a_failing_worker_raises_in_the_caller_and_restores_threads(
     corpus: Corpus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads = torch.get_num_threads()
-    real = batched._ModelGroup.train_epoch
+    real = engine._ModelGroup.train_epoch
 
     def flaky(self) -> None:
         if 0 in self.members:
             raise RuntimeError("boom")
         real(self)
 
-    monkeypatch.setattr(batched._ModelGroup, "train_epoch", flaky)
+    monkeypatch.setattr(engine._ModelGroup, "train_epoch", flaky)
     with pytest.raises(RuntimeError, match="boom"):
         train(corpus, jobs_for(corpus, (0,)), TrainSettings(epochs=2), workers=2)
     assert torch.get_num_threads() == threads

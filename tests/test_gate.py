@@ -8,7 +8,7 @@ import pytest
 from factories import DIGEST, SOURCES, passing_docs, seed_doc, write_loso_dir
 
 from frreg.cli import gate as gate_cli
-from frreg.gate import Thresholds, evaluate, load_loso_dir
+from frreg.gate.checks import Thresholds, evaluate, load_loso_dir
 from frreg.schema import ENSEMBLE_SEEDS, EXIT_FAIL, EXIT_OK, EXIT_USAGE
 
 
@@ -117,7 +117,16 @@ def test_recorded_mean_must_match_folds(tmp_path, capsys):
             json.dumps(
                 {
                     **seed_doc(0, 0.97),
-                    "folds": [{"held_out": "a", "plcc": "0.97", "srocc": 1, "rmse": 1}],
+                    "folds": [
+                        {
+                            "held_out": "a",
+                            "n_train": 9,
+                            "n_val": 3,
+                            "plcc": "0.97",
+                            "srocc": 1,
+                            "rmse": 1,
+                        }
+                    ],
                 }
             ),
             "folds[0].plcc must be a number or null, got '0.97'",

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
 
-from frreg.metrics import average_ranks, plcc, rmse, srocc
+from frreg.training.metrics import average_ranks, plcc, rmse, srocc
 
 # Small integer-valued floats produce plenty of ties, which is where SROCC goes wrong.
 values = st.lists(st.integers(-5, 5).map(float), min_size=3, max_size=40)

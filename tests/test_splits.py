@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.model_selection import LeaveOneGroupOut
 
-from frreg.splits import LeaveOneSourceOut
+from frreg.training.splits import LeaveOneSourceOut
 
 source_ids = st.sampled_from(["Tennis_24fps", "BigBuckBunny", "crowd_run", "a", "B", "z9"])
 

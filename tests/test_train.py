@@ -11,7 +11,7 @@ import pytest
 
 from frreg.cli import train as train_cli
 from frreg.corpus import load_corpus
-from frreg.metrics import plcc
+from frreg.training.metrics import plcc
 from frreg.schema import ENCODER_VOCAB_VERSION, EXIT_OK, EXIT_USAGE
 
 REQUIRED_FIELDS = {

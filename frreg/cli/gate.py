@@ -1,4 +1,4 @@
-"""``frreg-gate``: apply the ship gate to a directory of ``loso_seed{N}.json``.
+"""``frreg-gate``: apply the ship gate to a directory of ``loso_seed{N}.json`` (read-only).
 
 Exit codes: 0 the ensemble passes, 1 it does not, 2 input error (missing
 directory, malformed artifact).
@@ -12,7 +12,6 @@ import sys
 from collections.abc import Sequence
 
 from frreg.errors import FrregError
-from frreg.gate import Thresholds, evaluate, load_loso_dir
 from frreg.options import GATE_SEEDS, THRESHOLD_OPTIONS, StrictParser, add_options
 from frreg.schema import EXIT_FAIL, EXIT_OK
 
@@ -23,15 +22,6 @@ def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
     """LOSO_DIR, --seeds and the thresholds: shared by frreg-gate and frreg-validate."""
     parser.add_argument("loso_dir", metavar="LOSO_DIR", help="directory holding loso_seed{N}.json")
     add_options(parser.add_argument, (GATE_SEEDS, *THRESHOLD_OPTIONS))
-
-
-def thresholds_from(args: argparse.Namespace) -> Thresholds:
-    return Thresholds(
-        mean_plcc_min=args.mean_plcc_threshold,
-        plcc_spread_max=args.plcc_spread_max,
-        per_seed_min=args.per_seed_min,
-        seeds=tuple(args.seeds),
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,8 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from frreg.gate.checks import evaluate, load_loso_dir
+    from frreg.settings import thresholds
+
     try:
-        report = evaluate(load_loso_dir(args.loso_dir, args.seeds), thresholds_from(args))
+        th = thresholds(vars(args))
+        report = evaluate(load_loso_dir(args.loso_dir, th.seeds), th)
     except FrregError as err:
         from frreg.cli._common import fail
 

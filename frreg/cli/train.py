@@ -10,12 +10,11 @@ Exit codes: 0 trained and wrote every seed, 2 bad usage or bad corpus.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from frreg.errors import CorpusError, FrregError, InputError
+from frreg.errors import CorpusError, FrregError
 from frreg.options import (
     CORPUS,
     DEVICE,
@@ -26,7 +25,7 @@ from frreg.options import (
     StrictParser,
     add_options,
 )
-from frreg.schema import DRY_RUN_EPOCHS, DRY_RUN_NOTE, EXIT_OK, NUM_CODECS
+from frreg.schema import DRY_RUN_EPOCHS, DRY_RUN_NOTE, EXIT_OK
 
 PROG = "frreg-train"
 
@@ -57,29 +56,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_args(args: argparse.Namespace) -> None:
-    if args.num_codecs != NUM_CODECS:
-        raise InputError(
-            f"--num-codecs {args.num_codecs} is not supported: encoder vocabulary v2 "
-            f"gives a codec block of exactly {NUM_CODECS}"
-        )
-    if args.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise InputError("--device cuda requested but torch sees no CUDA device")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the trainer; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     argv_list = list(sys.argv[1:] if argv is None else argv)
     try:
-        _check_args(args)
+        from frreg import settings
+
+        train_settings = settings.train_settings(
+            vars(args), epochs=DRY_RUN_EPOCHS if args.dry_run else None
+        )
+        device = settings.device(vars(args))
         corpus_path = Path(args.corpus)
         if not corpus_path.exists():
-            from frreg.producer.produce import check_corpus_complete
+            from frreg.corpus import check_corpus_complete
 
             check_corpus_complete(corpus_path)  # an interrupted producer run says so
             raise CorpusError(
@@ -87,36 +78,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         from frreg.cli._common import progress_printer
         from frreg.corpus import load_corpus
-        from frreg.loso import run_loso
-        from frreg.train import TrainSettings
+        from frreg.training.loso import run_loso
+        from frreg.training.record import SeedRecord
 
         corpus = load_corpus(corpus_path)
         for note in corpus.warnings():
             print(f"{PROG}: warning: {note}", file=sys.stderr)
-        epochs = DRY_RUN_EPOCHS if args.dry_run else args.epochs
-        settings = TrainSettings(
-            epochs=epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            weight_decay=args.weight_decay,
-            num_codecs=args.num_codecs,
-        )
+        epochs = train_settings.epochs
         n_models = len(args.seeds) * len(corpus.sources)
         print(
             f"{PROG}: {corpus.n_rows} rows, {len(corpus.sources)} sources, seeds "
             f"{','.join(map(str, args.seeds))}: {n_models} models x {epochs} epochs "
-            f"({args.engine}, {args.device}){' [dry-run]' if args.dry_run else ''}",
+            f"({args.engine}, {device}){' [dry-run]' if args.dry_run else ''}",
             file=sys.stderr,
         )
         paths = run_loso(
             corpus,
             args.seeds,
-            settings,
+            train_settings,
             args.out_dir,
             argv=[PROG, *argv_list],
             dry_run=args.dry_run,
             engine=args.engine,
-            device=args.device,
+            device=device,
             progress=progress_printer(f"{PROG}: training"),
         )
     except FrregError as err:
@@ -124,10 +108,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return fail(PROG, err)
     for seed, path in paths.items():
-        rec = json.loads(path.read_text(encoding="utf-8"))
-        mean = rec["mean_plcc"]
-        shown = "null (a fold's PLCC is undefined)" if mean is None else f"{mean:.4f}"
-        print(f"seed {seed}: mean PLCC {shown} over {rec['n_folds']} folds -> {path}")
+        rec = SeedRecord.read(path)
+        shown = (
+            "null (a fold's PLCC is undefined)" if rec.mean_plcc is None else f"{rec.mean_plcc:.4f}"
+        )
+        print(f"seed {seed}: mean PLCC {shown} over {len(rec.folds)} folds -> {path}")
     return EXIT_OK
 
 

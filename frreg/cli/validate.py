@@ -1,8 +1,8 @@
 """``frreg-validate``: gate a LOSO directory and write ``PROMOTE.json`` or ``HOLD.json``.
 
-The verdict lands in LOSO_DIR, replacing a stale verdict of the other kind.
-PROMOTE additionally needs the corpus file, which must hash to the digest
-every seed artifact recorded. Exit codes as ``frreg-gate``.
+The verdict lands in LOSO_DIR, replacing any earlier verdict. PROMOTE
+additionally needs the corpus file, which must hash to the digest every seed
+artifact recorded. Exit codes as ``frreg-gate``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from frreg.cli.gate import add_gate_arguments, thresholds_from
+from frreg.cli.gate import add_gate_arguments
 from frreg.errors import FrregError
 from frreg.options import StrictParser
 from frreg.schema import EXIT_FAIL, EXIT_OK, HOLD_FILE, PROMOTE_FILE
@@ -39,19 +39,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from frreg.verdict import validate
+    from frreg.gate.verdict import validate
+    from frreg.settings import thresholds
 
     try:
-        report, path = validate(
-            args.loso_dir, thresholds_from(args), corpus=args.corpus, source=PROG
+        decision, path = validate(
+            args.loso_dir, thresholds(vars(args)), corpus=args.corpus, written_by=PROG
         )
     except FrregError as err:
         from frreg.cli._common import fail
 
         return fail(PROG, err)
-    print("\n".join(report.lines()))
+    print("\n".join(decision.report.lines()))
     print(f"wrote {path}")
-    return EXIT_OK if report.passed else EXIT_FAIL
+    return EXIT_OK if decision.report.passed else EXIT_FAIL
 
 
 if __name__ == "__main__":

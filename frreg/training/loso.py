@@ -1,30 +1,28 @@
-"""Leave-one-source-out training runs and their ``loso_seed{N}.json`` artifacts.
+"""Leave-one-source-out runs and their ``loso_seed{N}.json`` artifacts.
 
 :func:`run_loso` trains every (seed, held-out source) model of a corpus and
-returns per-seed results; :func:`seed_record` turns one seed's results into
-the self-describing artifact dict; :func:`write_seed_artifacts` writes it and
-the held-out predictions atomically.
+writes one :class:`~frreg.training.record.SeedRecord` per seed, with its
+held-out predictions, atomically. :func:`run_config` is everything a seed's
+numbers depend on; its sha256 is the cache key.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import math
 import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 
 from frreg import __version__
 from frreg._io import atomic_writer, sha256_file, write_json_atomic
 from frreg.corpus import Corpus
-from frreg.metrics import plcc, rmse, srocc
 from frreg.schema import (
     DRY_RUN_NOTE,
     ENCODER_VOCAB_VERSION,
@@ -32,36 +30,35 @@ from frreg.schema import (
     seed_artifact_name,
     seed_predictions_name,
 )
-from frreg.splits import LeaveOneSourceOut
-from frreg.train import FoldJob, TrainSettings, train_fold_reference
+from frreg.training.metrics import plcc, rmse, srocc
+from frreg.training.record import FoldRecord, PredictionsRef, SeedRecord
+from frreg.training.settings import FoldJob, TrainSettings
+from frreg.training.splits import LeaveOneSourceOut
 
 Engine = Literal["batched", "reference"]
-ENGINES: tuple[Engine, ...] = ("batched", "reference")
+ENGINES: Final[tuple[Engine, ...]] = ("batched", "reference")
+
+Progress = Callable[[int, int], None]
+
+
+def engine_version(engine: str) -> int:
+    """The numerics version of ``engine`` (part of every cache key)."""
+    if engine == "batched":
+        from frreg.training.batched import ENGINE_VERSION
+    elif engine == "reference":
+        from frreg.training.reference import ENGINE_VERSION
+    else:
+        raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    return ENGINE_VERSION
 
 
 @dataclass(frozen=True)
-class FoldResult:
-    """Held-out metrics and predictions of one trained (seed, source) model."""
+class TrainedFold:
+    """One trained (seed, source) model's held-out predictions and their metrics."""
 
-    seed: int
-    held_out: str
-    n_train: int
-    n_val: int
-    plcc: float | None
-    srocc: float | None
-    rmse: float | None
-    test_idx: np.ndarray
+    job: FoldJob
     predictions: np.ndarray
-
-    def metrics(self) -> dict[str, Any]:
-        return {
-            "held_out": self.held_out,
-            "n_train": self.n_train,
-            "n_val": self.n_val,
-            "plcc": self.plcc,
-            "srocc": self.srocc,
-            "rmse": self.rmse,
-        }
+    record: FoldRecord
 
 
 def plan_jobs(corpus: Corpus, seeds: Sequence[int]) -> list[FoldJob]:
@@ -75,18 +72,16 @@ def plan_jobs(corpus: Corpus, seeds: Sequence[int]) -> list[FoldJob]:
     ]
 
 
-def _evaluate(job: FoldJob, target: np.ndarray, pred: np.ndarray) -> FoldResult:
+def fold_record(job: FoldJob, target: np.ndarray, pred: np.ndarray) -> FoldRecord:
+    """Held-out metrics of one job's predictions."""
     y = target[job.test_idx]
-    return FoldResult(
-        seed=job.seed,
+    return FoldRecord(
         held_out=job.held_out,
         n_train=len(job.train_idx),
         n_val=len(job.test_idx),
         plcc=plcc(y, pred),
         srocc=srocc(y, pred),
         rmse=rmse(y, pred),
-        test_idx=job.test_idx,
-        predictions=np.asarray(pred, dtype=np.float64),
     )
 
 
@@ -97,11 +92,12 @@ def train_jobs(
     *,
     engine: Engine = "batched",
     device: str = "cpu",
-    progress: Callable[[int, int], None] | None = None,
-) -> list[FoldResult]:
+    progress: Progress | None = None,
+) -> list[TrainedFold]:
     """Train ``jobs`` on ``corpus`` and evaluate each on its held-out source."""
+    preds: list[np.ndarray]
     if engine == "batched":
-        from frreg.batched import train_folds_batched
+        from frreg.training.batched import train_folds_batched
 
         preds = train_folds_batched(
             corpus.features,
@@ -113,6 +109,8 @@ def train_jobs(
             progress=progress,
         )
     elif engine == "reference":
+        from frreg.training.reference import train_fold_reference
+
         preds = []
         for i, job in enumerate(jobs):
             preds.append(
@@ -120,31 +118,12 @@ def train_jobs(
             )
             if progress is not None:
                 progress(i + 1, len(jobs))
-    else:  # pragma: no cover - guarded by argparse choices
-        raise ValueError(f"unknown engine {engine!r}; expected one of {ENGINES}")
-    return [_evaluate(job, corpus.target, p) for job, p in zip(jobs, preds, strict=True)]
-
-
-def _mean_or_none(values: Sequence[float | None]) -> float | None:
-    # A fold with an undefined metric makes the summary undefined: never drop it.
-    if not values or any(v is None or not math.isfinite(v) for v in values):
-        return None
-    return float(np.mean(values))
-
-
-def summarize(folds: Sequence[FoldResult]) -> dict[str, float | None]:
-    """Seed-level summary of fold metrics (population std)."""
-    plccs = [f.plcc for f in folds]
-    defined = _mean_or_none(plccs) is not None
-    arr = np.array(plccs, dtype=np.float64) if defined else None
-    return {
-        "mean_plcc": _mean_or_none(plccs),
-        "std_plcc": float(arr.std()) if arr is not None else None,
-        "min_plcc": float(arr.min()) if arr is not None else None,
-        "max_plcc": float(arr.max()) if arr is not None else None,
-        "mean_srocc": _mean_or_none([f.srocc for f in folds]),
-        "mean_rmse": _mean_or_none([f.rmse for f in folds]),
-    }
+    else:
+        raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    return [
+        TrainedFold(job, np.asarray(p, dtype=np.float64), fold_record(job, corpus.target, p))
+        for job, p in zip(jobs, preds, strict=True)
+    ]
 
 
 def versions() -> dict[str, str]:
@@ -170,16 +149,20 @@ def run_config(
     """Everything that determines one seed's numbers.
 
     Stored in the artifact as ``config``; its sha256 is the cache key, so the
-    two can never disagree about what a cached result depends on.
+    two can never disagree about what a cached result depends on. It names the
+    data (corpus digest), the recipe, the network's shape, the engine and its
+    numerics version, the device and the library versions.
     """
     v = versions()
     return {
         "schema_version": SCHEMA_VERSION,
         "corpus_sha256": corpus_sha256,
         "seed": seed,
-        **settings.as_dict(),
+        **settings.recipe(),
+        "model": settings.model.as_dict(),
         "encoder_vocab_version": ENCODER_VOCAB_VERSION,
         "engine": engine,
+        "engine_version": engine_version(engine),
         "device": device,
         "frreg": v["frreg"],
         "torch": v["torch"],
@@ -189,7 +172,7 @@ def run_config(
 def seed_record(
     corpus: Corpus,
     seed: int,
-    folds: Sequence[FoldResult],
+    folds: Sequence[TrainedFold],
     settings: TrainSettings,
     *,
     argv: Sequence[str] | None = None,
@@ -197,53 +180,60 @@ def seed_record(
     dry_run: bool = False,
     engine: Engine = "batched",
     device: str = "cpu",
-) -> dict[str, Any]:
-    """The self-describing ``loso_seed{N}.json`` content for one seed."""
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "seed": seed,
-        "corpus": str(corpus.path),
-        "corpus_sha256": corpus.sha256,
-        "n_rows": corpus.n_rows,
-        "sources": list(corpus.sources),
-        "n_folds": len(folds),
-        "folds": [f.metrics() for f in folds],
-        **summarize(folds),
-        **settings.as_dict(),
-        "encoder_vocab_version": ENCODER_VOCAB_VERSION,
-        "unknown_encoders": dict(sorted(corpus.unknown_encoders.items())),
-        "engine": engine,
-        "device": device,
-        "wall_time_s": round(wall_time_s, 3),
-        "versions": versions(),
-        "argv": list(argv) if argv is not None else list(sys.argv),
-        "config": run_config(corpus.sha256, seed, settings, engine=engine, device=device),
-        "note": DRY_RUN_NOTE if dry_run else None,
-    }
+) -> SeedRecord:
+    """The :class:`SeedRecord` of one seed (its predictions reference is added on write)."""
+    recipe = settings.recipe()
+    return SeedRecord.build(
+        [f.record for f in folds],
+        seed=seed,
+        corpus=str(corpus.path),
+        corpus_sha256=corpus.sha256,
+        n_rows=corpus.n_rows,
+        sources=tuple(corpus.sources),
+        epochs=recipe["epochs"],
+        batch_size=recipe["batch_size"],
+        lr=recipe["lr"],
+        weight_decay=recipe["weight_decay"],
+        num_codecs=recipe["num_codecs"],
+        encoder_vocab_version=ENCODER_VOCAB_VERSION,
+        unknown_encoders=dict(sorted(corpus.unknown_encoders.items())),
+        engine=engine,
+        device=device,
+        wall_time_s=round(wall_time_s, 3),
+        versions=versions(),
+        argv=tuple(argv) if argv is not None else tuple(sys.argv),
+        config=run_config(corpus.sha256, seed, settings, engine=engine, device=device),
+        note=DRY_RUN_NOTE if dry_run else None,
+    )
 
 
-def _predictions_csv(corpus: Corpus, folds: Sequence[FoldResult]) -> str:
+PREDICTIONS_HEADER: Final = ("held_out", "src", "encoder", "cq", "frame_index", "vmaf", "pred")
+
+
+def predictions_csv(corpus: Corpus, folds: Sequence[TrainedFold]) -> str:
+    """The held-out predictions of ``folds``, one CSV row per held-out frame."""
     frame = corpus.frame
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["held_out", "src", "encoder", "cq", "frame_index", "vmaf", "pred"])
+    writer.writerow(PREDICTIONS_HEADER)
     for fold in folds:
-        sub = frame.iloc[fold.test_idx]
+        idx = fold.job.test_idx
+        sub = frame.iloc[idx]
         for (src, enc, cq, fi), y, p in zip(
             sub[["src", "encoder", "cq", "frame_index"]].itertuples(index=False, name=None),
-            corpus.target[fold.test_idx],
+            corpus.target[idx],
             fold.predictions,
             strict=True,
         ):
-            writer.writerow([fold.held_out, src, enc, cq, fi, repr(float(y)), repr(float(p))])
+            writer.writerow([fold.job.held_out, src, enc, cq, fi, repr(float(y)), repr(float(p))])
     return buf.getvalue()
 
 
 def write_seed_artifacts(
     out_dir: str | Path,
-    record: dict[str, Any],
+    record: SeedRecord,
     corpus: Corpus,
-    folds: Sequence[FoldResult],
+    folds: Sequence[TrainedFold],
 ) -> Path:
     """Write predictions, then the seed JSON (which records the predictions' digest).
 
@@ -251,16 +241,12 @@ def write_seed_artifacts(
     reader that finds it always finds matching predictions.
     """
     out = Path(out_dir)
-    seed = record["seed"]
-    pred_path = out / seed_predictions_name(seed)
+    pred_path = out / seed_predictions_name(record.seed)
     with atomic_writer(pred_path) as fh:
-        fh.write(_predictions_csv(corpus, folds))
-    record = {
-        **record,
-        "predictions": {"file": pred_path.name, "sha256": sha256_file(pred_path)},
-    }
-    path = out / seed_artifact_name(seed)
-    write_json_atomic(path, record)
+        fh.write(predictions_csv(corpus, folds))
+    record = record.with_predictions(PredictionsRef(pred_path.name, sha256_file(pred_path)))
+    path = out / seed_artifact_name(record.seed)
+    write_json_atomic(path, record.to_json())
     return path
 
 
@@ -274,16 +260,16 @@ def run_loso(
     dry_run: bool = False,
     engine: Engine = "batched",
     device: str = "cpu",
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> dict[int, Path]:
-    """Train all seeds' folds together and write one artifact per seed."""
+    """Train all seeds' folds together and write one artifact per seed; return their paths."""
     start = time.perf_counter()
     jobs = plan_jobs(corpus, seeds)
     results = train_jobs(corpus, jobs, settings, engine=engine, device=device, progress=progress)
     wall = time.perf_counter() - start
-    paths: dict[int, Path] = {}
+    written: dict[int, Path] = {}
     for seed in seeds:
-        folds = [r for r in results if r.seed == seed]
+        folds = [r for r in results if r.job.seed == seed]
         record = seed_record(
             corpus,
             seed,
@@ -295,5 +281,5 @@ def run_loso(
             engine=engine,
             device=device,
         )
-        paths[seed] = write_seed_artifacts(out_dir, record, corpus, folds)
-    return paths
+        written[seed] = write_seed_artifacts(out_dir, record, corpus, folds)
+    return written

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from frreg._io import atomic_writer
-from frreg.gate import GateReport
+from frreg.gate.checks import GateReport
+from frreg.training.record import SeedRecord
 
 PlccTable = dict[int, dict[str, float | None]]
 
 
-def plcc_table(records: Mapping[int, Mapping[str, Any]]) -> tuple[list[str], PlccTable]:
+def plcc_table(records: Mapping[int, SeedRecord]) -> tuple[list[str], PlccTable]:
     """Sources (sorted union) and PLCC per seed and held-out source from seed records."""
-    sources = sorted({f["held_out"] for rec in records.values() for f in rec["folds"]})
-    table = {
-        seed: {f["held_out"]: f["plcc"] for f in rec["folds"]}
-        for seed, rec in sorted(records.items())
-    }
+    sources = sorted({f.held_out for rec in records.values() for f in rec.folds})
+    table = {seed: {f.held_out: f.plcc for f in rec.folds} for seed, rec in sorted(records.items())}
     return sources, table
 
 

@@ -1,16 +1,16 @@
-"""One ship-gate run: corpus, cached training per seed, checks and verdict.
+"""One ship-gate session: the lazy corpus, cached training per seed, checks and verdict.
 
-The pytest plugin is a thin shell over :class:`GateRun`: collection asks it
-for the declared seeds and sources, each gate item asks it for one check, and
-the controller asks it to :meth:`~GateRun.finalize` the verdict from the
-items' reports. Every method is safe to call from several processes at once
-(pytest-xdist workers): the corpus and every seed are produced once, under a
-file lock, and written atomically.
+The pytest plugin is a thin shell over :class:`GateSession`: collection asks
+it for the declared seeds and sources, each gate item asks it for one check,
+and the controller asks it to :meth:`~GateSession.finalize` the verdict from
+the items' reports. Every method is safe to call from several processes at
+once (pytest-xdist workers): the corpus and every seed are produced once,
+under a file lock, and written atomically. The checks themselves are the
+gate's (:mod:`frreg.gate.checks`); this module only decides when to run them.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -20,21 +20,24 @@ from typing import Any
 
 from filelock import FileLock
 
-from frreg._io import atomic_writer, sha256_file
+from frreg._io import atomic_writer
 from frreg.cache import CacheEntry, SeedCache
 from frreg.corpus import Corpus, load_corpus
-from frreg.gate import (
+from frreg.gate.checks import (
+    ITEMS_CHECK,
+    RUN_CHECK,
     Check,
     GateReport,
+    SeedArtifact,
     Thresholds,
     check_seed,
     evaluate,
-    load_loso_dir,
-    load_seed_artifact,
+    fold_problems,
 )
-from frreg.train import TrainSettings
+from frreg.training.loso import Engine
+from frreg.training.settings import TrainSettings
 
-#: File names the gate run writes into its out dir, besides the seed artifacts.
+#: File names the gate session writes into its out dir, besides the seed artifacts.
 REPORT_MD = "frreg-report.md"
 HEATMAP_PNG = "frreg-plcc.png"
 #: Progress of long work (corpus production, training), one timestamped line per event.
@@ -79,20 +82,22 @@ class GateFailure(AssertionError):
 
 @dataclass(frozen=True)
 class GateConfig:
-    """Everything a gate run needs, resolved from options / ini / defaults."""
+    """Everything a gate session needs, resolved from options / ini / defaults."""
 
     corpus: Path
     out_dir: Path
     cache_dir: Path
-    seeds: tuple[int, ...]
     settings: TrainSettings
     thresholds: Thresholds
-    fold_min: float | None = None
     sources_manifest: Path | None = None
     encoders: tuple[str, ...] | None = None
     cqs: tuple[int, ...] | None = None
-    engine: str = "batched"
+    engine: Engine = "batched"
     device: str = "cpu"
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return self.thresholds.seeds
 
 
 @dataclass
@@ -104,92 +109,32 @@ class ItemOutcome:
     properties: dict[str, Any] = field(default_factory=dict)
 
 
-def gate_config(values: Mapping[str, Any], base: Path) -> GateConfig:
+def gate_config(values: Mapping[str, Any], base: Path, *, prefix: str = "--frreg-") -> GateConfig:
     """Build a :class:`GateConfig` from resolved option values (keyed by option dest).
 
     Relative paths are taken relative to ``base`` (the invocation directory).
     """
-    from frreg.errors import InputError
-    from frreg.schema import NUM_CODECS
+    from frreg import settings
 
     def path(value: Any) -> Path:
         p = Path(str(value)).expanduser()
         return p if p.is_absolute() else base / p
 
-    if values["num_codecs"] != NUM_CODECS:
-        raise InputError(
-            f"--frreg-num-codecs {values['num_codecs']}: only {NUM_CODECS} is supported"
-        )
-    if values["device"] == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise InputError("--frreg-device cuda requested but torch sees no CUDA device")
-    seeds = tuple(values["seeds"])
     return GateConfig(
         corpus=path(values["corpus"]),
         out_dir=path(values["out_dir"]),
         cache_dir=path(values["cache_dir"]),
-        seeds=seeds,
-        settings=TrainSettings(
-            epochs=values["epochs"],
-            batch_size=values["batch_size"],
-            lr=values["lr"],
-            weight_decay=values["weight_decay"],
-            num_codecs=values["num_codecs"],
-        ),
-        thresholds=Thresholds(
-            mean_plcc_min=values["mean_plcc_threshold"],
-            plcc_spread_max=values["plcc_spread_max"],
-            per_seed_min=values["per_seed_min"],
-            seeds=seeds,
-        ),
-        fold_min=values["fold_min"],
+        settings=settings.train_settings(values, prefix=prefix),
+        thresholds=settings.thresholds(values),
         sources_manifest=None if values["sources"] is None else path(values["sources"]),
         encoders=None if values["encoders"] is None else tuple(values["encoders"]),
         cqs=None if values["cqs"] is None else tuple(values["cqs"]),
         engine=values["engine"],
-        device=values["device"],
+        device=settings.device(values, prefix=prefix),
     )
 
 
-def summary_lines(
-    run: GateRun,
-    report: GateReport,
-    verdict_path: Path | None,
-    outcomes: Mapping[str, ItemOutcome],
-) -> list[str]:
-    """The terminal summary: PLCC table, per-seed means, gate parts, verdict, files."""
-    from frreg.report import plcc_table, table_lines
-
-    out = run.config.out_dir
-    arts = load_loso_dir(out, run.config.seeds)
-    sources, table = plcc_table({s: a.record for s, a in arts.items()})
-    lines = table_lines(sources, table, report.seed_means) if table else ["(no trained seeds)"]
-    lines.append("")
-    lines += [ln for ln in report.lines()]
-    trained = sorted(
-        {
-            int(o.properties["seed"])
-            for o in outcomes.values()
-            if o.properties.get("trained_now") and "seed" in o.properties
-        }
-    )
-    cached = [s for s in run.config.seeds if s not in trained]
-    lines.append(
-        f"trained this run: {', '.join(map(str, trained)) or 'none'}; "
-        f"from cache: {', '.join(map(str, cached)) or 'none'} ({run.config.cache_dir})"
-    )
-    if verdict_path is not None:
-        lines.append(f"verdict: {verdict_path}")
-    lines.append(f"report: {out / REPORT_MD}")
-    lines.append(f"log: {out / LOG_FILE}")
-    if (out / HEATMAP_PNG).exists():
-        lines.append(f"heatmap: {out / HEATMAP_PNG}")
-    return lines
-
-
-class GateRun:
+class GateSession:
     """Lazily produce the corpus, train seeds through the cache, answer checks."""
 
     def __init__(self, config: GateConfig, log: Callable[[str], None] | None = None) -> None:
@@ -198,6 +143,7 @@ class GateRun:
         self.cache = SeedCache(config.cache_dir, on_event=self.log)
         self._corpus: Corpus | None = None
         self._entries: dict[int, CacheEntry] = {}
+        self._report: GateReport | None = None
 
     # ------------------------------------------------------------------ collection
 
@@ -251,7 +197,7 @@ class GateRun:
     def seed_entry(self, seed: int) -> CacheEntry:
         """The cached training result of one seed (all its folds), training it if needed."""
         if seed not in self._entries:
-            from frreg.loso import run_config, run_loso
+            from frreg.training.loso import run_config, run_loso
 
             corpus = self.corpus()
             cfg = self.config
@@ -269,7 +215,7 @@ class GateRun:
                     cfg.settings,
                     directory,
                     argv=["pytest-frreg", f"--frreg-seeds={seed}"],
-                    engine=cfg.engine,  # type: ignore[arg-type]
+                    engine=cfg.engine,
                     device=cfg.device,
                     progress=_epoch_logger(self.log, f"seed {seed}"),
                 )
@@ -277,48 +223,41 @@ class GateRun:
             self._entries[seed] = self.cache.get_or_build(config, seed, build)
         return self._entries[seed]
 
+    def seed_artifact(self, seed: int) -> SeedArtifact:
+        return SeedArtifact.read(self.seed_entry(seed).artifact, seed)
+
     # ------------------------------------------------------------------ checks
 
     def check_fold(self, seed: int, source: str) -> dict[str, Any]:
         """Metrics of one fold; raises :class:`GateFailure` when unusable or below the floor."""
         entry = self.seed_entry(seed)
-        rec = entry.record()
-        folds = {f["held_out"]: f for f in rec["folds"]}
+        record = entry.record()
+        folds = {f.held_out: f for f in record.folds}
         if source not in folds:
             raise GateFailure(
                 f"seed {seed}: corpus {self.config.corpus} has no source '{source}' "
-                f"(it has {', '.join(rec['sources'])})"
+                f"(it has {', '.join(record.sources)})"
             )
         fold = folds[source]
         props = {
             "seed": seed,
             "held_out": source,
-            "n_val": fold["n_val"],
-            "plcc": fold["plcc"],
-            "srocc": fold["srocc"],
-            "rmse": fold["rmse"],
+            "n_val": fold.n_val,
+            "plcc": fold.plcc,
+            "srocc": fold.srocc,
+            "rmse": fold.rmse,
             "cache_key": entry.key,
             "trained_now": entry.trained_now,
         }
-        bad = [
-            k for k in ("plcc", "srocc", "rmse") if fold[k] is None or not math.isfinite(fold[k])
-        ]
-        if bad:
-            raise GateFailure(
-                f"seed {seed} fold {source}: {', '.join(bad)} undefined "
-                f"(is the held-out source's vmaf constant?)",
-                props,
-            )
-        floor = self.config.fold_min
-        if floor is not None and fold["plcc"] < floor:
-            raise GateFailure(f"seed {seed} fold {source} PLCC {fold['plcc']:.4f} < {floor}", props)
+        problems = fold_problems(seed, fold, self.config.thresholds)
+        if problems:
+            raise GateFailure("; ".join(problems), props)
         return props
 
     def check_seed(self, seed: int) -> dict[str, Any]:
         """The seed's mean PLCC against the per-seed minimum."""
         entry = self.seed_entry(seed)
-        art = load_seed_artifact(entry.artifact, seed)
-        checks, mean = check_seed(art, self.config.thresholds)
+        checks, mean = check_seed(self.seed_artifact(seed), self.config.thresholds)
         props = {
             "seed": seed,
             "mean_plcc": mean,
@@ -331,15 +270,18 @@ class GateRun:
         return props
 
     def ensemble_report(self) -> GateReport:
-        """The library gate over every declared seed's cached artifact."""
-        arts = {s: load_seed_artifact(self.seed_entry(s).artifact, s) for s in self.config.seeds}
-        return evaluate(arts, self.config.thresholds, corpus_sha256=self.corpus().sha256)
+        """The gate over every declared seed's cached artifact, built once per session."""
+        if self._report is None:
+            arts = {s: self.seed_artifact(s) for s in self.config.seeds}
+            self._report = evaluate(
+                arts, self.config.thresholds, corpus_sha256=self.corpus().sha256
+            )
+        return self._report
 
     def check_ensemble(self, name: str) -> dict[str, Any]:
-        """One ensemble-level check by name (``mean PLCC``, ``PLCC spread``, ...)."""
-        report = self.ensemble_report()
-        matches = [c for c in report.checks if c.name == name]
-        if not matches:  # pragma: no cover - names come from ENSEMBLE_CHECKS
+        """One ensemble-level check by name (see :data:`~frreg.gate.checks.ENSEMBLE_CHECKS`)."""
+        matches = self.ensemble_report().named(name)
+        if not matches:
             raise GateFailure(f"no ensemble check named {name!r}")
         failing = [c.message for c in matches if not c.passed]
         if failing:
@@ -354,14 +296,15 @@ class GateRun:
         expected: Sequence[str],
         *,
         interrupted: str | None,
-    ) -> tuple[GateReport, Path | None]:
+    ) -> tuple[GateReport, Path]:
         """Write seed artifacts, the verdict and the reports into the out dir.
 
         Runs once, on the controller, after every item reported. PROMOTE needs
         every expected item to have passed, an uninterrupted run, and the
-        library gate to pass on the artifacts the items produced.
+        gate (:func:`frreg.gate.verdict.validate`, exactly what
+        ``frreg-validate`` runs) to pass on the artifacts the items produced.
         """
-        from frreg.verdict import build_verdict, clear_verdict, write_verdict
+        from frreg.gate.verdict import clear_verdict, validate
 
         cfg = self.config
         out = cfg.out_dir
@@ -375,45 +318,106 @@ class GateRun:
         for seed in cfg.seeds:
             _publish(self.cache, out, seed, keys.get(seed))
 
-        arts = load_loso_dir(out, cfg.seeds)
-        corpus_sha = sha256_file(cfg.corpus) if cfg.corpus.is_file() else None
-        report = evaluate(arts, cfg.thresholds, corpus_sha256=corpus_sha)
-        missing = [n for n in expected if n not in outcomes]
-        not_passed = [n for n in expected if n in outcomes and outcomes[n].outcome != "passed"]
-        report.checks.append(
-            Check(
-                "gate items",
-                not missing and not not_passed,
-                f"gate items: {len(expected) - len(missing) - len(not_passed)} of {len(expected)} passed"
-                + (f"; not run: {len(missing)}" if missing else "")
-                + (f"; failed: {', '.join(not_passed[:5])}" if not_passed else ""),
-            )
+        decision, path = validate(
+            out,
+            cfg.thresholds,
+            corpus=cfg.corpus,
+            written_by="pytest-frreg",
+            extra_checks=session_checks(outcomes, expected, interrupted),
         )
-        if interrupted:
-            report.checks.append(Check("run", False, f"run: {interrupted}"))
-        if corpus_sha is None:
-            report.checks.append(Check("corpus", False, f"corpus: {cfg.corpus} not found"))
-        verdict = build_verdict(
-            report, arts, corpus=cfg.corpus, corpus_sha256=corpus_sha, source="pytest-frreg"
-        )
-        path = write_verdict(out, verdict)
         notes = [o.properties["notes"] for o in outcomes.values() if o.properties.get("notes")]
-        self._write_reports(report, arts, path, notes)
-        return report, path
+        records = {s: a.record for s, a in decision.artifacts.items()}
+        self._write_reports(decision.report, records, path, notes)
+        return decision.report, path
 
     def _write_reports(
-        self, report: GateReport, arts: Mapping[int, Any], verdict_path: Path, notes: Sequence[str]
+        self,
+        report: GateReport,
+        records: Mapping[int, Any],
+        verdict_path: Path,
+        notes: Sequence[str],
     ) -> None:
-        from frreg.report import heatmap, markdown, plcc_table
+        from frreg.gate.report import heatmap, markdown, plcc_table
 
         out = self.config.out_dir
-        sources, table = plcc_table({s: a.record for s, a in arts.items()})
+        sources, table = plcc_table(records)
         files = {"verdict": str(verdict_path), "report": str(out / REPORT_MD)}
         if sources and table:
             heatmap(out / HEATMAP_PNG, sources, table, f"held-out PLCC — {report.verdict}")
             files["heatmap"] = str(out / HEATMAP_PNG)
         with atomic_writer(out / REPORT_MD) as fh:
             fh.write(markdown(report, sources, table, files=files, notes=notes))
+
+
+def session_checks(
+    outcomes: Mapping[str, ItemOutcome], expected: Sequence[str], interrupted: str | None
+) -> list[Check]:
+    """What the session adds to the gate: failing items, an interruption.
+
+    Only failures are added, so a clean session's verdict has exactly the
+    checks ``frreg-validate`` writes for the same artifacts.
+    """
+    checks = []
+    missing = [n for n in expected if n not in outcomes]
+    not_passed = [n for n in expected if n in outcomes and outcomes[n].outcome != "passed"]
+    if missing or not_passed:
+        checks.append(
+            Check(
+                ITEMS_CHECK,
+                False,
+                f"gate items: {len(expected) - len(missing) - len(not_passed)} of {len(expected)} passed"
+                + (f"; not run: {len(missing)}" if missing else "")
+                + (f"; failed: {', '.join(not_passed[:5])}" if not_passed else ""),
+            )
+        )
+    if interrupted:
+        checks.append(Check(RUN_CHECK, False, f"run: {interrupted}"))
+    return checks
+
+
+def items_line(outcomes: Mapping[str, ItemOutcome], expected: Sequence[str]) -> str:
+    """One line for the terminal: how many gate items passed."""
+    passed = sum(1 for n in expected if n in outcomes and outcomes[n].outcome == "passed")
+    return f"gate items: {passed} of {len(expected)} passed"
+
+
+def summary_lines(
+    session: GateSession,
+    report: GateReport,
+    verdict_path: Path | None,
+    outcomes: Mapping[str, ItemOutcome],
+    expected: Sequence[str],
+) -> list[str]:
+    """The terminal summary: PLCC table, per-seed means, gate parts, verdict, files."""
+    from frreg.gate.checks import load_loso_dir
+    from frreg.gate.report import plcc_table, table_lines
+
+    out = session.config.out_dir
+    arts = load_loso_dir(out, session.config.seeds)
+    sources, table = plcc_table({s: a.record for s, a in arts.items()})
+    lines = table_lines(sources, table, report.seed_means) if table else ["(no trained seeds)"]
+    lines.append("")
+    lines += report.lines()
+    lines.append(items_line(outcomes, expected))
+    trained = sorted(
+        {
+            int(o.properties["seed"])
+            for o in outcomes.values()
+            if o.properties.get("trained_now") and "seed" in o.properties
+        }
+    )
+    cached = [s for s in session.config.seeds if s not in trained]
+    lines.append(
+        f"trained this run: {', '.join(map(str, trained)) or 'none'}; "
+        f"from cache: {', '.join(map(str, cached)) or 'none'} ({session.config.cache_dir})"
+    )
+    if verdict_path is not None:
+        lines.append(f"verdict: {verdict_path}")
+    lines.append(f"report: {out / REPORT_MD}")
+    lines.append(f"log: {out / LOG_FILE}")
+    if (out / HEATMAP_PNG).exists():
+        lines.append(f"heatmap: {out / HEATMAP_PNG}")
+    return lines
 
 
 def _publish(cache: SeedCache, out: Path, seed: int, key: str | None) -> None:

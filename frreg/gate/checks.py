@@ -1,11 +1,18 @@
-"""The ship gate: read ``loso_seed{N}.json`` artifacts and decide PROMOTE or HOLD.
+"""The ship gate: every check, its name and its threshold, defined once.
+
+:func:`evaluate` turns loaded seed artifacts into a :class:`GateReport`; the
+CLIs (``frreg-gate``, ``frreg-validate``) and the pytest plugin all call it,
+and the plugin's items are views of the same checks (:func:`fold_problems`,
+:func:`check_seed`, :data:`ENSEMBLE_CHECKS`), so a verdict never depends on
+how it was computed.
 
 The gate fails closed. A seed passes only when its artifact is present, its
-folds cover every source exactly once with finite PLCC, its recorded mean
-matches its folds, and it is not a dry run; the ensemble passes only when
-every expected seed passed, there are at least :data:`~frreg.schema.ENSEMBLE_SIZE`
-of them, the mean and spread of the per-seed means are within thresholds and
-every artifact was trained on the same corpus digest with the same settings.
+folds cover every source exactly once with finite PLCC (each at least
+``fold_min`` when that is set), its recorded mean matches its folds, and it is
+not a dry run; the ensemble passes only when every expected seed passed,
+there are at least :data:`~frreg.schema.ENSEMBLE_SIZE` of them, the mean and
+spread of the per-seed means are within thresholds and every artifact was
+trained on the same corpus digest with the same settings.
 
 Malformed artifacts (bad JSON, wrong types) are input errors
 (:class:`~frreg.errors.ArtifactError`), not gate failures.
@@ -15,11 +22,10 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from frreg._io import sha256_file
 from frreg.errors import ArtifactError
@@ -31,12 +37,48 @@ from frreg.schema import (
     MEAN_PLCC_MIN,
     PER_SEED_PLCC_MIN,
     PLCC_SPREAD_MAX,
-    SEED_ARTIFACT_GLOB,
     seed_artifact_name,
 )
+from frreg.training.record import FoldRecord, SeedRecord
+
+# --------------------------------------------------------------------------
+# Check names: the plugin's item ids and every front end read these.
+# --------------------------------------------------------------------------
+
+ENSEMBLE_SIZE_CHECK: Final = "ensemble size"
+MEAN_PLCC_CHECK: Final = "mean PLCC"
+SPREAD_CHECK: Final = "PLCC spread"
+PER_SEED_MIN_CHECK: Final = "per-seed minimum PLCC"
+FOLD_MIN_CHECK: Final = "fold minimum PLCC"
+PROVENANCE_CHECK: Final = "provenance"
+#: Checks a verdict writer adds about its inputs and its run.
+CORPUS_CHECK: Final = "corpus"
+ITEMS_CHECK: Final = "gate items"
+RUN_CHECK: Final = "run"
+
+#: Ensemble-level checks, as ``(item id, check name)``: the plugin's
+#: ``frreg-gate::ensemble[<item id>]`` items, in order.
+ENSEMBLE_CHECKS: Final = (
+    ("size", ENSEMBLE_SIZE_CHECK),
+    ("mean-plcc", MEAN_PLCC_CHECK),
+    ("plcc-spread", SPREAD_CHECK),
+    ("per-seed-min", PER_SEED_MIN_CHECK),
+    ("provenance", PROVENANCE_CHECK),
+)
+
+
+def seed_check_name(seed: int) -> str:
+    """Name of the check on one seed's mean PLCC."""
+    return f"seed {seed} mean PLCC"
+
+
+def seed_artifact_check_name(seed: int) -> str:
+    """Name of the checks on one seed artifact's consistency."""
+    return f"seed {seed} artifact"
+
 
 #: Fields that must agree across every seed of one ensemble.
-PROVENANCE_FIELDS = (
+PROVENANCE_FIELDS: Final = (
     "corpus_sha256",
     "sources",
     "epochs",
@@ -50,46 +92,36 @@ PROVENANCE_FIELDS = (
 
 # A recorded mean may differ from the recomputed one by float rounding only.
 _MEAN_TOLERANCE = 1e-9
-_SEED_FILE = re.compile(r"^loso_seed(\d+)\.json$")
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Gate thresholds and the seeds the ensemble must contain."""
+    """Gate thresholds and the seeds the ensemble must contain.
+
+    ``fold_min`` (off when ``None``) also fails any fold below it.
+    """
 
     mean_plcc_min: float = MEAN_PLCC_MIN
     plcc_spread_max: float = PLCC_SPREAD_MAX
     per_seed_min: float = PER_SEED_PLCC_MIN
     seeds: tuple[int, ...] = ENSEMBLE_SEEDS
-
-
-@dataclass(frozen=True)
-class Fold:
-    held_out: str
-    plcc: float | None
-    srocc: float | None
-    rmse: float | None
+    fold_min: float | None = None
 
 
 @dataclass(frozen=True)
 class SeedArtifact:
-    """A structurally valid ``loso_seed{N}.json``."""
+    """A structurally valid ``loso_seed{N}.json``: the file and its typed record."""
 
     path: Path
     file_seed: int
-    record: dict[str, Any]
+    record: SeedRecord
     sha256: str
 
-    @property
-    def seed(self) -> int:
-        return int(self.record["seed"])
-
-    @property
-    def folds(self) -> list[Fold]:
-        return [
-            Fold(f["held_out"], f.get("plcc"), f.get("srocc"), f.get("rmse"))
-            for f in self.record["folds"]
-        ]
+    @classmethod
+    def read(cls, path: str | Path, file_seed: int) -> SeedArtifact:
+        path = Path(path)
+        record = SeedRecord.read(path)
+        return cls(path=path, file_seed=file_seed, record=record, sha256=sha256_file(path))
 
 
 @dataclass(frozen=True)
@@ -122,6 +154,9 @@ class GateReport:
     def failures(self) -> list[Check]:
         return [c for c in self.checks if not c.passed]
 
+    def named(self, name: str) -> list[Check]:
+        return [c for c in self.checks if c.name == name]
+
     def lines(self) -> list[str]:
         """Human output: one line per check, then the verdict."""
         out = [f"{'PASS' if c.passed else 'FAIL'}  {c.message}" for c in self.checks]
@@ -143,64 +178,6 @@ class GateReport:
 # --------------------------------------------------------------------------
 
 
-def _require(
-    path: Path, rec: Mapping[str, Any], key: str, kinds: tuple[type, ...], what: str
-) -> Any:
-    if key not in rec:
-        raise ArtifactError(path, f"missing field '{key}'")
-    value = rec[key]
-    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-        raise ArtifactError(path, f"field '{key}' must be {what}, got {value!r}")
-    return value
-
-
-def _metric(path: Path, where: str, value: Any) -> None:
-    if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)):
-        raise ArtifactError(path, f"{where} must be a number or null, got {value!r}")
-
-
-def load_seed_artifact(path: str | Path, file_seed: int | None = None) -> SeedArtifact:
-    """Read and structurally validate one seed artifact."""
-    path = Path(path)
-    if file_seed is None:
-        m = _SEED_FILE.match(path.name)
-        file_seed = int(m.group(1)) if m else -1
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ArtifactError(path, f"cannot read: {exc.strerror}") from None
-    try:
-        rec = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(path, f"invalid JSON at line {exc.lineno}: {exc.msg}") from None
-    if not isinstance(rec, dict):
-        raise ArtifactError(path, f"expected a JSON object, got {type(rec).__name__}")
-    _require(path, rec, "seed", (int,), "an integer")
-    _require(path, rec, "corpus_sha256", (str,), "a string")
-    sources = _require(path, rec, "sources", (list,), "a list of source ids")
-    if not all(isinstance(s, str) for s in sources):
-        raise ArtifactError(path, "field 'sources' must be a list of strings")
-    folds = _require(path, rec, "folds", (list,), "a list")
-    for i, fold in enumerate(folds):
-        if not isinstance(fold, dict):
-            raise ArtifactError(path, f"folds[{i}] must be an object")
-        if not isinstance(fold.get("held_out"), str):
-            raise ArtifactError(path, f"folds[{i}].held_out must be a string")
-        for key in ("plcc", "srocc", "rmse"):
-            if key not in fold:
-                raise ArtifactError(path, f"folds[{i}] is missing '{key}'")
-            _metric(path, f"folds[{i}].{key}", fold[key])
-    _metric(path, "field 'mean_plcc'", rec.get("mean_plcc"))
-    for key in ("epochs", "batch_size", "num_codecs", "encoder_vocab_version"):
-        _require(path, rec, key, (int,), "an integer")
-    for key in ("lr", "weight_decay"):
-        _require(path, rec, key, (int, float), "a number")
-    note = rec.get("note")
-    if note is not None and not isinstance(note, str):
-        raise ArtifactError(path, f"field 'note' must be a string or null, got {note!r}")
-    return SeedArtifact(path=path, file_seed=file_seed, record=rec, sha256=sha256_file(path))
-
-
 def load_loso_dir(loso_dir: str | Path, seeds: Sequence[int]) -> dict[int, SeedArtifact]:
     """Load the artifacts of ``seeds`` from ``loso_dir``; absent seeds are simply absent.
 
@@ -213,21 +190,12 @@ def load_loso_dir(loso_dir: str | Path, seeds: Sequence[int]) -> dict[int, SeedA
     for seed in seeds:
         path = loso_dir / seed_artifact_name(seed)
         if path.exists():
-            found[seed] = load_seed_artifact(path, seed)
+            found[seed] = SeedArtifact.read(path, seed)
     return found
 
 
-def seeds_in_dir(loso_dir: str | Path) -> list[int]:
-    """Seeds that have an artifact in ``loso_dir``, sorted."""
-    return sorted(
-        int(m.group(1))
-        for p in Path(loso_dir).glob(SEED_ARTIFACT_GLOB)
-        if (m := _SEED_FILE.match(p.name))
-    )
-
-
 # --------------------------------------------------------------------------
-# Evaluation
+# Per-fold and per-seed checks
 # --------------------------------------------------------------------------
 
 
@@ -239,48 +207,68 @@ def _fmt(x: float | None) -> str:
     return "null" if x is None else f"{x:.4f}"
 
 
+def fold_problems(seed: int, fold: FoldRecord, thresholds: Thresholds) -> list[str]:
+    """What is wrong with one fold: undefined metrics, or PLCC below ``fold_min``."""
+    bad = [k for k in ("plcc", "srocc", "rmse") if not _finite(getattr(fold, k))]
+    if bad:
+        return [
+            f"seed {seed} fold {fold.held_out}: {', '.join(bad)} undefined "
+            "(is the held-out source's vmaf constant?)"
+        ]
+    floor = thresholds.fold_min
+    if floor is not None and fold.plcc is not None and fold.plcc < floor:
+        return [f"seed {seed} fold {fold.held_out} PLCC {fold.plcc:.4f} < {floor}"]
+    return []
+
+
 def check_seed(art: SeedArtifact, thresholds: Thresholds) -> tuple[list[Check], float | None]:
     """Checks for one seed and its recomputed mean PLCC (``None`` when undefined)."""
     seed = art.file_seed
     name = f"seed {seed}"
     rec = art.record
     problems: list[str] = []
-    if art.seed != seed:
-        problems.append(f"{art.path.name} records seed {art.seed} (duplicated or mismatched seed)")
-    if rec.get("note") == DRY_RUN_NOTE:
+    if rec.seed != seed:
+        problems.append(f"{art.path.name} records seed {rec.seed} (duplicated or mismatched seed)")
+    if rec.note == DRY_RUN_NOTE:
         problems.append(f"{art.path.name} is a {DRY_RUN_NOTE} artifact")
-    elif rec.get("note") is not None:
-        problems.append(f"{art.path.name} carries note {rec['note']!r}")
-    folds = art.folds
+    elif rec.note is not None:
+        problems.append(f"{art.path.name} carries note {rec.note!r}")
+    folds = rec.folds
     held = [f.held_out for f in folds]
-    sources = rec["sources"]
-    for src in sources:
+    for src in rec.sources:
         if held.count(src) == 0:
             problems.append(f"fold for source '{src}' is missing")
         elif held.count(src) > 1:
             problems.append(f"fold for source '{src}' appears {held.count(src)} times")
-    for src in sorted(set(held) - set(sources)):
+    for src in sorted(set(held) - set(rec.sources)):
         problems.append(f"fold '{src}' is not one of the corpus sources")
-    if len(sources) < 2:
-        problems.append(f"only {len(sources)} source(s); LOSO needs at least two")
+    if len(rec.sources) < 2:
+        problems.append(f"only {len(rec.sources)} source(s); LOSO needs at least two")
     for f in folds:
         if not _finite(f.plcc):
             problems.append(
                 f"fold '{f.held_out}' PLCC is {'null (undefined)' if f.plcc is None else f.plcc}"
             )
+    plccs = [f.plcc for f in folds if f.plcc is not None and math.isfinite(f.plcc)]
     mean = None
-    if folds and all(_finite(f.plcc) for f in folds):
-        mean = sum(f.plcc for f in folds) / len(folds)  # type: ignore[misc]
-        recorded = rec.get("mean_plcc")
-        if not _finite(recorded) or abs(recorded - mean) > _MEAN_TOLERANCE:
+    if folds and len(plccs) == len(folds):
+        mean = sum(plccs) / len(plccs)
+        recorded = rec.mean_plcc
+        if (
+            recorded is None
+            or not math.isfinite(recorded)
+            or abs(recorded - mean) > _MEAN_TOLERANCE
+        ):
             problems.append(
                 f"recorded mean_plcc {recorded} disagrees with its folds' mean {mean:.6f}"
             )
-    checks = [Check(f"{name} artifact", False, f"{name}: {p}", None, None) for p in problems]
+    checks = [
+        Check(seed_artifact_check_name(seed), False, f"{name}: {p}", None, None) for p in problems
+    ]
     if mean is None or problems:
         checks.append(
             Check(
-                f"{name} mean PLCC",
+                seed_check_name(seed),
                 False,
                 f"{name} mean PLCC {_fmt(mean)} is not usable",
                 mean,
@@ -289,11 +277,11 @@ def check_seed(art: SeedArtifact, thresholds: Thresholds) -> tuple[list[Check], 
         )
         return checks, None
     ok = mean >= thresholds.per_seed_min
-    worst = min(folds, key=lambda f: f.plcc)  # type: ignore[arg-type, return-value]
+    worst = min(folds, key=lambda f: f.plcc if f.plcc is not None else -math.inf)
     rel = ">=" if ok else "<"
     checks.append(
         Check(
-            f"{name} mean PLCC",
+            seed_check_name(seed),
             ok,
             f"{name} mean PLCC {mean:.4f} {rel} {thresholds.per_seed_min} "
             f"({len(folds)} folds, worst {worst.held_out} {_fmt(worst.plcc)})",
@@ -304,22 +292,27 @@ def check_seed(art: SeedArtifact, thresholds: Thresholds) -> tuple[list[Check], 
     return checks, mean
 
 
+# --------------------------------------------------------------------------
+# Ensemble checks
+# --------------------------------------------------------------------------
+
+
 def _provenance(arts: Sequence[SeedArtifact], expected_sha256: str | None) -> Check:
     problems = []
     for key in PROVENANCE_FIELDS:
-        values = {json.dumps(a.record.get(key), sort_keys=True) for a in arts}
+        values = {json.dumps(a.record.to_json()[key], sort_keys=True) for a in arts}
         if len(values) > 1:
-            per = ", ".join(f"seed {a.file_seed}={a.record.get(key)!r}" for a in arts)
+            per = ", ".join(f"seed {a.file_seed}={a.record.to_json()[key]!r}" for a in arts)
             problems.append(f"seeds disagree on {key}: {per}")
     for a in arts:
-        if a.record.get("encoder_vocab_version") != ENCODER_VOCAB_VERSION:
+        if a.record.encoder_vocab_version != ENCODER_VOCAB_VERSION:
             problems.append(
-                f"seed {a.file_seed} used encoder vocabulary v{a.record.get('encoder_vocab_version')}, "
+                f"seed {a.file_seed} used encoder vocabulary v{a.record.encoder_vocab_version}, "
                 f"this frreg expects v{ENCODER_VOCAB_VERSION}"
             )
             break
     if expected_sha256 is not None:
-        bad = [a.file_seed for a in arts if a.record.get("corpus_sha256") != expected_sha256]
+        bad = [a.file_seed for a in arts if a.record.corpus_sha256 != expected_sha256]
         if bad:
             problems.append(
                 f"corpus sha256 {expected_sha256[:12]}… differs from the digest recorded by seed(s) "
@@ -328,14 +321,32 @@ def _provenance(arts: Sequence[SeedArtifact], expected_sha256: str | None) -> Ch
     if not arts:
         problems.append("no seed artifacts to compare")
     if problems:
-        return Check("provenance", False, "provenance: " + "; ".join(problems))
-    digest = arts[0].record["corpus_sha256"]
+        return Check(PROVENANCE_CHECK, False, "provenance: " + "; ".join(problems))
+    digest = arts[0].record.corpus_sha256
     return Check(
-        "provenance",
+        PROVENANCE_CHECK,
         True,
         f"provenance: {len(arts)} seeds share corpus {digest[:12]}… and settings",
         digest[:12],
     )
+
+
+def _fold_min(arts: Sequence[SeedArtifact], thresholds: Thresholds) -> Check:
+    floor = thresholds.fold_min
+    below = [
+        (a.file_seed, f)
+        for a in arts
+        for f in a.record.folds
+        if f.plcc is not None and math.isfinite(f.plcc) and floor is not None and f.plcc < floor
+    ]
+    defined = [f.plcc for a in arts for f in a.record.folds if _finite(f.plcc)]
+    worst = min(defined) if defined else None
+    if below:
+        listed = ", ".join(f"seed {s} {f.held_out} {f.plcc:.4f}" for s, f in below[:5])
+        more = f" and {len(below) - 5} more" if len(below) > 5 else ""
+        message = f"{FOLD_MIN_CHECK}: {len(below)} fold(s) < {floor}: {listed}{more}"
+        return Check(FOLD_MIN_CHECK, False, message, worst, floor)
+    return Check(FOLD_MIN_CHECK, True, f"{FOLD_MIN_CHECK} {_fmt(worst)} >= {floor}", worst, floor)
 
 
 _NEGATION = {">=": "<", "<=": ">"}
@@ -369,7 +380,7 @@ def evaluate(
         if seed not in artifacts:
             checks.append(
                 Check(
-                    f"seed {seed} mean PLCC",
+                    seed_check_name(seed),
                     False,
                     f"seed {seed}: {seed_artifact_name(seed)} is missing",
                     None,
@@ -383,24 +394,26 @@ def evaluate(
         report.seed_means[seed] = mean
 
     n = len(expected)
-    checks.append(_compare("ensemble size", n, ">=", ENSEMBLE_SIZE, fmt="d"))
+    checks.append(_compare(ENSEMBLE_SIZE_CHECK, n, ">=", ENSEMBLE_SIZE, fmt="d"))
     means = [report.seed_means.get(s) for s in expected]
-    if expected and all(_finite(m) for m in means):
-        defined: list[float] = [m for m in means if m is not None]
-        checks.append(_compare("mean PLCC", sum(defined) / len(defined), ">=", th.mean_plcc_min))
+    defined = [m for m in means if m is not None and math.isfinite(m)]
+    if expected and len(defined) == len(means):
         checks.append(
-            _compare("PLCC spread", max(defined) - min(defined), "<=", th.plcc_spread_max)
+            _compare(MEAN_PLCC_CHECK, sum(defined) / len(defined), ">=", th.mean_plcc_min)
         )
-        checks.append(_compare("per-seed minimum PLCC", min(defined), ">=", th.per_seed_min))
+        checks.append(_compare(SPREAD_CHECK, max(defined) - min(defined), "<=", th.plcc_spread_max))
+        checks.append(_compare(PER_SEED_MIN_CHECK, min(defined), ">=", th.per_seed_min))
     else:
         missing = ", ".join(str(s) for s, m in zip(expected, means, strict=True) if not _finite(m))
         for name, thr in (
-            ("mean PLCC", th.mean_plcc_min),
-            ("PLCC spread", th.plcc_spread_max),
-            ("per-seed minimum PLCC", th.per_seed_min),
+            (MEAN_PLCC_CHECK, th.mean_plcc_min),
+            (SPREAD_CHECK, th.plcc_spread_max),
+            (PER_SEED_MIN_CHECK, th.per_seed_min),
         ):
             message = f"{name} undefined: no usable mean PLCC for seed(s) {missing or '(none)'}"
             checks.append(Check(name, False, message, None, thr))
     present = [artifacts[s] for s in expected if s in artifacts]
+    if th.fold_min is not None:
+        checks.append(_fold_min(present, th))
     checks.append(_provenance(present, corpus_sha256))
     return report

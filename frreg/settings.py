@@ -1,0 +1,64 @@
+"""The one path from parsed options to settings objects.
+
+``frreg-train``, ``frreg-gate``, ``frreg-validate`` and the pytest plugin all
+resolve their options into a dict keyed by :class:`~frreg.options.Option`
+``dest`` (``vars(namespace)``, or the plugin's option > ini > default
+resolution) and hand it to the functions here. Cross-option rules (the codec
+block width, CUDA availability) therefore live in one place, and their error
+lines name the flag as the caller spells it (``prefix``: ``"--"`` for the
+CLIs, ``"--frreg-"`` for the plugin).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from frreg.errors import InputError
+from frreg.gate.checks import Thresholds
+from frreg.schema import ENCODER_VOCAB_VERSION, NUM_CODECS
+from frreg.training.model import MLPConfig
+from frreg.training.settings import TrainSettings
+
+
+def train_settings(
+    values: Mapping[str, Any], *, prefix: str = "--", epochs: int | None = None
+) -> TrainSettings:
+    """The training recipe from ``epochs``, ``batch_size``, ``lr``, ``weight_decay``,
+    ``num_codecs`` (``epochs`` overrides the option, as ``--dry-run`` does)."""
+    num_codecs = values["num_codecs"]
+    if num_codecs != NUM_CODECS:
+        raise InputError(
+            f"{prefix}num-codecs {num_codecs} is not supported: encoder vocabulary "
+            f"v{ENCODER_VOCAB_VERSION} gives a codec block of exactly {NUM_CODECS}"
+        )
+    return TrainSettings(
+        epochs=values["epochs"] if epochs is None else epochs,
+        batch_size=values["batch_size"],
+        lr=values["lr"],
+        weight_decay=values["weight_decay"],
+        model=MLPConfig(num_codecs=num_codecs),
+    )
+
+
+def thresholds(values: Mapping[str, Any]) -> Thresholds:
+    """Gate thresholds from ``seeds``, ``mean_plcc_threshold``, ``plcc_spread_max``,
+    ``per_seed_min`` and (when offered) ``fold_min``."""
+    return Thresholds(
+        mean_plcc_min=values["mean_plcc_threshold"],
+        plcc_spread_max=values["plcc_spread_max"],
+        per_seed_min=values["per_seed_min"],
+        seeds=tuple(values["seeds"]),
+        fold_min=values.get("fold_min"),
+    )
+
+
+def device(values: Mapping[str, Any], *, prefix: str = "--") -> str:
+    """The torch device, refused up front when it is not there."""
+    name: str = values["device"]
+    if name == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InputError(f"{prefix}device cuda requested but torch sees no CUDA device")
+    return name

@@ -1,0 +1,397 @@
+"""The batched trainer: packing inputs, per-model randomness, model groups and threads.
+
+See :mod:`frreg.training.batched` for the method and its independence guarantee.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import torch
+
+from frreg.training.batched.adam import FlatAdam
+from frreg.training.batched.kernels import Workspace, forward_backward, predict
+from frreg.training.batched.layout import Layout, initial_parameters
+from frreg.training.model import MLPConfig
+from frreg.training.settings import FoldJob, TrainSettings, fold_inputs
+
+#: Bump whenever a change in this package can change a trained number: it is
+#: part of every cache key, so stale models are retrained instead of served.
+ENGINE_VERSION: Final = 1
+
+#: Dropout masks are drawn and expanded this many steps at a time.
+STEPS_PER_CHUNK = 32
+
+_MASK_BITS = 16  # each dropout draw is one int16 ...
+_DRAWS_PER_WORD = 64 // _MASK_BITS  # ... read out of int64 random words
+_EVAL_ROWS = 4096  # held-out rows evaluated per chunk
+
+
+def drop_threshold(p: float) -> int:
+    """The int16 below which a unit is dropped, for drop probability ``p``.
+
+    The effective probability is ``(threshold + 2**15) / 2**16``: ``p`` rounded
+    to the nearest multiple of 2**-16.
+    """
+    return round(p * 2**_MASK_BITS) - 2 ** (_MASK_BITS - 1)
+
+
+def check_supported(config: MLPConfig) -> None:
+    """Raise ``ValueError`` unless the hand-written kernels implement ``config``.
+
+    The kernels are written for two hidden layers with exact GELU and dropout
+    after each; any other shape must be trained with the reference engine
+    until the kernels learn it.
+    """
+    if config.depth != 2 or config.activation != "gelu":
+        raise ValueError(
+            f"the batched engine implements depth 2 with exact GELU, not depth "
+            f"{config.depth} with {config.activation!r}; use --engine reference"
+        )
+
+
+@dataclass
+class _Packed:
+    # (rows + 1, n_in + 2): every distinct fold's scaled training rows, a one, the target
+    table: torch.Tensor
+    base: np.ndarray  # (models,) first row of each model's training block
+    n_train: np.ndarray  # (models,)
+    pad_row: int  # the dummy row that fills short folds' batches
+    x_test: list[torch.Tensor]  # each model's (test rows, n_in)
+
+
+def _pack(
+    features: np.ndarray,
+    codec: np.ndarray,
+    target: np.ndarray,
+    jobs: Sequence[FoldJob],
+    dtype: torch.dtype,
+    device: torch.device,
+) -> _Packed:
+    blocks: dict[bytes, int] = {}
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    tests: list[np.ndarray] = []
+    base = np.empty(len(jobs), dtype=np.int64)
+    n_train = np.empty(len(jobs), dtype=np.int64)
+    rows = 0
+    for m, job in enumerate(jobs):
+        train_idx = np.asarray(job.train_idx, dtype=np.int64)
+        if train_idx.size == 0:
+            raise ValueError(
+                f"job seed={job.seed} held_out={job.held_out!r} has no training rows; "
+                "every fold needs at least one"
+            )
+        # Seeds share folds: scale each distinct training set once.
+        key = hashlib.blake2b(train_idx.tobytes(), digest_size=16).digest()
+        if key not in blocks:
+            blocks[key] = rows
+            xs.append(fold_inputs(features, codec, train_idx, train_idx))
+            ys.append(np.asarray(target, dtype=np.float64)[train_idx])
+            rows += train_idx.size
+        base[m], n_train[m] = blocks[key], train_idx.size
+        tests.append(fold_inputs(features, codec, train_idx, np.asarray(job.test_idx)))
+
+    x = np.concatenate([*xs, np.zeros((1, xs[0].shape[1]), dtype=np.float32)])
+    y = np.concatenate([*ys, np.zeros(1)]).astype(np.float32)
+    table = np.hstack([x, np.ones((x.shape[0], 1), dtype=np.float32), y[:, None]])
+
+    def as_tensor(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(a).to(device=device, dtype=dtype)
+
+    return _Packed(as_tensor(table), base, n_train, rows, [as_tensor(t) for t in tests])
+
+
+# --------------------------------------------------------------------------
+# Randomness
+# --------------------------------------------------------------------------
+
+
+class _Randomness:
+    """Each model's own generator: epoch shuffles and dropout bits."""
+
+    def __init__(
+        self,
+        streams: Sequence[torch.Generator],
+        n_train: np.ndarray,
+        steps: np.ndarray,
+        batch: int,
+        hidden: int,
+        dropout: float,
+        dtype: torch.dtype,
+        device: torch.device,
+    ) -> None:
+        if device.type == "cpu":
+            self.gens = list(streams)
+        else:  # a device generator seeded from the model's own CPU stream
+            self.gens = [
+                torch.Generator(device=device).manual_seed(
+                    int(torch.randint(2**62, (1,), generator=s))
+                )
+                for s in streams
+            ]
+        self.device = device
+        self.n_train, self.steps = n_train, steps
+        draws = 2 * batch * hidden  # two dropout layers per step
+        words = -(-draws // _DRAWS_PER_WORD)
+        shape = (len(streams), STEPS_PER_CHUNK, words)
+        self.words = torch.empty(shape, dtype=torch.int64, device=device)
+        bits = self.words.view(torch.int16)[..., :draws]
+        self.bits = bits.unflatten(-1, (2, batch, hidden))
+        self.masks = torch.empty(self.bits.shape, dtype=dtype, device=device)
+        self.threshold = drop_threshold(dropout)
+        self.scale = 1 / (1 - dropout)  # nn.Dropout's multiplier for kept units
+
+    def shuffle(self, order: torch.Tensor) -> None:
+        """Write each model's permutation of its training rows into ``order[m, :n_m]``."""
+        for m, gen in enumerate(self.gens):
+            n = int(self.n_train[m])
+            torch.randperm(n, generator=gen, device=self.device, out=order[m, :n])
+
+    def dropout_masks(self, first_step: int, n_steps: int) -> torch.Tensor:
+        """Masks ``(models, n_steps, 2, batch, hidden)`` for steps ``first_step ...``.
+
+        A model draws only for the steps it takes, so its stream never depends
+        on how many steps the other models take.
+        """
+        for m, gen in enumerate(self.gens):
+            own = int(min(max(self.steps[m] - first_step, 0), n_steps))
+            if own:
+                self.words[m, :own].random_(-(2**63), None, generator=gen)
+        masks = self.masks[:, :n_steps]
+        # Comparing straight into the float buffer is several times faster than
+        # making a bool mask and converting it.
+        torch.ge(self.bits[:, :n_steps], self.threshold, out=masks)
+        return masks.mul_(self.scale)
+
+
+# --------------------------------------------------------------------------
+# The trainer
+# --------------------------------------------------------------------------
+
+
+class _ModelGroup:
+    """Models that step together: one gather, one bmm per layer, one Adam call per step."""
+
+    def __init__(
+        self,
+        packed: _Packed,
+        members: np.ndarray,
+        params: Sequence[torch.Tensor],
+        streams: Sequence[torch.Generator],
+        settings: TrainSettings,
+    ) -> None:
+        dev, dtype = params[0].device, params[0].dtype
+        config = settings.model
+        batch = settings.batch_size
+        models = len(members)
+        self.members = members
+        self.packed = packed
+        n_train = packed.n_train[members]
+        self.steps = -(-n_train // batch)  # each model's minibatches per epoch
+        self.max_steps = max_steps = int(self.steps.max())
+        if np.any(np.diff(self.steps) > 0):
+            raise ValueError("a group's members must come in order of decreasing steps per epoch")
+        # Models with as many steps per epoch always step together: one Adam block each.
+        starts = np.flatnonzero(np.r_[True, np.diff(self.steps) != 0])
+        stops = np.r_[starts[1:], models]
+        blocks = list(zip(starts.tolist(), stops.tolist(), strict=True))
+        self.ws = Workspace(Layout(config.in_features, config.hidden), params, batch)
+        self.adam = FlatAdam(
+            params, self.ws.grad_buffers, settings.lr, settings.weight_decay, blocks
+        )
+        self.rand = _Randomness(
+            streams, n_train, self.steps, batch, config.hidden, config.dropout, dtype, dev
+        )
+        # Loss weight of each (step, model, slot): 2 / rows in that batch, 0 on padding.
+        pos = np.arange(max_steps * batch).reshape(max_steps, 1, batch)
+        in_batch = np.minimum(n_train[None, :, None] - (pos - pos % batch), batch)
+        coef = np.where(pos < n_train[None, :, None], 2.0 / np.maximum(in_batch, 1), 0.0)
+        self.coef = torch.from_numpy(coef[..., None]).to(device=dev, dtype=dtype).unbind(0)
+        # The Adam blocks that take each step (None: all of them).
+        block_steps = self.steps[starts]
+        self.active = [
+            None if taking.all() else tuple(np.flatnonzero(taking).tolist())
+            for taking in np.arange(max_steps)[:, None] < block_steps[None, :]
+        ]
+        self.order = torch.zeros(models, max_steps * batch, dtype=torch.int64, device=dev)
+        self.base = torch.from_numpy(packed.base[members]).to(dev)[:, None]
+        slot = torch.arange(max_steps * batch, device=dev)[None, :]
+        self.padding = slot >= torch.from_numpy(n_train).to(dev)[:, None]
+
+    def train_epoch(self) -> None:
+        ws, adam, packed = self.ws, self.adam, self.packed
+        self.rand.shuffle(self.order)
+        rows = (self.order + self.base).masked_fill_(self.padding, packed.pad_row)
+        # (step, model * batch): one contiguous gather index per step.
+        rows = rows.view(len(self.members), self.max_steps, -1).transpose(0, 1)
+        rows = rows.reshape(self.max_steps, -1)
+        rows = rows.unbind(0)
+        for first in range(0, self.max_steps, STEPS_PER_CHUNK):
+            n_chunk = min(STEPS_PER_CHUNK, self.max_steps - first)
+            masks = self.rand.dropout_masks(first, n_chunk)
+            for s, mask1, mask2 in zip(
+                range(first, first + n_chunk), masks[:, :, 0].unbind(1),
+                masks[:, :, 1].unbind(1), strict=True,
+            ):  # fmt: skip
+                torch.index_select(packed.table, 0, rows[s], out=ws.rows)
+                forward_backward(ws, self.coef[s], mask1, mask2)  # into adam.grads
+                adam.step(self.active[s])
+
+    def predict(self) -> list[np.ndarray]:
+        predictions = []
+        for i, m in enumerate(self.members):
+            weights = (self.ws.w1[i], self.ws.w2[i], self.ws.w3[i])
+            x_test = self.packed.x_test[m]
+            out = [
+                predict(weights, x_test[start : start + _EVAL_ROWS])
+                for start in range(0, x_test.shape[0], _EVAL_ROWS)
+            ]
+            predictions.append(torch.cat(out).double().cpu().numpy() if out else np.empty(0))
+        return predictions
+
+
+def _stack_layers(
+    layout: Layout,
+    models: Sequence[Sequence[torch.Tensor]],
+    dtype: torch.dtype,
+    device: torch.device,
+) -> tuple[torch.Tensor, ...]:
+    """Layer buffers (see :class:`Layout`) holding the given models' layers, in order."""
+    buffers = layout.buffers(len(models), dtype=dtype)
+    for view, layers in zip(layout.views(buffers), zip(*models, strict=True), strict=True):
+        view.copy_(torch.stack(layers))
+    return tuple(buf.to(device) for buf in buffers)
+
+
+def _split(n_train: np.ndarray, groups: int) -> list[np.ndarray]:
+    """Job indices of each group: equal shares, each sorted by decreasing training rows."""
+    return [
+        members[np.argsort(-n_train[members], kind="stable")]
+        for members in np.array_split(np.arange(len(n_train)), groups)
+    ]
+
+
+def _cpu_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _train_groups(
+    groups: Sequence[_ModelGroup], epochs: int, progress: Callable[[int, int], None] | None
+) -> None:
+    """Train the groups side by side, a thread each; ``progress`` runs in this thread."""
+    if len(groups) == 1:
+        for epoch in range(epochs):
+            groups[0].train_epoch()
+            if progress is not None:
+                progress(epoch + 1, epochs)
+        return
+
+    events: queue.SimpleQueue[tuple[int, BaseException | None]] = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def work(i: int) -> None:
+        try:
+            with torch.inference_mode():  # grad mode is per thread
+                for _ in range(epochs):
+                    if stop.is_set():
+                        return
+                    groups[i].train_epoch()
+                    events.put((i, None))
+        except BaseException as exc:  # re-raised in the calling thread
+            events.put((i, exc))
+
+    threads = [
+        threading.Thread(target=work, args=(i,), name=f"frreg-batched-{i}", daemon=True)
+        for i in range(len(groups))
+    ]
+    for t in threads:
+        t.start()
+    done = [0] * len(groups)
+    reported = 0
+    try:
+        while reported < epochs:
+            i, exc = events.get()
+            if exc is not None:
+                raise exc
+            done[i] += 1
+            while reported < min(done):
+                reported += 1
+                if progress is not None:
+                    progress(reported, epochs)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+
+
+def train_folds_batched(
+    features: np.ndarray,
+    codec: np.ndarray,
+    target: np.ndarray,
+    jobs: Sequence[FoldJob],
+    settings: TrainSettings,
+    *,
+    device: str = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
+) -> list[np.ndarray]:
+    """Train every job's model at once; return each job's held-out predictions
+    (float64, aligned with ``job.test_idx``).
+
+    Each model follows :func:`frreg.training.reference.train_fold_reference`'s recipe and
+    depends only on its own job, never on the other jobs in ``jobs``.
+    ``progress(done_epochs, total_epochs)`` is called after every epoch, from
+    the calling thread. On the CPU the models are split into ``workers`` groups
+    (default: one per available core), each trained in its own thread with
+    single-threaded ops: torch's intra-op thread count is 1 until this returns
+    (other torch work in the process meanwhile sees it too). On other devices
+    ``workers`` defaults to 1.
+    """
+    if not jobs:
+        return []
+    dev = torch.device(device)
+    dtype = torch.float32
+    config = settings.model
+    check_supported(config)
+    layout = Layout(config.in_features, config.hidden)
+    if workers is None:
+        workers = _cpu_cores() if dev.type == "cpu" else 1
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+
+    with torch.inference_mode():
+        packed = _pack(features, codec, target, jobs, dtype, dev)
+        inits = [initial_parameters(job, config) for job in jobs]
+        groups = [
+            _ModelGroup(
+                packed,
+                members,
+                _stack_layers(layout, [inits[m][0] for m in members], dtype, dev),
+                [inits[m][1] for m in members],
+                settings,
+            )
+            for members in _split(packed.n_train, min(workers, len(jobs)))
+        ]
+        threads_before = torch.get_num_threads()
+        if dev.type == "cpu":
+            torch.set_num_threads(1)
+        try:
+            _train_groups(groups, settings.epochs, progress)
+        finally:
+            torch.set_num_threads(threads_before)
+        predictions: list[np.ndarray] = [np.empty(0)] * len(jobs)
+        for group in groups:
+            for m, pred in zip(group.members, group.predict(), strict=True):
+                predictions[m] = pred
+    return predictions

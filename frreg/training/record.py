@@ -1,0 +1,299 @@
+"""One typed record per seed artifact: ``loso_seed{N}.json``.
+
+:class:`SeedRecord` is the only shape a seed's results have. The trainer
+builds it (:meth:`SeedRecord.build`) and writes :meth:`SeedRecord.to_json`;
+the gate, the report, the CLIs, the pytest plugin and the test factories read
+it with :meth:`SeedRecord.read` / :meth:`SeedRecord.from_json`, which validate
+once and raise :class:`~frreg.errors.ArtifactError` (``PATH: problem``).
+
+The summary fields (``mean_plcc`` ...) are stored as the file says them, so
+that the gate can compare them with what the folds say; :meth:`build`
+computes them from the folds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from frreg.errors import ArtifactError
+from frreg.schema import SCHEMA_VERSION
+
+Metric = float | None
+
+
+@dataclass(frozen=True)
+class FoldRecord:
+    """Held-out metrics of one (seed, source) model; ``None`` where undefined."""
+
+    held_out: str
+    n_train: int
+    n_val: int
+    plcc: Metric
+    srocc: Metric
+    rmse: Metric
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "held_out": self.held_out,
+            "n_train": self.n_train,
+            "n_val": self.n_val,
+            "plcc": self.plcc,
+            "srocc": self.srocc,
+            "rmse": self.rmse,
+        }
+
+
+@dataclass(frozen=True)
+class PredictionsRef:
+    """The held-out predictions file beside a seed artifact, and its digest."""
+
+    file: str
+    sha256: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"file": self.file, "sha256": self.sha256}
+
+
+def _finite_mean(values: Sequence[Metric]) -> float | None:
+    # A fold with an undefined metric makes the summary undefined: never drop it.
+    if not values or any(v is None or not math.isfinite(v) for v in values):
+        return None
+    return float(np.mean(np.asarray(values, dtype=np.float64)))
+
+
+def summarize(folds: Sequence[FoldRecord]) -> dict[str, float | None]:
+    """Seed-level summary of fold metrics (population std); ``None`` where undefined."""
+    plccs = [f.plcc for f in folds]
+    mean = _finite_mean(plccs)
+    arr = np.asarray(plccs, dtype=np.float64) if mean is not None else None
+    return {
+        "mean_plcc": mean,
+        "std_plcc": float(arr.std()) if arr is not None else None,
+        "min_plcc": float(arr.min()) if arr is not None else None,
+        "max_plcc": float(arr.max()) if arr is not None else None,
+        "mean_srocc": _finite_mean([f.srocc for f in folds]),
+        "mean_rmse": _finite_mean([f.rmse for f in folds]),
+    }
+
+
+@dataclass(frozen=True)
+class SeedRecord:
+    """Everything ``loso_seed{N}.json`` says about one seed's LOSO run."""
+
+    seed: int
+    corpus: str
+    corpus_sha256: str
+    n_rows: int
+    sources: tuple[str, ...]
+    folds: tuple[FoldRecord, ...]
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    num_codecs: int
+    encoder_vocab_version: int
+    engine: str
+    device: str
+    wall_time_s: float
+    config: Mapping[str, Any]
+    mean_plcc: Metric = None
+    std_plcc: Metric = None
+    min_plcc: Metric = None
+    max_plcc: Metric = None
+    mean_srocc: Metric = None
+    mean_rmse: Metric = None
+    unknown_encoders: Mapping[str, int] = field(default_factory=dict)
+    versions: Mapping[str, str] = field(default_factory=dict)
+    argv: tuple[str, ...] = ()
+    note: str | None = None
+    predictions: PredictionsRef | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    # ------------------------------------------------------------------ writing
+
+    @classmethod
+    def build(cls, folds: Sequence[FoldRecord], **fields: Any) -> SeedRecord:
+        """A record whose summary is computed from ``folds``."""
+        return cls(folds=tuple(folds), **fields, **summarize(folds))
+
+    def with_predictions(self, ref: PredictionsRef) -> SeedRecord:
+        return replace(self, predictions=ref)
+
+    def to_json(self) -> dict[str, Any]:
+        """The artifact's JSON object, fields in their documented order."""
+        return {
+            "schema_version": self.schema_version,
+            "seed": self.seed,
+            "corpus": self.corpus,
+            "corpus_sha256": self.corpus_sha256,
+            "n_rows": self.n_rows,
+            "sources": list(self.sources),
+            "n_folds": len(self.folds),
+            "folds": [f.to_json() for f in self.folds],
+            "mean_plcc": self.mean_plcc,
+            "std_plcc": self.std_plcc,
+            "min_plcc": self.min_plcc,
+            "max_plcc": self.max_plcc,
+            "mean_srocc": self.mean_srocc,
+            "mean_rmse": self.mean_rmse,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "weight_decay": self.weight_decay,
+            "num_codecs": self.num_codecs,
+            "encoder_vocab_version": self.encoder_vocab_version,
+            "unknown_encoders": dict(sorted(self.unknown_encoders.items())),
+            "engine": self.engine,
+            "device": self.device,
+            "wall_time_s": self.wall_time_s,
+            "versions": dict(self.versions),
+            "argv": list(self.argv),
+            "config": dict(self.config),
+            "note": self.note,
+            "predictions": None if self.predictions is None else self.predictions.to_json(),
+        }
+
+    # ------------------------------------------------------------------ reading
+
+    @classmethod
+    def read(cls, path: str | Path) -> SeedRecord:
+        """Read and validate one artifact file."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ArtifactError(path, "not UTF-8 text") from None
+        except OSError as exc:
+            raise ArtifactError(path, f"cannot read: {exc.strerror}") from None
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ArtifactError(path, f"invalid JSON at line {exc.lineno}: {exc.msg}") from None
+        return cls.from_json(obj, path)
+
+    @classmethod
+    def from_json(cls, obj: Any, path: str | Path = "<seed record>") -> SeedRecord:
+        """Validate a parsed artifact; every problem is one :class:`ArtifactError` line."""
+        r = _Reader(Path(path), obj)
+        folds = r.get("folds", list, "a list")
+        return cls(
+            schema_version=r.integer("schema_version"),
+            seed=r.integer("seed"),
+            corpus=r.get("corpus", str, "a string"),
+            corpus_sha256=r.get("corpus_sha256", str, "a string"),
+            n_rows=r.integer("n_rows"),
+            sources=r.strings("sources"),
+            folds=tuple(r.fold(i, f) for i, f in enumerate(folds)),
+            mean_plcc=r.metric("mean_plcc"),
+            std_plcc=r.metric("std_plcc"),
+            min_plcc=r.metric("min_plcc"),
+            max_plcc=r.metric("max_plcc"),
+            mean_srocc=r.metric("mean_srocc"),
+            mean_rmse=r.metric("mean_rmse"),
+            epochs=r.integer("epochs"),
+            batch_size=r.integer("batch_size"),
+            lr=r.number("lr"),
+            weight_decay=r.number("weight_decay"),
+            num_codecs=r.integer("num_codecs"),
+            encoder_vocab_version=r.integer("encoder_vocab_version"),
+            unknown_encoders=r.get("unknown_encoders", dict, "an object"),
+            engine=r.get("engine", str, "a string"),
+            device=r.get("device", str, "a string"),
+            wall_time_s=r.number("wall_time_s"),
+            versions=r.get("versions", dict, "an object"),
+            argv=r.strings("argv"),
+            config=r.get("config", dict, "an object"),
+            note=r.optional("note", str, "a string"),
+            predictions=r.predictions(),
+        )
+
+
+class _Reader:
+    """Typed field access on one parsed artifact, raising ``PATH: problem``."""
+
+    def __init__(self, path: Path, obj: Any) -> None:
+        if not isinstance(obj, dict):
+            raise ArtifactError(path, f"expected a JSON object, got {type(obj).__name__}")
+        self.path = path
+        self.obj = obj
+
+    def fail(self, problem: str) -> ArtifactError:
+        return ArtifactError(self.path, problem)
+
+    def get(self, key: str, kind: type, what: str) -> Any:
+        if key not in self.obj:
+            raise self.fail(f"missing field '{key}'")
+        value = self.obj[key]
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise self.fail(f"field '{key}' must be {what}, got {value!r}")
+        return value
+
+    def optional(self, key: str, kind: type, what: str) -> Any:
+        value = self.obj.get(key)
+        if value is not None and not isinstance(value, kind):
+            raise self.fail(f"field '{key}' must be {what} or null, got {value!r}")
+        return value
+
+    def integer(self, key: str) -> int:
+        value: int = self.get(key, int, "an integer")
+        return value
+
+    def number(self, key: str) -> float:
+        value = self.obj.get(key)
+        if key not in self.obj:
+            raise self.fail(f"missing field '{key}'")
+        if not _is_number(value):
+            raise self.fail(f"field '{key}' must be a number, got {value!r}")
+        return float(value)
+
+    def metric(self, key: str, where: Mapping[str, Any] | None = None, label: str = "") -> Metric:
+        source = self.obj if where is None else where
+        value = source.get(key)
+        if value is not None and not _is_number(value):
+            shown = label or f"field '{key}'"
+            raise self.fail(f"{shown} must be a number or null, got {value!r}")
+        return None if value is None else float(value)
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        values = self.get(key, list, "a list of strings")
+        if not all(isinstance(v, str) for v in values):
+            raise self.fail(f"field '{key}' must be a list of strings")
+        return tuple(values)
+
+    def fold(self, i: int, fold: Any) -> FoldRecord:
+        if not isinstance(fold, dict):
+            raise self.fail(f"folds[{i}] must be an object")
+        if not isinstance(fold.get("held_out"), str):
+            raise self.fail(f"folds[{i}].held_out must be a string")
+        sizes = []
+        for key in ("n_train", "n_val"):
+            value = fold.get(key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise self.fail(f"folds[{i}].{key} must be a non-negative integer, got {value!r}")
+            sizes.append(value)
+        metrics = []
+        for key in ("plcc", "srocc", "rmse"):
+            if key not in fold:
+                raise self.fail(f"folds[{i}] is missing '{key}'")
+            metrics.append(self.metric(key, fold, f"folds[{i}].{key}"))
+        return FoldRecord(fold["held_out"], sizes[0], sizes[1], *metrics)
+
+    def predictions(self) -> PredictionsRef | None:
+        value = self.optional("predictions", dict, "an object")
+        if value is None:
+            return None
+        file, digest = value.get("file"), value.get("sha256")
+        if not isinstance(file, str) or not isinstance(digest, str):
+            raise self.fail("field 'predictions' must have string 'file' and 'sha256'")
+        return PredictionsRef(file, digest)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -1,0 +1,99 @@
+"""What one trained fold depends on: the recipe, the job, its seed and its inputs.
+
+Shared by every engine (:mod:`frreg.training.reference`,
+:mod:`frreg.training.batched`): a fold's numbers are a function of
+:class:`TrainSettings`, its :class:`FoldJob` and the corpus rows, nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from frreg.schema import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_EPOCHS,
+    DEFAULT_LR,
+    DEFAULT_WEIGHT_DECAY,
+)
+from frreg.training.model import MLPConfig
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Every knob that changes a trained fold. Part of every cache key.
+
+    ``model`` is the network's shape; its ``num_codecs`` is the trainer's
+    ``--num-codecs``.
+    """
+
+    epochs: int = DEFAULT_EPOCHS
+    batch_size: int = DEFAULT_BATCH_SIZE
+    lr: float = DEFAULT_LR
+    weight_decay: float = DEFAULT_WEIGHT_DECAY
+    model: MLPConfig = field(default_factory=MLPConfig)
+
+    @property
+    def num_codecs(self) -> int:
+        return self.model.num_codecs
+
+    def recipe(self) -> dict[str, Any]:
+        """The recipe fields as every seed artifact records them at its top level."""
+        return {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "weight_decay": self.weight_decay,
+            "num_codecs": self.num_codecs,
+        }
+
+
+@dataclass(frozen=True)
+class FoldJob:
+    """One model to train: a seed and the source it holds out."""
+
+    seed: int
+    held_out: str
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+
+
+def fold_seed(seed: int, held_out: str) -> int:
+    """The RNG seed of one (seed, held-out source) model.
+
+    Derived from both so that a fold's numbers never depend on which other
+    folds or seeds were trained alongside it (the cache relies on this).
+    """
+    digest = hashlib.sha256(f"frreg-fold:{seed}:{held_out}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")  # fits every RNG (NumPy needs < 2**32)
+
+
+@dataclass(frozen=True)
+class Scaler:
+    """Standard scaler (population std, like scikit-learn's ``StandardScaler``)."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def fit(cls, x: np.ndarray) -> Scaler:
+        mean = x.mean(axis=0)
+        std = x.std(axis=0)
+        # A constant column carries no information; leave it centred, unscaled.
+        return cls(mean=mean, scale=np.where(std > 0, std, 1.0))
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        out: np.ndarray = (x - self.mean) / self.scale
+        return out
+
+
+def fold_inputs(
+    features: np.ndarray, codec: np.ndarray, train_idx: np.ndarray, idx: np.ndarray
+) -> np.ndarray:
+    """Model inputs for rows ``idx``: features scaled by a scaler fit on ``train_idx`` only,
+    followed by the codec block unscaled."""
+    scaler = Scaler.fit(features[train_idx])
+    return np.hstack([scaler.transform(features[idx]), codec[idx]]).astype(np.float32)

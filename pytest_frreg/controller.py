@@ -1,0 +1,74 @@
+"""Controller-side state of a gate session: item outcomes in, verdict and summary out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_frreg.items import NODE
+
+if TYPE_CHECKING:
+    from frreg.gate.checks import GateReport
+    from frreg.session import GateSession, ItemOutcome
+
+
+class GateController:
+    """Registered only in the process that writes the verdict (the xdist
+    controller, or the single process without xdist), so the verdict is built
+    once, from the items' reports.
+    """
+
+    def __init__(self, session: GateSession, expected: list[str]) -> None:
+        self.session = session
+        self.expected = expected
+        self.outcomes: dict[str, ItemOutcome] = {}
+        self.report: GateReport | None = None
+        self.verdict_path: Path | None = None
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        from frreg.gate.verdict import clear_verdict
+
+        # A stale verdict must not outlive a run whose outcome is not known yet.
+        clear_verdict(self.session.config.out_dir)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not report.nodeid.startswith(f"{NODE}::"):
+            return
+        from frreg.session import ItemOutcome
+
+        nodeid = report.nodeid.split("@", 1)[0]  # --dist loadgroup appends "@group"
+        if report.when != "call" and report.passed:
+            return
+        outcome = report.outcome if report.when == "call" else f"{report.outcome} in {report.when}"
+        previous = self.outcomes.get(nodeid)
+        if previous is None or previous.outcome == "passed":
+            self.outcomes[nodeid] = ItemOutcome(nodeid, outcome, dict(report.user_properties))
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if session.config.option.collectonly:
+            return
+        interrupted = None
+        if exitstatus == pytest.ExitCode.INTERRUPTED:
+            interrupted = "interrupted"
+        elif session.shouldstop or session.shouldfail:
+            interrupted = f"stopped early ({session.shouldstop or session.shouldfail})"
+        self.report, self.verdict_path = self.session.finalize(
+            self.outcomes, self.expected, interrupted=interrupted
+        )
+        if not self.report.passed and session.exitstatus == pytest.ExitCode.OK:
+            # Every item passed yet the verdict is HOLD: the gate still fails.
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.report is None:
+            return
+        from frreg.session import summary_lines
+
+        terminalreporter.write_sep("=", "frreg ensemble gate")
+        lines = summary_lines(
+            self.session, self.report, self.verdict_path, self.outcomes, self.expected
+        )
+        for line in lines:
+            terminalreporter.write_line(line)
