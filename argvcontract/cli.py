@@ -1,7 +1,7 @@
 """Which command-line interfaces a contract is checked against.
 
 A :class:`Cli` pairs a name callers use (a console script such as
-``frreg-train``) with the function that builds its real parser. Contracts are
+``mytool``) with the function that builds its real parser. Contracts are
 always checked against that parser, never against a copy of its flags.
 """
 
@@ -10,18 +10,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-
-#: frreg's CLI modules, in runbook order. Each exposes ``PROG``, ``build_parser()``
-#: and ``main(argv=None) -> int``; tests check this list against pyproject's
-#: ``[project.scripts]`` so a new CLI cannot be left out.
-CLI_MODULES: tuple[str, ...] = (
-    "frreg.cli.corpus",
-    "frreg.cli.train",
-    "frreg.cli.gate",
-    "frreg.cli.validate",
-)
 
 
 @dataclass(frozen=True)
@@ -49,18 +39,17 @@ class Cli:
         return self.build_parser()
 
 
-def frreg_clis() -> tuple[Cli, ...]:
-    """Every frreg CLI whose module is present.
+def clis_from_modules(modules: Iterable[str]) -> tuple[Cli, ...]:
+    """:meth:`Cli.from_module` for each module that is present, in order.
 
     A module that is absent is skipped (a CLI still being written); one that
     is present but fails to import raises, because that is a broken CLI.
     """
-    clis = []
-    for module in CLI_MODULES:
-        if importlib.util.find_spec(module) is None:
-            continue
-        clis.append(Cli.from_module(module))
-    return tuple(clis)
+    return tuple(
+        Cli.from_module(module)
+        for module in modules
+        if importlib.util.find_spec(module) is not None
+    )
 
 
 def cli_by_name(clis: Sequence[Cli], name: str) -> Cli:
@@ -72,23 +61,14 @@ def cli_by_name(clis: Sequence[Cli], name: str) -> Cli:
     raise KeyError(f"no CLI named {name!r} (known: {known})")
 
 
-#: Name of the pseudo-CLI for ``pytest --frreg-*`` options.
-PLUGIN_CLI_NAME = "pytest"
+@dataclass(frozen=True)
+class PluginOptions:
+    """The options a pytest plugin adds, checked like a CLI in documented ``pytest`` lines.
 
-
-def plugin_cli() -> Cli:
-    """``pytest --frreg-*``: the plugin's options, built from the declarations the plugin adds.
-
-    The parser is made from ``frreg.options.PLUGIN_OPTIONS`` (what
-    ``pytest_frreg.plugin`` registers), so documented ``pytest --frreg-...``
-    lines are checked against the same declarations, not a copy.
+    ``cli`` builds a parser holding just those options; ``prefix`` is what
+    their flags start with (``--mytool``): every word of a ``pytest`` command
+    line that starts with it is checked, so a misspelt one is caught too.
     """
 
-    def build_parser() -> argparse.ArgumentParser:
-        from frreg.options import PLUGIN_OPTIONS, StrictParser, add_options
-
-        parser = StrictParser(prog=PLUGIN_CLI_NAME, add_help=False)
-        add_options(parser.add_argument, PLUGIN_OPTIONS, prefix="frreg-")
-        return parser
-
-    return Cli(PLUGIN_CLI_NAME, build_parser)
+    cli: Cli
+    prefix: str

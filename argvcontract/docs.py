@@ -1,15 +1,17 @@
 """Check the commands in documentation against the real parsers.
 
-Every fenced shell block (```bash, ```sh, ```shell, ```console, ```zsh) in
-``README.md`` and ``docs/*.md`` is read line by line: backslash
+Every fenced shell block (```bash, ```sh, ```shell, ```console, ```zsh) of a
+markdown text (by default ``README.md`` and ``docs/*.md``) is read line by line: backslash
 continuations are joined, ``$ `` prompts stripped (in ``console`` blocks only
 prompted lines are commands, the rest is output), comments, pipes,
 ``&&``/``;`` lists and redirections split off, and leading ``VAR=value``
 assignments (and ``export VAR=value`` lines before) taken as environment.
-A command that runs a watched CLI — ``frreg-train ...``, ``python -m
-frreg.cli.train ...`` — is checked against that CLI's real parser; a command
-that runs a wrapper script with a :class:`~argvcontract.recorder.ScriptContract`
-is run through the recorder and its calls checked.
+A command that runs a watched CLI — ``mytool ...``, ``python -m mytool.cli
+...`` — is checked against that CLI's real parser; a command that runs a
+wrapper script with a :class:`~argvcontract.recorder.ScriptContract` is run
+through the recorder and its calls checked. With
+:class:`~argvcontract.cli.PluginOptions`, the options a pytest plugin adds are
+checked on ``pytest`` command lines too.
 
 Placeholders such as ``$OUT_DIR``, ``"$CORPUS"`` or ``<path>`` stand for some
 valid value: the flag must exist and take a value, the value is not converted.
@@ -24,7 +26,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from argvcontract.cli import Cli, frreg_clis, plugin_cli
+from argvcontract.cli import Cli, PluginOptions
 from argvcontract.parsing import is_placeholder
 from argvcontract.recorder import ArgvRecorder, ScriptContract
 from argvcontract.verify import ContractError, ContractReport, Problem, check_argv, verify
@@ -172,7 +174,7 @@ class DocCommand:
     source: str
     line: int
     text: str
-    kind: str  # "cli", "script" or "plugin" (pytest --frreg-* options)
+    kind: str  # "cli", "script" or "plugin" (a pytest plugin's options)
     target: str  # CLI name or script name
     argv: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict)
@@ -200,14 +202,14 @@ def _split_prefix(words: list[str]) -> tuple[dict[str, str], list[str]]:
     return env, words[i:]
 
 
-def _plugin_args(words: list[str], plugin: Cli) -> list[str]:
-    """The ``--frreg-*`` options of a pytest command line (with their values)."""
-    parser = plugin.parser()
+def _plugin_args(words: list[str], plugin: PluginOptions) -> list[str]:
+    """The plugin's options on a pytest command line (with their values)."""
+    parser = plugin.cli.parser()
     picked: list[str] = []
     i = 0
     while i < len(words):
         word = words[i]
-        if word.startswith("--frreg"):
+        if word.startswith(plugin.prefix):
             picked.append(word)
             action = parser._option_string_actions.get(word)
             if action is not None and action.nargs != 0 and i + 1 < len(words):
@@ -221,18 +223,18 @@ def _match(
     words: list[str],
     clis: Sequence[Cli],
     scripts: Mapping[str, ScriptContract],
-    plugin: Cli | None = None,
+    plugin: PluginOptions | None = None,
 ) -> tuple[str, str, list[str]] | None:
     if not words:
         return None
     names = {c.name for c in clis}
     modules = {c.module: c.name for c in clis if c.module}
     head = Path(words[0]).name
-    if plugin is not None and any(w.startswith("--frreg") for w in words):
+    if plugin is not None and any(w.startswith(plugin.prefix) for w in words):
         if head in ("pytest", "py.test"):
-            return "plugin", plugin.name, _plugin_args(words[1:], plugin)
+            return "plugin", plugin.cli.name, _plugin_args(words[1:], plugin)
         if _PYTHON.match(head) and words[1:3] == ["-m", "pytest"]:
-            return "plugin", plugin.name, _plugin_args(words[3:], plugin)
+            return "plugin", plugin.cli.name, _plugin_args(words[3:], plugin)
     if head in names:
         return "cli", head, words[1:]
     if _PYTHON.match(head) and len(words) >= 3 and words[1] == "-m" and words[2] in modules:
@@ -248,17 +250,16 @@ def doc_commands(
     text: str,
     source: str = "<markdown>",
     *,
-    clis: Sequence[Cli] | None = None,
+    clis: Sequence[Cli],
     scripts: Mapping[str, ScriptContract] | None = None,
-    plugin: Cli | None = None,
+    plugin: PluginOptions | None = None,
 ) -> tuple[list[DocCommand], list[Problem]]:
-    """Commands in ``text``'s shell blocks that run a watched CLI or contracted script.
+    """Commands in ``text``'s shell blocks that run one of ``clis`` or a contracted script.
 
-    With ``plugin`` (see :func:`~argvcontract.cli.plugin_cli`), the
-    ``--frreg-*`` options of ``pytest`` command lines are collected too.
-    Also returns problems for lines that mention a CLI but cannot be split.
+    With ``plugin``, the plugin's options on ``pytest`` command lines are
+    collected too. Also returns problems for lines that mention a CLI but
+    cannot be split.
     """
-    clis = clis if clis is not None else frreg_clis()
     scripts = dict(scripts or {})
     mentions = [c.name for c in clis] + [m for c in clis if c.module for m in [c.module]]
     found: list[DocCommand] = []
@@ -307,20 +308,22 @@ def _doc_argv(argv: Sequence[str]) -> list[str]:
 def check_command(
     command: DocCommand,
     *,
-    clis: Sequence[Cli] | None = None,
+    clis: Sequence[Cli],
     scripts: Mapping[str, ScriptContract] | None = None,
     recorder: ArgvRecorder | None = None,
+    plugin: PluginOptions | None = None,
 ) -> list[Problem]:
     """Problems with one documented command (a script runs through ``recorder``)."""
-    clis = clis if clis is not None else frreg_clis()
     if command.kind == "plugin":
-        return check_argv(plugin_cli(), command.argv, caller=command.where, placeholders=True)
+        if plugin is None:
+            raise ValueError(f"{command.where}: a plugin command needs plugin=PluginOptions(...)")
+        return check_argv(plugin.cli, command.argv, caller=command.where, placeholders=True)
     if command.kind == "cli":
         cli = next(c for c in clis if c.name == command.target)
         return check_argv(cli, _doc_argv(command.argv), caller=command.where, placeholders=True)
     contract = dict(scripts or {})[command.target]
     if recorder is None:
-        with tempfile.TemporaryDirectory(prefix="frreg-docs-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="argvcontract-docs-") as tmp:
             return check_command(
                 command, clis=clis, scripts=scripts, recorder=ArgvRecorder(tmp, clis)
             )
@@ -362,12 +365,12 @@ def doc_files(root: str | Path) -> list[Path]:
 def collect_commands(
     root: str | Path,
     *,
-    clis: Sequence[Cli] | None = None,
+    clis: Sequence[Cli],
     scripts: Mapping[str, ScriptContract] | None = None,
+    plugin: PluginOptions | None = None,
 ) -> tuple[list[DocCommand], list[Problem]]:
     """Every checkable command in the documentation under ``root``."""
     root = Path(root)
-    clis = clis if clis is not None else frreg_clis()
     commands: list[DocCommand] = []
     problems: list[Problem] = []
     for path in doc_files(root):
@@ -376,7 +379,7 @@ def collect_commands(
             path.relative_to(root).as_posix(),
             clis=clis,
             scripts=scripts,
-            plugin=plugin_cli(),
+            plugin=plugin,
         )
         commands += found
         problems += bad
@@ -387,32 +390,36 @@ def check_markdown(
     text: str,
     source: str = "<markdown>",
     *,
-    clis: Sequence[Cli] | None = None,
+    clis: Sequence[Cli],
     scripts: Mapping[str, ScriptContract] | None = None,
     recorder: ArgvRecorder | None = None,
+    plugin: PluginOptions | None = None,
 ) -> ContractReport:
     """Check every command in a markdown text; the report lists each problem."""
-    clis = clis if clis is not None else frreg_clis()
-    commands, problems = doc_commands(text, source, clis=clis, scripts=scripts, plugin=plugin_cli())
+    commands, problems = doc_commands(text, source, clis=clis, scripts=scripts, plugin=plugin)
     report = ContractReport(source, problems=list(problems))
     for command in commands:
-        report.problems += check_command(command, clis=clis, scripts=scripts, recorder=recorder)
+        report.problems += check_command(
+            command, clis=clis, scripts=scripts, recorder=recorder, plugin=plugin
+        )
     return report
 
 
 def check_docs(
     root: str | Path,
     *,
-    clis: Sequence[Cli] | None = None,
+    clis: Sequence[Cli],
     scripts: Mapping[str, ScriptContract] | None = None,
     recorder: ArgvRecorder | None = None,
+    plugin: PluginOptions | None = None,
 ) -> ContractReport:
     """Check ``README.md`` and ``docs/*.md`` under ``root``."""
-    clis = clis if clis is not None else frreg_clis()
-    commands, problems = collect_commands(root, clis=clis, scripts=scripts)
+    commands, problems = collect_commands(root, clis=clis, scripts=scripts, plugin=plugin)
     report = ContractReport("documentation", problems=list(problems))
     for command in commands:
-        report.problems += check_command(command, clis=clis, scripts=scripts, recorder=recorder)
+        report.problems += check_command(
+            command, clis=clis, scripts=scripts, recorder=recorder, plugin=plugin
+        )
     return report
 
 

@@ -138,7 +138,11 @@ def tolerate_placeholders(parser: argparse.ArgumentParser) -> argparse.ArgumentP
         for action in p._actions:
             if action.nargs == 0 or isinstance(action, argparse._SubParsersAction):
                 continue
-            action.type = _tolerant(action.type, action.metavar)
+            # A type= given by registered name ("int") converts through the registry.
+            convert = p._registry_get("type", action.type, action.type)
+            if convert is not None and not callable(convert):
+                continue  # argparse itself refuses such a type when it parses
+            action.type = _tolerant(convert, action.metavar)
             if action.choices is not None:
                 action.choices = _ChoicesWithPlaceholders(action.choices)
     return parser

@@ -3,15 +3,15 @@
 The caller (a shell script, a documented command, a Python program) runs for
 real, with real environment variables and its own control flow, but every
 CLI it would run is replaced by a stand-in on ``PATH`` that appends its argv
-to a JSON-lines log and exits 0. Nothing trains; what the caller *would* have
-asked of the CLI is left for :mod:`argvcontract.verify` to check against
-the CLI's real parser.
+to a JSON-lines log and exits 0. Nothing runs for real; what the caller
+*would* have asked of the CLI is left for :mod:`argvcontract.verify` to check
+against the CLI's real parser.
 
 Stand-ins exist for each watched CLI's console script and for ``python``,
 ``python3`` and ``python3.X``: those record ``-m <watched module>`` and hand
 anything else to the real interpreter. A caller that runs a CLI by absolute
 path, or that clears ``PATH``, escapes the recorder; so does a caller that
-honours an override such as ``FRREG_TRAIN`` pointing at a real executable,
+honours an override variable pointing at a real executable,
 which is why :meth:`ArgvRecorder.run` lets you unset variables (``None``).
 """
 
@@ -29,15 +29,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from argvcontract.cli import Cli, frreg_clis
+from argvcontract.cli import Cli
 from argvcontract.parsing import is_placeholder
+from argvcontract.recording import Call, Recording
 from argvcontract.verify import ContractReport, verify
 
 #: Environment variable naming the log the stand-ins append to.
-LOG_ENV = "FRREG_CONTRACTS_LOG"
+LOG_ENV = "ARGVCONTRACT_LOG"
 
 _RECORD_PY = f"""\
-# Written by frreg.contracts: append one call to the log, run nothing.
+# Written by argvcontract: append one call to the log, run nothing.
 import json, os, sys
 
 log, callee, via, code = sys.argv[1:5]
@@ -50,32 +51,6 @@ finally:
     os.close(fd)
 sys.exit(int(code))
 """
-
-
-@dataclass(frozen=True)
-class Call:
-    """One recorded invocation: which CLI, with which argv, how it was invoked."""
-
-    callee: str
-    argv: tuple[str, ...]
-    via: str
-    cwd: str
-
-
-@dataclass
-class Recording:
-    """What one run of a caller did: its calls, exit status and output."""
-
-    caller: str
-    calls: list[Call] = field(default_factory=list)
-    returncode: int | None = None
-    stdout: str = ""
-    stderr: str = ""
-    clis: tuple[Cli, ...] = field(default=(), repr=False)
-
-    def argvs(self, callee: str | None = None) -> list[list[str]]:
-        """The argv of every call (to ``callee`` only, when given)."""
-        return [list(c.argv) for c in self.calls if callee is None or c.callee == callee]
 
 
 class CallerTimeout(RuntimeError):
@@ -92,11 +67,11 @@ def _default_caller_label(cmd: Sequence[str]) -> str:
 class ArgvRecorder:
     """Stand-ins for CLIs, installed in ``workdir/bin``, and the calls they record.
 
-    ``clis`` defaults to every frreg CLI; :meth:`watch` adds your own.
+    It stands in for ``clis`` (none by default); :meth:`watch` adds more.
     """
 
     def __init__(
-        self, workdir: str | Path, clis: Sequence[Cli] | None = None, *, timeout: float = 60.0
+        self, workdir: str | Path, clis: Sequence[Cli] = (), *, timeout: float = 60.0
     ) -> None:
         self.workdir = Path(workdir).resolve()
         self.bin_dir = self.workdir / "bin"
@@ -116,7 +91,7 @@ class ArgvRecorder:
             for name in ("python", "python3", minor)
         }
         (self.bin_dir / "_record.py").write_text(_RECORD_PY, encoding="utf-8")
-        for cli in clis if clis is not None else frreg_clis():
+        for cli in clis:
             self._clis[cli.name] = cli
         self._install()
 
@@ -130,7 +105,7 @@ class ArgvRecorder:
     @property
     def python(self) -> Path:
         """A stand-in for ``sys.executable``: records ``-m <cli module>``, runs the rest."""
-        return self.bin_dir / "python-frreg-contracts"
+        return self.bin_dir / "python-argvcontract"
 
     def watch(self, cli: Cli, *, exit_code: int = 0) -> None:
         """Stand in for ``cli`` too (its stand-in exits ``exit_code``)."""
@@ -159,7 +134,7 @@ class ArgvRecorder:
 
     def _write(self, name: str, body: str) -> None:
         path = self.bin_dir / name
-        path.write_text(f"#!/bin/sh\n# frreg.contracts stand-in for {name}\n{body}\n")
+        path.write_text(f"#!/bin/sh\n# argvcontract stand-in for {name}\n{body}\n")
         path.chmod(0o755)
 
     def _install(self) -> None:
@@ -223,8 +198,7 @@ class ArgvRecorder:
         """Run ``cmd`` (no shell) with the stand-ins first on PATH; return what it called.
 
         ``env`` is applied over ``os.environ``; a ``None`` value unsets a
-        variable (unset overrides such as ``FRREG_TRAIN`` that could point the
-        caller at a real CLI). Raises :class:`CallerTimeout` after ``timeout``
+        variable (unset overrides that could point the caller at a real CLI). Raises :class:`CallerTimeout` after ``timeout``
         seconds (default: the recorder's), killing the caller's process group.
         """
         argv = [os.fspath(c) for c in cmd]
@@ -274,8 +248,8 @@ class ArgvRecorder:
         """Record the calls in-process Python code makes through ``subprocess``.
 
         Inside the block ``PATH`` starts with the stand-ins and
-        ``sys.executable`` is :attr:`python`, so both ``subprocess.run(["frreg-train",
-        ...])`` and ``subprocess.run([sys.executable, "-m", "frreg.cli.train", ...])``
+        ``sys.executable`` is :attr:`python`, so both ``subprocess.run(["mytool",
+        ...])`` and ``subprocess.run([sys.executable, "-m", "mytool.cli", ...])``
         are recorded. The yielded :class:`Recording` is filled when the block
         ends. Not thread-safe: it changes process-wide state.
         """
@@ -304,10 +278,10 @@ class ScriptContract:
 
     ``must_pass`` are the flags every call must carry; ``input_files`` maps an
     environment variable to the content of the file it must name (a wrapper
-    that checks its corpus exists needs one, even though nothing reads it).
+    that checks its input file exists needs one, even though nothing reads it).
     ``reads_env`` lists the variables the script reads: they are unset unless
     a run sets them, so the developer's shell cannot leak into a check (an
-    exported ``FRREG_TRAIN`` pointing at a real trainer would train).
+    exported override pointing at the real CLI would run it).
     """
 
     script: Path
@@ -375,3 +349,13 @@ class ScriptContract:
             must_pass={self.callee: self.must_pass},
             placeholders=placeholders,
         )
+
+
+__all__ = [
+    "LOG_ENV",
+    "ArgvRecorder",
+    "Call",
+    "CallerTimeout",
+    "Recording",
+    "ScriptContract",
+]

@@ -1,57 +1,28 @@
 """Turn a parsed namespace back into an argv the same parser reads identically.
 
 ``parse(namespace_to_argv(parser, parse(argv))) == parse(argv)`` is the
-round-trip property the contract tests check for every frreg CLI. Turning a
+round-trip property a contract test can check for any CLI. Turning a
 converted value back into text needs the inverse of its ``type=`` callable:
-``seed_list`` gives ``(0, 1)``, which must be written ``0,1``. Inverses are
-registered by the type's qualified name (:func:`register_format`), so a CLI
-module need not be imported to register its types.
+a ``type=`` that reads ``0,1`` as ``(0, 1)`` needs ``(0, 1)`` written ``0,1``.
+Inverses are registered by the type's qualified name (:func:`register_format`,
+kept in :mod:`argvcontract.values`), so a CLI module need not be imported to
+register its types.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-
-def type_name(convert: Any) -> str | None:
-    """``module.qualname`` of a ``type=`` callable (``int`` for builtins), ``None`` for none."""
-    if convert is None:
-        return None
-    module = getattr(convert, "__module__", None)
-    qualname = getattr(convert, "__qualname__", None) or repr(convert)
-    if module in (None, "builtins"):
-        return qualname
-    return f"{module}.{qualname}"
-
-
-def _comma_join(value: Sequence[Any]) -> str:
-    return ",".join(str(v) for v in value)
-
-
-_FORMATTERS: dict[str, Callable[[Any], str]] = {
-    "frreg.options.seed_list": _comma_join,
-    "frreg.options.encoder_list": _comma_join,
-    "frreg.options.cq_list": _comma_join,
-    "frreg.cli.corpus.preset_arg": lambda pair: f"{pair[0]}={pair[1]}",
-    "frreg.cli.corpus.size_arg": lambda size: f"{size[0]}x{size[1]}",
-}
-
-
-def register_format(convert: Callable[..., Any] | str, fmt: Callable[[Any], str]) -> None:
-    """Register ``fmt``, the inverse of the ``type=`` callable ``convert`` (or its qualified name)."""
-    key = convert if isinstance(convert, str) else type_name(convert)
-    if key is None:
-        raise ValueError("cannot register a format for type=None")
-    _FORMATTERS[key] = fmt
+from argvcontract.values import format_for, register_format, type_name
 
 
 def format_value(action: argparse.Action, value: Any) -> str:
     """Write one converted value of ``action`` as the text its ``type=`` reads back."""
-    key = type_name(action.type)
-    if key is not None and key in _FORMATTERS:
-        return _FORMATTERS[key](value)
+    fmt = format_for(type_name(action.type))
+    if fmt is not None:
+        return fmt(value)
     if isinstance(value, float):
         return repr(value)  # repr round-trips exactly; str may not on old Pythons
     return str(value)
@@ -86,9 +57,10 @@ def _multi(action: argparse.Action, values: Sequence[Any]) -> list[str]:
 def _default(parser: argparse.ArgumentParser, action: argparse.Action) -> Any:
     default = parser.get_default(action.dest)
     # argparse converts string defaults through type=, so compare converted.
-    if isinstance(default, str) and action.type is not None and action.nargs in (None, "?"):
+    convert = parser._registry_get("type", action.type, action.type)
+    if isinstance(default, str) and callable(convert) and action.nargs in (None, "?"):
         try:
-            return action.type(default)
+            return convert(default)
         except (ValueError, TypeError, argparse.ArgumentTypeError):
             return default
     return default
@@ -194,3 +166,6 @@ def namespace_to_argv(parser: argparse.ArgumentParser, namespace: argparse.Names
     if any(t.startswith("-") for t in positionals):
         return [*options, "--", *positionals]
     return [*positionals, *options]
+
+
+__all__ = ["NotExpressible", "format_value", "namespace_to_argv", "register_format", "type_name"]

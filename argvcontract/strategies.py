@@ -3,9 +3,10 @@
 :func:`valid_argv` reads a parser's actions (optionals and positionals,
 ``store_true``/``store_false``, ``choices``, ``nargs``, ``append``/``extend``,
 counts, mutually exclusive groups, required options) and draws argv the
-parser accepts. Values come from a registry keyed by each ``type=`` callable:
-``seed_list`` draws comma-joined unique non-negative integers, ``correlation``
-a number in [-1, 1]. A type nobody registered raises
+parser accepts. Values come from a registry keyed by each ``type=`` callable
+(:mod:`argvcontract.values`): a ``port`` type might draw integers in
+[1, 65535] and refuse ``0`` and ``http``. ``str``, ``int``, ``float`` and
+``pathlib.Path`` are built in; a type nobody registered raises
 :class:`UnregisteredType` naming the argument: register it with
 :func:`register_type` rather than let a strategy guess its domain.
 
@@ -14,7 +15,7 @@ what is wrong (an :class:`InvalidArgv`): an unknown option, an abbreviation,
 a missing value, a value outside the type's domain, a missing required
 argument, two options that exclude each other, a stray positional.
 
-This is the one frreg module that imports Hypothesis.
+This is the one argvcontract module that imports Hypothesis.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
-from argvcontract.roundtrip import format_value, register_format, type_name
+from argvcontract import values
+from argvcontract.roundtrip import format_value
+from argvcontract.values import ValueSpec, type_name
 from argvcontract.verify import (
     ABBREVIATION,
     CONFLICT,
@@ -43,20 +46,8 @@ from argvcontract.verify import (
 # --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ValueSpec:
-    """Strategies for the text a ``type=`` callable accepts (``valid``) and refuses (``invalid``)."""
-
-    valid: SearchStrategy[str]
-    invalid: SearchStrategy[str] | None = None
-
-
 class UnregisteredType(LookupError):
     """An argument's ``type=`` callable has no registered value strategy."""
-
-
-def _comma(values: list[Any]) -> str:
-    return ",".join(str(v) for v in values)
 
 
 #: Path-like text that cannot be mistaken for an option: never starts with "-".
@@ -65,131 +56,18 @@ SAFE_TEXT: SearchStrategy[str] = st.from_regex(
 )
 
 
-def _finite(**kw: Any) -> SearchStrategy[str]:
+def finite_floats(**kw: Any) -> SearchStrategy[str]:
+    """Text of finite floats (``repr``, which reads back exactly); ``kw`` as ``st.floats``."""
     return st.floats(allow_nan=False, allow_infinity=False, **kw).map(repr)
 
 
-def _positive_ints() -> SearchStrategy[str]:
-    return st.integers(1, 10**6).map(str)
-
-
-def _frreg_options() -> dict[str, Callable[[], ValueSpec]]:
-    def encoders() -> list[str]:
-        from frreg.schema import ENCODER_VOCAB, UNKNOWN_ENCODER
-
-        return [e for e in ENCODER_VOCAB if e != UNKNOWN_ENCODER]
-
-    return {
-        "frreg.options.seed_list": lambda: ValueSpec(
-            st.lists(st.integers(0, 99_999), min_size=1, max_size=6, unique=True).map(_comma),
-            st.sampled_from(["", "x", "1,,2", "-1", "1,1", "1.5", "0,x", "3,3,4", ","]),
-        ),
-        "frreg.options.positive_int": lambda: ValueSpec(
-            _positive_ints(),
-            st.sampled_from(["0", "-1", "x", "1.5", "", "1e3"]) | st.integers(max_value=0).map(str),
-        ),
-        "frreg.options.positive_float": lambda: ValueSpec(
-            _finite(min_value=0.0, exclude_min=True),
-            st.sampled_from(["0", "0.0", "-1", "-0.5", "nan", "inf", "x", ""]),
-        ),
-        "frreg.options.nonnegative_float": lambda: ValueSpec(
-            _finite(min_value=0.0),
-            st.sampled_from(["-0.1", "-1", "nan", "inf", "-inf", "x", ""]),
-        ),
-        "frreg.options.correlation": lambda: ValueSpec(
-            _finite(min_value=-1.0, max_value=1.0),
-            st.sampled_from(["1.5", "-1.01", "2", "nan", "inf", "x", ""])
-            | _finite(min_value=1.0, exclude_min=True, max_value=1e9),
-        ),
-        "frreg.options.encoder_list": lambda: ValueSpec(
-            st.lists(st.sampled_from(encoders()), min_size=1, unique=True).map(_comma),
-            st.sampled_from(["libx999", "unknown", "libx264,libx264", "", "libx264,"]),
-        ),
-        "frreg.options.cq_list": lambda: ValueSpec(
-            st.lists(st.integers(0, 63), min_size=1, max_size=5, unique=True).map(_comma),
-            st.sampled_from(["x", "1,1", "-1", "", "1,,2"]),
-        ),
-    }
-
-
-def _frreg_corpus() -> dict[str, Callable[[], ValueSpec]]:
-    # The producer's vocabularies, imported only when frreg-corpus is exercised.
-    def producible() -> tuple[str, ...]:
-        from frreg.producer.encoders import PRODUCIBLE_ENCODERS
-
-        return tuple(PRODUCIBLE_ENCODERS)
-
-    def presets() -> SearchStrategy[str]:
-        from frreg.schema import PRESET_LADDERS
-
-        pairs = [f"{e}={p}" for e in producible() for p in PRESET_LADDERS.get(e, ())]
-        return st.sampled_from(pairs)
-
-    def pix_fmts() -> SearchStrategy[str]:
-        from frreg.producer.sources import RAW_PIX_FMTS
-
-        return st.sampled_from(sorted(RAW_PIX_FMTS))
-
-    def builtin_ids() -> SearchStrategy[str]:
-        from frreg.producer.sources import BUILTIN_SOURCE_IDS
-
-        return st.sampled_from(list(BUILTIN_SOURCE_IDS))
-
-    even = st.integers(16, 1024).map(lambda n: 2 * n)
-    return {
-        "frreg.cli.corpus.encoder_arg": lambda: ValueSpec(
-            st.sampled_from(producible()), st.sampled_from(["libx999", "unknown", "x264", ""])
-        ),
-        "frreg.cli.corpus.cq_arg": lambda: ValueSpec(
-            st.integers(0, 63).map(str), st.sampled_from(["-1", "x", "1.5", ""])
-        ),
-        "frreg.cli.corpus.preset_arg": lambda: ValueSpec(
-            presets(), st.sampled_from(["libx264", "libx264=turbo", "bogus=fast", "=fast"])
-        ),
-        "frreg.cli.corpus.positive_int_arg": lambda: ValueSpec(
-            _positive_ints(), st.sampled_from(["0", "-3", "x", ""])
-        ),
-        "frreg.cli.corpus.positive_float_arg": lambda: ValueSpec(
-            _finite(min_value=0.0, exclude_min=True), st.sampled_from(["0", "-1", "x", "nan"])
-        ),
-        "frreg.cli.corpus.size_arg": lambda: ValueSpec(
-            st.tuples(even, even).map(lambda wh: f"{wh[0]}x{wh[1]}"),
-            st.sampled_from(["31x32", "33x32", "320", "axb", "30x30", "320x"]),
-        ),
-        "frreg.cli.corpus.pix_fmt_arg": lambda: ValueSpec(
-            pix_fmts(), st.sampled_from(["rgb24x", "yuv", "YUV420P", ""])
-        ),
-        "frreg.cli.corpus.framerate_arg": lambda: ValueSpec(
-            st.integers(1, 240).map(str)
-            | st.tuples(st.integers(1, 10**5), st.integers(1, 10**4)).map(
-                lambda f: f"{f[0]}/{f[1]}"
-            )
-            | st.sampled_from(["29.97", "23.976", "59.94"]),
-            st.sampled_from(["0", "-24", "abc", "1/0", "0/5", ""]),
-        ),
-        "frreg.cli.corpus.builtin_id_arg": lambda: ValueSpec(
-            builtin_ids(), st.sampled_from(["nosuch", ""])
-        ),
-    }
-
-
-def _builtins() -> dict[str, Callable[[], ValueSpec]]:
-    return {
-        "str": lambda: ValueSpec(SAFE_TEXT),
-        "pathlib.Path": lambda: ValueSpec(SAFE_TEXT),
-        "int": lambda: ValueSpec(
-            st.integers(-(10**6), 10**6).map(str), st.sampled_from(["x", "1.5", ""])
-        ),
-        "float": lambda: ValueSpec(_finite(), st.sampled_from(["x", ""])),
-    }
-
-
-_FACTORIES: dict[str, Callable[[], ValueSpec]] = {
-    **_builtins(),
-    **_frreg_options(),
-    **_frreg_corpus(),
+#: Types every parser may use; a registration for the same name takes precedence.
+_BUILTINS: dict[str, ValueSpec] = {
+    "str": ValueSpec(SAFE_TEXT),
+    "pathlib.Path": ValueSpec(SAFE_TEXT),
+    "int": ValueSpec(st.integers(-(10**6), 10**6).map(str), st.sampled_from(["x", "1.5", ""])),
+    "float": ValueSpec(finite_floats(), st.sampled_from(["x", ""])),
 }
-_SPECS: dict[str, ValueSpec] = {}
 
 
 def register_type(
@@ -204,29 +82,26 @@ def register_type(
     ``convert`` is the callable or its qualified name (``"mypkg.cli.port"``).
     ``format`` turns a converted value back into text, for
     :func:`~argvcontract.roundtrip.namespace_to_argv`, when ``str(value)``
-    would not read back (a tuple, say).
+    would not read back (a tuple, say). To register without importing
+    Hypothesis (a factory called on first use), see :mod:`argvcontract.values`.
     """
-    key = convert if isinstance(convert, str) else type_name(convert)
-    if key is None:
-        raise ValueError("type=None needs no registration: it draws path-like text")
-    _SPECS[key] = ValueSpec(valid, invalid)
+    values.register_spec(convert, ValueSpec(valid, invalid))
     if format is not None:
-        register_format(key, format)
+        values.register_format(convert, format)
 
 
 def value_spec(action: argparse.Action, prog: str = "") -> ValueSpec:
     """The registered :class:`ValueSpec` for ``action``'s ``type=`` (``str`` when none)."""
     key = type_name(action.type) or "str"
-    if key not in _SPECS and key in _FACTORIES:
-        _SPECS[key] = _FACTORIES[key]()
-    if key not in _SPECS:
+    spec = values.spec_for(key) or _BUILTINS.get(key)
+    if spec is None:
         where = "/".join(action.option_strings) or action.dest
         raise UnregisteredType(
             f"no value strategy for type {key} (argument {where}{' of ' + prog if prog else ''}); "
-            f"register one: argvcontract.strategies.register_type({key!r}, "
+            f"register one: argvcontract.register_type({key!r}, "
             "valid=st..., invalid=st...)"
         )
-    return _SPECS[key]
+    return spec
 
 
 # --------------------------------------------------------------------------
@@ -381,9 +256,9 @@ def _chunks(
     for action in parser._actions:
         if not action.option_strings or not _usable(action) or id(action) in omit:
             continue
-        group = grouped.get(id(action))
-        if group is not None:
-            include = chosen[id(group)] is action
+        owner = grouped.get(id(action))
+        if owner is not None:
+            include = chosen[id(owner)] is action
         else:
             include = action.required or draw(st.booleans())
         if include:
@@ -625,3 +500,16 @@ def invalid_argv(
     if not chosen:
         raise ValueError(f"none of the kinds {kinds} applies to {parser.prog}")
     return st.one_of([applicable[k]() for k in chosen])
+
+
+__all__ = [
+    "SAFE_TEXT",
+    "InvalidArgv",
+    "UnregisteredType",
+    "ValueSpec",
+    "finite_floats",
+    "invalid_argv",
+    "register_type",
+    "valid_argv",
+    "value_spec",
+]

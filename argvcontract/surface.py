@@ -1,4 +1,4 @@
-"""The CLI surface snapshot: every flag of every frreg CLI, committed as JSON.
+"""The CLI surface snapshot: every flag of every CLI a project guards, committed as JSON.
 
 Changing an authoritative interface must be a deliberate act. The snapshot
 records, per CLI, each argument's flags, dest, action, type (the ``type=``
@@ -7,13 +7,11 @@ plus mutually exclusive groups and whether abbreviations are allowed.
 :func:`diff_surface` compares two snapshots and sorts the differences into
 *breaking* changes (a removed or renamed flag, a changed default, type,
 choices or nargs, a newly required argument) and *additive* ones (a new
-optional flag, a widened choice list). Regenerate after a deliberate change::
+optional flag, a widened choice list).
 
-    python -m frreg.contracts.surface --write tests/cli_surface.json
-
-and check without writing (exit 1 on any difference)::
-
-    python -m frreg.contracts.surface --check tests/cli_surface.json
+:func:`main` is the body of a project's own ``--write PATH`` / ``--check PATH``
+command, given the project's CLIs and the command line that regenerates its
+snapshot (recorded in the snapshot, and printed when ``--check`` fails).
 """
 
 from __future__ import annotations
@@ -21,15 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from argvcontract.cli import Cli, frreg_clis
-from argvcontract.roundtrip import type_name
+from argvcontract.cli import Cli
+from argvcontract.values import type_name
 
-REGENERATE = "python -m frreg.contracts.surface --write tests/cli_surface.json"
 SCHEMA = 1
 
 
@@ -88,16 +85,19 @@ def describe_parser(parser: argparse.ArgumentParser) -> dict[str, Any]:
     }
 
 
-def snapshot(clis: Sequence[Cli] | None = None) -> dict[str, Any]:
-    """The surface of every CLI in ``clis`` (default: frreg's), keyed by CLI name."""
-    return {
-        "schema": SCHEMA,
-        "regenerate": REGENERATE,
-        "clis": {
-            cli.name: {"module": cli.module, **describe_parser(cli.parser())}
-            for cli in (clis if clis is not None else frreg_clis())
-        },
+def snapshot(clis: Sequence[Cli], *, regenerate: str | None = None) -> dict[str, Any]:
+    """The surface of every CLI in ``clis``, keyed by CLI name.
+
+    ``regenerate``, the command that rewrites the committed snapshot, is
+    recorded in it for whoever reads the file.
+    """
+    data: dict[str, Any] = {"schema": SCHEMA}
+    if regenerate is not None:
+        data["regenerate"] = regenerate
+    data["clis"] = {
+        cli.name: {"module": cli.module, **describe_parser(cli.parser())} for cli in clis
     }
+    return data
 
 
 def dumps(data: dict[str, Any]) -> str:
@@ -107,7 +107,8 @@ def dumps(data: dict[str, Any]) -> str:
 
 def load(path: str | Path) -> dict[str, Any]:
     """Read a snapshot written by :func:`dumps`."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    data: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
+    return data
 
 
 @dataclass
@@ -248,11 +249,21 @@ def diff_surface(old: dict[str, Any], new: dict[str, Any]) -> SurfaceDiff:
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m frreg.contracts.surface``: write or check the committed snapshot."""
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    clis: Sequence[Cli] | Callable[[], Sequence[Cli]],
+    prog: str,
+    regenerate: str,
+    description: str = "Write or check the CLI surface snapshot.",
+) -> int:
+    """A project's snapshot command: ``--write PATH`` or ``--check PATH`` (exit 1 if it differs).
+
+    ``clis`` may be a function, called only once the argv is known to be good.
+    """
     parser = argparse.ArgumentParser(
-        prog="python -m frreg.contracts.surface",
-        description="Write or check the CLI surface snapshot of every frreg CLI.",
+        prog=prog,
+        description=description,
         allow_abbrev=False,
     )
     which = parser.add_mutually_exclusive_group(required=True)
@@ -261,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--check", metavar="PATH", help="compare the live surface with PATH; exit 1 if it differs"
     )
     args = parser.parse_args(argv)
-    live = snapshot()
+    live = snapshot(clis() if callable(clis) else clis, regenerate=regenerate)
     if args.write:
         Path(args.write).write_text(dumps(live), encoding="utf-8")
         print(f"wrote {args.write} ({', '.join(live['clis'])})")
@@ -275,9 +286,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(diff.format())
     if diff.empty:
         return 0
-    print(f"if this change is deliberate, regenerate: {REGENERATE}", file=sys.stderr)
+    print(f"if this change is deliberate, regenerate: {regenerate}", file=sys.stderr)
     return 1
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+__all__ = [
+    "SCHEMA",
+    "SurfaceDiff",
+    "describe_parser",
+    "diff_surface",
+    "dumps",
+    "load",
+    "main",
+    "snapshot",
+]

@@ -1,9 +1,9 @@
 """Check argv against a CLI's real parser and say what is wrong in one line.
 
 The diagnosis names the caller, the offending token and the closest valid
-option, e.g. ``run_ensemble_loso.sh passes --corpus-root; frreg-train has no
-such option — did you mean --corpus?``. Callers may declare flags they must
-pass (the wrapper must pass ``--seeds``, ``--corpus`` and ``--out-dir``);
+option, e.g. ``train_all.sh passes --corpus-root; mytool has no such option
+— did you mean --corpus?``. Callers may declare flags they must pass (a
+wrapper must always pass ``--corpus`` and ``--out-dir``);
 a declared flag the callee no longer has is reported too, so renaming a flag
 breaks the contract loudly rather than making the declaration silently moot.
 """
@@ -15,9 +15,8 @@ import difflib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from argvcontract.cli import Cli, frreg_clis
+from argvcontract.cli import Cli
 from argvcontract.parsing import (
     ParseExited,
     ParseRefused,
@@ -26,9 +25,7 @@ from argvcontract.parsing import (
     quiet,
     tolerate_placeholders,
 )
-
-if TYPE_CHECKING:
-    from argvcontract.recorder import Call, Recording
+from argvcontract.recording import Call, Recording
 
 # Problem kinds, stable strings that tests and users may match on.
 UNKNOWN_OPTION = "unknown-option"
@@ -405,10 +402,11 @@ def verify(
     ``must_pass`` maps a CLI name to the flags the caller declares it always
     passes (the CLI must then be called at least once); ``must_call`` names
     CLIs the caller must call. ``expect_returncode`` is the caller's own exit
-    status with stand-ins that succeed (``None``: do not check).
+    status with stand-ins that succeed (``None``: do not check). ``clis``
+    defaults to those the recorder stood in for (``recording.clis``).
     """
     must_pass = dict(must_pass or {})
-    known = {c.name: c for c in (clis if clis is not None else recording.clis or frreg_clis())}
+    known = {c.name: c for c in (clis if clis is not None else recording.clis)}
     report = ContractReport(recording.caller, calls=list(recording.calls))
     for name, flags in must_pass.items():
         if name in known:

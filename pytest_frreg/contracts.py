@@ -22,6 +22,8 @@ Guard a wrapper in a few lines::
 Everything in :mod:`frreg.contracts` is importable from here too (the
 Hypothesis strategies ``valid_argv``/``invalid_argv`` included). Imports
 are lazy so that loading the plugin, and ``pytest --help``, stays instant.
+The machinery is the generic :mod:`argvcontract` package; :mod:`frreg.contracts`
+binds it to frreg's CLIs.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from argvcontract.strategies import UnregisteredType, value_spec
 from frreg.contracts import (
     Cli,
     ParseRefused,
@@ -35,7 +36,6 @@ from frreg.contracts import (
     register_type,
     valid_argv,
 )
-from argvcontract.strategies import UnregisteredType, value_spec
 from frreg.schema import EXIT_USAGE
 
 CLIS = frreg_clis()
@@ -161,7 +161,7 @@ def test_an_unregistered_type_asks_for_a_registration():
         value_spec(action, "serve")
     assert str(missing.value).startswith(
         f"no value strategy for type {__name__}.port (argument --port of serve); register one: "
-        f"argvcontract.strategies.register_type('{__name__}.port',"
+        f"argvcontract.register_type('{__name__}.port',"
     )
 
 

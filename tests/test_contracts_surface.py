@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from frreg.contracts import diff_surface, snapshot
-from argvcontract.surface import REGENERATE, dumps, load, main
+from frreg.contracts.surface import REGENERATE, dumps, load, main
 from frreg.schema import DEFAULT_EPOCHS
 
 SNAPSHOT = Path(__file__).resolve().parent / "cli_surface.json"

@@ -14,34 +14,41 @@ package makes that class of bug fail a test:
 * :func:`valid_argv` / :func:`invalid_argv` are Hypothesis strategies built from
   any ``argparse`` parser (imported on first use: Hypothesis is a test dependency).
 
-frreg never imports pytest; ``pytest_frreg.contracts`` turns these into fixtures.
+The machinery is the generic :mod:`argvcontract` package; this package binds
+it to frreg: where a CLI list is optional, it defaults to :func:`frreg_clis`
+(and the ``pytest --frreg-*`` options), and frreg's ``type=`` callables are
+registered (:mod:`frreg.contracts.registry`). frreg never imports pytest;
+``pytest_frreg.contracts`` turns these into fixtures.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from argvcontract.cli import CLI_MODULES, Cli, cli_by_name, frreg_clis
-from argvcontract.docs import check_command, check_docs, check_markdown, collect_commands
-from argvcontract.parsing import ParseRefused, parse_quietly
-from argvcontract.recorder import (
-    ArgvRecorder,
+import argvcontract
+from argvcontract import (
     Call,
     CallerTimeout,
-    Recording,
-    ScriptContract,
-)
-from argvcontract.roundtrip import NotExpressible, namespace_to_argv, register_format
-from argvcontract.verify import (
+    Cli,
     ContractError,
     ContractReport,
+    NotExpressible,
+    ParseRefused,
     Problem,
+    Recording,
+    ScriptContract,
     assert_argv,
-    assert_contract,
     check_argv,
+    cli_by_name,
     closest_option,
-    verify,
+    namespace_to_argv,
+    parse_quietly,
+    register_format,
 )
+from argvcontract.docs import DocCommand
+from frreg.contracts.registry import CLI_MODULES, frreg_clis, frreg_plugin, plugin_cli
 
 if TYPE_CHECKING:
     from argvcontract.strategies import (
@@ -51,7 +58,8 @@ if TYPE_CHECKING:
         register_type,
         valid_argv,
     )
-    from argvcontract.surface import SurfaceDiff, describe_parser, diff_surface, snapshot
+    from argvcontract.surface import SurfaceDiff, describe_parser, diff_surface
+    from frreg.contracts.surface import snapshot
 
 _LAZY = {
     # The strategies need Hypothesis, a test dependency: imported on first use.
@@ -60,11 +68,11 @@ _LAZY = {
     "invalid_argv": "argvcontract.strategies",
     "register_type": "argvcontract.strategies",
     "valid_argv": "argvcontract.strategies",
-    # Imported on use so that `python -m frreg.contracts.surface` runs it fresh.
     "SurfaceDiff": "argvcontract.surface",
     "describe_parser": "argvcontract.surface",
     "diff_surface": "argvcontract.surface",
-    "snapshot": "argvcontract.surface",
+    # Imported on use so that `python -m frreg.contracts.surface` runs it fresh.
+    "snapshot": "frreg.contracts.surface",
 }
 
 
@@ -74,6 +82,122 @@ def __getattr__(name: str) -> Any:
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# --------------------------------------------------------------------------
+# argvcontract with frreg's CLIs as the default
+# --------------------------------------------------------------------------
+
+
+class ArgvRecorder(argvcontract.ArgvRecorder):
+    """An :class:`argvcontract.ArgvRecorder` standing in for every frreg CLI by default.
+
+    Stand-ins for ``frreg-train``, ``frreg-gate``, ``frreg-validate``,
+    ``frreg-corpus`` and ``python -m frreg.cli.*`` are installed unless
+    ``clis`` says otherwise; :meth:`watch` adds your own.
+    """
+
+    def __init__(
+        self, workdir: str | Path, clis: Sequence[Cli] | None = None, *, timeout: float = 60.0
+    ) -> None:
+        super().__init__(workdir, frreg_clis() if clis is None else clis, timeout=timeout)
+
+
+def verify(
+    recording: Recording,
+    *,
+    clis: Sequence[Cli] | None = None,
+    must_call: Iterable[str] = (),
+    must_pass: Mapping[str, Sequence[str]] | None = None,
+    placeholders: bool = False,
+    expect_returncode: int | None = 0,
+) -> ContractReport:
+    """:func:`argvcontract.verify`; ``clis`` defaults to the recording's, else frreg's."""
+    return argvcontract.verify(
+        recording,
+        clis=clis if clis is not None else (recording.clis or frreg_clis()),
+        must_call=must_call,
+        must_pass=must_pass,
+        placeholders=placeholders,
+        expect_returncode=expect_returncode,
+    )
+
+
+def assert_contract(recording: Recording, **kwargs: Any) -> ContractReport:
+    """:func:`verify` and raise :class:`ContractError` listing every problem.
+
+    Keyword arguments are those of :func:`verify`. Returns the report when the
+    contract holds.
+    """
+    __tracebackhide__ = True
+    report = verify(recording, **kwargs)
+    report.raise_for_problems()
+    return report
+
+
+def check_command(
+    command: DocCommand,
+    *,
+    clis: Sequence[Cli] | None = None,
+    scripts: Mapping[str, ScriptContract] | None = None,
+    recorder: argvcontract.ArgvRecorder | None = None,
+) -> list[Problem]:
+    """Problems with one documented command (a script runs through ``recorder``)."""
+    return argvcontract.check_command(
+        command,
+        clis=frreg_clis() if clis is None else clis,
+        scripts=scripts,
+        recorder=recorder,
+        plugin=frreg_plugin(),
+    )
+
+
+def collect_commands(
+    root: str | Path,
+    *,
+    clis: Sequence[Cli] | None = None,
+    scripts: Mapping[str, ScriptContract] | None = None,
+) -> tuple[list[DocCommand], list[Problem]]:
+    """Every checkable command in ``README.md`` and ``docs/*.md`` under ``root``."""
+    return argvcontract.collect_commands(
+        root, clis=frreg_clis() if clis is None else clis, scripts=scripts, plugin=frreg_plugin()
+    )
+
+
+def check_markdown(
+    text: str,
+    source: str = "<markdown>",
+    *,
+    clis: Sequence[Cli] | None = None,
+    scripts: Mapping[str, ScriptContract] | None = None,
+    recorder: argvcontract.ArgvRecorder | None = None,
+) -> ContractReport:
+    """Check every command in a markdown text; the report lists each problem."""
+    return argvcontract.check_markdown(
+        text,
+        source,
+        clis=frreg_clis() if clis is None else clis,
+        scripts=scripts,
+        recorder=recorder,
+        plugin=frreg_plugin(),
+    )
+
+
+def check_docs(
+    root: str | Path,
+    *,
+    clis: Sequence[Cli] | None = None,
+    scripts: Mapping[str, ScriptContract] | None = None,
+    recorder: argvcontract.ArgvRecorder | None = None,
+) -> ContractReport:
+    """Check ``README.md`` and ``docs/*.md`` under ``root`` against frreg's CLIs."""
+    return argvcontract.check_docs(
+        root,
+        clis=frreg_clis() if clis is None else clis,
+        scripts=scripts,
+        recorder=recorder,
+        plugin=frreg_plugin(),
+    )
 
 
 __all__ = [
@@ -107,6 +231,7 @@ __all__ = [
     "invalid_argv",
     "namespace_to_argv",
     "parse_quietly",
+    "plugin_cli",
     "register_format",
     "register_type",
     "snapshot",
