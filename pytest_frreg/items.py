@@ -15,9 +15,10 @@ import pytest
 if TYPE_CHECKING:
     from _pytest._code.code import TerminalRepr
 
+    from frreg.session import GateSession
 
 NODE = "frreg-gate"
-SESSION_KEY = pytest.StashKey["GateSession"]()
+SESSION_KEY: pytest.StashKey[GateSession] = pytest.StashKey()
 
 
 class ItemSpec(NamedTuple):

@@ -187,6 +187,37 @@ def test_fold_floor_fails_folds_below_it(pytester, corpus):
     result.stdout.fnmatch_lines(["trained this run: 0, 1, 2, 3, 4; from cache: none *"])
 
 
+def _comparable(verdict_path: Path) -> dict:
+    """A verdict without the fields that say when and by whom it was written."""
+    verdict = json.loads(verdict_path.read_text(encoding="utf-8"))
+    del verdict["created_at"], verdict["written_by"]
+    return verdict
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("floor", "verdict_file"), [("-1", PROMOTE_FILE), ("0.99999", HOLD_FILE)])
+def test_plugin_and_frreg_validate_write_the_same_verdict(pytester, corpus, floor, verdict_file):
+    from frreg.cli import validate as validate_cli
+
+    result = gate(pytester, corpus, *LENIENT, f"--frreg-fold-min={floor}")
+    out = out_dir(pytester)
+    plugin = _comparable(out / verdict_file)
+    # frreg-validate on the very artifacts the plugin published, with the same thresholds.
+    argv = [str(out), f"--corpus={corpus}", f"--fold-min={floor}"]
+    argv += [a.replace("--frreg-", "--") for a in LENIENT]
+    code = validate_cli.main(argv)
+    cli = _comparable(out / verdict_file)
+    assert (result.ret, code) == ((0, 0) if verdict_file == PROMOTE_FILE else (1, 1))
+    checks = plugin["gate"]["checks"]
+    if verdict_file == HOLD_FILE:
+        # The plugin also reports its failed items; everything else is the same gate.
+        assert checks[-1]["name"] == "gate items"
+        assert any(c["name"] == "fold minimum PLCC" and not c["passed"] for c in checks)
+        plugin["gate"]["checks"] = checks[:-1]
+        plugin["recommendation"] = plugin["recommendation"].rsplit("; gate items", 1)[0]
+    assert plugin == cli
+
+
 def test_fold_metrics_reach_junit_xml(pytester, corpus):
     result = gate(pytester, corpus, *LENIENT, "--junitxml=gate.xml")
     assert result.ret == 0

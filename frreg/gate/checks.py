@@ -333,16 +333,17 @@ def _provenance(arts: Sequence[SeedArtifact], expected_sha256: str | None) -> Ch
 
 def _fold_min(arts: Sequence[SeedArtifact], thresholds: Thresholds) -> Check:
     floor = thresholds.fold_min
-    below = [
-        (a.file_seed, f)
+    # Undefined folds already fail their seed's checks; this one is about the floor.
+    defined = [
+        (a.file_seed, f.held_out, f.plcc)
         for a in arts
         for f in a.record.folds
-        if f.plcc is not None and math.isfinite(f.plcc) and floor is not None and f.plcc < floor
+        if f.plcc is not None and math.isfinite(f.plcc)
     ]
-    defined = [f.plcc for a in arts for f in a.record.folds if _finite(f.plcc)]
-    worst = min(defined) if defined else None
+    below = [d for d in defined if floor is not None and d[2] < floor]
+    worst = min(p for _, _, p in defined) if defined else None
     if below:
-        listed = ", ".join(f"seed {s} {f.held_out} {f.plcc:.4f}" for s, f in below[:5])
+        listed = ", ".join(f"seed {s} {src} {p:.4f}" for s, src, p in below[:5])
         more = f" and {len(below) - 5} more" if len(below) > 5 else ""
         message = f"{FOLD_MIN_CHECK}: {len(below)} fold(s) < {floor}: {listed}{more}"
         return Check(FOLD_MIN_CHECK, False, message, worst, floor)

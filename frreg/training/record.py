@@ -121,7 +121,8 @@ class SeedRecord:
     @classmethod
     def build(cls, folds: Sequence[FoldRecord], **fields: Any) -> SeedRecord:
         """A record whose summary is computed from ``folds``."""
-        return cls(folds=tuple(folds), **fields, **summarize(folds))
+        summary: dict[str, Any] = summarize(folds)
+        return cls(folds=tuple(folds), **fields, **summary)
 
     def with_predictions(self, ref: PredictionsRef) -> SeedRecord:
         return replace(self, predictions=ref)
@@ -246,9 +247,9 @@ class _Reader:
         return value
 
     def number(self, key: str) -> float:
-        value = self.obj.get(key)
         if key not in self.obj:
             raise self.fail(f"missing field '{key}'")
+        value = self.obj[key]
         if not _is_number(value):
             raise self.fail(f"field '{key}' must be a number, got {value!r}")
         return float(value)

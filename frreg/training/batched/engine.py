@@ -40,7 +40,7 @@ def drop_threshold(p: float) -> int:
     The effective probability is ``(threshold + 2**15) / 2**16``: ``p`` rounded
     to the nearest multiple of 2**-16.
     """
-    return round(p * 2**_MASK_BITS) - 2 ** (_MASK_BITS - 1)
+    return round(p * (1 << _MASK_BITS)) - (1 << (_MASK_BITS - 1))
 
 
 def check_supported(config: MLPConfig) -> None:
@@ -144,7 +144,7 @@ class _Randomness:
         shape = (len(streams), STEPS_PER_CHUNK, words)
         self.words = torch.empty(shape, dtype=torch.int64, device=device)
         bits = self.words.view(torch.int16)[..., :draws]
-        self.bits = bits.unflatten(-1, (2, batch, hidden))
+        self.bits = bits.view(*bits.shape[:-1], 2, batch, hidden)
         self.masks = torch.empty(self.bits.shape, dtype=dtype, device=device)
         self.threshold = drop_threshold(dropout)
         self.scale = 1 / (1 - dropout)  # nn.Dropout's multiplier for kept units
@@ -232,8 +232,7 @@ class _ModelGroup:
         rows = (self.order + self.base).masked_fill_(self.padding, packed.pad_row)
         # (step, model * batch): one contiguous gather index per step.
         rows = rows.view(len(self.members), self.max_steps, -1).transpose(0, 1)
-        rows = rows.reshape(self.max_steps, -1)
-        rows = rows.unbind(0)
+        step_rows = rows.reshape(self.max_steps, -1).unbind(0)
         for first in range(0, self.max_steps, STEPS_PER_CHUNK):
             n_chunk = min(STEPS_PER_CHUNK, self.max_steps - first)
             masks = self.rand.dropout_masks(first, n_chunk)
@@ -241,7 +240,7 @@ class _ModelGroup:
                 range(first, first + n_chunk), masks[:, :, 0].unbind(1),
                 masks[:, :, 1].unbind(1), strict=True,
             ):  # fmt: skip
-                torch.index_select(packed.table, 0, rows[s], out=ws.rows)
+                torch.index_select(packed.table, 0, step_rows[s], out=ws.rows)
                 forward_backward(ws, self.coef[s], mask1, mask2)  # into adam.grads
                 adam.step(self.active[s])
 

@@ -22,7 +22,7 @@ class Workspace:
 
     def __init__(self, layout: Layout, params: Sequence[torch.Tensor], batch: int) -> None:
         models, h = params[0].shape[0], layout.hidden
-        kw = {"dtype": params[0].dtype, "device": params[0].device}
+        dtype, device = params[0].dtype, params[0].device
         self.layout = layout
         self.w1, self.w2, self.w3 = layout.views(params)
         self.w2_hidden_t = self.w2[:, :h, :].transpose(1, 2)
@@ -30,22 +30,22 @@ class Workspace:
         self.w3_hidden_row = self.w3[:, :h, :].transpose(1, 2)
 
         # One gathered row per (model, slot): n_in inputs, a one, the target.
-        self.rows = torch.empty(models * batch, layout.n_in + 2, **kw)
+        self.rows = torch.empty(models * batch, layout.n_in + 2, dtype=dtype, device=device)
         self.x = self.rows.view(models, batch, -1)[..., :-1]
         self.y = self.rows.view(models, batch, -1)[..., -1:]
-        self.z1 = torch.empty(models, batch, h, **kw)
-        self.z2 = torch.empty(models, batch, h, **kw)
-        self.a = torch.empty(models, batch, h, **kw)
+        self.z1 = torch.empty(models, batch, h, dtype=dtype, device=device)
+        self.z2 = torch.empty(models, batch, h, dtype=dtype, device=device)
+        self.a = torch.empty(models, batch, h, dtype=dtype, device=device)
         # Hidden activations carry a trailing column of ones (the next bias).
-        self.h1 = torch.ones(models, batch, h + 1, **kw)
-        self.h2 = torch.ones(models, batch, h + 1, **kw)
+        self.h1 = torch.ones(models, batch, h + 1, dtype=dtype, device=device)
+        self.h2 = torch.ones(models, batch, h + 1, dtype=dtype, device=device)
         self.h1_units, self.h2_units = self.h1[..., :h], self.h2[..., :h]
-        self.wide = torch.empty(models, batch, h + 1, **kw)
-        self.out = torch.empty(models, batch, 1, **kw)
-        self.g = torch.empty(models, batch, 1, **kw)
-        self.gh = torch.empty(models, batch, h, **kw)
-        self.gz = torch.empty(models, batch, h, **kw)
-        self.grad_buffers = layout.buffers(models, **kw)
+        self.wide = torch.empty(models, batch, h + 1, dtype=dtype, device=device)
+        self.out = torch.empty(models, batch, 1, dtype=dtype, device=device)
+        self.g = torch.empty(models, batch, 1, dtype=dtype, device=device)
+        self.gh = torch.empty(models, batch, h, dtype=dtype, device=device)
+        self.gz = torch.empty(models, batch, h, dtype=dtype, device=device)
+        self.grad_buffers = layout.buffers(models, dtype=dtype, device=device)
         self.grads = layout.views(self.grad_buffers)
         self.gw3_row = self.grads[2].transpose(1, 2)
 

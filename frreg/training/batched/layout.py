@@ -38,14 +38,16 @@ class Layout:
     def widths(self) -> tuple[int, ...]:
         return tuple(-(-(r * c) // _ROW_ALIGN) * _ROW_ALIGN for r, c in self.shapes)
 
-    def buffers(self, models: int, **kw) -> tuple[torch.Tensor, ...]:
-        """Zeroed ``(models, width)`` buffers, one per layer (``kw``: dtype, device)."""
-        return tuple(torch.zeros(models, w, **kw) for w in self.widths)
+    def buffers(
+        self, models: int, *, dtype: torch.dtype, device: torch.device | str = "cpu"
+    ) -> tuple[torch.Tensor, ...]:
+        """Zeroed ``(models, width)`` buffers, one per layer."""
+        return tuple(torch.zeros(models, w, dtype=dtype, device=device) for w in self.widths)
 
     def views(self, buffers: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
         """``(models, fan_in + 1, fan_out)`` views of the layer buffers."""
         return tuple(
-            buf[:, : r * c].unflatten(1, (r, c))
+            buf[:, : r * c].view(buf.shape[0], r, c)
             for buf, (r, c) in zip(buffers, self.shapes, strict=True)
         )
 
