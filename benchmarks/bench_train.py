@@ -113,12 +113,12 @@ def _fmt_s(seconds: float) -> str:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from frreg.schema import DEFAULT_EPOCHS, ENSEMBLE_SEEDS
     from frreg.training.batched import train_folds_batched
     from frreg.training.metrics import plcc
-    from frreg.schema import DEFAULT_EPOCHS, ENSEMBLE_SEEDS
-    from frreg.training.splits import LeaveOneSourceOut
     from frreg.training.reference import train_fold_reference
     from frreg.training.settings import FoldJob, TrainSettings
+    from frreg.training.splits import LeaveOneSourceOut
 
     epochs = args.epochs if args.epochs is not None else (2 if args.quick else DEFAULT_EPOCHS)
     slice_epochs = args.slice_epochs if args.slice_epochs is not None else (1 if args.quick else 2)

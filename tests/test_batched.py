@@ -25,7 +25,7 @@ from frreg.schema import DEFAULT_LR, DEFAULT_WEIGHT_DECAY, DROPOUT
 from frreg.synthetic import synthetic_rows, write_corpus
 from frreg.training.batched import drop_threshold, engine, train_folds_batched
 from frreg.training.batched.adam import FlatAdam
-from frreg.training.batched.kernels import Workspace, forward_backward
+from frreg.training.batched.kernels import Workspace, forward_backward, predict
 from frreg.training.batched.layout import Layout, initial_parameters
 from frreg.training.metrics import plcc
 from frreg.training.model import FrRegressorMLP, MLPConfig
@@ -157,6 +157,18 @@ def test_initial_weights_are_the_reference_models_and_leave_global_rng_alone() -
         assert torch.equal(w[-1], lin.bias.detach())
 
 
+def test_eval_predictions_are_the_modules_own() -> None:
+    # The kernels mirror FrRegressorMLP by hand: in eval mode they must compute
+    # exactly what the module computes from the same weights, not just match shapes.
+    job = FoldJob(1, "synth02", np.arange(4), np.arange(2))
+    layers, _ = initial_parameters(job, CONFIG)
+    torch.manual_seed(fold_seed(job.seed, job.held_out))
+    module = FrRegressorMLP(CONFIG).eval()
+    x = torch.randn(257, CONFIG.in_features, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        torch.testing.assert_close(predict(layers, x), module(x), rtol=1e-6, atol=1e-6)
+
+
 def test_dropout_bits_drop_units_at_rate_p() -> None:
     p_eff = (drop_threshold(DROPOUT) + 2**15) / 2**16
     assert abs(p_eff - DROPOUT) <= 2**-17
@@ -254,6 +266,7 @@ def corpus4(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     return load_corpus(write_corpus(path, synthetic_rows(n_sources=4, frames=40)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_heldout_plcc_agrees_with_the_reference_loop(corpus4: Corpus, seed: int) -> None:
     settings = TrainSettings(epochs=20)

@@ -50,6 +50,7 @@ def out_dir(pytester: pytest.Pytester) -> Path:
     return pytester.path / "runs" / "frreg-gate"
 
 
+@pytest.mark.slow
 @XDIST
 def test_pass_writes_promote_and_the_table(pytester, corpus, workers):
     result = gate(pytester, corpus, "-v", *LENIENT, workers=workers)
@@ -69,6 +70,7 @@ def test_pass_writes_promote_and_the_table(pytester, corpus, workers):
     result.assert_outcomes(passed=26)
 
 
+@pytest.mark.slow
 @XDIST
 def test_default_thresholds_hold_with_one_line_verdicts(pytester, corpus, workers):
     result = gate(pytester, corpus, workers=workers)
@@ -84,6 +86,7 @@ def test_default_thresholds_hold_with_one_line_verdicts(pytester, corpus, worker
     assert verdict["written_by"] == "pytest-frreg"
 
 
+@pytest.mark.slow
 def test_warm_rerun_trains_nothing_and_agrees(pytester, corpus):
     first = gate(pytester, corpus, *LENIENT, "-n", "2")
     assert first.ret == 0
@@ -99,6 +102,7 @@ def test_warm_rerun_trains_nothing_and_agrees(pytester, corpus):
     assert again["gate"]["seed_means"] == promote["gate"]["seed_means"]
 
 
+@pytest.mark.slow
 def test_corrupt_cache_entry_is_reported_and_retrained(pytester, corpus):
     assert gate(pytester, corpus, *LENIENT).ret == 0
     [artifact] = (pytester.path / "runs" / "frreg-cache").glob("*/*/loso_seed3.json")
@@ -109,6 +113,7 @@ def test_corrupt_cache_entry_is_reported_and_retrained(pytester, corpus):
     result.stdout.fnmatch_lines(["trained this run: 3; from cache: 0, 1, 2, 4 *"])
 
 
+@pytest.mark.slow
 def test_concurrent_sessions_share_the_cache_and_train_each_seed_once(pytester, corpus):
     def start(name: str) -> subprocess.Popen[str]:
         argv = [
@@ -138,6 +143,7 @@ def test_concurrent_sessions_share_the_cache_and_train_each_seed_once(pytester, 
         assert (a / name).read_bytes() == (b / name).read_bytes()
 
 
+@pytest.mark.slow
 def test_stopped_session_never_promotes(pytester, corpus):
     out = out_dir(pytester)
     out.mkdir(parents=True)
@@ -149,6 +155,7 @@ def test_stopped_session_never_promotes(pytester, corpus):
     assert "not run" in hold["recommendation"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_interrupted_session_leaves_no_promote(pytester, corpus):
     out = out_dir(pytester)
@@ -180,6 +187,7 @@ def test_interrupted_session_leaves_no_promote(pytester, corpus):
     assert not (out / PROMOTE_FILE).exists()
 
 
+@pytest.mark.slow
 def test_fold_floor_fails_folds_below_it(pytester, corpus):
     result = gate(pytester, corpus, *LENIENT, "--frreg-fold-min=0.99999")
     assert result.ret == 1
@@ -218,6 +226,7 @@ def test_plugin_and_frreg_validate_write_the_same_verdict(pytester, corpus, floo
     assert plugin == cli
 
 
+@pytest.mark.slow
 def test_fold_metrics_reach_junit_xml(pytester, corpus):
     result = gate(pytester, corpus, *LENIENT, "--junitxml=gate.xml")
     assert result.ret == 0
@@ -251,6 +260,7 @@ def test_bad_ini_value_names_the_ini_key(pytester, corpus):
     assert "ini option frreg_epochs: invalid value 'many'" in result.stderr.str()
 
 
+@pytest.mark.slow
 def test_ini_turns_the_gate_on(pytester, corpus):
     pytester.makeini(
         f"[pytest]\nfrreg_corpus = {corpus}\nfrreg_epochs = {EPOCHS}\nfrreg_seeds = 0\n"

@@ -11,8 +11,8 @@ import pytest
 
 from frreg.cli import train as train_cli
 from frreg.corpus import load_corpus
-from frreg.training.metrics import plcc
 from frreg.schema import ENCODER_VOCAB_VERSION, EXIT_OK, EXIT_USAGE
+from frreg.training.metrics import plcc
 
 REQUIRED_FIELDS = {
     "seed",
