@@ -23,10 +23,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/demo.sh
 
-## Lint, format check and the whole test suite (what CI runs).
+## Lint, format check, type check and the whole test suite (what CI runs).
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	@# pytest exits 5 when it collected nothing: a suite that ran no test has
 	@# tested nothing, so say so and fail rather than pass quietly.
 	@rc=0; $(BIN)/python -m pytest -n $(JOBS) -p no:cacheprovider || rc=$$?; \
@@ -35,6 +36,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
@@ -45,4 +47,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_corpus.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .hypothesis
+	rm -rf $(VENV) runs .pytest_cache .hypothesis .mypy_cache
