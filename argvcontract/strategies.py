@@ -28,9 +28,8 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
-from argvcontract import values
 from argvcontract.roundtrip import format_value
-from argvcontract.values import ValueSpec, type_name
+from argvcontract.values import ValueSpec, register_format, register_spec, spec_for, type_name
 from argvcontract.verify import (
     ABBREVIATION,
     CONFLICT,
@@ -85,15 +84,15 @@ def register_type(
     would not read back (a tuple, say). To register without importing
     Hypothesis (a factory called on first use), see :mod:`argvcontract.values`.
     """
-    values.register_spec(convert, ValueSpec(valid, invalid))
+    register_spec(convert, ValueSpec(valid, invalid))
     if format is not None:
-        values.register_format(convert, format)
+        register_format(convert, format)
 
 
 def value_spec(action: argparse.Action, prog: str = "") -> ValueSpec:
     """The registered :class:`ValueSpec` for ``action``'s ``type=`` (``str`` when none)."""
     key = type_name(action.type) or "str"
-    spec = values.spec_for(key) or _BUILTINS.get(key)
+    spec = spec_for(key) or _BUILTINS.get(key)
     if spec is None:
         where = "/".join(action.option_strings) or action.dest
         raise UnregisteredType(
