@@ -149,6 +149,15 @@ def test_torn_last_line(write_jsonl):
         load_corpus(path)
 
 
+def test_line_that_is_not_utf8(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    lines = [json.dumps(r).encode() for r in two_sources()]
+    lines[2] = lines[2].replace(b'"a"', b'"\xe9"', 1)
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    with pytest.raises(CorpusError, match=rf"^{path}:3: not UTF-8 text"):
+        load_corpus(path)
+
+
 def test_empty_file(write_jsonl):
     path = write_jsonl([], trailing_newline=False)
     with pytest.raises(CorpusError, match="corpus is empty"):
@@ -193,3 +202,17 @@ def test_bad_corpus_through_the_trainer_cli_is_one_line_exit_2(write_jsonl, tmp_
         f"frreg-train: error: {path}:4: column 'vif_scale2' is null (row key b/libx264/cq30/frame 0)"
     ]
     assert not (tmp_path / "out").exists()
+
+
+def test_importing_the_corpus_does_not_import_the_producer() -> None:
+    # The loader reads the producer's sidecar files through frreg.corpus.sidecar;
+    # the trainer must never pay for (or depend on) the producer.
+    code = (
+        "import sys, frreg.corpus\n"
+        "from frreg.corpus import Corpus, check_corpus_complete, load_corpus\n"
+        "print(sorted(m for m in sys.modules if m.startswith('frreg.producer')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"

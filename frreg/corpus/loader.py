@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from frreg.corpus.sidecar import check_corpus_complete
 from frreg.errors import CorpusError
 from frreg.schema import (
     CANONICAL_6,
@@ -158,6 +159,10 @@ def parse_corpus_lines(path: Path, data: bytes) -> list[dict[str, Any]]:
                     lineno,
                     "torn last line (no newline, not valid JSON): was the writer interrupted?",
                 ) from None
+            if isinstance(exc, UnicodeDecodeError):
+                raise CorpusError(
+                    path, lineno, f"not UTF-8 text (byte {exc.start + 1} of the line)"
+                ) from None
             raise CorpusError(
                 path, lineno, f"invalid JSON: {exc.msg} at column {exc.colno}"
             ) from None
@@ -189,8 +194,6 @@ def load_corpus(path: str | Path) -> Corpus:
     # Hash the exact bytes we parse, so the digest always describes the rows used.
     sha256 = hashlib.sha256(data).hexdigest()
     # A corpus whose producer run failed or was cut short is refused before parsing.
-    from frreg.producer.produce import check_corpus_complete
-
     check_corpus_complete(path, sha256=sha256)
     rows = parse_corpus_lines(path, data)
 
