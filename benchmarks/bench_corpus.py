@@ -35,7 +35,7 @@ from typing import Any
 from frreg.producer import builtin_sources, produce_corpus, quality_args, vmaf_log_path
 from frreg.producer import ffmpeg as ff
 from frreg.producer.encoders import BITSTREAM_FORMATS, DEFAULT_PRESETS, PRODUCIBLE_ENCODERS
-from frreg.producer.produce import default_jobs, default_vmaf_threads
+from frreg.producer.runner import default_jobs, default_vmaf_threads
 from frreg.producer.sources import BUILTIN_SOURCE_IDS, Source
 
 TARGET_SPEEDUP = 1.3

@@ -14,8 +14,10 @@ import argparse
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from frreg.producer.encoders import CQ_BOUNDS, ENCODER_SPECS, PRODUCIBLE_ENCODERS
 from frreg.schema import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CORPUS,
@@ -26,13 +28,11 @@ from frreg.schema import (
     DEFAULT_WEIGHT_DECAY,
     DEMO_CQS,
     DEMO_ENCODERS,
-    ENCODER_VOCAB,
     ENSEMBLE_SEEDS,
     MEAN_PLCC_MIN,
     NUM_CODECS,
     PER_SEED_PLCC_MIN,
     PLCC_SPREAD_MAX,
-    UNKNOWN_ENCODER,
 )
 
 # --------------------------------------------------------------------------
@@ -61,35 +61,6 @@ def seed_list(text: str) -> tuple[int, ...]:
             f"invalid seed list {text!r}: seed {dupes[0]} is listed twice"
         )
     return tuple(seeds)
-
-
-def encoder_list(text: str) -> tuple[str, ...]:
-    """Parse ``"libx264,libx265"``: encoders of the vocabulary, no repeats."""
-    names = [p.strip() for p in str(text).split(",")]
-    allowed = [e for e in ENCODER_VOCAB if e != UNKNOWN_ENCODER]
-    for name in names:
-        if name not in allowed:
-            raise argparse.ArgumentTypeError(
-                f"invalid encoder {name!r} in {text!r}: choose from {', '.join(allowed)}"
-            )
-    if len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(
-            f"invalid encoder list {text!r}: an encoder is listed twice"
-        )
-    return tuple(names)
-
-
-def cq_list(text: str) -> tuple[int, ...]:
-    """Parse ``"22,30,38"``: non-negative integer quality settings, no repeats."""
-    parts = [p.strip() for p in str(text).split(",")]
-    if not all(p.isdigit() for p in parts):
-        raise argparse.ArgumentTypeError(
-            f"invalid cq list {text!r}: expected comma-separated non-negative integers, e.g. 22,30,38"
-        )
-    values = tuple(int(p) for p in parts)
-    if len(set(values)) != len(values):
-        raise argparse.ArgumentTypeError(f"invalid cq list {text!r}: a value is listed twice")
-    return values
 
 
 def positive_int(text: str) -> int:
@@ -158,30 +129,66 @@ class Option:
     choices: tuple[str, ...] | None = None
     #: How the help text shows the default, when ``str(default)`` would not read well.
     shown_default: str | None = None
+    nargs: int | str | None = None
+    required: bool = False
+    #: ``False`` when ``help`` already says what the default is.
+    show_default: bool = True
 
     def flag(self, prefix: str = "") -> str:
         return f"--{prefix}{self.name}"
 
     def kwargs(self) -> dict[str, Any]:
         kw: dict[str, Any] = {"dest": self.dest, "default": self.default}
+        if self.required:
+            kw["required"] = True
         if self.action:
             kw["action"] = self.action
+        if self.action in _FLAG_ACTIONS:
             kw["help"] = self.help
             return kw
-        if self.shown_default is not None:
-            shown = self.shown_default
-        elif isinstance(self.default, tuple):
-            shown = ",".join(str(v) for v in self.default)
+        if not self.show_default:
+            kw["help"] = self.help
         else:
-            shown = self.default
-        kw["help"] = f"{self.help} (default: {shown})"
+            if self.shown_default is not None:
+                shown = self.shown_default
+            elif isinstance(self.default, tuple):
+                shown = ",".join(str(v) for v in self.default)
+            else:
+                shown = self.default
+            kw["help"] = f"{self.help} (default: {shown})"
         if self.type is not None:
             kw["type"] = self.type
         if self.metavar:
             kw["metavar"] = self.metavar
         if self.choices:
             kw["choices"] = self.choices
+        if self.nargs is not None:
+            kw["nargs"] = self.nargs
         return kw
+
+
+#: Actions that take no value: no type, metavar or default in their help.
+_FLAG_ACTIONS = ("store_true", "store_false", "store_const", "append_const", "count")
+
+
+@dataclass(frozen=True)
+class OptionGroup:
+    """Options shown under one help heading; ``exclusive`` ones are mutually exclusive."""
+
+    title: str
+    options: tuple[Option, ...] = ()
+    #: Added first, in one mutually exclusive group.
+    exclusive: tuple[Option, ...] = ()
+    #: Whether exactly one of ``exclusive`` must be given.
+    exclusive_required: bool = False
+
+    def add_to(self, parser: argparse.ArgumentParser, prefix: str = "") -> None:
+        """Add the group (and its exclusive set) to an argparse parser."""
+        group = parser.add_argument_group(self.title)
+        if self.exclusive:
+            which = group.add_mutually_exclusive_group(required=self.exclusive_required)
+            add_options(which.add_argument, self.exclusive, prefix)
+        add_options(group.add_argument, self.options, prefix)
 
 
 SEEDS = Option(
@@ -285,15 +292,133 @@ DEVICE = Option(
     "device", "device", "torch device; cuda only when available", "cpu", choices=("cpu", "cuda")
 )
 
-# Options only the pytest plugin has (prefixed --frreg-, ini frreg_<dest>).
-GATE_CORPUS = Option(
-    "corpus",
-    "corpus",
-    "Phase A corpus (JSONL); turns the gate on; produced from --frreg-sources if missing",
-    None,
-    metavar="PATH",
-    shown_default="off",
-)
+# ==========================================================================
+# Corpus producer (frreg-corpus, and the plugin's --frreg-sources/--frreg-encoders/--frreg-cqs)
+# ==========================================================================
+# One check per kind of value (an encoder, a cq, a preset, ...), shared by
+# frreg-corpus's repeatable ``--encoder E E`` form and the plugin's comma
+# lists. Producer vocabularies that are not needed to declare the plugin's
+# options are imported inside functions, so ``pytest --help`` stays cheap.
+
+_ENCODER_CHOICES = f"choose from {', '.join(PRODUCIBLE_ENCODERS)}"
+
+
+def producible_encoder(text: str) -> str:
+    """One encoder the producer can drive: the vocabulary minus ``unknown``."""
+    if text not in PRODUCIBLE_ENCODERS:
+        raise argparse.ArgumentTypeError(f"invalid encoder {text!r}; {_ENCODER_CHOICES}")
+    return text
+
+
+def _non_negative_int(text: str) -> int | None:
+    digits = text.strip()
+    return int(digits) if digits.isdecimal() else None
+
+
+def cq_value(text: str) -> int:
+    """A non-negative integer quality value (its range per encoder is checked later)."""
+    cq = _non_negative_int(text)
+    if cq is None:
+        lo, hi = CQ_BOUNDS
+        raise argparse.ArgumentTypeError(
+            f"invalid cq {text!r}; expected an integer in {lo}..{hi} (range depends on the encoder)"
+        )
+    return cq
+
+
+def encoder_preset(text: str) -> tuple[str, str]:
+    """``ENCODER=PRESET`` with the preset on that encoder's ladder."""
+    encoder, sep, preset = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(
+            f"invalid preset {text!r}; expected ENCODER=VALUE, e.g. libx264=medium"
+        )
+    ladder = ENCODER_SPECS[producible_encoder(encoder)].ladder
+    if preset not in ladder:
+        raise argparse.ArgumentTypeError(
+            f"invalid preset {preset!r} for {encoder}; choose from {', '.join(ladder)}"
+        )
+    return encoder, preset
+
+
+def encoder_list(text: str) -> tuple[str, ...]:
+    """Parse ``"libx264,libx265"``: encoders of the vocabulary, no repeats."""
+    names = [p.strip() for p in str(text).split(",")]
+    for name in names:
+        try:
+            producible_encoder(name)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(
+                f"invalid encoder {name!r} in {text!r}: {_ENCODER_CHOICES}"
+            ) from None
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(
+            f"invalid encoder list {text!r}: an encoder is listed twice"
+        )
+    return tuple(names)
+
+
+def cq_list(text: str) -> tuple[int, ...]:
+    """Parse ``"22,30,38"``: non-negative integer quality settings, no repeats."""
+    values = [_non_negative_int(p) for p in str(text).split(",")]
+    if any(v is None for v in values):
+        raise argparse.ArgumentTypeError(
+            f"invalid cq list {text!r}: expected comma-separated non-negative integers, e.g. 22,30,38"
+        )
+    cqs = tuple(v for v in values if v is not None)
+    if len(set(cqs)) != len(cqs):
+        raise argparse.ArgumentTypeError(f"invalid cq list {text!r}: a value is listed twice")
+    return cqs
+
+
+def frame_size(text: str) -> tuple[int, int]:
+    """``WxH`` with both even and >= 32 (a built-in source's size)."""
+    width, sep, height = text.lower().partition("x")
+    if sep and width.isdigit() and height.isdigit():
+        w, h = int(width), int(height)
+        if w >= 32 and h >= 32 and w % 2 == 0 and h % 2 == 0:
+            return w, h
+    raise argparse.ArgumentTypeError(
+        f"invalid size {text!r}; expected WxH, both even and at least 32, e.g. 320x180"
+    )
+
+
+def raw_pix_fmt(text: str) -> str:
+    """A raw pixel format the producer can size."""
+    from frreg.producer.sources import RAW_PIX_FMTS
+
+    if text not in RAW_PIX_FMTS:
+        raise argparse.ArgumentTypeError(
+            f"invalid pix_fmt {text!r}; choose from {', '.join(RAW_PIX_FMTS)}"
+        )
+    return text
+
+
+def frame_rate(text: str) -> str:
+    """A positive rate: ``24``, ``29.97`` or ``30000/1001`` (kept as text)."""
+    from frreg.errors import InputError
+    from frreg.producer.sources import parse_framerate
+
+    try:
+        parse_framerate(text)
+    except InputError:
+        raise argparse.ArgumentTypeError(
+            f"invalid framerate {text!r}; expected a positive number or N/D, e.g. 30000/1001"
+        ) from None
+    return text
+
+
+def builtin_id(text: str) -> str:
+    """One of the built-in source ids."""
+    from frreg.producer.sources import BUILTIN_SOURCE_IDS
+
+    if text not in BUILTIN_SOURCE_IDS:
+        raise argparse.ArgumentTypeError(
+            f"invalid built-in source {text!r}; choose from {', '.join(BUILTIN_SOURCE_IDS)}"
+        )
+    return text
+
+
 GATE_SOURCES = Option(
     "sources",
     "sources",
@@ -319,6 +444,195 @@ GATE_CQS = Option(
     cq_list,
     "N[,N...]",
     shown_default=f"the manifest's, else {','.join(map(str, DEMO_CQS))}",
+)
+
+
+def corpus_option_groups() -> tuple[OptionGroup, ...]:
+    """frreg-corpus's options, by help group; built on call, as some help reads the machine.
+
+    Every help text states its own default (``show_default=False``), as the
+    defaults here are rules ("the manifest's, else ...") rather than values.
+    """
+    from frreg.producer.encoders import DEFAULT_PRESETS
+    from frreg.producer.ffmpeg import FFMPEG_ENV
+    from frreg.producer.runner import default_jobs
+    from frreg.producer.sources import (
+        BUILTIN_SECONDS,
+        BUILTIN_SIZE,
+        BUILTIN_SOURCE_IDS,
+        default_cache_dir,
+    )
+
+    def opt(name: str, dest: str, help: str, **kw: Any) -> Option:
+        return Option(name, dest, help, show_default=False, **kw)
+
+    software_presets = ", ".join(
+        f"{e}={p}" for e, p in DEFAULT_PRESETS.items() if ENCODER_SPECS[e].hardware is None
+    )
+    sources = OptionGroup(
+        "sources (exactly one of --source, --sources, --builtin)",
+        exclusive=(
+            opt(
+                "source",
+                "source",
+                "one source file: raw YUV (needs --width/--height/--pix-fmt/--framerate) "
+                "or any container ffmpeg reads (geometry probed)",
+                type=Path,
+                metavar="PATH",
+            ),
+            opt(
+                "sources",
+                "sources",
+                "TOML or JSON manifest listing sources (and optionally encoders, cqs, presets)",
+                type=Path,
+                metavar="MANIFEST",
+            ),
+            opt(
+                "builtin",
+                "builtin",
+                "built-in lavfi sources, generated on demand: all of them, or the ids given "
+                f"({', '.join(BUILTIN_SOURCE_IDS)})",
+                type=builtin_id,
+                metavar="ID",
+                nargs="*",
+            ),
+        ),
+        exclusive_required=True,
+        options=(
+            opt("src-id", "src_id", "src id for --source (default: file stem)", metavar="ID"),
+            opt("width", "width", "raw --source width", type=positive_int, metavar="W"),
+            opt("height", "height", "raw --source height", type=positive_int, metavar="H"),
+            opt("pix-fmt", "pix_fmt", "raw --source pixel format", type=raw_pix_fmt, metavar="F"),
+            opt(
+                "framerate",
+                "framerate",
+                "raw --source frame rate (24, 30000/1001)",
+                type=frame_rate,
+                metavar="R",
+            ),
+            opt(
+                "frames",
+                "frames",
+                "use only the first N frames of each source (built-ins are generated that "
+                f"long); default: all (built-ins: {BUILTIN_SECONDS} s)",
+                type=positive_int,
+                metavar="N",
+            ),
+            opt(
+                "builtin-size",
+                "builtin_size",
+                f"built-in source size (default: {BUILTIN_SIZE[0]}x{BUILTIN_SIZE[1]})",
+                default=BUILTIN_SIZE,
+                type=frame_size,
+                metavar="WxH",
+            ),
+            opt(
+                "cache-dir",
+                "cache_dir",
+                f"where built-in sources are cached (default: {default_cache_dir() / 'sources'})",
+                type=Path,
+                metavar="DIR",
+            ),
+        ),
+    )
+    grid = OptionGroup(
+        "grid",
+        options=(
+            opt(
+                "encoder",
+                "encoders",
+                f"encoder(s), repeatable ({', '.join(PRODUCIBLE_ENCODERS)}); "
+                f"default: the manifest's, else {' '.join(DEMO_ENCODERS)}",
+                type=producible_encoder,
+                metavar="E",
+                action="extend",
+                nargs="+",
+            ),
+            opt(
+                "cq",
+                "cqs",
+                "quality value(s), repeatable: -crf for x264/x265/svtav1/vp9, -qp for vvenc, "
+                "-cq for NVENC, -global_quality for QSV; "
+                f"default: the manifest's, else {' '.join(map(str, DEMO_CQS))}",
+                type=cq_value,
+                metavar="N",
+                action="extend",
+                nargs="+",
+            ),
+            opt(
+                "preset",
+                "presets",
+                f"speed preset override, repeatable (default: {software_presets})",
+                type=encoder_preset,
+                metavar="ENCODER=VALUE",
+                action="append",
+            ),
+        ),
+    )
+    run = OptionGroup(
+        "output and run",
+        options=(
+            opt("out", "out", "corpus JSONL to write", type=Path, metavar="PATH", required=True),
+            opt(
+                "jobs",
+                "jobs",
+                f"cells run side by side (default: one per core, here {default_jobs()})",
+                type=positive_int,
+                metavar="N",
+            ),
+            opt(
+                "vmaf-threads",
+                "vmaf_threads",
+                "libvmaf threads per cell (default: cores / jobs, at least 1)",
+                type=positive_int,
+                metavar="N",
+            ),
+            opt(
+                "ffmpeg",
+                "ffmpeg",
+                f"ffmpeg binary with libvmaf (default: ${FFMPEG_ENV}, else imageio-ffmpeg's)",
+                metavar="PATH",
+            ),
+            opt(
+                "timeout",
+                "timeout",
+                "limit for each ffmpeg call (default: max(300, 2 s per frame per 720p of pixels))",
+                type=positive_float,
+                metavar="SECONDS",
+            ),
+            opt(
+                "allow-missing",
+                "allow_missing",
+                "write the corpus even if cells failed, recording the gaps in the manifest "
+                "(default: failed cells leave no corpus and exit 1)",
+                action="store_true",
+                default=False,
+            ),
+            opt(
+                "progress",
+                "progress",
+                "progress on stderr: a live line on a terminal, occasional lines otherwise "
+                "(default: auto)",
+                default="auto",
+                choices=("auto", "tty", "plain", "none"),
+            ),
+        ),
+    )
+    return sources, grid, run
+
+
+# ==========================================================================
+# End of the corpus producer section
+# ==========================================================================
+
+# Options only the pytest plugin has (prefixed --frreg-, ini frreg_<dest>).
+GATE_CORPUS = Option(
+    "corpus",
+    "corpus",
+    "Phase A corpus (JSONL); turns the gate on; produced from --frreg-sources if missing",
+    None,
+    metavar="PATH",
+    shown_default="off",
 )
 GATE_OUT_DIR = Option(
     "out-dir",

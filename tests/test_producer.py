@@ -25,6 +25,7 @@ from frreg.producer import (
     BUILTIN_SOURCE_IDS,
     CQ_RANGES,
     DEFAULT_PRESETS,
+    ENCODER_SPECS,
     PRODUCIBLE_ENCODERS,
     ROW_COLUMNS,
     builtin_sources,
@@ -44,11 +45,14 @@ from frreg.producer import (
     vmaf_log_path,
 )
 from frreg.producer import ffmpeg as ff
-from frreg.producer.produce import build_cells
+from frreg.producer.cells import build_cells
 from frreg.producer.progress import ProgressEvent
+from frreg.producer.settings import Grid, producer_settings
 from frreg.producer.sources import BUILTIN_SPECS, frame_bytes
 from frreg.schema import (
     CANONICAL_6,
+    DEMO_CQS,
+    DEMO_ENCODERS,
     ENCODER_VOCAB,
     KEY_COLUMNS,
     PRESET_LADDERS,
@@ -133,6 +137,14 @@ EXPECTED_KNOBS = {
 def test_every_vocabulary_encoder_is_producible() -> None:
     assert set(PRODUCIBLE_ENCODERS) == set(ENCODER_VOCAB) - {UNKNOWN_ENCODER}
     assert set(EXPECTED_KNOBS) == set(PRODUCIBLE_ENCODERS) == set(CQ_RANGES) == set(DEFAULT_PRESETS)
+    # One spec per encoder, in vocabulary order, each consistent with the schema's ladder.
+    assert tuple(ENCODER_SPECS) == PRODUCIBLE_ENCODERS
+    for name, spec in ENCODER_SPECS.items():
+        assert spec.name == name
+        assert spec.default_preset in spec.ladder == PRESET_LADDERS[name]
+        assert spec.cq_range[0] <= spec.cq_range[1]
+        assert (spec.hardware is None) == (spec.hardware_hint() is None)
+        assert spec.hardware is None or name.endswith("_" + spec.hardware)
 
 
 @pytest.mark.parametrize("encoder", PRODUCIBLE_ENCODERS)
@@ -281,6 +293,7 @@ def test_ffmpeg_without_libvmaf_is_refused() -> None:
 # --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_manifest_geometry_per_source(corpus: tuple[Path, Any, Any], clips: Path) -> None:
     _, _, manifest = corpus
     by_id = {s.id: s for s in manifest.sources}
@@ -332,6 +345,7 @@ def test_builtin_sources_are_deterministic_and_cached(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_rows_follow_the_trainer_schema(corpus: tuple[Path, Any, Any]) -> None:
     out, result, _ = corpus
     assert result.complete
@@ -355,6 +369,7 @@ def test_rows_follow_the_trainer_schema(corpus: tuple[Path, Any, Any]) -> None:
         assert row["enc_time_ms"] >= 0
 
 
+@pytest.mark.slow
 def test_rows_sorted_unique_and_every_frame_present(corpus: tuple[Path, Any, Any]) -> None:
     out, _, manifest = corpus
     rows = read_rows(out)
@@ -370,6 +385,7 @@ def test_rows_sorted_unique_and_every_frame_present(corpus: tuple[Path, Any, Any
         assert indexes == list(range(frames[src]))
 
 
+@pytest.mark.slow
 def test_mean_vmaf_equals_libvmaf_pooled_mean(corpus: tuple[Path, Any, Any]) -> None:
     out, _, _ = corpus
     rows = read_rows(out)
@@ -388,6 +404,7 @@ def test_mean_vmaf_equals_libvmaf_pooled_mean(corpus: tuple[Path, Any, Any]) -> 
         )
 
 
+@pytest.mark.slow
 def test_manifest_tags_versions_settings_and_sources(corpus: tuple[Path, Any, Any]) -> None:
     out, result, _ = corpus
     record = json.loads(manifest_path(out).read_text())
@@ -410,6 +427,7 @@ def test_manifest_tags_versions_settings_and_sources(corpus: tuple[Path, Any, An
     check_corpus_complete(out)
 
 
+@pytest.mark.slow
 def test_rerun_of_complete_corpus_launches_no_encodes(corpus: tuple[Path, Any, Any]) -> None:
     out, first, manifest = corpus
     before = out.read_bytes()
@@ -423,6 +441,7 @@ def test_rerun_of_complete_corpus_launches_no_encodes(corpus: tuple[Path, Any, A
     assert json.loads(manifest_path(out).read_text())["run"]["encodes"] == 0
 
 
+@pytest.mark.slow
 def test_changed_settings_never_reuse_stale_cells(
     corpus: tuple[Path, Any, Any], tmp_path: Path
 ) -> None:
@@ -458,6 +477,7 @@ def test_changed_settings_never_reuse_stale_cells(
     assert changed.encodes == len(CQS)
 
 
+@pytest.mark.slow
 def test_cell_keys_change_with_everything_that_determines_rows(
     corpus: tuple[Path, Any, Any],
 ) -> None:
@@ -481,6 +501,7 @@ def test_cell_keys_change_with_everything_that_determines_rows(
         assert {c.key for c in variant}.isdisjoint({c.key for c in base})
 
 
+@pytest.mark.slow
 def test_failed_cell_leaves_an_incomplete_corpus(tmp_path: Path) -> None:
     good = raw_source(
         lavfi_to(tmp_path / "good.yuv", "testsrc2=size=64x36:rate=24", 4, raw_pix_fmt="yuv420p"),
@@ -521,6 +542,7 @@ def test_failed_cell_leaves_an_incomplete_corpus(tmp_path: Path) -> None:
     check_corpus_complete(out)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     Path("/dev/nvidiactl").exists(), reason="an NVIDIA device is present: NVENC may work"
 )
@@ -535,6 +557,7 @@ def test_hardware_encoder_without_hardware_fails_its_cell(tmp_path: Path) -> Non
     assert failure.stderr_tail
 
 
+@pytest.mark.slow
 def test_edited_corpus_is_refused(tmp_path: Path, corpus: tuple[Path, Any, Any]) -> None:
     out, _, _ = corpus
     copy = tmp_path / "c.jsonl"
@@ -553,6 +576,7 @@ def test_corpus_without_manifest_passes(tmp_path: Path) -> None:
     check_corpus_complete(path)
 
 
+@pytest.mark.slow
 def test_max_frames_trims_reference_and_encode(tmp_path: Path) -> None:
     (src,) = builtin_sources(tmp_path / "cache", ids=["zoneplate_30fps"], frames=9, size=(64, 36))
     out = tmp_path / "c.jsonl"
@@ -588,6 +612,7 @@ def test_declared_source_ids_read_the_manifest_only(clips: Path) -> None:
     assert declared_source_ids(clips / "sources.toml") == ["chart_24fps", "fractal30"]
 
 
+@pytest.mark.slow
 def test_produce_for_gate_from_a_manifest(clips: Path, tmp_path: Path) -> None:
     lines: list[str] = []
     out = tmp_path / "gate.jsonl"
@@ -631,6 +656,47 @@ def test_produce_for_gate_from_a_manifest(clips: Path, tmp_path: Path) -> None:
     assert info.value.stderr_tail
 
 
+@pytest.mark.slow
+def test_produce_for_gate_takes_settings_built_from_plugin_values(
+    clips: Path, tmp_path: Path
+) -> None:
+    # The plugin's resolved values, paths relative to its rootdir.
+    values = {"sources": "sources.toml", "encoders": ("libx264",), "cqs": (35,)}
+    settings = producer_settings(values, clips)
+    assert settings.manifest == clips / "sources.toml"
+    assert not settings.uses_builtin
+    out = tmp_path / "gate.jsonl"
+    first = produce_for_gate(out, settings)
+    # The keyword form names the same cells: nothing is encoded again.
+    again = produce_for_gate(out, manifest=clips / "sources.toml", encoders=["libx264"], cqs=[35])
+    assert (first.encodes, again.encodes) == (2, 0)
+    with pytest.raises(TypeError, match="not both"):
+        produce_for_gate(out, settings, cqs=[35])
+
+
+def test_producer_settings_defaults_and_grid() -> None:
+    plugin = producer_settings({"sources": None, "encoders": None, "cqs": None}, Path("/root"))
+    assert plugin.uses_builtin
+    assert plugin.grid() == Grid(DEMO_ENCODERS, DEMO_CQS, {})
+    cli = producer_settings(
+        {
+            "source": Path("clip.yuv"),
+            "width": 64,
+            "height": None,
+            "presets": [("libx264", "slow")],
+            "cqs": [30],
+            "builtin_size": (64, 36),
+        },
+        Path(),
+    )
+    # Path() keeps paths as typed, so error messages quote what the user wrote.
+    assert cli.source == Path("clip.yuv")
+    assert cli.geometry == {"width": 64}
+    assert cli.builtin_size == (64, 36)
+    assert cli.grid() == Grid(DEMO_ENCODERS, (30,), {"libx264": "slow"})
+
+
+@pytest.mark.slow
 def test_every_software_encoder_really_encodes(tmp_path: Path) -> None:
     src = builtin_sources(tmp_path / "cache", ids=["testsrc2_30fps"], frames=3, size=(64, 36))
     encoders = ["libx264", "libx265", "libsvtav1", "libvpx-vp9", "libvvenc"]

@@ -27,6 +27,7 @@ from frreg.cli.corpus import (
     preset_arg,
     size_arg,
 )
+from frreg.options import cq_list, encoder_list
 from frreg.producer import (
     builtin_sources,
     incomplete_marker,
@@ -34,7 +35,7 @@ from frreg.producer import (
     parts_dir,
     resolve_ffmpeg,
 )
-from frreg.producer.produce import NONDETERMINISTIC_COLUMNS
+from frreg.producer.cells import NONDETERMINISTIC_COLUMNS
 from frreg.producer.sources import frame_bytes
 from frreg.schema import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, KEY_COLUMNS
 
@@ -100,6 +101,28 @@ def test_type_callables_quote_value_and_allowed_set(
         func(value)
     assert quoted in str(info.value)
     assert allowed in str(info.value)
+
+
+def test_nargs_and_comma_list_forms_share_one_check() -> None:
+    """``--encoder a b`` (frreg-corpus) and ``--frreg-encoders=a,b`` (plugin) agree."""
+    args = build_parser().parse_args(
+        ["--builtin", "--encoder", "libx264", "libx265", "--cq", "22", "30", "--out", "x"]
+    )
+    assert tuple(args.encoders) == encoder_list("libx264,libx265")
+    assert tuple(args.cqs) == cq_list("22,30")
+    for bad in ("x266", "unknown"):
+        with pytest.raises(argparse.ArgumentTypeError) as single:
+            encoder_arg(bad)
+        with pytest.raises(argparse.ArgumentTypeError) as listed:
+            encoder_list(f"libx264,{bad}")
+        assert (
+            str(single.value).split("choose from")[1] == str(listed.value).split("choose from")[1]
+        )
+    for bad in ("+5", "-1", "x", "²"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            cq_arg(bad)
+        with pytest.raises(argparse.ArgumentTypeError):
+            cq_list(f"22,{bad}")
 
 
 def test_geometry_flags_only_with_source(capsys: pytest.CaptureFixture[str]) -> None:
@@ -224,6 +247,7 @@ def test_json_manifest_errors_name_the_line(
 # --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_per_call_form_raw_and_container(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -277,6 +301,7 @@ def test_per_call_form_raw_and_container(
     assert {r["preset"] for r in rows} == {"veryfast"}
 
 
+@pytest.mark.slow
 def test_failing_cell_exits_1_and_marks_corpus_incomplete(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -297,6 +322,7 @@ def test_failing_cell_exits_1_and_marks_corpus_incomplete(
     assert json.loads(manifest_path(out).read_text())["complete"] is False
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(Path("/dev/nvidiactl").exists(), reason="NVENC may work here")
 def test_hardware_encoder_cell_fails_clearly(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -322,6 +348,7 @@ def test_hardware_encoder_cell_fails_clearly(
     assert not incomplete_marker(out).exists()
 
 
+@pytest.mark.slow
 def test_rerun_of_complete_corpus_via_cli_encodes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -7,61 +7,122 @@ The public surface the CLI (``frreg-corpus``) and the pytest plugin use::
     sources = builtin_sources(cache_dir, frames=24)
     result = produce_corpus(out, sources, ["libx264"], [23, 31, 39])
     check_corpus_complete(out)   # raises CorpusError if the run left gaps
+
+By concern: :mod:`.encoders` (one spec per encoder), :mod:`.ffmpeg` (one
+function per tool call), :mod:`.sources` (what is encoded), :mod:`.cells`
+(one cell: key, run, rows), :mod:`.runner` (the grid, assembly, manifest),
+:mod:`.settings` (what a run is asked for) and :mod:`.progress`. The files
+next to a corpus belong to :mod:`frreg.corpus.sidecar`.
+
+Names load on first use, so importing one submodule (``frreg.options`` reads
+:mod:`.encoders`) does not import the others.
 """
 
-from frreg.producer.encoders import (
-    CQ_RANGES,
-    DEFAULT_PRESETS,
-    PRODUCIBLE_ENCODERS,
-    quality_args,
-)
-from frreg.producer.ffmpeg import (
-    FFMPEG_ENV,
-    VMAF_MODEL,
-    FfmpegInfo,
-    probe_ffmpeg,
-    resolve_ffmpeg,
-)
-from frreg.producer.produce import (
-    ROW_COLUMNS,
-    CellFailure,
-    ProduceResult,
-    check_corpus_complete,
-    incomplete_marker,
-    manifest_path,
-    parts_dir,
-    produce_corpus,
-    produce_for_gate,
-    vmaf_log_path,
-)
-from frreg.producer.progress import ProgressEvent, auto_progress
-from frreg.producer.sources import (
-    BUILTIN_SOURCE_IDS,
-    BUILTIN_SPECS,
-    ManifestError,
-    Source,
-    SourceManifest,
-    builtin_sources,
-    container_source,
-    declared_source_ids,
-    default_cache_dir,
-    load_manifest,
-    raw_source,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from frreg.corpus.sidecar import (
+        check_corpus_complete,
+        incomplete_marker,
+        manifest_path,
+        parts_dir,
+    )
+    from frreg.producer.cells import ROW_COLUMNS, CellFailure, vmaf_log_path
+    from frreg.producer.encoders import (
+        CQ_RANGES,
+        DEFAULT_PRESETS,
+        ENCODER_SPECS,
+        PRODUCIBLE_ENCODERS,
+        EncoderSpec,
+        quality_args,
+    )
+    from frreg.producer.ffmpeg import (
+        FFMPEG_ENV,
+        VMAF_MODEL,
+        FfmpegInfo,
+        probe_ffmpeg,
+        resolve_ffmpeg,
+    )
+    from frreg.producer.progress import ProgressEvent, auto_progress
+    from frreg.producer.runner import ProduceResult, produce_corpus, produce_for_gate
+    from frreg.producer.settings import ProducerSettings, producer_settings
+    from frreg.producer.sources import (
+        BUILTIN_SOURCE_IDS,
+        BUILTIN_SPECS,
+        ManifestError,
+        Source,
+        SourceManifest,
+        builtin_sources,
+        container_source,
+        declared_source_ids,
+        default_cache_dir,
+        load_manifest,
+        raw_source,
+    )
+
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(
+        ("check_corpus_complete", "incomplete_marker", "manifest_path", "parts_dir"),
+        "frreg.corpus.sidecar",
+    ),
+    **dict.fromkeys(("ROW_COLUMNS", "CellFailure", "vmaf_log_path"), "frreg.producer.cells"),
+    **dict.fromkeys(
+        (
+            "CQ_RANGES",
+            "DEFAULT_PRESETS",
+            "ENCODER_SPECS",
+            "PRODUCIBLE_ENCODERS",
+            "EncoderSpec",
+            "quality_args",
+        ),
+        "frreg.producer.encoders",
+    ),
+    **dict.fromkeys(
+        ("FFMPEG_ENV", "VMAF_MODEL", "FfmpegInfo", "probe_ffmpeg", "resolve_ffmpeg"),
+        "frreg.producer.ffmpeg",
+    ),
+    **dict.fromkeys(("ProgressEvent", "auto_progress"), "frreg.producer.progress"),
+    **dict.fromkeys(
+        ("ProduceResult", "produce_corpus", "produce_for_gate"), "frreg.producer.runner"
+    ),
+    **dict.fromkeys(("ProducerSettings", "producer_settings"), "frreg.producer.settings"),
+    **dict.fromkeys(
+        (
+            "BUILTIN_SOURCE_IDS",
+            "BUILTIN_SPECS",
+            "ManifestError",
+            "Source",
+            "SourceManifest",
+            "builtin_sources",
+            "container_source",
+            "declared_source_ids",
+            "default_cache_dir",
+            "load_manifest",
+            "raw_source",
+        ),
+        "frreg.producer.sources",
+    ),
+}
 
 __all__ = [
     "BUILTIN_SOURCE_IDS",
     "BUILTIN_SPECS",
     "CQ_RANGES",
     "DEFAULT_PRESETS",
+    "ENCODER_SPECS",
     "FFMPEG_ENV",
     "PRODUCIBLE_ENCODERS",
     "ROW_COLUMNS",
     "VMAF_MODEL",
     "CellFailure",
+    "EncoderSpec",
     "FfmpegInfo",
     "ManifestError",
     "ProduceResult",
+    "ProducerSettings",
     "ProgressEvent",
     "Source",
     "SourceManifest",
@@ -78,8 +139,20 @@ __all__ = [
     "probe_ffmpeg",
     "produce_corpus",
     "produce_for_gate",
+    "producer_settings",
     "quality_args",
     "raw_source",
     "resolve_ffmpeg",
     "vmaf_log_path",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'frreg.producer' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

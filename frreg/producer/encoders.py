@@ -1,9 +1,10 @@
-"""Per-encoder knobs: the quality flag each encoder takes, its speed preset and bitstream format.
+"""One spec per encoder: its quality knob, speed preset, bitstream format and hardware.
 
 The corpus's ``cq`` column is one integer per cell, but every encoder spells
-"constant quality" differently. This module is the only place that knows the
-mapping, so the argv a cell runs and the range ``--cq`` accepts can never
-disagree:
+"constant quality" differently. :data:`ENCODER_SPECS` is the only place that
+knows the mapping, so the argv a cell runs and the range ``--cq`` accepts can
+never disagree. The vocabulary and preset ladders stay in :mod:`frreg.schema`;
+adding an encoder is one name there and one :class:`EncoderSpec` here.
 
 ============  =====================================  ==========  =======================
 encoder       quality knob (``cq`` → argv)           cq range    speed preset (default)
@@ -27,81 +28,183 @@ cores; ``--preset ENCODER=VALUE`` overrides them.
 
 from __future__ import annotations
 
-from typing import Final
+from dataclasses import dataclass
+from typing import Final, Literal
 
 from frreg.errors import InputError
 from frreg.schema import ENCODER_VOCAB, PRESET_LADDERS, UNKNOWN_ENCODER
 
-#: Encoders the producer can drive: the vocabulary minus its ``unknown`` slot.
-PRODUCIBLE_ENCODERS: Final = tuple(e for e in ENCODER_VOCAB if e != UNKNOWN_ENCODER)
+HardwareFamily = Literal["nvenc", "qsv"]
 
-#: Default speed preset per encoder; every value is on ``PRESET_LADDERS[encoder]``.
-DEFAULT_PRESETS: Final[dict[str, str]] = {
-    "libx264": "medium",
-    "libx265": "fast",
-    "libsvtav1": "10",
-    "libvvenc": "faster",
-    "libvpx-vp9": "6",
-    "h264_nvenc": "p4",
-    "hevc_nvenc": "p4",
-    "av1_nvenc": "p4",
-    "h264_qsv": "medium",
-    "hevc_qsv": "medium",
-    "av1_qsv": "medium",
-}
-
-#: Inclusive ``cq`` range each encoder's quality knob accepts.
-CQ_RANGES: Final[dict[str, tuple[int, int]]] = {
-    "libx264": (0, 51),
-    "libx265": (0, 51),
-    # SVT-AV1 treats crf 0 as "unset"; 1..63 is its real range.
-    "libsvtav1": (1, 63),
-    "libvvenc": (0, 63),
-    "libvpx-vp9": (0, 63),
-    # NVENC's -cq 0 means "automatic", not "best".
-    "h264_nvenc": (1, 51),
-    "hevc_nvenc": (1, 51),
-    "av1_nvenc": (1, 63),
-    "h264_qsv": (1, 51),
-    "hevc_qsv": (1, 51),
-    "av1_qsv": (1, 255),
-}
-
-#: (ffmpeg muxer, file extension) of the elementary stream each encoder writes.
-#: Raw streams rather than MP4/MKV so ``enc_bytes`` is the bitstream, not a container.
-BITSTREAM_FORMATS: Final[dict[str, tuple[str, str]]] = {
-    "libx264": ("h264", ".h264"),
-    "h264_nvenc": ("h264", ".h264"),
-    "h264_qsv": ("h264", ".h264"),
-    "libx265": ("hevc", ".hevc"),
-    "hevc_nvenc": ("hevc", ".hevc"),
-    "hevc_qsv": ("hevc", ".hevc"),
-    "libsvtav1": ("ivf", ".ivf"),
-    "av1_nvenc": ("ivf", ".ivf"),
-    "av1_qsv": ("ivf", ".ivf"),
-    "libvpx-vp9": ("ivf", ".ivf"),
-    "libvvenc": ("vvc", ".vvc"),
-}
-
-#: What a hardware encoder needs, quoted when its cell fails.
-HARDWARE_NEEDS: Final[dict[str, str]] = {
+#: What each hardware family needs, quoted when its cell fails.
+HARDWARE_NEEDS: Final[dict[HardwareFamily, str]] = {
     "nvenc": "an NVIDIA GPU with NVENC and its driver (libcuda)",
     "qsv": "an Intel GPU with Quick Sync and the oneVPL runtime",
 }
 
+#: (ffmpeg muxer, file extension) per bitstream. Raw elementary streams rather
+#: than MP4/MKV, so ``enc_bytes`` is the bitstream, not a container.
+_H264: Final = ("h264", ".h264")
+_HEVC: Final = ("hevc", ".hevc")
+_IVF: Final = ("ivf", ".ivf")
+_VVC: Final = ("vvc", ".vvc")
 
-def check_encoder(encoder: str) -> str:
-    """Return ``encoder`` if the producer can drive it, else raise :class:`InputError`."""
-    if encoder not in PRODUCIBLE_ENCODERS:
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """How the producer drives one encoder.
+
+    The encoder's output options are, in order::
+
+        -c:v NAME *before_preset PRESET_FLAG PRESET *before_quality QUALITY_FLAG CQ *after_quality
+
+    That order is part of every cell key, so changing it recomputes every cell.
+    """
+
+    name: str
+    #: ``None`` for a software encoder, else the vendor family it needs.
+    hardware: HardwareFamily | None
+    #: The ffmpeg muxer and file extension of the elementary stream it writes.
+    bitstream: tuple[str, str]
+    #: Default speed preset; on ``PRESET_LADDERS[name]``.
+    default_preset: str
+    #: Inclusive ``cq`` range the quality knob accepts.
+    cq_range: tuple[int, int]
+    quality_flag: str = "-crf"
+    preset_flag: str = "-preset"
+    before_preset: tuple[str, ...] = ()
+    before_quality: tuple[str, ...] = ()
+    after_quality: tuple[str, ...] = ()
+
+    @property
+    def muxer(self) -> str:
+        return self.bitstream[0]
+
+    @property
+    def extension(self) -> str:
+        return self.bitstream[1]
+
+    @property
+    def ladder(self) -> tuple[str, ...]:
+        """The encoder's presets, fastest first (from :data:`frreg.schema.PRESET_LADDERS`)."""
+        return PRESET_LADDERS[self.name]
+
+    def quality_args(self, cq: int, preset: str) -> list[str]:
+        """The ffmpeg output options selecting this encoder at ``cq`` and ``preset``.
+
+        The caller validates ``cq`` and ``preset``; this only spells them.
+        """
+        return [
+            "-c:v",
+            self.name,
+            *self.before_preset,
+            self.preset_flag,
+            preset,
+            *self.before_quality,
+            self.quality_flag,
+            str(cq),
+            *self.after_quality,
+        ]
+
+    def hardware_hint(self) -> str | None:
+        """What the encoder needs from the machine, or ``None`` for a software encoder."""
+        if self.hardware is None:
+            return None
+        return f"{self.name} needs {HARDWARE_NEEDS[self.hardware]}"
+
+
+def _nvenc(name: str, bitstream: tuple[str, str], cq_max: int) -> EncoderSpec:
+    # NVENC's -cq 0 means "automatic", not "best".
+    return EncoderSpec(
+        name,
+        "nvenc",
+        bitstream,
+        "p4",
+        (1, cq_max),
+        quality_flag="-cq",
+        before_quality=("-rc", "vbr"),
+        after_quality=("-b:v", "0"),
+    )
+
+
+def _qsv(name: str, bitstream: tuple[str, str], cq_max: int) -> EncoderSpec:
+    return EncoderSpec(
+        name, "qsv", bitstream, "medium", (1, cq_max), quality_flag="-global_quality"
+    )
+
+
+#: Every encoder the producer can drive, keyed by name, in vocabulary order.
+ENCODER_SPECS: Final[dict[str, EncoderSpec]] = {
+    spec.name: spec
+    for spec in (
+        EncoderSpec("libx264", None, _H264, "medium", (0, 51)),
+        # x265 logs every setting at info level; keep stderr tails about errors.
+        EncoderSpec(
+            "libx265",
+            None,
+            _HEVC,
+            "fast",
+            (0, 51),
+            after_quality=("-x265-params", "log-level=error"),
+        ),
+        # SVT-AV1 treats crf 0 as "unset"; 1..63 is its real range.
+        EncoderSpec("libsvtav1", None, _IVF, "10", (1, 63)),
+        EncoderSpec("libvvenc", None, _VVC, "faster", (0, 63), quality_flag="-qp"),
+        EncoderSpec(
+            "libvpx-vp9",
+            None,
+            _IVF,
+            "6",
+            (0, 63),
+            preset_flag="-cpu-used",
+            before_preset=("-deadline", "good"),
+            before_quality=("-row-mt", "1"),
+            after_quality=("-b:v", "0"),
+        ),
+        _nvenc("h264_nvenc", _H264, 51),
+        _nvenc("hevc_nvenc", _HEVC, 51),
+        _nvenc("av1_nvenc", _IVF, 63),
+        _qsv("h264_qsv", _H264, 51),
+        _qsv("hevc_qsv", _HEVC, 51),
+        _qsv("av1_qsv", _IVF, 255),
+    )
+}
+
+#: Encoders the producer can drive: the vocabulary minus its ``unknown`` slot.
+PRODUCIBLE_ENCODERS: Final = tuple(e for e in ENCODER_VOCAB if e != UNKNOWN_ENCODER)
+
+# Views of the table, for callers that want one field of every encoder.
+#: Default speed preset per encoder.
+DEFAULT_PRESETS: Final = {name: spec.default_preset for name, spec in ENCODER_SPECS.items()}
+#: Inclusive ``cq`` range per encoder.
+CQ_RANGES: Final = {name: spec.cq_range for name, spec in ENCODER_SPECS.items()}
+#: (ffmpeg muxer, file extension) per encoder.
+BITSTREAM_FORMATS: Final = {name: spec.bitstream for name, spec in ENCODER_SPECS.items()}
+#: The widest ``cq`` range any encoder accepts (what ``--cq`` takes before the encoder is known).
+CQ_BOUNDS: Final = (
+    min(lo for lo, _ in CQ_RANGES.values()),
+    max(hi for _, hi in CQ_RANGES.values()),
+)
+
+
+def encoder_spec(encoder: str) -> EncoderSpec:
+    """The spec of ``encoder``; :class:`InputError` naming the choices if there is none."""
+    spec = ENCODER_SPECS.get(encoder)
+    if spec is None or encoder not in PRODUCIBLE_ENCODERS:
         raise InputError(
             f"unknown encoder {encoder!r}; choose from {', '.join(PRODUCIBLE_ENCODERS)}"
         )
-    return encoder
+    return spec
+
+
+def check_encoder(encoder: str) -> str:
+    """Return ``encoder`` if the producer can drive it, else raise :class:`InputError`."""
+    return encoder_spec(encoder).name
 
 
 def check_preset(encoder: str, preset: str) -> str:
     """Return ``preset`` if it is on ``encoder``'s ladder, else raise :class:`InputError`."""
-    ladder = PRESET_LADDERS[check_encoder(encoder)]
+    ladder = encoder_spec(encoder).ladder
     if preset not in ladder:
         raise InputError(
             f"preset {preset!r} is not on {encoder}'s ladder; choose from {', '.join(ladder)}"
@@ -111,52 +214,18 @@ def check_preset(encoder: str, preset: str) -> str:
 
 def check_cq(encoder: str, cq: int) -> int:
     """Return ``cq`` if ``encoder``'s quality knob accepts it, else raise :class:`InputError`."""
-    lo, hi = CQ_RANGES[check_encoder(encoder)]
+    lo, hi = encoder_spec(encoder).cq_range
     if not lo <= cq <= hi:
         raise InputError(f"cq {cq} is out of range for {encoder} ({lo}..{hi})")
     return cq
 
 
 def quality_args(encoder: str, cq: int, preset: str) -> list[str]:
-    """The ffmpeg output options that select ``encoder`` at quality ``cq`` and ``preset``.
-
-    The caller validates ``cq`` and ``preset``; this function only spells them.
-    """
-    if encoder in ("libx264", "libx265"):
-        args = ["-c:v", encoder, "-preset", preset, "-crf", str(cq)]
-        if encoder == "libx265":
-            # x265 logs every setting at info level; keep stderr tails about errors.
-            args += ["-x265-params", "log-level=error"]
-        return args
-    if encoder == "libsvtav1":
-        return ["-c:v", encoder, "-preset", preset, "-crf", str(cq)]
-    if encoder == "libvpx-vp9":
-        return [
-            "-c:v",
-            encoder,
-            "-deadline",
-            "good",
-            "-cpu-used",
-            preset,
-            "-row-mt",
-            "1",
-            "-crf",
-            str(cq),
-            "-b:v",
-            "0",
-        ]
-    if encoder == "libvvenc":
-        return ["-c:v", encoder, "-preset", preset, "-qp", str(cq)]
-    if encoder.endswith("_nvenc"):
-        return ["-c:v", encoder, "-preset", preset, "-rc", "vbr", "-cq", str(cq), "-b:v", "0"]
-    if encoder.endswith("_qsv"):
-        return ["-c:v", encoder, "-preset", preset, "-global_quality", str(cq)]
-    raise InputError(f"unknown encoder {encoder!r}; choose from {', '.join(PRODUCIBLE_ENCODERS)}")
+    """The ffmpeg output options that select ``encoder`` at quality ``cq`` and ``preset``."""
+    return encoder_spec(encoder).quality_args(cq, preset)
 
 
 def hardware_hint(encoder: str) -> str | None:
     """What ``encoder`` needs from the machine, or ``None`` for a software encoder."""
-    for suffix, needs in HARDWARE_NEEDS.items():
-        if encoder.endswith("_" + suffix):
-            return f"{encoder} needs {needs}"
-    return None
+    spec = ENCODER_SPECS.get(encoder)
+    return spec.hardware_hint() if spec is not None else None

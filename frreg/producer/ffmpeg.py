@@ -450,7 +450,9 @@ _STREAM_RE: Final = re.compile(r"Stream #0:\d+\S*: Video: (.*)$", re.MULTILINE)
 
 def _split_top_level(text: str) -> list[str]:
     """Split on commas that are not inside parentheses or brackets."""
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in text:
         if ch in "([":
             depth += 1

@@ -12,7 +12,16 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, TextIO
+from typing import Final, Protocol
+
+
+class TextSink(Protocol):
+    """Where progress lines go: a text stream, or anything with ``write`` and ``flush``."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
+
 
 #: Seconds between plain progress lines in non-interactive logs.
 PLAIN_INTERVAL_S: Final = 30.0
@@ -85,8 +94,8 @@ def _clock(seconds: float) -> str:
 class TerminalProgress:
     """A single status line, rewritten in place (for a TTY)."""
 
-    def __init__(self, stream: TextIO | None = None, prefix: str = "frreg-corpus") -> None:
-        self.stream = stream if stream is not None else sys.stderr
+    def __init__(self, stream: TextSink | None = None, prefix: str = "frreg-corpus") -> None:
+        self.stream: TextSink = stream if stream is not None else sys.stderr
         self.prefix = prefix
         self._width = 0
 
@@ -104,11 +113,11 @@ class PlainProgress:
 
     def __init__(
         self,
-        stream: TextIO | None = None,
+        stream: TextSink | None = None,
         prefix: str = "frreg-corpus",
         interval_s: float = PLAIN_INTERVAL_S,
     ) -> None:
-        self.stream = stream if stream is not None else sys.stderr
+        self.stream: TextSink = stream if stream is not None else sys.stderr
         self.prefix = prefix
         self.interval_s = interval_s
         self._last = time.monotonic()
@@ -121,7 +130,7 @@ class PlainProgress:
             self.stream.flush()
 
 
-def auto_progress(stream: TextIO | None = None) -> ProgressCallback:
+def auto_progress(stream: TextSink | None = None) -> ProgressCallback:
     """A live line on a terminal, occasional plain lines otherwise."""
     stream = stream if stream is not None else sys.stderr
     isatty = getattr(stream, "isatty", None)

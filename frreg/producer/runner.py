@@ -1,0 +1,639 @@
+"""Running the grid: the resumable runner, corpus assembly and the run's manifest.
+
+:func:`produce_corpus` runs every cell not already finished under the
+corpus's parts directory, ``jobs`` at a time, then assembles the corpus from
+the parts in sorted order. Next to the corpus ``OUT`` it keeps the sidecar
+files of :mod:`frreg.corpus.sidecar`: ``OUT.manifest.json`` (settings,
+sources, versions, every cell's status, the corpus digest), ``OUT.parts/``
+and, while the corpus must not be used, ``OUT.incomplete``.
+
+Each part is written to a temporary name and renamed, so killing the
+producer at any moment leaves only whole parts; a rerun skips them and the
+final JSONL — assembled again via a temporary name — is the same as an
+uninterrupted run's. A file lock keeps two producers off the same corpus;
+correctness does not depend on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from filelock import FileLock
+
+from frreg._io import atomic_writer, write_json_atomic
+from frreg.corpus.sidecar import (
+    clear_incomplete,
+    manifest_path,
+    mark_incomplete,
+    parts_dir,
+)
+from frreg.errors import InputError, ToolError
+from frreg.producer import ffmpeg as ff
+from frreg.producer.cells import (
+    PRODUCER_VERSION,
+    ROW_COLUMNS,
+    WORK_PREFIX,
+    Cell,
+    CellFailure,
+    build_cells,
+    cell_failure,
+    now_iso,
+    part_name,
+    read_part_header,
+    run_cell,
+)
+from frreg.producer.encoders import DEFAULT_PRESETS, check_cq, check_encoder, check_preset
+from frreg.producer.progress import PlainProgress, ProgressCallback, ProgressEvent
+from frreg.producer.settings import ProducerSettings, producer_settings
+from frreg.producer.sources import Source, check_unique_ids, load_manifest
+from frreg.schema import EXIT_FAIL, EXIT_OK, SCHEMA_VERSION
+
+#: Temporary files older than this (seconds) in the parts directory are debris.
+_STALE_TMP_S: Final = 3600.0
+
+
+# --------------------------------------------------------------------------
+# Defaults for jobs and threads
+# --------------------------------------------------------------------------
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def default_jobs(cores: int | None = None) -> int:
+    """Cells run side by side: one per core, so one cell's encode overlaps another's scoring."""
+    return max(1, cores if cores is not None else usable_cores())
+
+
+def default_vmaf_threads(jobs: int, cores: int | None = None) -> int:
+    """libvmaf threads per cell: the cores shared out between the jobs (at least 1)."""
+    cores = cores if cores is not None else usable_cores()
+    return max(1, cores // max(1, jobs))
+
+
+def resolve_presets(encoders: Sequence[str], presets: Mapping[str, str] | None) -> dict[str, str]:
+    """Each encoder's preset: the override if given, else :data:`DEFAULT_PRESETS`."""
+    for enc, preset in (presets or {}).items():
+        check_encoder(enc)
+        check_preset(enc, preset)
+    return {enc: (presets or {}).get(enc, DEFAULT_PRESETS[enc]) for enc in encoders}
+
+
+# --------------------------------------------------------------------------
+# The result
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class ProduceResult:
+    """What one :func:`produce_corpus` call did."""
+
+    corpus: Path
+    manifest: Path
+    complete: bool
+    written: bool
+    rows: int
+    cells_total: int
+    cells_reused: int
+    cells_run: int
+    failed: list[CellFailure]
+    encodes: int
+    frames_scored: int
+    wall_s: float
+    tool_busy_s: float
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """``EXIT_OK`` when the corpus was written, ``EXIT_FAIL`` otherwise."""
+        return EXIT_OK if self.written else EXIT_FAIL
+
+    @property
+    def overhead_fraction(self) -> float:
+        """Share of the wall time when no ffmpeg process was running."""
+        if self.wall_s <= 0:
+            return 0.0
+        return max(0.0, self.wall_s - self.tool_busy_s) / self.wall_s
+
+
+# --------------------------------------------------------------------------
+# produce_corpus
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A validated grid: every check passed, nothing has run yet."""
+
+    cells: list[Cell]
+    exe: Path
+    info: ff.FfmpegInfo
+    jobs: int
+    vmaf_threads: int
+    settings: dict[str, Any]
+
+
+def _plan(
+    sources: Sequence[Source],
+    encoders: Sequence[str],
+    cqs: Sequence[int],
+    *,
+    presets: Mapping[str, str] | None,
+    max_frames: int | None,
+    ffmpeg: str | os.PathLike[str] | None,
+    jobs: int | None,
+    vmaf_threads: int | None,
+    allow_missing: bool,
+    timeout: float | None,
+) -> _Plan:
+    """Check every argument (InputError) and build the cells, before anything runs."""
+    if not sources:
+        raise InputError("no sources")
+    if not encoders:
+        raise InputError("no encoders")
+    if not cqs:
+        raise InputError("no cq values")
+    chosen_encoders = list(dict.fromkeys(check_encoder(e) for e in encoders))
+    chosen_cqs = sorted(set(cqs))
+    for enc in chosen_encoders:
+        for cq in chosen_cqs:
+            check_cq(enc, cq)
+    chosen_presets = resolve_presets(chosen_encoders, presets)
+    if max_frames is not None and max_frames < 1:
+        raise InputError(f"max_frames must be a positive integer, not {max_frames}")
+    check_unique_ids(sources)
+    exe = ff.resolve_ffmpeg(ffmpeg)
+    info = ff.probe_ffmpeg(exe)
+    ff.require_capabilities(info, chosen_encoders)
+    jobs = jobs if jobs is not None else default_jobs()
+    if jobs < 1:
+        raise InputError(f"jobs must be at least 1, not {jobs}")
+    vmaf_threads = vmaf_threads if vmaf_threads is not None else default_vmaf_threads(jobs)
+    if vmaf_threads < 1:
+        raise InputError(f"vmaf_threads must be at least 1, not {vmaf_threads}")
+    cells = build_cells(sources, chosen_encoders, chosen_cqs, chosen_presets, max_frames, info)
+    settings = {
+        "encoders": sorted(chosen_encoders),
+        "cqs": chosen_cqs,
+        "presets": dict(sorted(chosen_presets.items())),
+        "max_frames": max_frames,
+        "vmaf_model": ff.VMAF_MODEL,
+        "jobs": jobs,
+        "vmaf_threads": vmaf_threads,
+        "timeout_s": timeout,
+        "allow_missing": allow_missing,
+    }
+    return _Plan(cells, exe, info, jobs, vmaf_threads, settings)
+
+
+class _Run:
+    """One run over a plan's pending cells: their outcomes, the progress, the manifest."""
+
+    def __init__(
+        self,
+        plan: _Plan,
+        record: _ManifestRecord,
+        headers: dict[str, dict[str, Any]],
+        progress: ProgressCallback | None,
+        t0: float,
+    ) -> None:
+        self.plan = plan
+        self.record = record
+        self.headers = headers
+        self.failures: dict[str, CellFailure] = {}
+        self.pending = [c for c in plan.cells if c.key not in headers]
+        self.reused = len(plan.cells) - len(self.pending)
+        self.progress = progress
+        self.clock = ff.ToolClock()
+        self.frames_todo = sum(c.frames for c in self.pending)
+        self.frames_done = 0
+        self.t0 = t0
+
+    def report(self, last: str | None, finished: bool = False) -> None:
+        if self.progress is None:
+            return
+        self.progress(
+            ProgressEvent(
+                cells_total=len(self.plan.cells),
+                cells_done=len(self.headers),
+                cells_failed=len(self.failures),
+                cells_skipped=self.reused,
+                frames_done=self.frames_done,
+                frames_todo=self.frames_todo,
+                elapsed_s=time.perf_counter() - self.t0,
+                last=last,
+                finished=finished,
+            )
+        )
+
+    def run_pending(self, pdir: Path, timeout: float | None) -> None:
+        """Run every pending cell, recording each outcome in the manifest as it lands."""
+        if not self.pending:
+            return
+        executor = ThreadPoolExecutor(max_workers=self.plan.jobs, thread_name_prefix="frreg-cell")
+        try:
+            running: dict[Future[dict[str, Any]], Cell] = {
+                executor.submit(
+                    run_cell,
+                    cell,
+                    self.plan.exe,
+                    pdir,
+                    vmaf_threads=self.plan.vmaf_threads,
+                    timeout=timeout,
+                    clock=self.clock,
+                ): cell
+                for cell in self.pending
+            }
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    cell = running.pop(fut)
+                    self._settle(cell, fut)
+                    self.record.save(self.headers, self.failures, complete=False)
+                    self.report(cell.label)
+        except BaseException:
+            # Ctrl-C, SIGTERM: stop every ffmpeg we started, then let it propagate.
+            executor.shutdown(wait=False, cancel_futures=True)
+            ff.LIVE_PROCESSES.kill_all()
+            raise
+        executor.shutdown(wait=True)
+
+    def _settle(self, cell: Cell, fut: Future[dict[str, Any]]) -> None:
+        try:
+            self.headers[cell.key] = fut.result()
+            self.frames_done += cell.frames
+        except ToolError as exc:
+            self.failures[cell.key] = cell_failure(cell, exc)
+        except OSError as exc:
+            self.failures[cell.key] = CellFailure(cell.label, cell.key, f"I/O error: {exc}")
+
+
+def produce_corpus(
+    out: str | os.PathLike[str],
+    sources: Sequence[Source],
+    encoders: Sequence[str],
+    cqs: Sequence[int],
+    *,
+    presets: Mapping[str, str] | None = None,
+    max_frames: int | None = None,
+    ffmpeg: str | os.PathLike[str] | None = None,
+    jobs: int | None = None,
+    vmaf_threads: int | None = None,
+    allow_missing: bool = False,
+    timeout: float | None = None,
+    progress: ProgressCallback | None = None,
+    argv: Sequence[str] | None = None,
+) -> ProduceResult:
+    """Produce (or finish, or confirm) the per-frame corpus ``out`` for the grid.
+
+    Every (source, encoder, cq) cell not already recorded under ``out``'s
+    parts directory is encoded and scored, ``jobs`` at a time. When every
+    cell succeeded — or ``allow_missing`` is set — the rows are assembled
+    into ``out`` sorted by (src, encoder, cq, frame_index), and the manifest
+    records ``complete``. Otherwise no corpus is written, ``OUT.incomplete``
+    explains why, and the result lists the failures.
+
+    Bad arguments (unknown encoder, cq out of range, a preset not on the
+    encoder's ladder, an ffmpeg without libvmaf or a requested encoder)
+    raise :class:`~frreg.errors.InputError` before anything runs.
+    """
+    t0 = time.perf_counter()
+    corpus = Path(out)
+    plan = _plan(
+        sources,
+        encoders,
+        cqs,
+        presets=presets,
+        max_frames=max_frames,
+        ffmpeg=ffmpeg,
+        jobs=jobs,
+        vmaf_threads=vmaf_threads,
+        allow_missing=allow_missing,
+        timeout=timeout,
+    )
+    pdir = parts_dir(corpus)
+    pdir.mkdir(parents=True, exist_ok=True)
+    record = _ManifestRecord(corpus, plan.cells, plan.settings, plan.info, sources, argv)
+
+    with FileLock(str(_lock_path(corpus))):
+        _clean_stale(pdir)
+        run = _Run(plan, record, _finished_parts(pdir, plan.cells), progress, t0)
+        # The marker goes down before anything else changes, so a run killed
+        # from here on leaves a corpus the trainer refuses.
+        mark_incomplete(corpus, "a frreg-corpus run is in progress (or was interrupted); rerun it")
+        record.save(run.headers, {}, complete=False)
+        run.report(None)
+        run.run_pending(pdir, timeout)
+        result = _finish(corpus, run, allow_missing)
+        run.report(None, finished=True)
+    return result
+
+
+def _finished_parts(pdir: Path, cells: Sequence[Cell]) -> dict[str, dict[str, Any]]:
+    """Headers of the cells whose part is already on disk, keyed by cell key."""
+    headers: dict[str, dict[str, Any]] = {}
+    for cell in cells:
+        header = read_part_header(pdir / part_name(cell.key), cell.key)
+        if header is not None:
+            headers[cell.key] = header
+    return headers
+
+
+def _finish(corpus: Path, run: _Run, allow_missing: bool) -> ProduceResult:
+    """Assemble the corpus (or refuse to), write the final manifest and the marker."""
+    cells, headers, failures = run.plan.cells, run.headers, run.failures
+    missing = [c.label for c in cells if c.key not in headers]
+    # Never write an empty corpus, even when gaps are allowed.
+    write = bool(headers) and (not failures or allow_missing)
+    rows = 0
+    corpus_record = None
+    if write:
+        rows, digest = _assemble(corpus, [c for c in cells if c.key in headers])
+        corpus_record = {"path": corpus.name, "rows": rows, "sha256": digest}
+    else:
+        corpus.unlink(missing_ok=True)
+    wall = time.perf_counter() - run.t0
+    cells_run = len(run.pending) - len(failures)
+    encodes = run.clock.launches.get("encode", 0)
+    run.record.save(
+        headers,
+        failures,
+        complete=not missing,
+        corpus=corpus_record,
+        run={
+            "cells_run": cells_run,
+            "cells_reused": run.reused,
+            "encodes": encodes,
+            "wall_s": round(wall, 3),
+        },
+    )
+    if write:
+        clear_incomplete(corpus)
+    else:
+        mark_incomplete(corpus, _incomplete_text(len(failures), len(cells), missing))
+    return ProduceResult(
+        corpus=corpus,
+        manifest=manifest_path(corpus),
+        complete=not missing,
+        written=write,
+        rows=rows,
+        cells_total=len(cells),
+        cells_reused=run.reused,
+        cells_run=cells_run,
+        failed=[failures[c.key] for c in cells if c.key in failures],
+        encodes=encodes,
+        frames_scored=run.frames_done,
+        wall_s=wall,
+        tool_busy_s=run.clock.busy_s(),
+        missing=missing,
+    )
+
+
+def _incomplete_text(n_failed: int, n_cells: int, missing: Sequence[str]) -> str:
+    shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+    return (
+        f"{n_failed} of {n_cells} cells failed ({shown}); no corpus was written. "
+        f"Rerun frreg-corpus to retry them, or pass --allow-missing to write the corpus "
+        f"without them (the gaps are then recorded in the manifest)."
+    )
+
+
+# --------------------------------------------------------------------------
+# Assembly, locking and stale files
+# --------------------------------------------------------------------------
+
+
+def _assemble(corpus: Path, cells: Sequence[Cell]) -> tuple[int, str]:
+    """Write the final JSONL from the parts in corpus order; return (rows, sha256)."""
+    digest = hashlib.sha256()
+    rows = 0
+    pdir = parts_dir(corpus)
+    with atomic_writer(corpus) as out:
+        for cell in sorted(cells, key=lambda c: c.sort_key):
+            with open(pdir / part_name(cell.key), encoding="utf-8") as fh:
+                fh.readline()  # header
+                for line in fh:
+                    out.write(line)
+                    digest.update(line.encode())
+                    rows += 1
+    return rows, digest.hexdigest()
+
+
+def _lock_path(corpus: Path) -> Path:
+    # Inside the parts dir, not ``OUT.lock``: callers (the gate) may already
+    # hold a FileLock on ``OUT.lock`` around this call, and a second flock on
+    # the same file from the same process would deadlock.
+    return parts_dir(corpus) / ".producer.lock"
+
+
+def _clean_stale(pdir: Path) -> None:
+    """Remove work dirs of dead producers and old temporary files (held under the lock)."""
+    now = time.time()
+    for entry in pdir.iterdir():
+        name = entry.name
+        if name.startswith(WORK_PREFIX) and entry.is_dir():
+            pid_text = name[len(WORK_PREFIX) :].split("-", 1)[0]
+            if pid_text.isdigit() and not _pid_alive(int(pid_text)):
+                shutil.rmtree(entry, ignore_errors=True)
+        elif name.startswith(".") and name.endswith(".tmp"):
+            try:
+                if now - entry.stat().st_mtime > _STALE_TMP_S:
+                    entry.unlink()
+            except OSError:
+                pass
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# --------------------------------------------------------------------------
+# The run's manifest
+# --------------------------------------------------------------------------
+
+
+class _ManifestRecord:
+    """Builds and atomically rewrites ``OUT.manifest.json``."""
+
+    def __init__(
+        self,
+        corpus: Path,
+        cells: Sequence[Cell],
+        settings: dict[str, Any],
+        info: ff.FfmpegInfo,
+        sources: Sequence[Source],
+        argv: Sequence[str] | None,
+    ) -> None:
+        self.corpus = corpus
+        self.cells = cells
+        self.settings = settings
+        self.info = info
+        self.sources = sorted(sources, key=lambda s: s.id)
+        self.argv = list(argv) if argv is not None else None
+        self.started = now_iso()
+
+    def _cell_entry(
+        self,
+        cell: Cell,
+        headers: Mapping[str, Mapping[str, Any]],
+        failures: Mapping[str, CellFailure],
+    ) -> dict[str, Any]:
+        entry: dict[str, Any] = cell.record()
+        if cell.key in headers:
+            header = headers[cell.key]
+            entry["status"] = "done"
+            for k in ("enc_bytes", "enc_time_ms", "vmaf_mean", "produced_at"):
+                entry[k] = header.get(k)
+            entry["part"] = f"{parts_dir(self.corpus).name}/{part_name(cell.key)}"
+        elif cell.key in failures:
+            entry["status"] = "failed"
+            entry["error"] = failures[cell.key].message
+            entry["stderr_tail"] = failures[cell.key].stderr_tail
+        else:
+            entry["status"] = "pending"
+        return entry
+
+    def save(
+        self,
+        headers: Mapping[str, Mapping[str, Any]],
+        failures: Mapping[str, CellFailure],
+        *,
+        complete: bool,
+        corpus: dict[str, Any] | None = None,
+        run: dict[str, Any] | None = None,
+    ) -> None:
+        cells = [self._cell_entry(cell, headers, failures) for cell in self.cells]
+        missing = [e for e in cells if e["status"] != "done"]
+        write_json_atomic(
+            manifest_path(self.corpus),
+            {
+                "schema_version": SCHEMA_VERSION,
+                "producer": {"name": "frreg-corpus", "version": PRODUCER_VERSION},
+                "argv": self.argv,
+                "settings": self.settings,
+                "columns": list(ROW_COLUMNS),
+                "ffmpeg": self.info.describe(),
+                "sources": [s.describe() for s in self.sources],
+                "cells_total": len(cells),
+                "cells_done": len(cells) - len(missing),
+                "cells_failed": len(failures),
+                "missing": [f"{e['src']}/{e['encoder']}/cq{e['cq']}" for e in missing],
+                "complete": complete,
+                "allow_missing": bool(self.settings.get("allow_missing")),
+                "corpus": corpus,
+                "started_at": self.started,
+                "updated_at": now_iso(),
+                "run": run,
+                "cells": cells,
+            },
+        )
+
+
+# --------------------------------------------------------------------------
+# The gate's entry point
+# --------------------------------------------------------------------------
+
+
+def produce_for_gate(
+    out: str | os.PathLike[str],
+    settings: ProducerSettings | None = None,
+    *,
+    manifest: str | os.PathLike[str] | None = None,
+    encoders: Sequence[str] | None = None,
+    cqs: Sequence[int] | None = None,
+    presets: Mapping[str, str] | None = None,
+    frames: int | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    ffmpeg: str | os.PathLike[str] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> ProduceResult:
+    """Produce ``out`` from a sources manifest, or from the built-in set when there is none.
+
+    Pass ``settings`` (from :func:`~frreg.producer.settings.producer_settings`),
+    or the keywords, which build the same settings; not both. ``encoders``/
+    ``cqs``/``presets`` win over the manifest's own. Progress goes to ``log``
+    as occasional plain lines. Raises :class:`~frreg.errors.InputError` for
+    bad input and :class:`~frreg.errors.ToolError` (naming the first failed
+    cell, with its ffmpeg stderr tail) when the corpus could not be written.
+    """
+    keywords = {
+        "sources": manifest,
+        "encoders": encoders,
+        "cqs": cqs,
+        "presets": presets,
+        "frames": frames,
+        "cache_dir": cache_dir,
+        "ffmpeg": ffmpeg,
+    }
+    if settings is None:
+        settings = producer_settings(keywords, Path())
+    elif any(v is not None for v in keywords.values()):
+        raise TypeError("produce_for_gate: pass settings or keyword settings, not both")
+
+    exe = ff.resolve_ffmpeg(settings.ffmpeg)
+    parsed = None
+    if settings.manifest is not None:
+        parsed = load_manifest(settings.manifest, ffmpeg=exe)
+    sources = list(parsed.sources) if parsed is not None else settings.builtin_sources(exe)
+    grid = settings.grid(parsed)
+    result = produce_corpus(
+        out,
+        sources,
+        grid.encoders,
+        grid.cqs,
+        presets=grid.presets,
+        # Built-ins are rendered ``frames`` long; only a manifest's files need the cap.
+        max_frames=settings.frames if parsed is not None else None,
+        ffmpeg=exe,
+        jobs=settings.jobs,
+        vmaf_threads=settings.vmaf_threads,
+        allow_missing=settings.allow_missing,
+        timeout=settings.timeout,
+        progress=None if log is None else PlainProgress(_LogStream(log), prefix="frreg-corpus"),
+    )
+    if not result.written:
+        first = result.failed[0]
+        raise ToolError(
+            f"{out}: {len(result.failed)} of {result.cells_total} corpus cells failed, "
+            f"first {first.label}: {first.message}",
+            first.argv,
+            first.stderr_tail,
+        )
+    return result
+
+
+class _LogStream:
+    """A write()-able that forwards whole lines to a ``log(str)`` callable."""
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self.log = log
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            if line.strip():
+                self.log(line)
+        return len(text)
+
+    def flush(self) -> None:
+        pass

@@ -1,0 +1,210 @@
+"""The built-in sources: deterministic lavfi graphs rendered on demand and cached.
+
+They give a corpus (and the plugin's lazily produced one) ten varied sources
+without any video files: charts, fractals, noise, gradients, cellular
+automata. Every random element has its seed pinned, so one ffmpeg renders the
+same bytes every time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Final
+
+from filelock import FileLock
+
+from frreg._io import sha256_file, sha256_json
+from frreg.errors import InputError
+from frreg.producer import ffmpeg as ff
+from frreg.producer.sources.model import Source
+
+#: Environment variable overriding where generated built-in sources are cached.
+CACHE_ENV: Final = "FRREG_CACHE_DIR"
+
+
+@dataclass(frozen=True)
+class BuiltinSpec:
+    """One built-in source: a deterministic lavfi graph at a fixed frame rate."""
+
+    id: str
+    rate: int
+    #: lavfi graph; ``{size}``, ``{rate}`` and ``{w_8}``, ``{h_8}``, ``{w7_8}``,
+    #: ``{h7_8}`` (1/8 and 7/8 of the frame, in pixels) are filled in.
+    graph: str
+    #: What kind of content it adds to the corpus.
+    content: str
+
+    def render(self, width: int, height: int) -> str:
+        """The full graph for ``width`` x ``height``, ending in limited-range yuv420p.
+
+        Some generators (zoneplate) emit full-range YUV; limited range is what
+        real video and encoders expect, and it keeps a decoded encode and its
+        source in the same range without relying on range signalling.
+        """
+        body = self.graph.format(
+            size=f"{width}x{height}",
+            rate=self.rate,
+            w_8=width // 8,
+            h_8=height // 8,
+            w7_8=width * 7 // 8,
+            h7_8=height * 7 // 8,
+        )
+        return f"{body},scale=out_range=tv,format=yuv420p"
+
+
+# Every generator with a random element has its seed pinned, so the same
+# ffmpeg renders the same bytes every time. Ids carry the frame rate because
+# it is part of what makes the source (and reads well in test ids).
+BUILTIN_SPECS: Final = (
+    BuiltinSpec(
+        "testsrc2_30fps", 30, "testsrc2=size={size}:rate={rate}", "synthetic chart, motion"
+    ),
+    BuiltinSpec(
+        "mandelbrot_24fps",
+        24,
+        "mandelbrot=size={size}:rate={rate}:maxiter=1024",
+        "fractal zoom, fine detail",
+    ),
+    BuiltinSpec(
+        "life_25fps",
+        25,
+        "life=size={size}:rate={rate}:seed=7:ratio=0.1:mold=8"
+        ":life_color=#ffe080:death_color=#203050:mold_color=#603010",
+        "cellular automaton, high temporal noise",
+    ),
+    BuiltinSpec(
+        "cellauto_30fps",
+        30,
+        "cellauto=size={size}:rate={rate}:rule=30:seed=42:random_fill_ratio=0.5:scroll=1",
+        "scrolling binary texture, maximum spatial detail",
+    ),
+    BuiltinSpec(
+        "gradients_24fps",
+        24,
+        "gradients=size={size}:rate={rate}:seed=3:speed=0.03:nb_colors=5"
+        ":x0={w_8}:y0={h_8}:x1={w7_8}:y1={h7_8}",
+        "smooth rotating gradients, low detail",
+    ),
+    BuiltinSpec(
+        "zoneplate_30fps",
+        30,
+        "zoneplate=size={size}:rate={rate}:kx2=256:ky2=256:kt2=10:kxt=12:kyt=6",
+        "drifting zone plate, aliasing-prone frequencies",
+    ),
+    BuiltinSpec(
+        "noise_25fps",
+        25,
+        "color=c=0x808080:size={size}:rate={rate},noise=alls=24:allf=t+u:all_seed=5",
+        "flat grey with temporal noise (film grain)",
+    ),
+    BuiltinSpec(
+        "testsrc_blur_50fps",
+        50,
+        "testsrc=size={size}:rate={rate},boxblur=luma_radius=3:luma_power=2",
+        "blurred moving chart, high frame rate",
+    ),
+    BuiltinSpec(
+        "smptehdbars_scroll_30fps",
+        30,
+        "smptehdbars=size={size}:rate={rate},scroll=horizontal=0.004",
+        "colour bars panning, sharp edges",
+    ),
+    BuiltinSpec(
+        "sierpinski_24fps",
+        24,
+        "sierpinski=size={size}:rate={rate}:seed=11:jump=2:type=carpet",
+        "moving fractal carpet, hard edges",
+    ),
+)
+
+#: Built-in source ids, known without generating anything (for pytest collection).
+BUILTIN_SOURCE_IDS: Final = tuple(spec.id for spec in BUILTIN_SPECS)
+#: Default built-in geometry and length.
+BUILTIN_SIZE: Final = (320, 180)
+BUILTIN_SECONDS: Final = 3
+
+
+def default_cache_dir() -> Path:
+    """``$FRREG_CACHE_DIR``, else ``$XDG_CACHE_HOME/frreg``, else ``~/.cache/frreg``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "frreg"
+
+
+def builtin_sources(
+    cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    ids: Sequence[str] | None = None,
+    frames: int | None = None,
+    size: tuple[int, int] = BUILTIN_SIZE,
+    ffmpeg: str | os.PathLike[str] | None = None,
+    timeout: float = 600.0,
+) -> list[Source]:
+    """The built-in sources (all, or ``ids``), rendered on demand into ``cache_dir``.
+
+    Each is ``frames`` frames long (default :data:`BUILTIN_SECONDS` seconds
+    at its own rate) at ``size``. Files are cached under a name derived from
+    everything that determines their bytes, rendered under a file lock to a
+    temporary name and renamed into place, so concurrent callers (xdist
+    workers) never see a torn file.
+    """
+    chosen = list(dict.fromkeys(ids)) if ids is not None else list(BUILTIN_SOURCE_IDS)
+    by_id = {spec.id: spec for spec in BUILTIN_SPECS}
+    for sid in chosen:
+        if sid not in by_id:
+            raise InputError(
+                f"unknown built-in source {sid!r}; choose from {', '.join(BUILTIN_SOURCE_IDS)}"
+            )
+    if frames is not None and (isinstance(frames, bool) or frames < 1):
+        raise InputError(f"frames must be a positive integer, not {frames!r}")
+    width, height = size
+    if width < 32 or height < 32 or width % 2 or height % 2:
+        raise InputError(f"built-in size {width}x{height} must be even and at least 32x32")
+    exe = ff.resolve_ffmpeg(ffmpeg)
+    info = ff.probe_ffmpeg(exe)
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "sources"
+    root.mkdir(parents=True, exist_ok=True)
+
+    out: list[Source] = []
+    for sid in chosen:
+        spec = by_id[sid]
+        n = frames if frames is not None else spec.rate * BUILTIN_SECONDS
+        graph = spec.render(width, height)
+        digest = sha256_json(
+            {
+                "graph": graph,
+                "frames": n,
+                "ffmpeg": info.version,
+                "argv": ff.generate_argv("ffmpeg", graph, n, "OUT")[1:],
+            }
+        )[:12]
+        path = root / f"{sid}_{width}x{height}_{n}f_{digest}.y4m"
+        if not path.exists():
+            with FileLock(str(path) + ".lock"):
+                if not path.exists():
+                    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+                    try:
+                        ff.generate(exe, graph, n, tmp, timeout=timeout)
+                        os.replace(tmp, path)
+                    finally:
+                        tmp.unlink(missing_ok=True)
+        out.append(
+            Source(
+                id=sid,
+                path=path.resolve(),
+                width=width,
+                height=height,
+                pix_fmt="yuv420p",
+                framerate=Fraction(spec.rate),
+                frames=n,
+                raw=False,
+                sha256=sha256_file(path),
+                generator=graph,
+            )
+        )
+    return out
