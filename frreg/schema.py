@@ -65,14 +65,6 @@ ENCODER_VOCAB: Final = (
 )
 UNKNOWN_ENCODER: Final = "unknown"
 
-#: Encoders that run in software and that the corpus producer can drive with
-#: any ffmpeg build carrying them.
-SOFTWARE_ENCODERS: Final = ("libx264", "libx265", "libsvtav1", "libvvenc", "libvpx-vp9")
-#: Encoders that need vendor hardware (and a matching ffmpeg build).
-HARDWARE_ENCODERS: Final = tuple(
-    e for e in ENCODER_VOCAB if e not in SOFTWARE_ENCODERS and e != UNKNOWN_ENCODER
-)
-
 #: Codec block layout: one-hot slots, then ``preset_norm``, then ``crf_norm``.
 CODEC_BLOCK_COLUMNS: Final = (
     *(f"enc_{name}" for name in ENCODER_VOCAB),
