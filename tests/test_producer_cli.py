@@ -19,15 +19,12 @@ from typing import Any
 import pytest
 from media import lavfi_to
 
-from frreg.cli.corpus import (
-    build_parser,
-    cq_arg,
-    encoder_arg,
-    main,
-    preset_arg,
-    size_arg,
-)
+from frreg.cli.corpus import build_parser, main
 from frreg.options import cq_list, encoder_list
+from frreg.options import cq_value as cq_arg
+from frreg.options import encoder_preset as preset_arg
+from frreg.options import frame_size as size_arg
+from frreg.options import producible_encoder as encoder_arg
 from frreg.producer import (
     builtin_sources,
     incomplete_marker,

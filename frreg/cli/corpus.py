@@ -18,26 +18,15 @@ import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from frreg.corpus.sidecar import incomplete_marker
 from frreg.errors import FrregError, InputError
 from frreg.options import (
-    Option,
     StrictParser,
-    builtin_id,
     corpus_option_groups,
-    cq_value,
-    encoder_preset,
-    frame_rate,
-    frame_size,
-    positive_float,
-    positive_int,
-    producible_encoder,
-    raw_pix_fmt,
 )
 from frreg.producer import ffmpeg as ff
 from frreg.producer.encoders import check_cq
@@ -63,78 +52,6 @@ class _OneLineParser(StrictParser):
 
 
 # --------------------------------------------------------------------------
-# argparse type= callables, under the names tests/cli_surface.json records
-# --------------------------------------------------------------------------
-# The checks live in frreg.options, once each (the plugin's comma lists reuse
-# them). These names are part of the committed CLI surface, and the contract
-# checks' value strategies are keyed by them, so they stay here as wrappers.
-
-
-def encoder_arg(value: str) -> str:
-    """An encoder of the vocabulary (``unknown`` excluded)."""
-    return producible_encoder(value)
-
-
-def cq_arg(value: str) -> int:
-    """A non-negative integer quality value (its range per encoder is checked later)."""
-    return cq_value(value)
-
-
-def preset_arg(value: str) -> tuple[str, str]:
-    """``ENCODER=PRESET`` with the preset on that encoder's ladder."""
-    return encoder_preset(value)
-
-
-def positive_int_arg(value: str) -> int:
-    """An integer >= 1."""
-    return positive_int(value)
-
-
-def positive_float_arg(value: str) -> float:
-    """A finite number > 0."""
-    return positive_float(value)
-
-
-def size_arg(value: str) -> tuple[int, int]:
-    """``WxH`` with both even and >= 32."""
-    return frame_size(value)
-
-
-def pix_fmt_arg(value: str) -> str:
-    """A raw pixel format the producer can size."""
-    return raw_pix_fmt(value)
-
-
-def framerate_arg(value: str) -> str:
-    """A positive rate: ``24``, ``29.97`` or ``30000/1001``."""
-    return frame_rate(value)
-
-
-def builtin_id_arg(value: str) -> str:
-    """One of the built-in source ids."""
-    return builtin_id(value)
-
-
-_SURFACE_TYPES: dict[Callable[[str], Any], Callable[[str], Any]] = {
-    producible_encoder: encoder_arg,
-    cq_value: cq_arg,
-    encoder_preset: preset_arg,
-    positive_int: positive_int_arg,
-    positive_float: positive_float_arg,
-    frame_size: size_arg,
-    raw_pix_fmt: pix_fmt_arg,
-    frame_rate: framerate_arg,
-    builtin_id: builtin_id_arg,
-}
-
-
-def _surface_named(options: tuple[Option, ...]) -> tuple[Option, ...]:
-    return tuple(
-        replace(o, type=_SURFACE_TYPES[o.type]) if o.type in _SURFACE_TYPES else o for o in options
-    )
-
-
-# --------------------------------------------------------------------------
 # Parser
 # --------------------------------------------------------------------------
 
@@ -151,11 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     for group in corpus_option_groups():
-        replace(
-            group,
-            options=_surface_named(group.options),
-            exclusive=_surface_named(group.exclusive),
-        ).add_to(parser)
+        group.add_to(parser)
     return parser
 
 
