@@ -1,12 +1,18 @@
 """A content-addressed cache of trained seeds, safe for concurrent processes.
 
-One entry holds one seed's ``loso_seed{N}.json`` and its predictions, keyed
-by the sha256 of the seed's run config (corpus digest, seed, every training
-setting, engine, device and the versions that change numbers: see
-:func:`frreg.training.loso.run_config`). An entry is built under a file lock in a
-directory every worker shares, assembled in a temporary directory and renamed
-into place, then verified on every read. Correctness does not depend on the
-lock: a lost lock costs duplicated training, never a torn entry.
+One entry holds one seed's ``loso_seed{N}.json``, its predictions and its
+weights, keyed by the sha256 of the seed's run config (corpus digest, seed,
+every training setting, the model, the engine and its version, the device and
+the versions that change numbers: see :func:`frreg.training.loso.run_config`).
+An entry is built under a file lock in a directory every worker shares,
+assembled in a temporary directory and renamed into place, then checked on
+every read. Correctness does not depend on the lock: a lost lock costs
+duplicated training, never a torn entry.
+
+The cache is a cache, not an authority: its digests are written and checked
+by the same code, so an entry proves nothing. Whatever it returns goes through
+the verdict's recomputation and audit (:mod:`frreg.gate.evidence`) like any
+other artifact.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from typing import Any
 from filelock import FileLock
 
 from frreg._io import sha256_file, sha256_json, write_json_atomic
-from frreg.schema import seed_artifact_name, seed_predictions_name
+from frreg.schema import seed_artifact_name, seed_files, seed_predictions_name
 from frreg.training.record import SeedRecord
 
 _ENTRY = "entry.json"
@@ -88,7 +94,7 @@ class SeedCache:
             if sha256_file(path) != digest:
                 raise CorruptEntry(f"{path} does not match its recorded sha256")
         entry = CacheEntry(key, directory, seed, trained_now=False)
-        if set(meta.get("files") or {}) != {entry.artifact.name, entry.predictions.name}:
+        if set(meta.get("files") or {}) != set(seed_files(seed)):
             raise CorruptEntry(f"{meta_path} lists the wrong files")
         return entry
 
@@ -127,10 +133,7 @@ class SeedCache:
             tmp = Path(tempfile.mkdtemp(prefix=f".{key[:12]}.", dir=final.parent))
             try:
                 build(tmp)
-                files = {
-                    name: sha256_file(tmp / name)
-                    for name in (seed_artifact_name(seed), seed_predictions_name(seed))
-                }
+                files = {name: sha256_file(tmp / name) for name in seed_files(seed)}
                 write_json_atomic(tmp / _ENTRY, {"key": key, "config": config, "files": files})
                 shutil.rmtree(final, ignore_errors=True)
                 os.rename(tmp, final)

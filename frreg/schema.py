@@ -177,6 +177,16 @@ def seed_predictions_name(seed: int) -> str:
     return f"loso_seed{seed}.predictions.csv"
 
 
+def seed_weights_name(seed: int) -> str:
+    """File name of one seed's trained fold weights, next to its result."""
+    return f"loso_seed{seed}.weights.npz"
+
+
+def seed_files(seed: int) -> tuple[str, ...]:
+    """Every file of one seed, in write order (the JSON, which names the others, last)."""
+    return (seed_predictions_name(seed), seed_weights_name(seed), seed_artifact_name(seed))
+
+
 SEED_ARTIFACT_GLOB: Final = "loso_seed*.json"
 
 # --------------------------------------------------------------------------

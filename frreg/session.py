@@ -422,14 +422,14 @@ def summary_lines(
 
 def _publish(cache: SeedCache, out: Path, seed: int, key: str | None) -> None:
     """Copy one seed's cached artifact into ``out``, or remove a stale one."""
-    from frreg.schema import seed_artifact_name, seed_predictions_name
+    from frreg.schema import seed_files
 
-    names = (seed_predictions_name(seed), seed_artifact_name(seed))
+    names = seed_files(seed)
     src_dir = cache.entry_dir(key) if key else None
     if src_dir is None or not all((src_dir / n).is_file() for n in names):
         for name in names:
             (out / name).unlink(missing_ok=True)
         return
-    for name in names:  # predictions first, so the JSON never points at a missing file
+    for name in names:  # the JSON last, so it never points at a missing file
         with atomic_writer(out / name, "wb") as fh:
             fh.write((src_dir / name).read_bytes())

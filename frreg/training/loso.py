@@ -29,11 +29,13 @@ from frreg.schema import (
     SCHEMA_VERSION,
     seed_artifact_name,
     seed_predictions_name,
+    seed_weights_name,
 )
 from frreg.training.metrics import plcc, rmse, srocc
-from frreg.training.record import FoldRecord, PredictionsRef, SeedRecord
-from frreg.training.settings import FoldJob, TrainSettings
+from frreg.training.record import FileRef, FoldRecord, SeedRecord
+from frreg.training.settings import Fit, FoldJob, TrainSettings
 from frreg.training.splits import LeaveOneSourceOut
+from frreg.training.weights import write_weights
 
 Engine = Literal["batched", "reference"]
 ENGINES: Final[tuple[Engine, ...]] = ("batched", "reference")
@@ -54,11 +56,15 @@ def engine_version(engine: str) -> int:
 
 @dataclass(frozen=True)
 class TrainedFold:
-    """One trained (seed, source) model's held-out predictions and their metrics."""
+    """One trained (seed, source) model: its held-out predictions, layers and metrics."""
 
     job: FoldJob
-    predictions: np.ndarray
+    fit: Fit
     record: FoldRecord
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return self.fit.predictions
 
 
 def plan_jobs(corpus: Corpus, seeds: Sequence[int]) -> list[FoldJob]:
@@ -95,11 +101,11 @@ def train_jobs(
     progress: Progress | None = None,
 ) -> list[TrainedFold]:
     """Train ``jobs`` on ``corpus`` and evaluate each on its held-out source."""
-    preds: list[np.ndarray]
+    fits: list[Fit]
     if engine == "batched":
-        from frreg.training.batched import train_folds_batched
+        from frreg.training.batched import fit_folds_batched
 
-        preds = train_folds_batched(
+        fits = fit_folds_batched(
             corpus.features,
             corpus.codec,
             corpus.target,
@@ -109,20 +115,20 @@ def train_jobs(
             progress=progress,
         )
     elif engine == "reference":
-        from frreg.training.reference import train_fold_reference
+        from frreg.training.reference import fit_fold_reference
 
-        preds = []
+        fits = []
         for i, job in enumerate(jobs):
-            preds.append(
-                train_fold_reference(corpus.features, corpus.codec, corpus.target, job, settings)
+            fits.append(
+                fit_fold_reference(corpus.features, corpus.codec, corpus.target, job, settings)
             )
             if progress is not None:
                 progress(i + 1, len(jobs))
     else:
         raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
     return [
-        TrainedFold(job, np.asarray(p, dtype=np.float64), fold_record(job, corpus.target, p))
-        for job, p in zip(jobs, preds, strict=True)
+        TrainedFold(job, fit, fold_record(job, corpus.target, fit.predictions))
+        for job, fit in zip(jobs, fits, strict=True)
     ]
 
 
@@ -145,6 +151,7 @@ def run_config(
     *,
     engine: Engine = "batched",
     device: str = "cpu",
+    dry_run: bool = False,
 ) -> dict[str, Any]:
     """Everything that determines one seed's numbers.
 
@@ -164,6 +171,7 @@ def run_config(
         "engine": engine,
         "engine_version": engine_version(engine),
         "device": device,
+        "dry_run": dry_run,
         "frreg": v["frreg"],
         "torch": v["torch"],
     }
@@ -202,7 +210,9 @@ def seed_record(
         wall_time_s=round(wall_time_s, 3),
         versions=versions(),
         argv=tuple(argv) if argv is not None else tuple(sys.argv),
-        config=run_config(corpus.sha256, seed, settings, engine=engine, device=device),
+        config=run_config(
+            corpus.sha256, seed, settings, engine=engine, device=device, dry_run=dry_run
+        ),
         note=DRY_RUN_NOTE if dry_run else None,
     )
 
@@ -235,16 +245,22 @@ def write_seed_artifacts(
     corpus: Corpus,
     folds: Sequence[TrainedFold],
 ) -> Path:
-    """Write predictions, then the seed JSON (which records the predictions' digest).
+    """Write predictions and weights, then the seed JSON (which records their digests).
 
-    Both are written to temporary names and renamed; the JSON goes last so a
-    reader that finds it always finds matching predictions.
+    Each is written to a temporary name and renamed; the JSON goes last so a
+    reader that finds it always finds the files it names.
     """
     out = Path(out_dir)
     pred_path = out / seed_predictions_name(record.seed)
     with atomic_writer(pred_path) as fh:
         fh.write(predictions_csv(corpus, folds))
-    record = record.with_predictions(PredictionsRef(pred_path.name, sha256_file(pred_path)))
+    weights_path = write_weights(
+        out / seed_weights_name(record.seed), [(f.job.held_out, f.fit.layers) for f in folds]
+    )
+    record = record.with_files(
+        FileRef(pred_path.name, sha256_file(pred_path)),
+        FileRef(weights_path.name, sha256_file(weights_path)),
+    )
     path = out / seed_artifact_name(record.seed)
     write_json_atomic(path, record.to_json())
     return path

@@ -51,8 +51,8 @@ class FoldRecord:
 
 
 @dataclass(frozen=True)
-class PredictionsRef:
-    """The held-out predictions file beside a seed artifact, and its digest."""
+class FileRef:
+    """A file beside a seed artifact (its predictions, its weights) and its sha256."""
 
     file: str
     sha256: str
@@ -113,7 +113,8 @@ class SeedRecord:
     versions: Mapping[str, str] = field(default_factory=dict)
     argv: tuple[str, ...] = ()
     note: str | None = None
-    predictions: PredictionsRef | None = None
+    predictions: FileRef | None = None
+    weights: FileRef | None = None
     schema_version: int = SCHEMA_VERSION
 
     # ------------------------------------------------------------------ writing
@@ -124,8 +125,8 @@ class SeedRecord:
         summary: dict[str, Any] = summarize(folds)
         return cls(folds=tuple(folds), **fields, **summary)
 
-    def with_predictions(self, ref: PredictionsRef) -> SeedRecord:
-        return replace(self, predictions=ref)
+    def with_files(self, predictions: FileRef, weights: FileRef) -> SeedRecord:
+        return replace(self, predictions=predictions, weights=weights)
 
     def to_json(self) -> dict[str, Any]:
         """The artifact's JSON object, fields in their documented order."""
@@ -159,6 +160,7 @@ class SeedRecord:
             "config": dict(self.config),
             "note": self.note,
             "predictions": None if self.predictions is None else self.predictions.to_json(),
+            "weights": None if self.weights is None else self.weights.to_json(),
         }
 
     # ------------------------------------------------------------------ reading
@@ -212,7 +214,8 @@ class SeedRecord:
             argv=r.strings("argv"),
             config=r.get("config", dict, "an object"),
             note=r.optional("note", str, "a string"),
-            predictions=r.predictions(),
+            predictions=r.file_ref("predictions"),
+            weights=r.file_ref("weights"),
         )
 
 
@@ -255,12 +258,19 @@ class _Reader:
         return float(value)
 
     def metric(self, key: str, where: Mapping[str, Any] | None = None, label: str = "") -> Metric:
+        """A metric: a number or null. Correlations must lie in [-1, 1], errors be >= 0
+        (NaN passes here as undefined; the gate fails closed on it)."""
         source = self.obj if where is None else where
         value = source.get(key)
+        shown = label or f"field '{key}'"
         if value is not None and not _is_number(value):
-            shown = label or f"field '{key}'"
             raise self.fail(f"{shown} must be a number or null, got {value!r}")
-        return None if value is None else float(value)
+        if value is None or math.isnan(value):
+            return None if value is None else float(value)
+        lo, hi = (0.0, math.inf) if "rmse" in key else (-1.0, 1.0)
+        if not lo <= value <= hi or math.isinf(value):
+            raise self.fail(f"{shown} is {value!r}, outside [{lo:g}, {hi:g}]")
+        return float(value)
 
     def strings(self, key: str) -> tuple[str, ...]:
         values = self.get(key, list, "a list of strings")
@@ -286,14 +296,18 @@ class _Reader:
             metrics.append(self.metric(key, fold, f"folds[{i}].{key}"))
         return FoldRecord(fold["held_out"], sizes[0], sizes[1], *metrics)
 
-    def predictions(self) -> PredictionsRef | None:
-        value = self.optional("predictions", dict, "an object")
+    def file_ref(self, key: str) -> FileRef | None:
+        value = self.optional(key, dict, "an object")
         if value is None:
             return None
         file, digest = value.get("file"), value.get("sha256")
         if not isinstance(file, str) or not isinstance(digest, str):
-            raise self.fail("field 'predictions' must have string 'file' and 'sha256'")
-        return PredictionsRef(file, digest)
+            raise self.fail(f"field '{key}' must have string 'file' and 'sha256'")
+        if Path(file).name != file or file in ("", ".", ".."):
+            raise self.fail(
+                f"field '{key}'.file must be a file name beside the artifact, got {file!r}"
+            )
+        return FileRef(file, digest)
 
 
 def _is_number(value: Any) -> bool:

@@ -16,21 +16,21 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from frreg.training.model import FrRegressorMLP, set_seed
-from frreg.training.settings import FoldJob, TrainSettings, fold_inputs, fold_seed
+from frreg.training.settings import Fit, FoldJob, TrainSettings, fold_inputs, fold_seed
 
 #: Bump whenever a change here can change a trained number: it is part of
 #: every cache key, so stale models are retrained instead of served.
 ENGINE_VERSION: Final = 1
 
 
-def train_fold_reference(
+def fit_fold_reference(
     features: np.ndarray,
     codec: np.ndarray,
     target: np.ndarray,
     job: FoldJob,
     settings: TrainSettings,
-) -> np.ndarray:
-    """Train one fold the straightforward way; return held-out predictions."""
+) -> Fit:
+    """Train one fold the straightforward way; return its predictions and layers."""
     set_seed(fold_seed(job.seed, job.held_out))
     x_train = torch.from_numpy(fold_inputs(features, codec, job.train_idx, job.train_idx))
     y_train = torch.from_numpy(target[job.train_idx].astype(np.float32))
@@ -53,5 +53,20 @@ def train_fold_reference(
             optimizer.step()
     model.eval()
     with torch.no_grad():
-        out: np.ndarray = model(x_test).double().numpy()
-        return out
+        predictions: np.ndarray = model(x_test).double().numpy()
+        linears = [m for m in model.net if isinstance(m, nn.Linear)]
+        layers = tuple(
+            torch.cat([m.weight.T, m.bias[None, :]]).numpy().astype(np.float32) for m in linears
+        )
+    return Fit(predictions, layers)
+
+
+def train_fold_reference(
+    features: np.ndarray,
+    codec: np.ndarray,
+    target: np.ndarray,
+    job: FoldJob,
+    settings: TrainSettings,
+) -> np.ndarray:
+    """:func:`fit_fold_reference`, keeping only the held-out predictions."""
+    return fit_fold_reference(features, codec, target, job, settings).predictions

@@ -72,6 +72,20 @@ def fold_seed(seed: int, held_out: str) -> int:
 
 
 @dataclass(frozen=True)
+class Fit:
+    """What an engine returns for one job: held-out predictions and the trained layers.
+
+    ``predictions`` are float64, aligned with ``job.test_idx``. ``layers`` are
+    the model's ``(fan_in + 1, fan_out)`` float32 matrices, the transposed
+    ``nn.Linear`` weight with the bias as the last row, input layer first:
+    enough to re-run the model (:func:`frreg.training.weights.predict`).
+    """
+
+    predictions: np.ndarray
+    layers: tuple[np.ndarray, ...]
+
+
+@dataclass(frozen=True)
 class Scaler:
     """Standard scaler (population std, like scikit-learn's ``StandardScaler``)."""
 

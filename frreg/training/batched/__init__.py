@@ -51,6 +51,7 @@ from frreg.training.batched.engine import (
     STEPS_PER_CHUNK,
     check_supported,
     drop_threshold,
+    fit_folds_batched,
     train_folds_batched,
 )
 
@@ -59,5 +60,6 @@ __all__ = [
     "STEPS_PER_CHUNK",
     "check_supported",
     "drop_threshold",
+    "fit_folds_batched",
     "train_folds_batched",
 ]

@@ -20,7 +20,7 @@ from frreg.training.batched.adam import FlatAdam
 from frreg.training.batched.kernels import Workspace, forward_backward, predict
 from frreg.training.batched.layout import Layout, initial_parameters
 from frreg.training.model import MLPConfig
-from frreg.training.settings import FoldJob, TrainSettings, fold_inputs
+from frreg.training.settings import Fit, FoldJob, TrainSettings, fold_inputs
 
 #: Bump whenever a change in this package can change a trained number: it is
 #: part of every cache key, so stale models are retrained instead of served.
@@ -244,8 +244,8 @@ class _ModelGroup:
                 forward_backward(ws, self.coef[s], mask1, mask2)  # into adam.grads
                 adam.step(self.active[s])
 
-    def predict(self) -> list[np.ndarray]:
-        predictions = []
+    def fits(self) -> list[Fit]:
+        fits = []
         for i, m in enumerate(self.members):
             weights = (self.ws.w1[i], self.ws.w2[i], self.ws.w3[i])
             x_test = self.packed.x_test[m]
@@ -253,8 +253,10 @@ class _ModelGroup:
                 predict(weights, x_test[start : start + _EVAL_ROWS])
                 for start in range(0, x_test.shape[0], _EVAL_ROWS)
             ]
-            predictions.append(torch.cat(out).double().cpu().numpy() if out else np.empty(0))
-        return predictions
+            preds = torch.cat(out).double().cpu().numpy() if out else np.empty(0)
+            layers = tuple(w.detach().cpu().numpy().astype(np.float32) for w in weights)
+            fits.append(Fit(preds, layers))
+        return fits
 
 
 def _stack_layers(
@@ -334,7 +336,7 @@ def _train_groups(
             t.join()
 
 
-def train_folds_batched(
+def fit_folds_batched(
     features: np.ndarray,
     codec: np.ndarray,
     target: np.ndarray,
@@ -344,9 +346,9 @@ def train_folds_batched(
     device: str = "cpu",
     progress: Callable[[int, int], None] | None = None,
     workers: int | None = None,
-) -> list[np.ndarray]:
-    """Train every job's model at once; return each job's held-out predictions
-    (float64, aligned with ``job.test_idx``).
+) -> list[Fit]:
+    """Train every job's model at once; return each job's :class:`Fit` (held-out
+    predictions, float64 aligned with ``job.test_idx``, and the trained layers).
 
     Each model follows :func:`frreg.training.reference.train_fold_reference`'s recipe and
     depends only on its own job, never on the other jobs in ``jobs``.
@@ -389,8 +391,26 @@ def train_folds_batched(
             _train_groups(groups, settings.epochs, progress)
         finally:
             torch.set_num_threads(threads_before)
-        predictions: list[np.ndarray] = [np.empty(0)] * len(jobs)
+        fits: list[Fit | None] = [None] * len(jobs)
         for group in groups:
-            for m, pred in zip(group.members, group.predict(), strict=True):
-                predictions[m] = pred
-    return predictions
+            for m, fit in zip(group.members, group.fits(), strict=True):
+                fits[m] = fit
+    return [f for f in fits if f is not None]
+
+
+def train_folds_batched(
+    features: np.ndarray,
+    codec: np.ndarray,
+    target: np.ndarray,
+    jobs: Sequence[FoldJob],
+    settings: TrainSettings,
+    *,
+    device: str = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
+) -> list[np.ndarray]:
+    """:func:`fit_folds_batched`, keeping only each job's held-out predictions."""
+    fits = fit_folds_batched(
+        features, codec, target, jobs, settings, device=device, progress=progress, workers=workers
+    )
+    return [f.predictions for f in fits]
