@@ -77,46 +77,42 @@ NUM_CODECS: Final = len(CODEC_BLOCK_COLUMNS)  # 14
 #: cq in the corpus is the same value.
 NEUTRAL_NORM: Final = 0.5
 
+#: The x264/x265 ladder (libx265 took x264's preset names).
+_X26X_PRESETS: Final = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
+#: NVENC's ladder, shared by its H.264, HEVC and AV1 encoders.
+_NVENC_PRESETS: Final = ("p1", "p2", "p3", "p4", "p5", "p6", "p7")
+#: Quick Sync's ladder, shared by its H.264, HEVC and AV1 encoders.
+_QSV_PRESETS: Final = ("veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
 #: Each encoder's preset ladder, from fastest to slowest. ``preset_norm`` is
 #: the preset's position on its encoder's ladder scaled to [0, 1]. Numeric
 #: presets (SVT-AV1's ``-preset``, libvpx's ``-cpu-used``) are written as
 #: strings so that the corpus's ``preset`` column has one type.
 PRESET_LADDERS: Final[dict[str, tuple[str, ...]]] = {
-    "libx264": (
-        "ultrafast",
-        "superfast",
-        "veryfast",
-        "faster",
-        "fast",
-        "medium",
-        "slow",
-        "slower",
-        "veryslow",
-        "placebo",
-    ),
-    "libx265": (
-        "ultrafast",
-        "superfast",
-        "veryfast",
-        "faster",
-        "fast",
-        "medium",
-        "slow",
-        "slower",
-        "veryslow",
-        "placebo",
-    ),
+    "libx264": _X26X_PRESETS,
+    "libx265": _X26X_PRESETS,
     # SVT-AV1: preset 13 is fastest, 0 slowest.
     "libsvtav1": tuple(str(p) for p in range(13, -1, -1)),
     "libvvenc": ("faster", "fast", "medium", "slow", "slower"),
     # libvpx-vp9 -cpu-used (good deadline): 8 fastest, 0 slowest.
     "libvpx-vp9": tuple(str(p) for p in range(8, -1, -1)),
-    "h264_nvenc": ("p1", "p2", "p3", "p4", "p5", "p6", "p7"),
-    "hevc_nvenc": ("p1", "p2", "p3", "p4", "p5", "p6", "p7"),
-    "av1_nvenc": ("p1", "p2", "p3", "p4", "p5", "p6", "p7"),
-    "h264_qsv": ("veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"),
-    "hevc_qsv": ("veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"),
-    "av1_qsv": ("veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"),
+    "h264_nvenc": _NVENC_PRESETS,
+    "hevc_nvenc": _NVENC_PRESETS,
+    "av1_nvenc": _NVENC_PRESETS,
+    "h264_qsv": _QSV_PRESETS,
+    "hevc_qsv": _QSV_PRESETS,
+    "av1_qsv": _QSV_PRESETS,
 }
 
 # --------------------------------------------------------------------------
