@@ -4,10 +4,10 @@ The full recipe is every seed of the ensemble x every LOSO fold x ``--epochs``
 on the deterministic synthetic corpus (33,840 rows, 9 sources by default):
 
 batched
-    :func:`frreg.training.batched.train_folds_batched` trains all of it, timed end to end
+    :func:`frreg.training.batched.fit_folds_batched` trains all of it, timed end to end
     (input packing, training, held-out predictions).
 straightforward
-    :func:`frreg.training.reference.train_fold_reference` (one ``nn.Module``, a shuffling
+    :func:`frreg.training.reference.fit_fold_reference` (one ``nn.Module``, a shuffling
     ``DataLoader``, ``torch.optim.Adam``) on a slice -- the first seed, the first
     ``--slice-folds`` folds, ``--slice-epochs`` epochs -- whose time per
     model-epoch is scaled up to the full recipe. Training time is linear in
@@ -114,9 +114,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from frreg.schema import DEFAULT_EPOCHS, ENSEMBLE_SEEDS
-    from frreg.training.batched import train_folds_batched
+    from frreg.training.batched import fit_folds_batched
     from frreg.training.metrics import plcc
-    from frreg.training.reference import train_fold_reference
+    from frreg.training.reference import fit_fold_reference
     from frreg.training.settings import FoldJob, TrainSettings
     from frreg.training.splits import LeaveOneSourceOut
 
@@ -148,10 +148,10 @@ def run(args: argparse.Namespace) -> int:
     # An untimed warm-up first, so one-time start-up costs are not extrapolated.
     first = slice_jobs[0]
     warm = FoldJob(first.seed, first.held_out, first.train_idx[:64], first.test_idx[:8])
-    train_fold_reference(*data, warm, TrainSettings(epochs=1))
+    fit_fold_reference(*data, warm, TrainSettings(epochs=1))
     slice_settings = TrainSettings(epochs=slice_epochs)
     t0 = time.perf_counter()
-    ref_preds = [train_fold_reference(*data, job, slice_settings) for job in slice_jobs]
+    ref_preds = [fit_fold_reference(*data, job, slice_settings).predictions for job in slice_jobs]
     ref_s = time.perf_counter() - t0
     per_model_epoch = ref_s / (len(slice_jobs) * slice_epochs)
     ref_full_s = per_model_epoch * len(jobs) * epochs
@@ -161,9 +161,12 @@ def run(args: argparse.Namespace) -> int:
     )
 
     # 2. The batched trainer on the same slice, for agreement.
-    batched_slice = train_folds_batched(
-        *data, slice_jobs, slice_settings, device=args.device, workers=args.workers
-    )
+    batched_slice = [
+        f.predictions
+        for f in fit_folds_batched(
+            *data, slice_jobs, slice_settings, device=args.device, workers=args.workers
+        )
+    ]
     print(f"agreement on the slice (seed {first.seed}, {slice_epochs} epochs), held-out PLCC:")
     for job, ref, fast in zip(slice_jobs, ref_preds, batched_slice, strict=True):
         y = corpus.target[job.test_idx]
@@ -186,9 +189,10 @@ def run(args: argparse.Namespace) -> int:
 
     print("batched full recipe:")
     t0 = time.perf_counter()
-    preds = train_folds_batched(
+    fits = fit_folds_batched(
         *data, jobs, settings, device=args.device, progress=progress, workers=args.workers
     )
+    preds = [f.predictions for f in fits]
     batched_s = time.perf_counter() - t0
     by_fold: dict[str, list[float]] = {}
     for job, pred in zip(jobs, preds, strict=True):

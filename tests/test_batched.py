@@ -23,13 +23,13 @@ from torch import nn
 from frreg.corpus import Corpus, load_corpus
 from frreg.schema import DEFAULT_LR, DEFAULT_WEIGHT_DECAY, DROPOUT
 from frreg.synthetic import synthetic_rows, write_corpus
-from frreg.training.batched import drop_threshold, engine, train_folds_batched
+from frreg.training.batched import drop_threshold, engine, fit_folds_batched
 from frreg.training.batched.adam import FlatAdam
 from frreg.training.batched.kernels import Workspace, forward_backward, predict
 from frreg.training.batched.layout import Layout, initial_parameters
 from frreg.training.metrics import plcc
 from frreg.training.model import FrRegressorMLP, MLPConfig
-from frreg.training.reference import train_fold_reference
+from frreg.training.reference import fit_fold_reference
 from frreg.training.settings import FoldJob, TrainSettings, fold_inputs, fold_seed
 from frreg.training.splits import LeaveOneSourceOut
 
@@ -51,7 +51,8 @@ def jobs_for(corpus: Corpus, seeds: tuple[int, ...]) -> list[FoldJob]:
 
 
 def train(corpus: Corpus, jobs: list[FoldJob], settings: TrainSettings, **kw) -> list[np.ndarray]:
-    return train_folds_batched(corpus.features, corpus.codec, corpus.target, jobs, settings, **kw)
+    fits = fit_folds_batched(corpus.features, corpus.codec, corpus.target, jobs, settings, **kw)
+    return [f.predictions for f in fits]
 
 
 def shrunk(job: FoldJob, drop: int, seed: int | None = None) -> FoldJob:
@@ -274,7 +275,9 @@ def test_heldout_plcc_agrees_with_the_reference_loop(corpus4: Corpus, seed: int)
     fast = train(corpus4, jobs, settings)
     for job, pred in zip(jobs, fast, strict=True):
         y = corpus4.target[job.test_idx]
-        ref = train_fold_reference(corpus4.features, corpus4.codec, corpus4.target, job, settings)
+        ref = fit_fold_reference(
+            corpus4.features, corpus4.codec, corpus4.target, job, settings
+        ).predictions
         assert plcc(y, pred) == pytest.approx(plcc(y, ref), abs=PLCC_TOLERANCE), job.held_out
 
 

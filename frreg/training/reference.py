@@ -1,6 +1,6 @@
 """The straightforward reference loop, one fold at a time.
 
-:func:`train_fold_reference` is the textbook recipe: one ``nn.Module``, a
+:func:`fit_fold_reference` is the textbook recipe: one ``nn.Module``, a
 shuffling ``DataLoader``, ``torch.optim.Adam`` and MSE. It is slow and kept on
 purpose, as the oracle the batched engine (:mod:`frreg.training.batched`) is
 tested against.
@@ -59,14 +59,3 @@ def fit_fold_reference(
             torch.cat([m.weight.T, m.bias[None, :]]).numpy().astype(np.float32) for m in linears
         )
     return Fit(predictions, layers)
-
-
-def train_fold_reference(
-    features: np.ndarray,
-    codec: np.ndarray,
-    target: np.ndarray,
-    job: FoldJob,
-    settings: TrainSettings,
-) -> np.ndarray:
-    """:func:`fit_fold_reference`, keeping only the held-out predictions."""
-    return fit_fold_reference(features, codec, target, job, settings).predictions

@@ -1,6 +1,6 @@
 """The batched engine: train many (seed, fold) models at once, the fast path behind LOSO.
 
-Every model follows :func:`frreg.training.reference.train_fold_reference` step for step --
+Every model follows :func:`frreg.training.reference.fit_fold_reference` step for step --
 the same inputs (:func:`~frreg.training.settings.fold_inputs`), the same initial weights,
 MSE averaged over each minibatch (the last, partial one included), inverted
 dropout, exact GELU, and ``torch.optim.Adam`` with L2 weight decay -- but the
@@ -52,7 +52,6 @@ from frreg.training.batched.engine import (
     check_supported,
     drop_threshold,
     fit_folds_batched,
-    train_folds_batched,
 )
 
 __all__ = [
@@ -61,5 +60,4 @@ __all__ = [
     "check_supported",
     "drop_threshold",
     "fit_folds_batched",
-    "train_folds_batched",
 ]

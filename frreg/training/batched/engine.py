@@ -350,7 +350,7 @@ def fit_folds_batched(
     """Train every job's model at once; return each job's :class:`Fit` (held-out
     predictions, float64 aligned with ``job.test_idx``, and the trained layers).
 
-    Each model follows :func:`frreg.training.reference.train_fold_reference`'s recipe and
+    Each model follows :func:`frreg.training.reference.fit_fold_reference`'s recipe and
     depends only on its own job, never on the other jobs in ``jobs``.
     ``progress(done_epochs, total_epochs)`` is called after every epoch, from
     the calling thread. On the CPU the models are split into ``workers`` groups
@@ -396,21 +396,3 @@ def fit_folds_batched(
             for m, fit in zip(group.members, group.fits(), strict=True):
                 fits[m] = fit
     return [f for f in fits if f is not None]
-
-
-def train_folds_batched(
-    features: np.ndarray,
-    codec: np.ndarray,
-    target: np.ndarray,
-    jobs: Sequence[FoldJob],
-    settings: TrainSettings,
-    *,
-    device: str = "cpu",
-    progress: Callable[[int, int], None] | None = None,
-    workers: int | None = None,
-) -> list[np.ndarray]:
-    """:func:`fit_folds_batched`, keeping only each job's held-out predictions."""
-    fits = fit_folds_batched(
-        features, codec, target, jobs, settings, device=device, progress=progress, workers=workers
-    )
-    return [f.predictions for f in fits]
