@@ -17,8 +17,7 @@ that imports it) stays cheap: torch and pandas load only when needed.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from frreg._lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -43,11 +42,7 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'frreg' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 def __dir__() -> list[str]:

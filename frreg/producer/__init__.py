@@ -20,8 +20,9 @@ Names load on first use, so importing one submodule (``frreg.options`` reads
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from frreg._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from frreg.corpus.sidecar import (
@@ -147,11 +148,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'frreg.producer' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 def __dir__() -> list[str]:
