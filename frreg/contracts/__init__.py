@@ -39,49 +39,38 @@ from argvcontract import (
     Problem,
     Recording,
     ScriptContract,
+    SurfaceDiff,
     assert_argv,
     check_argv,
     cli_by_name,
     closest_option,
+    describe_parser,
+    diff_surface,
     namespace_to_argv,
     parse_quietly,
     register_format,
 )
 from argvcontract.docs import DocCommand
+from frreg._lazy import lazy_getattr
 from frreg.contracts.registry import CLI_MODULES, frreg_clis, frreg_plugin, plugin_cli
 
 if TYPE_CHECKING:
-    from argvcontract.strategies import (
-        InvalidArgv,
-        UnregisteredType,
-        invalid_argv,
-        register_type,
-        valid_argv,
-    )
-    from argvcontract.surface import SurfaceDiff, describe_parser, diff_surface
+    from argvcontract import InvalidArgv, UnregisteredType, invalid_argv, register_type, valid_argv
     from frreg.contracts.surface import snapshot
 
-_LAZY = {
-    # The strategies need Hypothesis, a test dependency: imported on first use.
-    "InvalidArgv": "argvcontract.strategies",
-    "UnregisteredType": "argvcontract.strategies",
-    "invalid_argv": "argvcontract.strategies",
-    "register_type": "argvcontract.strategies",
-    "valid_argv": "argvcontract.strategies",
-    "SurfaceDiff": "argvcontract.surface",
-    "describe_parser": "argvcontract.surface",
-    "diff_surface": "argvcontract.surface",
-    # Imported on use so that `python -m frreg.contracts.surface` runs it fresh.
-    "snapshot": "frreg.contracts.surface",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(
+    __name__,
+    {
+        # The strategies need Hypothesis, a test dependency: argvcontract
+        # imports them on first use, so these names ask it on first use.
+        **dict.fromkeys(
+            ("InvalidArgv", "UnregisteredType", "invalid_argv", "register_type", "valid_argv"),
+            "argvcontract",
+        ),
+        # Imported on use so that `python -m frreg.contracts.surface` runs it fresh.
+        "snapshot": "frreg.contracts.surface",
+    },
+)
 
 
 # --------------------------------------------------------------------------
