@@ -78,6 +78,11 @@ __getattr__ = lazy_getattr(
 # --------------------------------------------------------------------------
 
 
+def _or_frreg(clis: Sequence[Cli] | None) -> Sequence[Cli]:
+    """The CLIs asked for, or frreg's when none were: every wrapper's one default."""
+    return frreg_clis() if clis is None else clis
+
+
 class ArgvRecorder(argvcontract.ArgvRecorder):
     """An :class:`argvcontract.ArgvRecorder` standing in for every frreg CLI by default.
 
@@ -89,7 +94,7 @@ class ArgvRecorder(argvcontract.ArgvRecorder):
     def __init__(
         self, workdir: str | Path, clis: Sequence[Cli] | None = None, *, timeout: float = 60.0
     ) -> None:
-        super().__init__(workdir, frreg_clis() if clis is None else clis, timeout=timeout)
+        super().__init__(workdir, _or_frreg(clis), timeout=timeout)
 
 
 def verify(
@@ -134,7 +139,7 @@ def check_command(
     """Problems with one documented command (a script runs through ``recorder``)."""
     return argvcontract.check_command(
         command,
-        clis=frreg_clis() if clis is None else clis,
+        clis=_or_frreg(clis),
         scripts=scripts,
         recorder=recorder,
         plugin=frreg_plugin(),
@@ -149,7 +154,7 @@ def collect_commands(
 ) -> tuple[list[DocCommand], list[Problem]]:
     """Every checkable command in ``README.md`` and ``docs/*.md`` under ``root``."""
     return argvcontract.collect_commands(
-        root, clis=frreg_clis() if clis is None else clis, scripts=scripts, plugin=frreg_plugin()
+        root, clis=_or_frreg(clis), scripts=scripts, plugin=frreg_plugin()
     )
 
 
@@ -165,7 +170,7 @@ def check_markdown(
     return argvcontract.check_markdown(
         text,
         source,
-        clis=frreg_clis() if clis is None else clis,
+        clis=_or_frreg(clis),
         scripts=scripts,
         recorder=recorder,
         plugin=frreg_plugin(),
@@ -182,7 +187,7 @@ def check_docs(
     """Check ``README.md`` and ``docs/*.md`` under ``root`` against frreg's CLIs."""
     return argvcontract.check_docs(
         root,
-        clis=frreg_clis() if clis is None else clis,
+        clis=_or_frreg(clis),
         scripts=scripts,
         recorder=recorder,
         plugin=frreg_plugin(),
