@@ -267,6 +267,27 @@ class FfmpegInfo:
         }
 
 
+def _batch_head(
+    ffmpeg: str | os.PathLike[str], log_level: str, *, overwrite: bool = False
+) -> list[str]:
+    """How every unattended ffmpeg run starts: no banner, never read stdin, this log level.
+
+    ``overwrite`` adds ``-y`` (replace the output file without asking).
+    """
+    return [
+        os.fspath(ffmpeg),
+        "-hide_banner",
+        "-nostdin",
+        *(["-y"] if overwrite else []),
+        "-v",
+        log_level,
+    ]
+
+
+#: Decode for the side effects (logs, libvmaf) and write nothing.
+_NULL_OUTPUT = ("-f", "null", "-")
+
+
 def version_argv(ffmpeg: str | os.PathLike[str]) -> list[str]:
     """``ffmpeg -version``."""
     return [os.fspath(ffmpeg), "-hide_banner", "-version"]
@@ -292,16 +313,10 @@ def libvmaf_probe_argv(ffmpeg: str | os.PathLike[str], log_name: str) -> list[st
         f"[a][b]libvmaf=model={VMAF_MODEL}:log_fmt=json:log_path={log_name}"
     )
     return [
-        os.fspath(ffmpeg),
-        "-hide_banner",
-        "-nostdin",
-        "-v",
-        "error",
+        *_batch_head(ffmpeg, "error"),
         "-filter_complex",
         graph,
-        "-f",
-        "null",
-        "-",
+        *_NULL_OUTPUT,
     ]
 
 
@@ -405,17 +420,11 @@ class ProbedVideo:
 def probe_argv(ffmpeg: str | os.PathLike[str], path: str | os.PathLike[str]) -> list[str]:
     """Decode the first video stream to nothing, logging stream info and frame counts."""
     return [
-        os.fspath(ffmpeg),
-        "-hide_banner",
-        "-nostdin",
-        "-v",
-        "level+verbose",
+        *_batch_head(ffmpeg, "level+verbose"),
         *container_input_args(path),
         "-map",
         "0:v:0",
-        "-f",
-        "null",
-        "-",
+        *_NULL_OUTPUT,
     ]
 
 
@@ -527,12 +536,7 @@ def generate_argv(
 ) -> list[str]:
     """Render ``frames`` frames of a lavfi ``graph`` to a Y4M file, bit-exactly."""
     return [
-        os.fspath(ffmpeg),
-        "-hide_banner",
-        "-nostdin",
-        "-y",
-        "-v",
-        "error",
+        *_batch_head(ffmpeg, "error", overwrite=True),
         "-filter_threads",
         "1",
         "-f",
@@ -592,12 +596,7 @@ def encode_argv(
     meet a nominal rate; ``-v verbose`` so it reports how many it encoded.
     """
     return [
-        os.fspath(ffmpeg),
-        "-hide_banner",
-        "-nostdin",
-        "-y",
-        "-v",
-        "level+verbose",
+        *_batch_head(ffmpeg, "level+verbose", overwrite=True),
         *input_args,
         "-map",
         "0:v:0",
@@ -685,11 +684,7 @@ def score_argv(
 ) -> list[str]:
     """Decode the encode and the source side by side straight into libvmaf (no raw YUV on disk)."""
     return [
-        os.fspath(ffmpeg),
-        "-hide_banner",
-        "-nostdin",
-        "-v",
-        "level+verbose",
+        *_batch_head(ffmpeg, "level+verbose"),
         *container_input_args(dist),
         *ref_input_args,
         "-filter_complex",
@@ -700,9 +695,7 @@ def score_argv(
         "1/1000",
         "-fps_mode",
         "passthrough",
-        "-f",
-        "null",
-        "-",
+        *_NULL_OUTPUT,
     ]
 
 
