@@ -476,3 +476,102 @@ def test_sigterm_stops_cleanly_with_exit_130(tmp_path: Path) -> None:
     assert "interrupted; rerun the same command to resume" in err
     assert "Traceback" not in err
     assert incomplete_marker(out).exists()
+
+
+# --------------------------------------------------------------------------
+# Where the corpus goes: refused before any work, relative paths work
+# --------------------------------------------------------------------------
+
+
+def _tiny_argv(out: str, cache: Path) -> list[str]:
+    return [
+        "--builtin", "testsrc2_30fps", "--frames", "3", "--builtin-size", "64x36",
+        "--cache-dir", str(cache), "--encoder", "libx264", "--cq", "30",
+        "--out", out, "--progress", "none",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        # A FIFO stands for /dev/null and every other device: an unfixed
+        # producer would replace it, and a test must not break the machine.
+        ("afifo", "afifo: exists and is not a regular file (a device, pipe or socket); "
+                  "refusing to replace it"),
+        ("adir", "adir: is a directory; the corpus must be a file path"),
+        ("afile/c.jsonl", "afile/c.jsonl: {tmp}/afile is not a directory"),
+        ("afile/deeper/c.jsonl", "afile/deeper/c.jsonl: {tmp}/afile is not a directory"),
+        ("sidecar/c.jsonl", "{tmp}/sidecar/c.jsonl.manifest.json: is a directory"),
+        ("parts/c.jsonl", "{tmp}/parts/c.jsonl.parts: exists and is not a directory"),
+    ],
+    ids=["fifo", "directory", "parent-is-file", "ancestor-is-file", "sidecar-is-dir",
+         "parts-is-file"],
+)  # fmt: skip
+def test_unusable_out_is_refused_before_any_work(
+    out: str,
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    os.mkfifo(tmp_path / "afifo")
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("not a directory\n")
+    (tmp_path / "sidecar" / "c.jsonl.manifest.json").mkdir(parents=True)
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / "c.jsonl.parts").write_text("")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert main(_tiny_argv(out, tmp_path / "cache")) == EXIT_USAGE
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"frreg-corpus: error: {message.format(tmp=tmp_path)}"), line
+    # Nothing rendered, encoded or written: the refusal came first.
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert (tmp_path / "afifo").is_fifo()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_out_in_an_unwritable_directory_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # /proc/self is read-only even for root, where a chmod'ed directory is not.
+    assert main(_tiny_argv("/proc/self/x/c.jsonl", tmp_path / "cache")) == EXIT_USAGE
+    assert one_error_line(capsys.readouterr().err).startswith(
+        "frreg-corpus: error: /proc/self/x/c.jsonl: cannot create files in /proc/self "
+        "(not writable)"
+    )
+    assert not (tmp_path / "cache").exists()
+
+
+def _readme_command(prefix: str) -> list[str]:
+    """The README's runbook command starting with ``prefix``, split as a shell would."""
+    import shlex
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    found = [ln.strip() for ln in readme.splitlines() if ln.strip().startswith(prefix)]
+    assert len(found) == 1, f"README.md has {len(found)} lines starting {prefix!r}"
+    return shlex.split(found[0])
+
+
+@pytest.mark.slow
+def test_readme_step_0_runs_as_written_from_another_directory(tmp_path: Path) -> None:
+    """The runbook's relative ``--out`` used to fail every cell (ffmpeg ran in a work dir)."""
+    argv = _readme_command("frreg-corpus --builtin ")
+    assert argv[argv.index("--out") + 1] == "runs/phase_a/full_grid/per_frame_canonical6.jsonl"
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    env = {**os.environ, "FRREG_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / argv[0]), *argv[1:]],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == EXIT_OK, proc.stderr[-3000:]
+    out = cwd / "runs/phase_a/full_grid/per_frame_canonical6.jsonl"
+    record = json.loads(manifest_path(out).read_text())
+    assert record["complete"] is True
+    assert record["cells_total"] == len(record["sources"]) * 2 * 4
+    rows = read_rows(out)
+    assert len(rows) == record["corpus"]["rows"] > 0
+    assert {r["encoder"] for r in rows} == {"libx264", "libx265"}
+    assert {r["cq"] for r in rows} == {22, 30, 38, 46}
+    assert not incomplete_marker(out).exists()

@@ -36,7 +36,7 @@ from frreg.producer.progress import (
     TerminalProgress,
     auto_progress,
 )
-from frreg.producer.runner import produce_corpus
+from frreg.producer.runner import check_out_path, produce_corpus
 from frreg.producer.settings import ProducerSettings, producer_settings
 from frreg.producer.sources import BUILTIN_SIZE, GEOMETRY_KEYS, Source, load_manifest
 from frreg.schema import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
@@ -127,6 +127,7 @@ def _check_source_flags(settings: ProducerSettings) -> None:
 def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     settings = producer_settings(vars(args), Path())
     _check_source_flags(settings)
+    out = check_out_path(args.out)  # before anything is probed, rendered or encoded
     exe = ff.resolve_ffmpeg(settings.ffmpeg)
     info = ff.probe_ffmpeg(exe)
     # Refuse an unusable ffmpeg before generating or probing anything.
@@ -158,7 +159,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     elif args.progress == "plain":
         progress = PlainProgress(sys.stderr)
     result = produce_corpus(
-        args.out,
+        out,
         sources,
         grid.encoders,
         grid.cqs,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -31,6 +32,7 @@ from filelock import FileLock
 from frreg._io import atomic_writer, write_json_atomic
 from frreg.corpus.sidecar import (
     clear_incomplete,
+    incomplete_marker,
     manifest_path,
     mark_incomplete,
     parts_dir,
@@ -90,6 +92,60 @@ def resolve_presets(encoders: Sequence[str], presets: Mapping[str, str] | None) 
         check_encoder(enc)
         check_preset(enc, preset)
     return {enc: (presets or {}).get(enc, DEFAULT_PRESETS[enc]) for enc in encoders}
+
+
+# --------------------------------------------------------------------------
+# Where the corpus goes
+# --------------------------------------------------------------------------
+
+
+def check_out_path(out: str | os.PathLike[str]) -> Path:
+    """``out`` made absolute, or :class:`~frreg.errors.InputError` if no corpus can be written there.
+
+    Absolute because every ffmpeg call runs in its cell's own work directory:
+    a relative path handed down would name a file inside it. Refused before
+    any work starts: an ``out`` (or a sidecar beside it) that exists and is
+    not a regular file — a directory, or a device such as ``/dev/null``,
+    which the atomic rename would replace — and an ``out`` whose nearest
+    existing ancestor is not a writable directory. Missing parent directories
+    are fine: the run creates them.
+    """
+    path = Path(out).absolute()
+    for target in (path, manifest_path(path), incomplete_marker(path)):
+        mode = _mode(target, out)
+        if mode is None or stat.S_ISREG(mode):
+            continue
+        shown = out if target == path else target
+        if stat.S_ISDIR(mode):
+            raise InputError(f"{shown}: is a directory; the corpus must be a file path")
+        raise InputError(
+            f"{shown}: exists and is not a regular file (a device, pipe or socket); "
+            "refusing to replace it"
+        )
+    mode = _mode(parts_dir(path), out)
+    if mode is not None and not stat.S_ISDIR(mode):
+        raise InputError(
+            f"{parts_dir(path)}: exists and is not a directory (the producer keeps "
+            "its finished cells there)"
+        )
+    ancestor = path.parent
+    while _mode(ancestor, out) is None and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise InputError(f"{out}: {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise InputError(f"{out}: cannot create files in {ancestor} (not writable)")
+    return path
+
+
+def _mode(path: Path, out: str | os.PathLike[str]) -> int | None:
+    """``path``'s file mode (following links), or ``None`` if nothing is there."""
+    try:
+        return path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise InputError(f"{out}: cannot inspect {path}: {exc.strerror}") from None
 
 
 # --------------------------------------------------------------------------
@@ -307,11 +363,13 @@ def produce_corpus(
     explains why, and the result lists the failures.
 
     Bad arguments (unknown encoder, cq out of range, a preset not on the
-    encoder's ladder, an ffmpeg without libvmaf or a requested encoder)
+    encoder's ladder, an ffmpeg without libvmaf or a requested encoder, an
+    ``out`` that is not a writable regular file: :func:`check_out_path`)
     raise :class:`~frreg.errors.InputError` before anything runs.
+    ``result.corpus`` is ``out`` made absolute.
     """
     t0 = time.perf_counter()
-    corpus = Path(out)
+    corpus = check_out_path(out)
     plan = _plan(
         sources,
         encoders,
