@@ -187,6 +187,25 @@ def _write_bad_manifest(root: Path, case: str) -> tuple[Path, str]:
     if case == "bad-toml":
         manifest.write_text("[[sources]\npath = 1\n")
         return manifest, "bad-toml.toml:1: invalid TOML"
+    # Ids the corpus loader would refuse are refused here by the same rule.
+    with_id = entry.format(p="ok.yuv") + 'id = "{id}"\n'
+    if case == "id-dotdot":
+        manifest.write_text(with_id.format(id=".."))
+        return manifest, "sources[0] ('ok.yuv'): source id '..' contains '..'"
+    if case == "id-bidi":
+        manifest.write_text(with_id.format(id="clip\\u202eevil"))
+        return manifest, "source id 'clip\\u202eevil' contains a bidirectional-control character"
+    if case == "id-nfc-nfd":
+        manifest.write_text(with_id.format(id="caf\\u00e9") + with_id.format(id="cafe\\u0301"))
+        return manifest, "('caf\\xe9' and 'cafe\\u0301' in different Unicode forms)"
+    if case == "json-too-deep":
+        manifest = root / f"{case}.json"
+        manifest.write_text("[" * 100_000 + "]" * 100_000)
+        return manifest, "json-too-deep.json: invalid JSON: nested too deeply"
+    if case == "json-huge-int":
+        manifest = root / f"{case}.json"
+        manifest.write_text('{"sources": [{"path": "ok.yuv", "width": 1' + "0" * 5000 + "}]}")
+        return manifest, "json-huge-int.json: invalid JSON: Exceeds the limit (4300 digits)"
     raise AssertionError(case)
 
 
@@ -197,6 +216,11 @@ BAD_MANIFESTS = (
     "unknown-encoder",
     "missing-fields",
     "bad-toml",
+    "id-dotdot",
+    "id-bidi",
+    "id-nfc-nfd",
+    "json-too-deep",
+    "json-huge-int",
 )
 
 

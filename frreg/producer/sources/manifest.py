@@ -138,8 +138,14 @@ def _parse_manifest_text(mpath: Path, text: str) -> Any:
             return json.loads(text)
         except json.JSONDecodeError as exc:
             raise ManifestError(mpath, f"invalid JSON: {exc.msg}", exc.lineno) from None
+        except RecursionError:
+            raise ManifestError(mpath, "invalid JSON: nested too deeply") from None
+        except ValueError as exc:  # an integer past Python's digit limit
+            raise ManifestError(mpath, f"invalid JSON: {exc}".split(";")[0]) from None
     try:
         return tomllib.loads(text)
+    except RecursionError:
+        raise ManifestError(mpath, "invalid TOML: nested too deeply") from None
     except tomllib.TOMLDecodeError as exc:
         # tomllib puts the position in the message: "... (at line 3, column 7)".
         match = re.search(r"\(at line (\d+), column \d+\)$", str(exc))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from frreg._io import sha256_file
+from frreg.corpus.ids import SRC_ID_RULE, src_id_key, src_id_problem
 from frreg.errors import InputError, ToolError
 from frreg.producer import ffmpeg as ff
 
@@ -81,16 +81,11 @@ def rate_str(rate: Fraction) -> str:
     return str(rate.numerator) if rate.denominator == 1 else f"{rate.numerator}/{rate.denominator}"
 
 
-_ID_RE: Final = re.compile(r"[^\s/\\][^/\\\x00-\x1f]*")
-
-
 def check_src_id(src_id: str) -> str:
-    """Return ``src_id`` if usable as a ``src`` value (non-empty, no slashes or control chars)."""
-    if not isinstance(src_id, str) or not _ID_RE.fullmatch(src_id) or src_id != src_id.strip():
-        raise InputError(
-            f"source id {src_id!r} must be non-empty text without slashes, "
-            f"control characters or surrounding spaces"
-        )
+    """Return ``src_id`` if it may name a source (:mod:`frreg.corpus.ids`'s rule, the loader's)."""
+    problem = src_id_problem(src_id)
+    if problem is not None:
+        raise InputError(f"source id {src_id!a} {problem}; {SRC_ID_RULE}")
     return src_id
 
 
@@ -224,12 +219,22 @@ def _file_size(path: Path) -> int:
 
 
 def check_unique_ids(sources: Iterable[Source]) -> None:
-    """Raise InputError if two sources share an id (LOSO folds are keyed by it)."""
-    seen: dict[str, Path] = {}
+    """Raise InputError if two sources share an id (LOSO folds are keyed by it).
+
+    Ids equal after Unicode normalisation (:func:`~frreg.corpus.ids.src_id_key`)
+    count as the same: they would look alike but make two folds.
+    """
+    seen: dict[str, Source] = {}
     for src in sources:
-        if src.id in seen:
+        first = seen.get(src_id_key(src.id))
+        if first is not None:
+            same = (
+                ""
+                if first.id == src.id
+                else f" ({first.id!a} and {src.id!a} in different Unicode forms)"
+            )
             raise InputError(
-                f"source id {src.id!r} is used by both {seen[src.id]} and {src.path}; "
+                f"source id {src.id!r} is used by both {first.path} and {src.path}{same}; "
                 f"give one of them an explicit id"
             )
-        seen[src.id] = src.path
+        seen[src_id_key(src.id)] = src
