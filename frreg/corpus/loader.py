@@ -4,7 +4,12 @@ Each line is one frame: ``src``, ``encoder``, ``cq``, ``frame_index``,
 ``vmaf`` and the six canonical features; extra columns are kept in
 :attr:`Corpus.frame` but ignored by the model. Anything the trainer could not
 use is rejected with a :class:`~frreg.errors.CorpusError` that reads
-``PATH:LINE: problem``; no row is ever silently dropped.
+``PATH:LINE: problem``; no row is ever silently dropped. That includes files
+that are not UTF-8 JSONL at all (compressed, UTF-16, a device), values JSON
+allows but no corpus holds (duplicate keys, 400-digit integers, lone
+surrogates, deep nesting), ``vmaf`` outside [0, 100], source ids outside
+:mod:`frreg.corpus.ids`'s rule and sources LOSO cannot score (one row).
+``docs/corpus.md`` lists every refusal.
 """
 
 from __future__ import annotations
@@ -12,14 +17,16 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
 
+from frreg.corpus.ids import SRC_ID_RULE, src_id_key, src_id_problem
 from frreg.corpus.sidecar import check_corpus_complete
 from frreg.errors import CorpusError
 from frreg.schema import (
@@ -80,15 +87,81 @@ class Corpus:
         return notes
 
 
+#: A row is a few hundred bytes; a longer line is not a row, and refusing it
+#: keeps a damaged file from turning into one unbounded parse.
+MAX_LINE_BYTES: Final = 1 << 20
+#: 64-bit integers have at most 19 digits. A longer integer literal cannot be a
+#: cq, a frame index or a metric (and Python refuses to parse 4300+ digits).
+MAX_INT_DIGITS: Final = 19
+#: libvmaf clips ``vmaf_v0.6.1`` scores to [0, 100] and prints 6 decimals; a
+#: ``vmaf`` further outside than this is not a VMAF score (another scale,
+#: another column, corruption) and would skew every fold it lands in.
+VMAF_RANGE: Final = (0.0, 100.0)
+VMAF_TOLERANCE: Final = 1e-3
+#: PLCC and SROCC of a held-out source are undefined below this many rows.
+MIN_ROWS_PER_SOURCE: Final = 2
+
+#: Leading bytes of files that are not UTF-8 JSONL, and what they are.
+_MAGIC: Final = (
+    (b"\x1f\x8b", "gzip-compressed; decompress it first (gunzip -k)"),
+    (b"BZh", "bzip2-compressed; decompress it first (bunzip2 -k)"),
+    (b"\xfd7zXZ\x00", "xz-compressed; decompress it first (unxz -k)"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed; decompress it first (unzstd)"),
+    (b"PK\x03\x04", "a zip archive; extract the JSONL first"),
+    (b"\xff\xfe\x00\x00", "UTF-32 text (byte-order mark); convert it to UTF-8"),
+    (b"\x00\x00\xfe\xff", "UTF-32 text (byte-order mark); convert it to UTF-8"),
+    (b"\xff\xfe", "UTF-16 text (byte-order mark); convert it to UTF-8"),
+    (b"\xfe\xff", "UTF-16 text (byte-order mark); convert it to UTF-8"),
+    (b"\xef\xbb\xbf", "UTF-8 with a byte-order mark; write it without one"),
+)
+
+
+class _LineProblem(Exception):
+    """Raised from inside the JSON parser's hooks; becomes ``CorpusError(path, line, ...)``."""
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        dup = next(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
+        raise _LineProblem(f"duplicate key {dup!a} in one object (JSON would keep only the last)")
+    return obj
+
+
+def _integer(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        raise _LineProblem(
+            f"integer literal with {digits} digits (at most {MAX_INT_DIGITS}; no corpus value "
+            "is that large)"
+        )
+    return int(text)
+
+
+_decode = json.JSONDecoder(object_pairs_hook=_object, parse_int=_integer).decode
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return any("\ud800" <= ch <= "\udfff" for ch in value)
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
+
 def _row_key(row: dict[str, Any]) -> str:
-    return f"{row.get('src')}/{row.get('encoder')}/cq{row.get('cq')}/frame {row.get('frame_index')}"
+    return ascii(
+        f"{row.get('src')}/{row.get('encoder')}/cq{row.get('cq')}/frame {row.get('frame_index')}"
+    )[1:-1]
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _check_row(path: Path, lineno: int, row: Any) -> None:
+def _check_row(path: Path, lineno: int, row: Any, checked_ids: set[str]) -> None:
     if not isinstance(row, dict):
         raise CorpusError(path, lineno, f"expected a JSON object, got {type(row).__name__}")
     for col in REQUIRED_COLUMNS:
@@ -97,22 +170,30 @@ def _check_row(path: Path, lineno: int, row: Any) -> None:
     for col in ("src", "encoder"):
         if not isinstance(row[col], str) or not row[col]:
             raise CorpusError(
-                path, lineno, f"column '{col}' must be a non-empty string, got {row[col]!r}"
+                path, lineno, f"column '{col}' must be a non-empty string, got {row[col]!a}"
             )
+    src = row["src"]
+    if src not in checked_ids:  # each id once: the rule walks every character
+        problem = src_id_problem(src)
+        if problem is not None:
+            raise CorpusError(path, lineno, f"column 'src' {src!a} {problem}; {SRC_ID_RULE}")
+        checked_ids.add(src)
     cq = row["cq"]
-    if not _is_number(cq) or not math.isfinite(cq):
-        raise CorpusError(path, lineno, f"column 'cq' must be a finite number, got {cq!r}")
+    if not _is_number(cq) or not math.isfinite(cq) or cq < 0:
+        raise CorpusError(
+            path, lineno, f"column 'cq' must be a finite non-negative number, got {cq!a}"
+        )
     fi = row["frame_index"]
     if not isinstance(fi, int) or isinstance(fi, bool) or fi < 0:
         raise CorpusError(
-            path, lineno, f"column 'frame_index' must be a non-negative integer, got {fi!r}"
+            path, lineno, f"column 'frame_index' must be a non-negative integer, got {fi!a}"
         )
     for col in _NUMERIC_COLUMNS:
         value = row[col]
         if value is None:
             problem = "is null"
         elif not _is_number(value):
-            problem = f"is not a number ({value!r})"
+            problem = f"is not a number ({value!a})"
         elif math.isnan(value):
             problem = "is NaN"
         elif math.isinf(value):
@@ -120,6 +201,14 @@ def _check_row(path: Path, lineno: int, row: Any) -> None:
         else:
             continue
         raise CorpusError(path, lineno, f"column '{col}' {problem} (row key {_row_key(row)})")
+    lo, hi = VMAF_RANGE
+    if not lo - VMAF_TOLERANCE <= row[TARGET] <= hi + VMAF_TOLERANCE:
+        raise CorpusError(
+            path,
+            lineno,
+            f"column '{TARGET}' is {row[TARGET]!r}, outside [{lo:g}, {hi:g}] "
+            f"(tolerance {VMAF_TOLERANCE:g}; row key {_row_key(row)})",
+        )
 
 
 def _preset_norm(path: Path, lineno: int, row: dict[str, Any]) -> float:
@@ -134,39 +223,78 @@ def _preset_norm(path: Path, lineno: int, row: dict[str, Any]) -> float:
         raise CorpusError(
             path,
             lineno,
-            f"preset {preset!r} is not a {row['encoder']} preset (allowed: {', '.join(ladder)})",
+            f"preset {preset!a} is not a {row['encoder']} preset (allowed: {', '.join(ladder)})",
         )
     return ladder.index(name) / (len(ladder) - 1)
 
 
-def parse_corpus_lines(path: Path, data: bytes) -> list[dict[str, Any]]:
-    """Parse and validate JSONL bytes; return the rows in file order."""
+def _check_bytes(path: Path, data: bytes) -> None:
+    """Refuse, before parsing, bytes that are not UTF-8 JSONL at all."""
     if not data.strip():
         raise CorpusError(path, None, "corpus is empty (no rows)")
-    lines = data.split(b"\n")
+    for magic, what in _MAGIC:
+        if data.startswith(magic):
+            raise CorpusError(path, None, f"not a JSONL corpus: the file is {what}")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise CorpusError(
+            path,
+            data.count(b"\n", 0, nul) + 1,
+            "NUL byte: not UTF-8 text (UTF-16/UTF-32 without a byte-order mark, or binary?)",
+        )
+
+
+def _parse_line(path: Path, lineno: int, raw: bytes, last: bool) -> Any:
+    if len(raw) > MAX_LINE_BYTES:
+        raise CorpusError(
+            path,
+            lineno,
+            f"line is {len(raw)} bytes, longer than any row (limit {MAX_LINE_BYTES}); "
+            "is this a JSONL corpus?",
+        )
+    try:
+        text = raw.decode("utf-8")
+        row = _decode(text)
+    except _LineProblem as exc:
+        raise CorpusError(path, lineno, str(exc)) from None
+    except RecursionError:
+        raise CorpusError(path, lineno, "JSON nested too deeply to be a corpus row") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        if last:
+            raise CorpusError(
+                path,
+                lineno,
+                "torn last line (no newline, not valid JSON): was the writer interrupted?",
+            ) from None
+        if isinstance(exc, UnicodeDecodeError):
+            raise CorpusError(
+                path, lineno, f"not UTF-8 text (byte {exc.start + 1} of the line)"
+            ) from None
+        raise CorpusError(path, lineno, f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+    if "\\u" in text and _has_lone_surrogate(row):  # only an escape can make one
+        raise CorpusError(
+            path, lineno, "a string holds a lone surrogate escape (such as \\ud800): not text"
+        )
+    return row
+
+
+def parse_corpus_lines(path: Path, data: bytes) -> list[dict[str, Any]]:
+    """Parse and validate JSONL bytes; return the rows in file order."""
+    _check_bytes(path, data)
     torn_tail = not data.endswith(b"\n")
+    n_lines = data.count(b"\n") + 1
     rows: list[dict[str, Any]] = []
     seen: dict[tuple[Any, ...], int] = {}
-    for lineno, raw in enumerate(lines, start=1):
+    checked_ids: set[str] = set()
+    start = 0
+    for lineno in range(1, n_lines + 1):
+        end = data.find(b"\n", start)
+        raw = data[start:] if end < 0 else data[start:end]
+        start = end + 1
         if not raw.strip():
             continue
-        try:
-            row = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            if torn_tail and lineno == len(lines):
-                raise CorpusError(
-                    path,
-                    lineno,
-                    "torn last line (no newline, not valid JSON): was the writer interrupted?",
-                ) from None
-            if isinstance(exc, UnicodeDecodeError):
-                raise CorpusError(
-                    path, lineno, f"not UTF-8 text (byte {exc.start + 1} of the line)"
-                ) from None
-            raise CorpusError(
-                path, lineno, f"invalid JSON: {exc.msg} at column {exc.colno}"
-            ) from None
-        _check_row(path, lineno, row)
+        row = _parse_line(path, lineno, raw, torn_tail and lineno == n_lines)
+        _check_row(path, lineno, row, checked_ids)
         key = tuple(row[c] for c in KEY_COLUMNS)
         if key in seen:
             raise CorpusError(
@@ -178,14 +306,54 @@ def parse_corpus_lines(path: Path, data: bytes) -> list[dict[str, Any]]:
     return rows
 
 
+def _check_sources(path: Path, rows: list[dict[str, Any]], sources: tuple[str, ...]) -> None:
+    """Refuse sources LOSO cannot score, and ids that differ only in Unicode form."""
+    if len(sources) < 2:
+        raise CorpusError(
+            path,
+            None,
+            f"leave-one-source-out needs at least two sources, found {len(sources)}: "
+            f"{', '.join(ascii(s)[1:-1] for s in sources)}",
+        )
+    first_line: dict[str, int] = {}
+    counts: Counter[str] = Counter()
+    for r in rows:
+        counts[r["src"]] += 1
+        first_line.setdefault(r["src"], r["_line"])
+    by_key: dict[str, str] = {}
+    for src in sorted(sources, key=first_line.__getitem__):
+        other = by_key.setdefault(src_id_key(src), src)
+        if other != src:
+            raise CorpusError(
+                path,
+                first_line[src],
+                f"source ids {src!a} and {other!a} (line {first_line[other]}) are the same "
+                "name in different Unicode forms (NFC/NFD); write them identically",
+            )
+    for src in sorted(sources, key=first_line.__getitem__):
+        if counts[src] < MIN_ROWS_PER_SOURCE:
+            raise CorpusError(
+                path,
+                first_line[src],
+                f"source {src!a} has {counts[src]} row; a held-out source's PLCC/SROCC "
+                f"need at least {MIN_ROWS_PER_SOURCE} rows (LOSO scores every source)",
+            )
+
+
 def load_corpus(path: str | Path) -> Corpus:
     """Read, validate and encode a corpus file.
 
-    Raises :class:`~frreg.errors.CorpusError` (exit code 2) for a missing or
-    unreadable file, any bad row, or fewer than two sources.
+    Raises :class:`~frreg.errors.CorpusError` (exit code 2) for a missing,
+    unreadable or non-regular file, any bad row, fewer than two sources, a
+    source with fewer than :data:`MIN_ROWS_PER_SOURCE` rows, or source ids
+    that differ only in Unicode normal form.
     """
     path = Path(path)
     try:
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):
+            what = "a directory" if stat.S_ISDIR(mode) else "not a regular file (a device or pipe)"
+            raise CorpusError(path, None, f"corpus is {what}; a corpus is a JSONL file")
         data = path.read_bytes()
     except FileNotFoundError:
         raise CorpusError(path, None, "corpus not found") from None
@@ -198,13 +366,7 @@ def load_corpus(path: str | Path) -> Corpus:
     rows = parse_corpus_lines(path, data)
 
     sources = tuple(sorted({r["src"] for r in rows}))
-    if len(sources) < 2:
-        raise CorpusError(
-            path,
-            None,
-            f"leave-one-source-out needs at least two sources, found {len(sources)}: "
-            f"{', '.join(sources)}",
-        )
+    _check_sources(path, rows, sources)
 
     n = len(rows)
     features = np.array([[r[c] for c in CANONICAL_6] for r in rows], dtype=np.float64)

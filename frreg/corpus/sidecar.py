@@ -64,12 +64,28 @@ def read_producer_manifest(corpus: str | os.PathLike[str]) -> dict[str, Any] | N
     mpath = manifest_path(corpus)
     if not mpath.exists():
         return None
+    if not mpath.is_file():  # a device or pipe would be read without end
+        raise CorpusError(mpath, None, "unreadable producer manifest: not a regular file")
     try:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise CorpusError(mpath, None, "unreadable producer manifest: nested too deeply") from None
     except (OSError, ValueError) as exc:
         raise CorpusError(mpath, None, f"unreadable producer manifest: {exc}") from None
     if not isinstance(manifest, dict):
-        raise CorpusError(mpath, None, "unreadable producer manifest: not a JSON object")
+        raise CorpusError(
+            mpath,
+            None,
+            f"unreadable producer manifest: a JSON {type(manifest).__name__}, not an object",
+        )
+    for key, kind in (("missing", list), ("corpus", dict)):
+        if manifest.get(key) is not None and not isinstance(manifest[key], kind):
+            raise CorpusError(
+                mpath,
+                None,
+                f"unreadable producer manifest: '{key}' is {type(manifest[key]).__name__}, "
+                f"not {kind.__name__}",
+            )
     return manifest
 
 
@@ -101,7 +117,7 @@ def check_corpus_complete(path: str | os.PathLike[str], *, sha256: str | None = 
             corpus,
             None,
             f"corpus is incomplete: {len(missing)} cells missing "
-            f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); "
+            f"({', '.join(map(str, missing[:5]))}{', ...' if len(missing) > 5 else ''}); "
             f"rerun frreg-corpus, or pass --allow-missing to accept the gaps",
         )
     recorded = (manifest.get("corpus") or {}).get("sha256")
