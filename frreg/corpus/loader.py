@@ -44,6 +44,8 @@ from frreg.schema import (
 
 _NUMERIC_COLUMNS = (TARGET, *CANONICAL_6)
 _SLOT = {name: i for i, name in enumerate(ENCODER_VOCAB)}
+#: Text columns with few distinct values, stored once per value.
+_SHARED_COLUMNS = ("src", "encoder", PRESET_COLUMN)
 
 
 @dataclass(frozen=True)
@@ -284,7 +286,11 @@ def parse_corpus_lines(path: Path, data: bytes) -> list[dict[str, Any]]:
     torn_tail = not data.endswith(b"\n")
     n_lines = data.count(b"\n") + 1
     rows: list[dict[str, Any]] = []
-    seen: dict[tuple[Any, ...], int] = {}
+    # Memory is what limits a corpus: keys are kept in a set (the first line
+    # of a duplicate is looked up only when there is one), and each distinct
+    # src/encoder/preset text is one shared object instead of one per row.
+    seen: set[tuple[Any, ...]] = set()
+    shared: dict[str, str] = {}
     checked_ids: set[str] = set()
     start = 0
     for lineno in range(1, n_lines + 1):
@@ -295,12 +301,17 @@ def parse_corpus_lines(path: Path, data: bytes) -> list[dict[str, Any]]:
             continue
         row = _parse_line(path, lineno, raw, torn_tail and lineno == n_lines)
         _check_row(path, lineno, row, checked_ids)
+        for col in _SHARED_COLUMNS:
+            value = row.get(col)
+            if isinstance(value, str):
+                row[col] = shared.setdefault(value, value)
         key = tuple(row[c] for c in KEY_COLUMNS)
         if key in seen:
+            first = next(r["_line"] for r in rows if tuple(r[c] for c in KEY_COLUMNS) == key)
             raise CorpusError(
-                path, lineno, f"duplicate row key {_row_key(row)} (first at line {seen[key]})"
+                path, lineno, f"duplicate row key {_row_key(row)} (first at line {first})"
             )
-        seen[key] = lineno
+        seen.add(key)
         row["_line"] = lineno
         rows.append(row)
     return rows
@@ -346,7 +357,8 @@ def load_corpus(path: str | Path) -> Corpus:
     Raises :class:`~frreg.errors.CorpusError` (exit code 2) for a missing,
     unreadable or non-regular file, any bad row, fewer than two sources, a
     source with fewer than :data:`MIN_ROWS_PER_SOURCE` rows, or source ids
-    that differ only in Unicode normal form.
+    that differ only in Unicode normal form. Time and memory are linear in
+    the number of rows.
     """
     path = Path(path)
     try:
@@ -364,6 +376,7 @@ def load_corpus(path: str | Path) -> Corpus:
     # A corpus whose producer run failed or was cut short is refused before parsing.
     check_corpus_complete(path, sha256=sha256)
     rows = parse_corpus_lines(path, data)
+    del data  # the rows hold what is needed; the bytes are as large again
 
     sources = tuple(sorted({r["src"] for r in rows}))
     _check_sources(path, rows, sources)
@@ -389,7 +402,7 @@ def load_corpus(path: str | Path) -> Corpus:
     )
 
     frame = pd.DataFrame.from_records(rows)
-    constant = tuple(s for s in sources if np.ptp(target[groups == s]) == 0.0)
+    del rows
     return Corpus(
         path=path,
         sha256=sha256,
@@ -400,5 +413,18 @@ def load_corpus(path: str | Path) -> Corpus:
         groups=groups,
         sources=sources,
         unknown_encoders=dict(unknown),
-        constant_target_sources=constant,
+        constant_target_sources=_constant_sources(sources, groups, target),
     )
+
+
+def _constant_sources(
+    sources: tuple[str, ...], groups: np.ndarray, target: np.ndarray
+) -> tuple[str, ...]:
+    """Sources whose every ``vmaf`` is the same, in one pass (not one pass per source)."""
+    index = {s: i for i, s in enumerate(sources)}
+    which = np.fromiter((index[g] for g in groups), dtype=np.intp, count=len(groups))
+    lo = np.full(len(sources), np.inf)
+    hi = np.full(len(sources), -np.inf)
+    np.minimum.at(lo, which, target)
+    np.maximum.at(hi, which, target)
+    return tuple(s for s, a, b in zip(sources, lo, hi, strict=True) if a == b)
