@@ -599,3 +599,50 @@ def test_readme_step_0_runs_as_written_from_another_directory(tmp_path: Path) ->
     assert {r["encoder"] for r in rows} == {"libx264", "libx265"}
     assert {r["cq"] for r in rows} == {22, 30, 38, 46}
     assert not incomplete_marker(out).exists()
+
+
+@pytest.mark.slow
+def test_next_run_removes_what_killed_writers_left(tmp_path: Path) -> None:
+    """kill -9 leaves temporaries (corpus, manifest, marker, parts, renders); a rerun removes them.
+
+    Files a live writer may still own stay: another corpus's, and ours written
+    to moments ago.
+    """
+    cache = tmp_path / "cache"
+    argv = _tiny_argv(str(tmp_path / "runs" / "c.jsonl"), cache)
+    [src] = builtin_sources(cache, ids=["testsrc2_30fps"], frames=3, size=(64, 36))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    # A render killed mid-way: no final file, its temporary left behind.
+    src.path.unlink()
+    render = src.path.with_name(f".{src.path.name}.{dead.pid}.tmp")
+    render.write_bytes(b"half a y4m")
+
+    out = tmp_path / "runs" / "c.jsonl"
+    pdir = parts_dir(out)
+    work = pdir / f".work-{dead.pid}-{'0' * 12}-abcdefgh"
+    work.mkdir(parents=True)
+    (work / "encoded.h264").write_bytes(b"\0")
+    key = "0" * 64
+    stale = [
+        out.parent / ".c.jsonl.abcdefgh.tmp",
+        out.parent / ".c.jsonl.manifest.json.abcdefgh.tmp",
+        out.parent / ".c.jsonl.incomplete.abcdefgh.tmp",
+        pdir / f".{key}.jsonl.abcdefgh.tmp",
+        pdir / f".{key}.vmaf.json.gz.abcdefgh.tmp",
+    ]
+    kept = [
+        out.parent / ".other.jsonl.abcdefgh.tmp",  # another corpus's
+        out.parent / ".c.jsonl.justnow1.tmp",  # ours, but just written: maybe live
+        pdir / f".{key}.jsonl.justnow1.tmp",
+    ]
+    ten_minutes_ago = time.time() - 600
+    for path in stale + kept:
+        path.write_text("torn")
+        if "justnow" not in path.name:
+            os.utime(path, (ten_minutes_ago, ten_minutes_ago))
+
+    assert main(argv) == EXIT_OK
+    assert [p for p in [*stale, work, render] if p.exists()] == []
+    assert [p for p in kept if not p.exists()] == []
+    assert src.path.exists()

@@ -133,6 +133,19 @@ class _Live:
 LIVE_PROCESSES: Final = _Live()
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` (on this host) still runs: how a writer's leftovers are judged."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
 # ffmpeg runs with ``-v level+LEVEL``, which tags every line "[error]",
 # "[verbose]", ...; libx265 and SVT-AV1 tag their own ("x265 [error]:",
 # "Svt[warn]:"). A failure's useful lines are the tagged problems, not the

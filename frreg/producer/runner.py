@@ -16,6 +16,7 @@ correctness does not depend on it.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import shutil
@@ -58,8 +59,11 @@ from frreg.producer.settings import ProducerSettings, producer_settings
 from frreg.producer.sources import Source, check_unique_ids, load_manifest
 from frreg.schema import EXIT_FAIL, EXIT_OK, SCHEMA_VERSION
 
-#: Temporary files older than this (seconds) in the parts directory are debris.
-_STALE_TMP_S: Final = 3600.0
+#: A temporary file nobody has written to for this long (seconds) is debris of
+#: a killed writer: atomic_writer writes, fsyncs and renames in one go, so a
+#: live writer's file is never idle this long. (The names carry no pid, so
+#: idleness is the evidence; cleaning also runs only under the producer lock.)
+_IDLE_TMP_S: Final = 60.0
 
 
 # --------------------------------------------------------------------------
@@ -387,7 +391,7 @@ def produce_corpus(
     record = _ManifestRecord(corpus, plan.cells, plan.settings, plan.info, sources, argv)
 
     with FileLock(str(_lock_path(corpus))):
-        _clean_stale(pdir)
+        _clean_stale(corpus, pdir)
         run = _Run(plan, record, _finished_parts(pdir, plan.cells), progress, t0)
         # The marker goes down before anything else changes, so a run killed
         # from here on leaves a corpus the trainer refuses.
@@ -497,33 +501,36 @@ def _lock_path(corpus: Path) -> Path:
     return parts_dir(corpus) / ".producer.lock"
 
 
-def _clean_stale(pdir: Path) -> None:
-    """Remove work dirs of dead producers and old temporary files (held under the lock)."""
+def _clean_stale(corpus: Path, pdir: Path) -> None:
+    """Remove what killed producers left behind (called under the lock).
+
+    In the parts directory: the ``.work-PID-*`` directories of dead pids and
+    idle temporary files (of parts and libvmaf logs). Beside the corpus: the
+    idle temporaries of the corpus, its manifest and its ``.incomplete``
+    marker, named exactly as :func:`frreg._io.atomic_writer` names them, so
+    another corpus in the same directory keeps its own.
+    """
     now = time.time()
     for entry in pdir.iterdir():
         name = entry.name
         if name.startswith(WORK_PREFIX) and entry.is_dir():
             pid_text = name[len(WORK_PREFIX) :].split("-", 1)[0]
-            if pid_text.isdigit() and not _pid_alive(int(pid_text)):
+            if pid_text.isdigit() and not ff.pid_alive(int(pid_text)):
                 shutil.rmtree(entry, ignore_errors=True)
         elif name.startswith(".") and name.endswith(".tmp"):
-            try:
-                if now - entry.stat().st_mtime > _STALE_TMP_S:
-                    entry.unlink()
-            except OSError:
-                pass
+            _remove_if_idle(entry, now)
+    for target in (corpus, manifest_path(corpus), incomplete_marker(corpus)):
+        # atomic_writer: mkstemp(prefix=".NAME.", suffix=".tmp"), 8 random characters.
+        for entry in corpus.parent.glob(f".{glob.escape(target.name)}.{'?' * 8}.tmp"):
+            _remove_if_idle(entry, now)
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
+def _remove_if_idle(path: Path, now: float) -> None:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        if path.is_file() and now - path.stat().st_mtime > _IDLE_TMP_S:
+            path.unlink()
+    except OSError:
+        pass  # gone already, or not ours to remove: it is only debris
 
 
 # --------------------------------------------------------------------------

@@ -8,6 +8,7 @@ same bytes every time.
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -128,6 +129,18 @@ BUILTIN_SIZE: Final = (320, 180)
 BUILTIN_SECONDS: Final = 3
 
 
+def _remove_dead_renders(path: Path) -> None:
+    """Remove ``.NAME.PID.tmp`` renders of ``path`` whose process is gone (held under its lock).
+
+    A render killed with SIGKILL leaves its temporary file and no final one,
+    so the next call for the same source always passes here.
+    """
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2 : -len(".tmp")]
+        if pid.isdigit() and not ff.pid_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
 def default_cache_dir() -> Path:
     """``$FRREG_CACHE_DIR``, else ``$XDG_CACHE_HOME/frreg``, else ``~/.cache/frreg``."""
     if os.environ.get(CACHE_ENV):
@@ -187,6 +200,7 @@ def builtin_sources(
         if not path.exists():
             with FileLock(str(path) + ".lock"):
                 if not path.exists():
+                    _remove_dead_renders(path)
                     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
                     try:
                         ff.generate(exe, graph, n, tmp, timeout=timeout)
