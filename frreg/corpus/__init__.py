@@ -13,9 +13,9 @@ and write the sidecar format without paying for it. Nothing here imports
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from frreg._lazy import lazy_getattr
 from frreg.corpus.sidecar import (
     check_corpus_complete,
     incomplete_marker,
@@ -41,10 +41,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LOADER_EXPORTS:
-        return getattr(importlib.import_module("frreg.corpus.loader"), name)
-    raise AttributeError(f"module 'frreg.corpus' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, dict.fromkeys(_LOADER_EXPORTS, "frreg.corpus.loader"))
 
 
 def __dir__() -> list[str]:
