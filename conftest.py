@@ -53,3 +53,38 @@ def tiny_rows() -> list[dict[str, Any]]:
 @pytest.fixture
 def tiny_corpus(write_jsonl: Callable[..., Path], tiny_rows: list[dict[str, Any]]) -> Path:
     return write_jsonl(tiny_rows)
+
+
+#: Thresholds that any real, briefly trained ensemble meets: tests of the
+#: evidence path are about what is recomputed, not about model quality.
+LENIENT_GATE = ("--mean-plcc-threshold", "0", "--per-seed-min", "0", "--plcc-spread-max", "1")
+
+
+@pytest.fixture(scope="session")
+def trained_loso(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A real LOSO run (5 seeds x 4 folds, 30 epochs on a tiny corpus): ``(corpus, loso_dir)``.
+
+    Shared by the session; copy it (``loso_copy``) before changing anything.
+    """
+    from frreg.corpus import load_corpus
+    from frreg.synthetic import synthetic_rows, write_corpus
+    from frreg.training.loso import run_loso
+    from frreg.training.settings import TrainSettings
+
+    root = tmp_path_factory.mktemp("trained-loso")
+    rows = synthetic_rows(n_sources=4, encoders=("libx264",), cqs=(22, 30, 38, 46), frames=8)
+    corpus = write_corpus(root / "corpus.jsonl", rows)
+    run_loso(load_corpus(corpus), (0, 1, 2, 3, 4), TrainSettings(epochs=30), root / "loso")
+    return corpus, root / "loso"
+
+
+@pytest.fixture
+def loso_copy(trained_loso: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
+    """A private copy of :func:`trained_loso`: ``(corpus, loso_dir)``; the seeds record the
+    shared corpus path, which this copy keeps (and may be told to use another)."""
+    import shutil
+
+    corpus, loso = trained_loso
+    copy = tmp_path / "loso"
+    shutil.copytree(loso, copy)
+    return corpus, copy

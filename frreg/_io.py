@@ -73,3 +73,35 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
     text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n"
     with atomic_writer(path) as fh:
         fh.write(text)
+
+
+def require_creatable(path: str | os.PathLike[str], shown: object) -> None:
+    """Raise :class:`~frreg.errors.InputError` unless ``path`` can be created or written:
+    its nearest existing ancestor (itself included) must be a writable directory.
+
+    ``shown`` is what the message names (the path as the user gave it).
+    """
+    from frreg.errors import InputError
+
+    ancestor = Path(path)
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise InputError(f"{shown}: {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise InputError(f"{shown}: cannot create files in {ancestor} (not writable)")
+
+
+def check_output_dir(path: str | os.PathLike[str]) -> Path:
+    """Refuse, before any work, an output directory that could not be written.
+
+    It must be a directory, or not exist yet under a writable directory.
+    Raises :class:`~frreg.errors.InputError` naming the path and the problem.
+    """
+    from frreg.errors import InputError
+
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise InputError(f"{target}: exists and is not a directory")
+    require_creatable(target, target)
+    return target

@@ -19,6 +19,7 @@ from typing import Any
 
 from frreg.producer.encoders import CQ_BOUNDS, ENCODER_SPECS, PRODUCIBLE_ENCODERS
 from frreg.schema import (
+    DEFAULT_AUDIT_JOBS,
     DEFAULT_BATCH_SIZE,
     DEFAULT_CORPUS,
     DEFAULT_EPOCHS,
@@ -63,17 +64,26 @@ def seed_list(text: str) -> tuple[int, ...]:
     return tuple(seeds)
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 1."""
+def _int_at_least(text: str, minimum: int) -> int:
     try:
         value = int(str(text), 10)
     except ValueError:
+        value = minimum - 1
+    if value < minimum:
         raise argparse.ArgumentTypeError(
-            f"invalid value {text!r}: expected an integer >= 1"
-        ) from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected an integer >= 1")
+            f"invalid value {text!r}: expected an integer >= {minimum}"
+        )
     return value
+
+
+def nonnegative_int(text: str) -> int:
+    """An integer >= 0."""
+    return _int_at_least(text, 0)
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1."""
+    return _int_at_least(text, 1)
 
 
 def _finite_float(text: str, what: str) -> float:
@@ -102,12 +112,21 @@ def nonnegative_float(text: str) -> float:
     return value
 
 
-def correlation(text: str) -> float:
-    """A correlation threshold in [-1, 1]."""
-    value = _finite_float(text, "a number in [-1, 1]")
-    if not -1.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected a number in [-1, 1]")
+def _unit_interval(text: str, what: str) -> float:
+    value = _finite_float(text, f"{what} in [0, 1]")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected {what} in [0, 1]")
     return value
+
+
+def plcc_threshold(text: str) -> float:
+    """A minimum PLCC in [0, 1]: a gate that admits uncorrelated models is no gate."""
+    return _unit_interval(text, "a PLCC threshold")
+
+
+def spread_threshold(text: str) -> float:
+    """A maximum spread of per-seed mean PLCCs, in [0, 1] (PLCCs at or above 0 span at most 1)."""
+    return _unit_interval(text, "a spread")
 
 
 # --------------------------------------------------------------------------
@@ -243,41 +262,58 @@ GATE_SEEDS = Option(
 MEAN_PLCC = Option(
     "mean-plcc-threshold",
     "mean_plcc_threshold",
-    "minimum mean over seeds of the per-seed mean PLCC",
+    "minimum mean over seeds of the per-seed mean PLCC, in [0, 1]",
     MEAN_PLCC_MIN,
-    correlation,
+    plcc_threshold,
     "X",
 )
 SPREAD = Option(
     "plcc-spread-max",
     "plcc_spread_max",
-    "maximum max-min spread of per-seed mean PLCC",
+    "maximum max-min spread of per-seed mean PLCC, in [0, 1]",
     PLCC_SPREAD_MAX,
-    nonnegative_float,
+    spread_threshold,
     "X",
 )
 PER_SEED = Option(
     "per-seed-min",
     "per_seed_min",
-    "minimum mean PLCC of every seed",
+    "minimum mean PLCC of every seed, in [0, 1]",
     PER_SEED_PLCC_MIN,
-    correlation,
+    plcc_threshold,
     "X",
 )
-
 FOLD_MIN = Option(
     "fold-min",
     "fold_min",
-    "also fail any fold whose held-out PLCC is below this",
+    "also fail any fold whose held-out PLCC is below this, in [0, 1]",
     None,
-    correlation,
+    plcc_threshold,
     "X",
     shown_default="off",
 )
 
-
 #: Gate thresholds shared by ``frreg-gate``, ``frreg-validate`` and the plugin.
 THRESHOLD_OPTIONS = (MEAN_PLCC, SPREAD, PER_SEED, FOLD_MIN)
+
+AUDIT = Option(
+    "audit",
+    "audit",
+    "retrain this many randomly chosen (seed, fold) jobs with the recorded recipe and "
+    "require the recorded predictions (0: no audit)",
+    DEFAULT_AUDIT_JOBS,
+    nonnegative_int,
+    "K",
+)
+GATE_CORPUS_CHECK = Option(
+    "corpus",
+    "corpus",
+    "corpus the seeds were trained on; its sha256 must match every seed, and every "
+    "number is recomputed from it",
+    None,
+    metavar="PATH",
+    shown_default="the path the seed artifacts recorded",
+)
 
 ENGINES = ("batched", "reference")
 ENGINE = Option(
@@ -648,6 +684,16 @@ GATE_CACHE_DIR = Option(
     "runs/frreg-cache",
     metavar="DIR",
 )
+PLUGIN_AUDIT = Option(
+    "audit",
+    "audit",
+    "retrain this many randomly chosen (seed, fold) jobs before writing the verdict",
+    None,
+    nonnegative_int,
+    "K",
+    shown_default=f"{DEFAULT_AUDIT_JOBS} unless this session trained every seed itself, else 0",
+)
+
 #: Every ``--frreg-*`` option, in help order.
 PLUGIN_OPTIONS = (
     GATE_CORPUS,
@@ -661,6 +707,7 @@ PLUGIN_OPTIONS = (
     GATE_OUT_DIR,
     GATE_CACHE_DIR,
     *THRESHOLD_OPTIONS,
+    PLUGIN_AUDIT,
 )
 
 

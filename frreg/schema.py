@@ -151,6 +151,8 @@ MEAN_PLCC_MIN: Final = 0.95
 PLCC_SPREAD_MAX: Final = 0.005
 #: Every seed's mean PLCC must reach this.
 PER_SEED_PLCC_MIN: Final = 0.95
+#: (seed, fold) jobs a verdict retrains by default to audit the artifacts.
+DEFAULT_AUDIT_JOBS: Final = 1
 #: The deployed deep ensemble.
 ENSEMBLE_SEEDS: Final = DEFAULT_SEEDS
 ENSEMBLE_SIZE: Final = len(ENSEMBLE_SEEDS)
@@ -194,5 +196,7 @@ EXIT_OK: Final = 0
 EXIT_FAIL: Final = 1
 #: Bad usage or bad input (argparse's own code for usage errors).
 EXIT_USAGE: Final = 2
+#: An unexpected error (a bug): never confused with HOLD, and no verdict is left.
+EXIT_INTERNAL: Final = 3
 #: Stopped by Ctrl-C / SIGTERM (128 + SIGINT, the shell convention); rerun to resume.
 EXIT_INTERRUPTED: Final = 130

@@ -94,6 +94,9 @@ class GateConfig:
     cqs: tuple[int, ...] | None = None
     engine: Engine = "batched"
     device: str = "cpu"
+    #: Jobs to retrain for the verdict's audit; ``None``: 1 unless this session
+    #: trained every seed itself (then the evidence is its own, and 0).
+    audit: int | None = None
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -131,6 +134,7 @@ def gate_config(values: Mapping[str, Any], base: Path, *, prefix: str = "--frreg
         cqs=None if values["cqs"] is None else tuple(values["cqs"]),
         engine=values["engine"],
         device=settings.device(values, prefix=prefix),
+        audit=values.get("audit"),
     )
 
 
@@ -322,6 +326,7 @@ class GateSession:
             out,
             cfg.thresholds,
             corpus=cfg.corpus,
+            audit_jobs=self.audit_jobs(outcomes),
             written_by="pytest-frreg",
             extra_checks=session_checks(outcomes, expected, interrupted),
         )
@@ -329,6 +334,20 @@ class GateSession:
         records = {s: a.record for s, a in decision.artifacts.items()}
         self._write_reports(decision.report, records, path, notes)
         return decision.report, path
+
+    def audit_jobs(self, outcomes: Mapping[str, ItemOutcome]) -> int:
+        """How many jobs the verdict retrains: the option, else 1 unless every seed was
+        trained by this session (whatever came from the cache is audited)."""
+        if self.config.audit is not None:
+            return self.config.audit
+        from frreg.schema import DEFAULT_AUDIT_JOBS
+
+        trained = {
+            int(o.properties["seed"])
+            for o in outcomes.values()
+            if o.properties.get("trained_now") and "seed" in o.properties
+        }
+        return 0 if trained >= set(self.config.seeds) else DEFAULT_AUDIT_JOBS
 
     def _write_reports(
         self,

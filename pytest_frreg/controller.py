@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_frreg.items import NODE
+from pytest_frreg.items import NODE, strip_group
 
 if TYPE_CHECKING:
     from frreg.gate.checks import GateReport
@@ -20,7 +20,8 @@ class GateController:
     once, from the items' reports.
     """
 
-    def __init__(self, session: GateSession, expected: list[str]) -> None:
+    def __init__(self, config: pytest.Config, session: GateSession, expected: list[str]) -> None:
+        self.config = config
         self.session = session
         self.expected = expected
         self.outcomes: dict[str, ItemOutcome] = {}
@@ -38,13 +39,25 @@ class GateController:
             return
         from frreg.session import ItemOutcome
 
-        nodeid = report.nodeid.split("@", 1)[0]  # --dist loadgroup appends "@group"
+        nodeid = strip_group(report.nodeid)
         if report.when != "call" and report.passed:
             return
         outcome = report.outcome if report.when == "call" else f"{report.outcome} in {report.when}"
         previous = self.outcomes.get(nodeid)
         if previous is None or previous.outcome == "passed":
             self.outcomes[nodeid] = ItemOutcome(nodeid, outcome, dict(report.user_properties))
+
+    @pytest.hookimpl(optionalhook=True)  # an xdist hook: absent without pytest-xdist
+    def pytest_testnodedown(self, node: Any, error: object | None) -> None:
+        # A dead xdist worker can leave --dist loadgroup waiting forever for
+        # its items: stop the session now; the verdict then records it as
+        # interrupted (HOLD) instead of CI hanging.
+        if error is None:
+            return
+        dsession = self.config.pluginmanager.getplugin("dsession")
+        if dsession is not None and not dsession.shouldstop:
+            worker = getattr(getattr(node, "gateway", None), "id", node)
+            dsession.shouldstop = f"xdist worker {worker} died ({error})"
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if session.config.option.collectonly:
@@ -54,6 +67,8 @@ class GateController:
             interrupted = "interrupted"
         elif session.shouldstop or session.shouldfail:
             interrupted = f"stopped early ({session.shouldstop or session.shouldfail})"
+        elif (dsession := self.config.pluginmanager.getplugin("dsession")) and dsession.shouldstop:
+            interrupted = f"stopped early ({dsession.shouldstop})"
         self.report, self.verdict_path = self.session.finalize(
             self.outcomes, self.expected, interrupted=interrupted
         )

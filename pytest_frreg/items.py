@@ -6,6 +6,7 @@ and their names belong to :mod:`frreg.gate.checks`, not to this module.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -18,6 +19,16 @@ if TYPE_CHECKING:
     from frreg.session import GateSession
 
 NODE = "frreg-gate"
+#: The xdist group of one seed's items; ``--dist loadgroup`` appends ``@<group>`` to node ids.
+GROUP_PREFIX = "frreg-seed"
+_GROUP_SUFFIX = re.compile(rf"@{GROUP_PREFIX}\d+$")
+
+
+def strip_group(nodeid: str) -> str:
+    """The item's own node id, whatever its source id contains (``@`` included)."""
+    return _GROUP_SUFFIX.sub("", nodeid)
+
+
 SESSION_KEY: pytest.StashKey[GateSession] = pytest.StashKey()
 
 
@@ -101,6 +112,6 @@ class GateCollector(pytest.Collector):
         for spec in item_specs(session.config.seeds, sources):
             item = GateItem.from_parent(self, name=spec.name, check=spec.check, args=spec.args)
             if spec.seed_group is not None:
-                item.add_marker(pytest.mark.xdist_group(f"frreg-seed{spec.seed_group}"))
+                item.add_marker(pytest.mark.xdist_group(f"{GROUP_PREFIX}{spec.seed_group}"))
             items.append(item)
         return items

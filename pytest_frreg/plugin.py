@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from frreg.options import PLUGIN_OPTIONS, Option, add_options
+from frreg.options import GATE_OUT_DIR, PLUGIN_OPTIONS, Option, add_options
 from pytest_frreg.items import NODE, SESSION_KEY, GateCollector
 
 PREFIX = "frreg-"
@@ -40,7 +40,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
     def add(flag: str, **kwargs: Any) -> None:
         # Resolved later as option > ini > built-in default, so argparse must
-        # not fill the default in; the help text still shows it.
+        # not fill the default in; the help text still shows it. Values are
+        # checked at configure time, not by argparse, so that the gate's old
+        # verdict is removed first even when a value is bad.
+        if kwargs.get("choices"):
+            kwargs.setdefault("metavar", "{" + ",".join(kwargs["choices"]) + "}")
+        for key in ("type", "choices"):
+            kwargs.pop(key, None)
         kwargs.update(dest="frreg_" + kwargs["dest"], default=None)
         group.addoption(flag, **kwargs)
 
@@ -50,22 +56,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _resolve(config: pytest.Config, opt: Option) -> Any:
-    value = config.getoption(_name(opt))
-    if value is not None:
-        return value
-    raw = config.getini(_name(opt))
-    if raw in ("", None):
-        return opt.default
+    """One option's value: command line, else ini, else the built-in default; checked."""
+    raw = config.getoption(_name(opt))
+    where = f"argument --{PREFIX}{opt.name}"
+    if raw is None:
+        raw = config.getini(_name(opt))
+        where = f"ini option {_name(opt)}"
+        if raw in ("", None):
+            return opt.default
     if opt.choices and raw not in opt.choices:
-        raise pytest.UsageError(
-            f"ini option {_name(opt)} = {raw!r}: choose from {', '.join(opt.choices)}"
-        )
+        choices = ", ".join(repr(c) for c in opt.choices)
+        raise pytest.UsageError(f"{where}: invalid choice: {raw!r} (choose from {choices})")
     if opt.type is None:
         return raw
     try:
         return opt.type(str(raw))
     except argparse.ArgumentTypeError as exc:
-        raise pytest.UsageError(f"ini option {_name(opt)}: {exc}") from None
+        raise pytest.UsageError(f"{where}: {exc}") from None
 
 
 def _active(config: pytest.Config) -> bool:
@@ -86,15 +93,23 @@ def pytest_configure(config: pytest.Config) -> None:
     if not _active(config):
         return
     from frreg.errors import FrregError
+    from frreg.gate.verdict import clear_verdict
     from frreg.session import GateSession, gate_config
     from pytest_frreg.controller import GateController
     from pytest_frreg.items import item_ids
 
+    base = Path(config.invocation_params.dir)
+    if not hasattr(config, "workerinput"):
+        # Before anything can fail (a bad value, collection, an internal error,
+        # --co): this session's outcome is unknown, so no earlier verdict stands.
+        out_dir = base / str(_resolve(config, GATE_OUT_DIR))
+        try:
+            clear_verdict(out_dir)
+        except FrregError as exc:
+            raise pytest.UsageError(str(exc)) from None
     values = {opt.dest: _resolve(config, opt) for opt in PLUGIN_OPTIONS}
     try:
-        session = GateSession(
-            gate_config(values, Path(config.invocation_params.dir), prefix=f"--{PREFIX}")
-        )
+        session = GateSession(gate_config(values, base, prefix=f"--{PREFIX}"))
     except FrregError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
@@ -104,7 +119,7 @@ def pytest_configure(config: pytest.Config) -> None:
         except FrregError as exc:
             raise pytest.UsageError(str(exc)) from None
         expected = item_ids(session.config.seeds, sources)
-        config.pluginmanager.register(GateController(session, expected), "frreg-controller")
+        config.pluginmanager.register(GateController(config, session, expected), "frreg-controller")
 
 
 @pytest.hookimpl(tryfirst=True)

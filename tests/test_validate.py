@@ -1,4 +1,4 @@
-"""frreg-validate writes exactly one verdict, and PROMOTE needs the matching corpus."""
+"""frreg-validate writes exactly one verdict, from numbers it recomputed itself."""
 
 from __future__ import annotations
 
@@ -6,84 +6,110 @@ import hashlib
 import json
 
 import pytest
-from factories import passing_docs, write_loso_dir
 
+from conftest import LENIENT_GATE
 from frreg.cli import validate as validate_cli
 from frreg.schema import EXIT_FAIL, EXIT_OK, EXIT_USAGE, HOLD_FILE, PROMOTE_FILE
 
 
-@pytest.fixture
-def corpus_file(tmp_path):
-    path = tmp_path / "corpus.jsonl"
-    path.write_bytes(b'{"pretend": "corpus"}\n')
-    return path
+def validate(loso, *extra: str) -> int:
+    return validate_cli.main([str(loso), *LENIENT_GATE, *extra])
 
 
-def docs_for(corpus_file, level=0.97):
-    digest = hashlib.sha256(corpus_file.read_bytes()).hexdigest()
-    docs = passing_docs(level)
-    for d in docs:
-        d["corpus_sha256"] = digest
-        d["corpus"] = str(corpus_file)
-    return docs
-
-
-def test_promote_records_digests_and_removes_stale_hold(tmp_path, corpus_file):
-    loso = write_loso_dir(tmp_path / "loso", docs_for(corpus_file))
+def test_promote_records_digests_and_removes_stale_hold(loso_copy):
+    corpus, loso = loso_copy
     (loso / HOLD_FILE).write_text("{}")
-    assert validate_cli.main([str(loso), "--corpus", str(corpus_file)]) == EXIT_OK
+    assert validate(loso, "--corpus", str(corpus)) == EXIT_OK
     assert not (loso / HOLD_FILE).exists()
     verdict = json.loads((loso / PROMOTE_FILE).read_text())
     assert verdict["verdict"] == "PROMOTE"
-    assert verdict["corpus_sha256"] == hashlib.sha256(corpus_file.read_bytes()).hexdigest()
+    assert verdict["corpus_sha256"] == hashlib.sha256(corpus.read_bytes()).hexdigest()
     for seed in range(5):
         seed_file = loso / f"loso_seed{seed}.json"
         assert verdict["seed_files"][str(seed)] == {
             "file": seed_file.name,
             "sha256": hashlib.sha256(seed_file.read_bytes()).hexdigest(),
         }
+        evidence = verdict["verification"]["seeds"][str(seed)]
+        assert evidence["verified"] is True
+        pred = loso / f"loso_seed{seed}.predictions.csv"
+        assert evidence["predictions_sha256"] == hashlib.sha256(pred.read_bytes()).hexdigest()
     assert verdict["gate"]["passed"] is True
     assert verdict["recommendation"].startswith("promote")
+    [job] = verdict["verification"]["audit"]["jobs"]  # the default audit: one job
+    assert job["passed"] is True
+    assert job["max_abs_diff"] == 0.0  # CPU training is exactly reproducible
 
 
-def test_corpus_defaults_to_the_recorded_path(tmp_path, corpus_file):
-    loso = write_loso_dir(tmp_path / "loso", docs_for(corpus_file))
-    assert validate_cli.main([str(loso)]) == EXIT_OK
+def test_custom_recipe_and_thresholds_are_written_prominently(loso_copy):
+    _, loso = loso_copy
+    assert validate(loso) == EXIT_OK
+    verdict = json.loads((loso / PROMOTE_FILE).read_text())
+    adr = verdict["adr_0303"]
+    assert adr["recipe_and_thresholds"] is False
+    assert "epochs 30 (ADR-0303: 200)" in adr["deviations"]
+    assert "mean PLCC threshold 0.0 (ADR-0303: 0.95)" in adr["deviations"]
+    assert "(custom: " in verdict["recommendation"]
+
+
+def test_corpus_defaults_to_the_recorded_path(loso_copy):
+    _, loso = loso_copy
+    assert validate(loso) == EXIT_OK
     assert (loso / PROMOTE_FILE).exists()
 
 
-def test_hold_removes_stale_promote(tmp_path, corpus_file, capsys):
-    loso = write_loso_dir(tmp_path / "loso", docs_for(corpus_file, level=0.9))
+def test_hold_removes_stale_promote(loso_copy, capsys):
+    _, loso = loso_copy
     (loso / PROMOTE_FILE).write_text("{}")
-    assert validate_cli.main([str(loso), "--corpus", str(corpus_file)]) == EXIT_FAIL
+    assert validate_cli.main([str(loso), "--audit", "0"]) == EXIT_FAIL  # the ADR thresholds
     assert not (loso / PROMOTE_FILE).exists()
     verdict = json.loads((loso / HOLD_FILE).read_text())
     assert verdict["verdict"] == "HOLD"
-    assert "mean PLCC 0.9000 < 0.95" in verdict["recommendation"]
+    assert "< 0.95" in verdict["recommendation"]
     assert f"wrote {loso / HOLD_FILE}" in capsys.readouterr().out
 
 
-def test_corpus_that_does_not_hash_to_the_recorded_digest_holds(tmp_path, corpus_file):
-    loso = write_loso_dir(tmp_path / "loso", docs_for(corpus_file))
-    corpus_file.write_bytes(b'{"edited": "after training"}\n')
-    assert validate_cli.main([str(loso), "--corpus", str(corpus_file)]) == EXIT_FAIL
-    verdict = json.loads((loso / HOLD_FILE).read_text())
-    assert "differs from the digest recorded by seed(s) 0, 1, 2, 3, 4" in verdict["recommendation"]
+def test_corpus_that_does_not_hash_to_the_recorded_digest_holds(loso_copy, tmp_path):
+    corpus, loso = loso_copy
+    edited = tmp_path / "edited.jsonl"
+    lines = corpus.read_text().splitlines(keepends=True)
+    edited.write_text("".join(lines[:-1]))  # one frame fewer
+    assert validate(loso, "--corpus", str(edited)) == EXIT_FAIL
+    recommendation = json.loads((loso / HOLD_FILE).read_text())["recommendation"]
+    assert "was trained on corpus" in recommendation
+    assert "numbers cannot be recomputed" in recommendation
 
 
-def test_missing_corpus_holds(tmp_path, corpus_file):
-    loso = write_loso_dir(tmp_path / "loso", docs_for(corpus_file))
-    corpus_file.unlink()
-    assert validate_cli.main([str(loso)]) == EXIT_FAIL
-    assert "cannot be verified" in json.loads((loso / HOLD_FILE).read_text())["recommendation"]
+def test_missing_corpus_holds(loso_copy, tmp_path):
+    _, loso = loso_copy
+    assert validate(loso, "--corpus", str(tmp_path / "gone.jsonl")) == EXIT_FAIL
+    assert (
+        "nothing can be recomputed" in json.loads((loso / HOLD_FILE).read_text())["recommendation"]
+    )
 
 
-def test_malformed_artifact_is_exit_2_and_leaves_no_verdict(tmp_path, corpus_file, capsys):
-    docs = {i: d for i, d in enumerate(docs_for(corpus_file))}
-    docs[2] = "{torn"
-    loso = write_loso_dir(tmp_path / "loso", docs)
+def test_malformed_artifact_is_exit_2_and_leaves_no_verdict(loso_copy, capsys):
+    _, loso = loso_copy
+    (loso / "loso_seed2.json").write_text("{torn")
     (loso / PROMOTE_FILE).write_text("{}")  # stale, from an earlier run
-    assert validate_cli.main([str(loso)]) == EXIT_USAGE
+    assert validate(loso) == EXIT_USAGE
     assert "loso_seed2.json: invalid JSON" in capsys.readouterr().err
     assert not (loso / PROMOTE_FILE).exists()
     assert not (loso / HOLD_FILE).exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--mean-plcc-threshold", "-1"], "expected a PLCC threshold in [0, 1]"),
+        (["--per-seed-min", "1.5"], "expected a PLCC threshold in [0, 1]"),
+        (["--plcc-spread-max", "5"], "expected a spread in [0, 1]"),
+        (["--fold-min", "nan"], "expected a PLCC threshold in [0, 1]"),
+        (["--audit", "-1"], "expected an integer >= 0"),
+    ],
+)
+def test_thresholds_outside_their_meaning_are_refused(tmp_path, capsys, argv, needle):
+    with pytest.raises(SystemExit) as info:
+        validate_cli.main([str(tmp_path), *argv])
+    assert info.value.code == EXIT_USAGE
+    assert needle in capsys.readouterr().err

@@ -1,7 +1,13 @@
 """``frreg-gate``: apply the ship gate to a directory of ``loso_seed{N}.json`` (read-only).
 
+Every number is recomputed from the corpus (``--corpus``, else the path the
+seeds recorded), the seeds' predictions and their stored models, and
+``--audit K`` jobs are retrained, exactly as ``frreg-validate`` does. When the
+corpus cannot be found, the seeds' own numbers are judged and every line says
+they are self-reported; nothing is written either way.
+
 Exit codes: 0 the ensemble passes, 1 it does not, 2 input error (missing
-directory, malformed artifact).
+directory, malformed artifact or corpus), 3 internal error.
 """
 
 from __future__ import annotations
@@ -11,24 +17,33 @@ import json
 import sys
 from collections.abc import Sequence
 
+from frreg.cli._common import fail, guarded
 from frreg.errors import FrregError
-from frreg.options import GATE_SEEDS, THRESHOLD_OPTIONS, StrictParser, add_options
+from frreg.options import (
+    AUDIT,
+    GATE_CORPUS_CHECK,
+    GATE_SEEDS,
+    THRESHOLD_OPTIONS,
+    StrictParser,
+    add_options,
+)
 from frreg.schema import EXIT_FAIL, EXIT_OK
 
 PROG = "frreg-gate"
 
 
 def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
-    """LOSO_DIR, --seeds and the thresholds: shared by frreg-gate and frreg-validate."""
+    """LOSO_DIR, --seeds, the thresholds, --corpus and --audit: shared by frreg-gate and
+    frreg-validate."""
     parser.add_argument("loso_dir", metavar="LOSO_DIR", help="directory holding loso_seed{N}.json")
-    add_options(parser.add_argument, (GATE_SEEDS, *THRESHOLD_OPTIONS))
+    add_options(parser.add_argument, (GATE_SEEDS, *THRESHOLD_OPTIONS, GATE_CORPUS_CHECK, AUDIT))
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = StrictParser(
         prog=PROG,
         description="Decide whether a LOSO-trained ensemble passes the ship gate.",
-        epilog="Exit status: 0 pass, 1 fail, 2 input error.",
+        epilog="Exit status: 0 pass, 1 fail, 2 input error, 3 internal error.",
     )
     add_gate_arguments(parser)
     parser.add_argument(
@@ -37,22 +52,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SELF_REPORTED = "self-reported, not recomputed (corpus not found)"
+
+
+@guarded(PROG)
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from frreg.gate.checks import evaluate, load_loso_dir
+    from frreg.gate.verdict import decide
     from frreg.settings import thresholds
 
     try:
-        th = thresholds(vars(args))
-        report = evaluate(load_loso_dir(args.loso_dir, th.seeds), th)
+        decision = decide(
+            args.loso_dir,
+            thresholds(vars(args)),
+            corpus=args.corpus,
+            audit_jobs=args.audit,
+            require_evidence=False,
+        )
     except FrregError as err:
-        from frreg.cli._common import fail
-
         return fail(PROG, err)
+    report = decision.report
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2, allow_nan=False))
-    else:
+        doc = {**report.to_dict(), "recomputed": decision.recomputed}
+        print(json.dumps(doc, indent=2, allow_nan=False))
+    elif decision.recomputed:
         print("\n".join(report.lines()))
+    else:
+        print(f"numbers are {SELF_REPORTED}")
+        print("\n".join(report.lines()) + " (self-reported, unverified)")
     return EXIT_OK if report.passed else EXIT_FAIL
 
 

@@ -4,7 +4,8 @@ This parser is the authoritative interface of the trainer. Every caller (the
 wrapper script, the README, the pytest plugin) is checked against
 :func:`build_parser`; flags may be added, never renamed or dropped.
 
-Exit codes: 0 trained and wrote every seed, 2 bad usage or bad corpus.
+Exit codes: 0 trained and wrote every seed, 2 bad usage or bad corpus, 3 internal
+error. Any verdict in the output directory is removed before training starts.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from frreg._io import check_output_dir
+from frreg.cli._common import fail, guarded
 from frreg.errors import CorpusError, FrregError
 from frreg.options import (
     CORPUS,
@@ -42,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Train one fr_regressor_v2 model per (seed, held-out source) and "
         "write loso_seed{N}.json with held-out PLCC/SROCC/RMSE per fold.",
-        epilog="Exit status: 0 success, 2 usage error or unusable corpus.",
+        epilog="Exit status: 0 success, 2 usage error or unusable corpus, 3 internal error.",
     )
     add_options(parser.add_argument, (SEEDS, CORPUS, OUT_DIR, *TRAINING_OPTIONS))
     parser.add_argument(
@@ -56,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@guarded(PROG)
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the trainer; returns the exit status."""
     parser = build_parser()
@@ -68,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             vars(args), epochs=DRY_RUN_EPOCHS if args.dry_run else None
         )
         device = settings.device(vars(args))
+        out_dir = check_output_dir(args.out_dir)
         corpus_path = Path(args.corpus)
         if not corpus_path.exists():
             from frreg.corpus import check_corpus_complete
@@ -78,10 +83,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         from frreg.cli._common import progress_printer
         from frreg.corpus import load_corpus
+        from frreg.gate.verdict import clear_verdict
         from frreg.training.loso import run_loso
         from frreg.training.record import SeedRecord
 
         corpus = load_corpus(corpus_path)
+        # New seed files invalidate any verdict beside them: remove it before training.
+        clear_verdict(out_dir)
         for note in corpus.warnings():
             print(f"{PROG}: warning: {note}", file=sys.stderr)
         epochs = train_settings.epochs
@@ -96,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             corpus,
             args.seeds,
             train_settings,
-            args.out_dir,
+            out_dir,
             argv=[PROG, *argv_list],
             dry_run=args.dry_run,
             engine=args.engine,
@@ -104,8 +112,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress=progress_printer(f"{PROG}: training"),
         )
     except FrregError as err:
-        from frreg.cli._common import fail
-
         return fail(PROG, err)
     for seed, path in paths.items():
         rec = SeedRecord.read(path)

@@ -1,8 +1,11 @@
 """``frreg-validate``: gate a LOSO directory and write ``PROMOTE.json`` or ``HOLD.json``.
 
-The verdict lands in LOSO_DIR, replacing any earlier verdict. PROMOTE
-additionally needs the corpus file, which must hash to the digest every seed
-artifact recorded. Exit codes as ``frreg-gate``.
+Any earlier verdict in LOSO_DIR is removed first, whatever happens next.
+Every number is recomputed from the corpus (which must hash to the digest
+every seed recorded), each seed's predictions and its stored models, and
+``--audit K`` randomly chosen jobs are retrained; PROMOTE needs all of it to
+agree. Exit codes: 0 PROMOTE, 1 HOLD, 2 input error, 3 internal error (no
+verdict is written).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from frreg.cli._common import fail, guarded
 from frreg.cli.gate import add_gate_arguments
 from frreg.errors import FrregError
 from frreg.options import StrictParser
@@ -23,20 +27,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = StrictParser(
         prog=PROG,
         description=f"Gate a LOSO directory and write {PROMOTE_FILE} or {HOLD_FILE} into it.",
-        epilog="Exit status: 0 PROMOTE, 1 HOLD, 2 input error.",
+        epilog="Exit status: 0 PROMOTE, 1 HOLD, 2 input error, 3 internal error.",
     )
     add_gate_arguments(parser)
-    parser.add_argument(
-        "--corpus",
-        dest="corpus",
-        metavar="PATH",
-        default=None,
-        help="corpus the seeds were trained on; its sha256 must match every seed "
-        "(default: the path the seed artifacts recorded)",
-    )
     return parser
 
 
+@guarded(PROG)
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from frreg.gate.verdict import validate
@@ -44,15 +41,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         decision, path = validate(
-            args.loso_dir, thresholds(vars(args)), corpus=args.corpus, written_by=PROG
+            args.loso_dir,
+            thresholds(vars(args)),
+            corpus=args.corpus,
+            audit_jobs=args.audit,
+            written_by=PROG,
         )
     except FrregError as err:
-        from frreg.cli._common import fail
-
         return fail(PROG, err)
     print("\n".join(decision.report.lines()))
     print(f"wrote {path}")
-    return EXIT_OK if decision.report.passed else EXIT_FAIL
+    return EXIT_OK if path.name == PROMOTE_FILE else EXIT_FAIL
 
 
 if __name__ == "__main__":

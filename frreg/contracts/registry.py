@@ -118,7 +118,9 @@ OPTION_TYPES: dict[str, tuple[str, Format | None]] = {
     "frreg.options.positive_int": ("positive_int", None),
     "frreg.options.positive_float": ("positive_float", None),
     "frreg.options.nonnegative_float": ("nonnegative_float", None),
-    "frreg.options.correlation": ("correlation", None),
+    "frreg.options.plcc_threshold": ("unit_interval", None),
+    "frreg.options.spread_threshold": ("unit_interval", None),
+    "frreg.options.nonnegative_int": ("nonnegative_int", None),
 }
 
 #: frreg-corpus's own types, by a flag that uses them. The callable registered
@@ -202,10 +204,14 @@ def _value_specs() -> dict[str, Callable[[], ValueSpec]]:
             finite_floats(min_value=0.0),
             st.sampled_from(["-0.1", "-1", "nan", "inf", "-inf", "x", ""]),
         ),
-        "correlation": lambda: ValueSpec(
-            finite_floats(min_value=-1.0, max_value=1.0),
-            st.sampled_from(["1.5", "-1.01", "2", "nan", "inf", "x", ""])
+        "unit_interval": lambda: ValueSpec(
+            finite_floats(min_value=0.0, max_value=1.0),
+            st.sampled_from(["1.5", "-0.01", "-1", "2", "nan", "inf", "x", ""])
             | finite_floats(min_value=1.0, exclude_min=True, max_value=1e9),
+        ),
+        "nonnegative_int": lambda: ValueSpec(
+            st.integers(0, 99).map(str),
+            st.sampled_from(["-1", "x", "1.5", "", "1e3"]),
         ),
         "encoder_list": lambda: ValueSpec(
             st.lists(st.sampled_from(encoders()), min_size=1, unique=True).map(comma),

@@ -53,6 +53,8 @@ FOLD_MIN_CHECK: Final = "fold minimum PLCC"
 PROVENANCE_CHECK: Final = "provenance"
 #: Checks a verdict writer adds about its inputs and its run.
 CORPUS_CHECK: Final = "corpus"
+EVIDENCE_CHECK: Final = "evidence"
+AUDIT_CHECK: Final = "audit"
 ITEMS_CHECK: Final = "gate items"
 RUN_CHECK: Final = "run"
 
@@ -72,6 +74,11 @@ def seed_check_name(seed: int) -> str:
     return f"seed {seed} mean PLCC"
 
 
+def seed_evidence_check_name(seed: int) -> str:
+    """Name of the checks that one seed's numbers are what its evidence gives."""
+    return f"seed {seed} evidence"
+
+
 def seed_artifact_check_name(seed: int) -> str:
     """Name of the checks on one seed artifact's consistency."""
     return f"seed {seed} artifact"
@@ -89,6 +96,17 @@ PROVENANCE_FIELDS: Final = (
     "encoder_vocab_version",
     "schema_version",
 )
+
+#: How each seed was run: every one must have been trained the same way.
+RUN_FIELDS: Final = ("engine", "device", "versions", "config")
+
+
+def _provenance_view(record: SeedRecord) -> dict[str, Any]:
+    """The fields that must agree across seeds (``config`` without its seed)."""
+    doc = record.to_json()
+    doc["config"] = {k: v for k, v in record.config.items() if k != "seed"}
+    return doc
+
 
 # A recorded mean may differ from the recomputed one by float rounding only.
 _MEAN_TOLERANCE = 1e-9
@@ -299,10 +317,11 @@ def check_seed(art: SeedArtifact, thresholds: Thresholds) -> tuple[list[Check], 
 
 def _provenance(arts: Sequence[SeedArtifact], expected_sha256: str | None) -> Check:
     problems = []
-    for key in PROVENANCE_FIELDS:
-        values = {json.dumps(a.record.to_json()[key], sort_keys=True) for a in arts}
+    docs = [(a.file_seed, _provenance_view(a.record)) for a in arts]
+    for key in (*PROVENANCE_FIELDS, *RUN_FIELDS):
+        values = {json.dumps(doc.get(key), sort_keys=True) for _, doc in docs}
         if len(values) > 1:
-            per = ", ".join(f"seed {a.file_seed}={a.record.to_json()[key]!r}" for a in arts)
+            per = ", ".join(f"seed {s}={doc.get(key)!r}" for s, doc in docs)
             problems.append(f"seeds disagree on {key}: {per}")
     for a in arts:
         if a.record.encoder_vocab_version != ENCODER_VOCAB_VERSION:
@@ -371,22 +390,24 @@ def evaluate(
     thresholds: Thresholds | None = None,
     *,
     corpus_sha256: str | None = None,
+    unusable: Mapping[int, str] | None = None,
 ) -> GateReport:
-    """Apply the gate to loaded artifacts (keyed by the seed in their file name)."""
+    """Apply the gate to loaded artifacts (keyed by the seed in their file name).
+
+    ``unusable`` names seeds whose artifact exists but whose numbers must not
+    be judged (they could not be recomputed), with the reason: they fail like
+    missing seeds.
+    """
     th = thresholds or Thresholds()
     report = GateReport(thresholds=th)
     checks = report.checks
     expected = list(th.seeds)
+    unusable = unusable or {}
     for seed in expected:
-        if seed not in artifacts:
+        if seed not in artifacts or seed in unusable:
+            why = unusable.get(seed, f"{seed_artifact_name(seed)} is missing")
             checks.append(
-                Check(
-                    seed_check_name(seed),
-                    False,
-                    f"seed {seed}: {seed_artifact_name(seed)} is missing",
-                    None,
-                    th.per_seed_min,
-                )
+                Check(seed_check_name(seed), False, f"seed {seed}: {why}", None, th.per_seed_min)
             )
             report.seed_means[seed] = None
             continue
@@ -413,7 +434,7 @@ def evaluate(
         ):
             message = f"{name} undefined: no usable mean PLCC for seed(s) {missing or '(none)'}"
             checks.append(Check(name, False, message, None, thr))
-    present = [artifacts[s] for s in expected if s in artifacts]
+    present = [artifacts[s] for s in expected if s in artifacts and s not in unusable]
     if th.fold_min is not None:
         checks.append(_fold_min(present, th))
     checks.append(_provenance(present, corpus_sha256))

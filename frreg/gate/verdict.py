@@ -10,52 +10,83 @@ give the same verdict content whoever wrote it (only ``created_at`` and
 from __future__ import annotations
 
 import datetime as _dt
+import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from frreg import __version__
-from frreg._io import sha256_file, write_json_atomic
+from frreg._io import write_json_atomic
+from frreg.errors import InputError
 from frreg.gate.checks import (
+    AUDIT_CHECK,
     CORPUS_CHECK,
+    EVIDENCE_CHECK,
     Check,
     GateReport,
     SeedArtifact,
     Thresholds,
     evaluate,
     load_loso_dir,
+    seed_evidence_check_name,
 )
-from frreg.schema import HOLD_FILE, PROMOTE_FILE, SCHEMA_VERSION
+from frreg.gate.evidence import (
+    AuditResult,
+    SeedEvidence,
+    audit,
+    corpus_keys,
+    duplicate_problems,
+    recompute,
+)
+from frreg.schema import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_EPOCHS,
+    DEFAULT_LR,
+    DEFAULT_WEIGHT_DECAY,
+    HOLD_FILE,
+    PROMOTE_FILE,
+    SCHEMA_VERSION,
+)
 
 
 @dataclass(frozen=True)
 class Decision:
-    """A gate report and the inputs it judged."""
+    """A gate report and the inputs it judged.
+
+    ``artifacts`` hold the recomputed records where the evidence allowed it;
+    ``recomputed`` says whether the numbers were recomputed at all (they are
+    self-reported when the corpus could not be found, and such a decision
+    never promotes).
+    """
 
     report: GateReport
     artifacts: Mapping[int, SeedArtifact]
     corpus: str | None
     corpus_sha256: str | None
+    recomputed: bool = False
+    evidence: Sequence[SeedEvidence] = ()
+    audit: Sequence[AuditResult] = ()
+    audit_requested: int = 0
 
 
 def corpus_check(
     corpus: str | Path | None, artifacts: Mapping[int, SeedArtifact]
-) -> tuple[str | None, str | None, str | None]:
-    """Locate and hash the corpus the artifacts claim: ``(path, sha256, problem)``.
+) -> tuple[str | None, str | None]:
+    """Locate the corpus the artifacts claim: ``(path, problem)``.
 
     With no explicit path, the path every artifact recorded is used (it must be
-    one path). A missing corpus means the digest cannot be verified: HOLD.
+    one path). A missing corpus means nothing can be recomputed: HOLD.
     """
     if corpus is None:
         recorded = {a.record.corpus for a in artifacts.values()}
         if len(recorded) != 1:
-            return None, None, "corpus path not given and the seed artifacts do not agree on one"
+            return None, "corpus path not given and the seed artifacts do not agree on one"
         corpus = next(iter(recorded))
     path = Path(corpus)
     if not path.is_file():
-        return str(corpus), None, f"corpus {path} not found, so its digest cannot be verified"
-    return str(corpus), sha256_file(path), None
+        return str(corpus), f"corpus {path} not found, so nothing can be recomputed"
+    return str(corpus), None
 
 
 def decide(
@@ -63,36 +94,180 @@ def decide(
     thresholds: Thresholds,
     *,
     corpus: str | Path | None = None,
+    audit_jobs: int = 0,
     extra_checks: Sequence[Check] = (),
+    require_evidence: bool = True,
+    rng: random.Random | None = None,
 ) -> Decision:
-    """Gate ``loso_dir`` against the corpus, plus any checks the caller adds about its run."""
+    """Gate ``loso_dir`` on numbers recomputed from the corpus and each seed's files.
+
+    ``audit_jobs`` (seed, fold) jobs are retrained to check that the recorded
+    recipe really gives the recorded predictions. Without the corpus nothing
+    can be recomputed: with ``require_evidence`` (every verdict writer) that
+    is a failed check; without it (the read-only ``frreg-gate``) the
+    self-reported numbers are judged and the decision says so.
+    """
+    from frreg.corpus import load_corpus
+
     artifacts = load_loso_dir(loso_dir, thresholds.seeds)
-    path, digest, problem = corpus_check(corpus, artifacts)
-    report = evaluate(artifacts, thresholds, corpus_sha256=digest)
-    if problem is not None or digest is None:
-        report.checks.append(Check(CORPUS_CHECK, False, f"corpus: {problem}"))
-    else:
-        report.checks.append(
-            Check(CORPUS_CHECK, True, f"corpus: sha256 {digest[:12]}… verified", digest)
-        )
+    path, problem = corpus_check(corpus, artifacts)
+    if problem is not None or path is None:
+        report = evaluate(artifacts, thresholds)
+        if require_evidence:
+            report.checks.append(Check(CORPUS_CHECK, False, f"corpus: {problem}"))
+        report.checks.extend(extra_checks)
+        return Decision(report, artifacts, path, None, audit_requested=audit_jobs)
+
+    loaded = load_corpus(path)
+    keys = corpus_keys(loaded)
+    evidence = [recompute(a, loaded, keys=keys) for _, a in sorted(artifacts.items())]
+    judged = {
+        ev.seed: replace(ev.artifact, record=ev.recomputed)
+        for ev in evidence
+        if ev.recomputed is not None
+    }
+    unusable = {
+        ev.seed: "numbers cannot be recomputed: " + "; ".join(ev.problems)
+        for ev in evidence
+        if ev.recomputed is None
+    }
+    report = evaluate(
+        {**artifacts, **judged}, thresholds, corpus_sha256=loaded.sha256, unusable=unusable
+    )
+    report.checks.append(
+        Check(CORPUS_CHECK, True, f"corpus: sha256 {loaded.sha256[:12]}… verified", loaded.sha256)
+    )
+    for ev in evidence:
+        if ev.recomputed is not None:
+            report.checks.extend(
+                Check(seed_evidence_check_name(ev.seed), False, f"seed {ev.seed} {p}")
+                for p in ev.problems
+            )
+    report.checks.append(_evidence_check(evidence))
+    results = audit(evidence, loaded, audit_jobs, rng=rng) if audit_jobs > 0 else []
+    if audit_jobs > 0:
+        report.checks.append(_audit_check(results, audit_jobs))
     report.checks.extend(extra_checks)
-    return Decision(report, artifacts, path, digest)
+    return Decision(
+        report,
+        {**artifacts, **judged},
+        path,
+        loaded.sha256,
+        recomputed=True,
+        evidence=evidence,
+        audit=results,
+        audit_requested=audit_jobs,
+    )
+
+
+def _evidence_check(evidence: Sequence[SeedEvidence]) -> Check:
+    problems = duplicate_problems(evidence)
+    verified = [ev.seed for ev in evidence if ev.verified]
+    if problems or len(verified) != len(evidence) or not evidence:
+        bad = [str(ev.seed) for ev in evidence if not ev.verified]
+        if bad:
+            problems.append(f"seed(s) {', '.join(bad)} disagree with their evidence")
+        if not evidence:
+            problems.append("no seed artifacts to recompute")
+        return Check(EVIDENCE_CHECK, False, "evidence: " + "; ".join(problems))
+    return Check(
+        EVIDENCE_CHECK,
+        True,
+        f"evidence: {len(verified)} seeds recomputed from the corpus, their predictions and "
+        "their stored models",
+    )
+
+
+def _audit_check(results: Sequence[AuditResult], requested: int) -> Check:
+    if not results:
+        return Check(AUDIT_CHECK, False, f"audit: {requested} job(s) requested, none auditable")
+    failed = [r for r in results if not r.passed]
+    if failed:
+        return Check(AUDIT_CHECK, False, "; ".join(r.message for r in failed))
+    jobs = ", ".join(f"seed {r.seed} {r.held_out}" for r in results)
+    return Check(AUDIT_CHECK, True, f"audit: {len(results)} retrained job(s) reproduce ({jobs})")
+
+
+def recipe_deviations(decision: Decision) -> list[str]:
+    """How the judged run and thresholds differ from ADR-0303's (empty: the ADR recipe).
+
+    Custom recipes and thresholds are allowed; they are written prominently in
+    the verdict and the report.
+    """
+    out = []
+    th = decision.report.thresholds
+    adr = Thresholds()
+    for name, value, default in (
+        ("mean PLCC threshold", th.mean_plcc_min, adr.mean_plcc_min),
+        ("PLCC spread max", th.plcc_spread_max, adr.plcc_spread_max),
+        ("per-seed minimum", th.per_seed_min, adr.per_seed_min),
+        ("seeds", th.seeds, adr.seeds),
+        ("fold minimum", th.fold_min, adr.fold_min),
+    ):
+        if value != default:
+            out.append(f"{name} {value} (ADR-0303: {default})")
+    records = [a.record for a in decision.artifacts.values()]
+    if records:
+        recipe = records[0]
+        for key, default in ADR_RECIPE.items():
+            value = getattr(recipe, key)
+            if value != default:
+                out.append(f"{key} {value} (ADR-0303: {default})")
+    return out
+
+
+#: The ADR-0303 training recipe (the trainer's defaults).
+ADR_RECIPE: Final = {
+    "epochs": DEFAULT_EPOCHS,
+    "batch_size": DEFAULT_BATCH_SIZE,
+    "lr": DEFAULT_LR,
+    "weight_decay": DEFAULT_WEIGHT_DECAY,
+}
+
+
+def verification(decision: Decision) -> dict[str, Any]:
+    """The verdict's account of what was recomputed and audited."""
+    return {
+        "recomputed": decision.recomputed,
+        "seeds": {
+            str(ev.seed): {
+                "verified": ev.verified,
+                "predictions_sha256": ev.predictions_sha256,
+                "weights_sha256": ev.weights_sha256,
+                "problems": list(ev.problems),
+            }
+            for ev in decision.evidence
+        },
+        "audit": {
+            "requested": decision.audit_requested,
+            "jobs": [r.to_json() for r in decision.audit],
+        },
+    }
 
 
 def build_verdict(decision: Decision, *, written_by: str) -> dict[str, Any]:
-    """The verdict document (one schema for every writer)."""
+    """The verdict document (one schema for every writer).
+
+    PROMOTE needs every check to pass and the numbers to have been recomputed.
+    """
     report = decision.report
-    if report.passed:
+    deviations = recipe_deviations(decision)
+    promote = report.passed and decision.recomputed
+    if promote:
         recommendation = (
             f"promote the {len(decision.artifacts)}-seed ensemble trained on corpus "
             f"{decision.corpus_sha256}"
         )
+        if deviations:
+            recommendation += " (custom: " + "; ".join(deviations) + ")"
     else:
-        recommendation = "hold: " + "; ".join(c.message for c in report.failures())
+        failures = report.failures() or [Check(EVIDENCE_CHECK, False, "nothing was recomputed")]
+        recommendation = "hold: " + "; ".join(c.message for c in failures)
     return {
         "schema_version": SCHEMA_VERSION,
-        "verdict": report.verdict,
+        "verdict": "PROMOTE" if promote else "HOLD",
         "recommendation": recommendation,
+        "adr_0303": {"recipe_and_thresholds": not deviations, "deviations": deviations},
         "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "written_by": written_by,
         "frreg_version": __version__,
@@ -103,6 +278,7 @@ def build_verdict(decision: Decision, *, written_by: str) -> dict[str, Any]:
             for seed, art in sorted(decision.artifacts.items())
         },
         "gate": report.to_dict(),
+        "verification": verification(decision),
     }
 
 
@@ -122,9 +298,19 @@ def write_verdict(out_dir: str | Path, verdict: Mapping[str, Any]) -> Path:
 
 
 def clear_verdict(out_dir: str | Path) -> None:
-    """Remove any verdict in ``out_dir`` (before a run whose outcome is not yet known)."""
+    """Remove any verdict in ``out_dir`` (before a run whose outcome is not yet known).
+
+    A verdict path that cannot be removed (a directory of that name, an
+    unwritable directory) is an input error: a stale PROMOTE must not survive.
+    """
     for name in (PROMOTE_FILE, HOLD_FILE):
-        (Path(out_dir) / name).unlink(missing_ok=True)
+        path = Path(out_dir) / name
+        try:
+            path.unlink(missing_ok=True)
+        except IsADirectoryError:
+            raise InputError(f"{path}: is a directory, not a verdict file; remove it") from None
+        except OSError as exc:
+            raise InputError(f"{path}: cannot remove the earlier verdict: {exc.strerror}") from None
 
 
 def validate(
@@ -132,15 +318,18 @@ def validate(
     thresholds: Thresholds,
     *,
     corpus: str | Path | None = None,
+    audit_jobs: int = 0,
     written_by: str = "frreg-validate",
     extra_checks: Sequence[Check] = (),
 ) -> tuple[Decision, Path]:
     """Gate ``loso_dir``, check the corpus digest, write the verdict there.
 
-    Any earlier verdict is removed first, so unreadable artifacts (which raise
-    :class:`~frreg.errors.ArtifactError`) never leave a stale PROMOTE behind.
+    Any earlier verdict is removed first, so neither bad input (which raises
+    :class:`~frreg.errors.FrregError`) nor a crash leaves a stale PROMOTE behind.
     """
     if Path(loso_dir).is_dir():
         clear_verdict(loso_dir)
-    decision = decide(loso_dir, thresholds, corpus=corpus, extra_checks=extra_checks)
+    decision = decide(
+        loso_dir, thresholds, corpus=corpus, audit_jobs=audit_jobs, extra_checks=extra_checks
+    )
     return decision, write_verdict(loso_dir, build_verdict(decision, written_by=written_by))

@@ -30,7 +30,7 @@ from typing import Any, Final
 
 from filelock import FileLock
 
-from frreg._io import atomic_writer, write_json_atomic
+from frreg._io import atomic_writer, require_creatable, write_json_atomic
 from frreg.corpus.sidecar import (
     clear_incomplete,
     incomplete_marker,
@@ -132,13 +132,7 @@ def check_out_path(out: str | os.PathLike[str]) -> Path:
             f"{parts_dir(path)}: exists and is not a directory (the producer keeps "
             "its finished cells there)"
         )
-    ancestor = path.parent
-    while _mode(ancestor, out) is None and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise InputError(f"{out}: {ancestor} is not a directory")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise InputError(f"{out}: cannot create files in {ancestor} (not writable)")
+    require_creatable(path.parent, out)
     return path
 
 

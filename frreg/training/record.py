@@ -125,6 +125,13 @@ class SeedRecord:
         summary: dict[str, Any] = summarize(folds)
         return cls(folds=tuple(folds), **fields, **summary)
 
+    def with_folds(
+        self, folds: Sequence[FoldRecord], *, sources: Sequence[str], n_rows: int
+    ) -> SeedRecord:
+        """This record with other folds (and their summary), e.g. recomputed ones."""
+        summary: dict[str, Any] = summarize(folds)
+        return replace(self, folds=tuple(folds), sources=tuple(sources), n_rows=n_rows, **summary)
+
     def with_files(self, predictions: FileRef, weights: FileRef) -> SeedRecord:
         return replace(self, predictions=predictions, weights=weights)
 

@@ -1,0 +1,488 @@
+"""Recompute, don't trust: rebuild a seed's numbers from the corpus and its files.
+
+A seed file says what its folds scored; :func:`recompute` checks it. From the
+corpus (which must be the one the seed recorded) it rebuilds the fold list
+exactly as the splitter makes it, every fold's sizes, and, from the seed's
+predictions file (hashed), every PLCC/SROCC/RMSE and summary. It re-runs
+every stored fold model (``loso_seed{N}.weights.npz``, hashed) on its
+held-out rows and requires the predictions file to be what those models
+predict. Any disagreement is a named problem; the gate then judges only the
+recomputed record.
+
+:func:`audit` goes one step further: it retrains randomly chosen (seed, fold)
+jobs with the recorded settings and requires the same predictions. Training
+is deterministic on the CPU and a job's numbers depend only on its own inputs,
+so on the CPU the comparison is exact; on CUDA it is within
+:data:`CUDA_AUDIT_ATOL`.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from frreg._io import sha256_file
+from frreg.corpus import Corpus
+from frreg.errors import ArtifactError
+from frreg.gate.checks import SeedArtifact
+from frreg.schema import DRY_RUN_EPOCHS, DRY_RUN_NOTE
+from frreg.training.loso import ENGINES, PREDICTIONS_HEADER, Engine, engine_version, fold_record
+from frreg.training.model import MLPConfig
+from frreg.training.record import FoldRecord, SeedRecord
+from frreg.training.settings import FoldJob, TrainSettings, fold_inputs
+from frreg.training.splits import LeaveOneSourceOut
+
+#: Re-running a stored model must reproduce its predictions to float32 rounding.
+RERUN_ATOL: Final = 1e-4
+#: Recorded metrics must equal the recomputed ones up to float64 rounding.
+METRIC_ATOL: Final = 1e-9
+#: On CUDA, kernels are not bit-reproducible: the audit compares within this.
+CUDA_AUDIT_ATOL: Final = 1e-3
+
+_MODEL_FIELDS = {f for f in MLPConfig.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class RecordedRun:
+    """How a seed says it was trained, validated: enough to retrain any of its jobs."""
+
+    settings: TrainSettings
+    engine: Engine
+    engine_version: int
+    device: str
+    dry_run: bool
+
+
+def recorded_run(record: SeedRecord, path: Path) -> RecordedRun:
+    """Parse and validate the seed's ``config`` (the cache key's dict).
+
+    Invalid values (``lr: NaN``, ``epochs: -5``, an unknown engine) are input
+    errors; the top-level recipe fields must say what ``config`` says.
+    """
+    cfg = dict(record.config)
+
+    def need(key: str) -> Any:
+        if key not in cfg:
+            raise ArtifactError(path, f"config is missing '{key}'")
+        return cfg[key]
+
+    def integer(key: str, minimum: int) -> int:
+        value = need(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise ArtifactError(
+                path, f"config.{key} must be an integer >= {minimum}, got {value!r}"
+            )
+        return value
+
+    def number(key: str, *, positive: bool) -> float:
+        value = need(key)
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not ok or not math.isfinite(value) or value < 0 or (positive and value == 0):
+            what = "a finite number > 0" if positive else "a finite number >= 0"
+            raise ArtifactError(path, f"config.{key} must be {what}, got {value!r}")
+        return float(value)
+
+    model = need("model")
+    if not isinstance(model, dict) or set(model) != _MODEL_FIELDS:
+        raise ArtifactError(path, f"config.model must have fields {sorted(_MODEL_FIELDS)}")
+    try:
+        mlp = MLPConfig(**model)
+    except (TypeError, ValueError) as exc:
+        raise ArtifactError(path, f"config.model is not a valid network: {exc}") from None
+    settings = TrainSettings(
+        epochs=integer("epochs", 1),
+        batch_size=integer("batch_size", 1),
+        lr=number("lr", positive=True),
+        weight_decay=number("weight_decay", positive=False),
+        model=mlp,
+    )
+    engine = need("engine")
+    if engine not in ENGINES:
+        raise ArtifactError(path, f"config.engine {engine!r} is not one of {', '.join(ENGINES)}")
+    device = need("device")
+    if device not in ("cpu", "cuda"):
+        raise ArtifactError(path, f"config.device {device!r} is not cpu or cuda")
+    dry_run = need("dry_run")
+    if not isinstance(dry_run, bool):
+        raise ArtifactError(path, f"config.dry_run must be true or false, got {dry_run!r}")
+    return RecordedRun(settings, engine, integer("engine_version", 0), device, dry_run)
+
+
+def is_dry_run(record: SeedRecord, run: RecordedRun | None) -> bool:
+    """A dry run by any account: its note, its configuration or its argv."""
+    return (
+        record.note == DRY_RUN_NOTE
+        or "--dry-run" in record.argv
+        or (run is not None and run.dry_run)
+        or (run is None and record.epochs == DRY_RUN_EPOCHS)
+    )
+
+
+def _consistency(record: SeedRecord, run: RecordedRun, file_seed: int) -> list[str]:
+    """Where the record's own fields disagree with the configuration it claims."""
+    problems = []
+    cfg = record.config
+    recipe = run.settings.recipe()
+    for key, value in recipe.items():
+        if getattr(record, key) != value:
+            problems.append(f"records {key} {getattr(record, key)!r} but its config says {value!r}")
+    for key, value in (
+        ("seed", record.seed),
+        ("corpus_sha256", record.corpus_sha256),
+        ("engine", record.engine),
+        ("device", record.device),
+        ("encoder_vocab_version", record.encoder_vocab_version),
+    ):
+        if cfg.get(key) != value:
+            problems.append(f"records {key} {value!r} but its config says {cfg.get(key)!r}")
+    if record.seed != file_seed:
+        problems.append(f"is loso_seed{file_seed}.json but records seed {record.seed}")
+    if cfg.get("torch") != record.versions.get("torch") or cfg.get("frreg") != record.versions.get(
+        "frreg"
+    ):
+        problems.append("its config and its versions disagree on the frreg/torch versions")
+    if run.engine_version != engine_version(run.engine):
+        problems.append(
+            f"was trained by {run.engine} engine version {run.engine_version}; this frreg's is "
+            f"{engine_version(run.engine)}, so its numbers cannot be reproduced here"
+        )
+    return problems
+
+
+# --------------------------------------------------------------------------
+# Predictions and folds
+# --------------------------------------------------------------------------
+
+
+def corpus_keys(corpus: Corpus) -> dict[tuple[str, ...], int]:
+    """Row index of every corpus row, keyed as the predictions file spells it."""
+    cols = corpus.frame[["src", "encoder", "cq", "frame_index"]]
+    return {
+        tuple(str(v) for v in key): i
+        for i, key in enumerate(cols.itertuples(index=False, name=None))
+    }
+
+
+def read_predictions(
+    path: Path, corpus: Corpus, keys: Mapping[tuple[str, ...], int]
+) -> tuple[np.ndarray | None, list[str]]:
+    """The held-out prediction of every corpus row, or the problems that prevent it."""
+    pred = np.full(corpus.n_rows, np.nan)
+    seen = np.zeros(corpus.n_rows, dtype=bool)
+    problems: list[str] = []
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header != list(PREDICTIONS_HEADER):
+                return None, [f"{path.name}: header {header} is not {list(PREDICTIONS_HEADER)}"]
+            for lineno, row in enumerate(reader, start=2):
+                problem = _prediction_row(row, corpus, keys, pred, seen)
+                if problem:
+                    problems.append(f"{path.name}:{lineno}: {problem}")
+                    if len(problems) >= 3:
+                        break
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        return None, [f"{path.name}: unreadable ({exc})"]
+    if not problems and not seen.all():
+        missing = int((~seen).sum())
+        problems.append(f"{path.name}: {missing} corpus rows have no held-out prediction")
+    return (None, problems) if problems else (pred, [])
+
+
+def _prediction_row(
+    row: Sequence[str],
+    corpus: Corpus,
+    keys: Mapping[tuple[str, ...], int],
+    pred: np.ndarray,
+    seen: np.ndarray,
+) -> str | None:
+    if len(row) != len(PREDICTIONS_HEADER):
+        return f"expected {len(PREDICTIONS_HEADER)} fields, got {len(row)}"
+    held_out, *key, vmaf, value = row
+    index = keys.get(tuple(key))
+    if index is None:
+        return f"row {'/'.join(key)} is not in the corpus"
+    if seen[index]:
+        return f"row {'/'.join(key)} appears twice"
+    if held_out != key[0]:
+        return f"row of source {key[0]!r} is filed under fold {held_out!r}"
+    try:
+        y, p = float(vmaf), float(value)
+    except ValueError:
+        return f"non-numeric vmaf or pred ({vmaf!r}, {value!r})"
+    if y != corpus.target[index]:
+        return f"vmaf {y!r} is not the corpus's {corpus.target[index]!r}"
+    if not math.isfinite(p):
+        return f"prediction {value!r} is not finite"
+    pred[index] = p
+    seen[index] = True
+    return None
+
+
+def _fold_problems(record: SeedRecord, expected: Sequence[FoldRecord], corpus: Corpus) -> list[str]:
+    problems = []
+    if list(record.sources) != list(corpus.sources):
+        problems.append(
+            f"records sources {list(record.sources)}, the corpus has {list(corpus.sources)}"
+        )
+    if record.n_rows != corpus.n_rows:
+        problems.append(f"records n_rows {record.n_rows}, the corpus has {corpus.n_rows}")
+    got = [f.held_out for f in record.folds]
+    want = [f.held_out for f in expected]
+    if got != want:
+        problems.append(f"records folds {got}; the corpus's LOSO folds are {want}")
+        return problems
+    for mine, truth in zip(record.folds, expected, strict=True):
+        for key in ("n_train", "n_val", "plcc", "srocc", "rmse"):
+            a, b = getattr(mine, key), getattr(truth, key)
+            same = a == b or (
+                isinstance(a, float)
+                and isinstance(b, float)
+                and (abs(a - b) <= METRIC_ATOL or (math.isnan(a) and math.isnan(b)))
+            )
+            if not same:
+                problems.append(f"fold {mine.held_out}: records {key} {a!r}, recomputed {b!r}")
+    return problems
+
+
+# --------------------------------------------------------------------------
+# One seed
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeedEvidence:
+    """A seed artifact judged against the corpus: the recomputed record and what disagreed."""
+
+    artifact: SeedArtifact
+    recomputed: SeedRecord | None
+    problems: tuple[str, ...]
+    run: RecordedRun | None
+    predictions: np.ndarray | None  # per corpus row, when the file was usable
+    predictions_sha256: str | None
+    weights_sha256: str | None
+
+    @property
+    def seed(self) -> int:
+        return self.artifact.file_seed
+
+    @property
+    def verified(self) -> bool:
+        return self.recomputed is not None and not self.problems
+
+
+def _sibling(art: SeedArtifact, name: str) -> Path:
+    return art.path.parent / name
+
+
+def _hashed(art: SeedArtifact, what: str, ref: Any) -> tuple[Path | None, str | None, str | None]:
+    """``(path, sha256, problem)`` of a file the seed names."""
+    if ref is None:
+        return None, None, f"records no {what} file, so its numbers cannot be recomputed"
+    path = _sibling(art, ref.file)
+    if not path.is_file():
+        return None, None, f"{what} file {ref.file} is missing"
+    digest = sha256_file(path)
+    if digest != ref.sha256:
+        return None, digest, f"{what} file {ref.file} does not match the sha256 the seed recorded"
+    return path, digest, None
+
+
+def recompute(
+    art: SeedArtifact,
+    corpus: Corpus,
+    *,
+    keys: Mapping[tuple[str, ...], int] | None = None,
+    rerun: bool = True,
+) -> SeedEvidence:
+    """Judge one seed artifact against ``corpus`` (see the module docstring)."""
+    record = art.record
+    problems: list[str] = []
+    run = recorded_run(record, art.path)
+    problems += _consistency(record, run, art.file_seed)
+    if is_dry_run(record, run):
+        problems.append(f"is a {DRY_RUN_NOTE} ({run.settings.epochs} epoch)")
+
+    def done(
+        recomputed: SeedRecord | None,
+        pred: np.ndarray | None = None,
+        pred_sha: str | None = None,
+        weights_sha: str | None = None,
+    ) -> SeedEvidence:
+        return SeedEvidence(art, recomputed, tuple(problems), run, pred, pred_sha, weights_sha)
+
+    if record.corpus_sha256 != corpus.sha256:
+        problems.append(
+            f"was trained on corpus {record.corpus_sha256[:12]}…, not {corpus.sha256[:12]}…"
+        )
+        return done(None)
+    pred_path, pred_sha, problem = _hashed(art, "predictions", record.predictions)
+    if problem or pred_path is None:
+        problems.append(problem or "predictions missing")
+        return done(None, pred_sha=pred_sha)
+    pred, pred_problems = read_predictions(pred_path, corpus, keys or corpus_keys(corpus))
+    problems += pred_problems
+    if pred is None:
+        return done(None, pred_sha=pred_sha)
+
+    splitter = LeaveOneSourceOut()
+    jobs = [
+        FoldJob(art.file_seed, str(src), tr, te)
+        for src, (tr, te) in zip(
+            splitter.sources(corpus.groups), splitter.split(corpus.groups), strict=True
+        )
+    ]
+    folds = [fold_record(job, corpus.target, pred[job.test_idx]) for job in jobs]
+    problems += _fold_problems(record, folds, corpus)
+    recomputed = record.with_folds(folds, sources=corpus.sources, n_rows=corpus.n_rows)
+
+    weights_path, weights_sha, problem = _hashed(art, "weights", record.weights)
+    if problem or weights_path is None:
+        problems.append(problem or "weights missing")
+    elif rerun:
+        problems += _rerun(weights_path, jobs, corpus, pred, run.settings.model)
+    return done(recomputed, pred, pred_sha, weights_sha)
+
+
+def _rerun(
+    path: Path, jobs: Sequence[FoldJob], corpus: Corpus, pred: np.ndarray, model: MLPConfig
+) -> list[str]:
+    """Re-run every stored fold model on its held-out rows; name the folds that differ."""
+    from frreg.training.weights import check_shapes, layer_shapes, predict, read_weights
+
+    shapes = layer_shapes(model.in_features, model.hidden, model.depth)
+    try:
+        weights = read_weights(path, len(shapes))
+        check_shapes(path, weights, shapes)
+    except ArtifactError as exc:
+        return [f"weights: {exc.problem}"]
+    problems = []
+    for job in jobs:
+        layers = weights.get(job.held_out)
+        if layers is None:
+            problems.append(f"weights file has no model for fold {job.held_out}")
+            continue
+        x = fold_inputs(corpus.features, corpus.codec, job.train_idx, job.test_idx)
+        diff = float(np.max(np.abs(predict(layers, x) - pred[job.test_idx]), initial=0.0))
+        if not diff <= RERUN_ATOL:
+            problems.append(
+                f"fold {job.held_out}: its stored model predicts up to {diff:.3g} away from the "
+                f"predictions file (tolerance {RERUN_ATOL})"
+            )
+    return problems
+
+
+def duplicate_problems(evidence: Sequence[SeedEvidence]) -> list[str]:
+    """Seeds whose predictions or weights are byte-identical: one run filed as several seeds."""
+    problems = []
+    for label, attr in (("predictions", "predictions_sha256"), ("weights", "weights_sha256")):
+        by_digest: dict[str, list[int]] = {}
+        for ev in evidence:
+            digest = getattr(ev, attr)
+            if digest is not None:
+                by_digest.setdefault(digest, []).append(ev.seed)
+        for seeds in by_digest.values():
+            if len(seeds) > 1:
+                problems.append(
+                    f"seeds {', '.join(map(str, seeds))} have byte-identical {label} files "
+                    "(one run filed as several seeds)"
+                )
+    return problems
+
+
+# --------------------------------------------------------------------------
+# Audit by retraining
+# --------------------------------------------------------------------------
+
+
+def _device_available(device: str) -> bool:
+    if device == "cpu":
+        return True
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """One retrained (seed, fold) job and how its predictions compare."""
+
+    seed: int
+    held_out: str
+    passed: bool
+    max_abs_diff: float | None
+    tolerance: float
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "held_out": self.held_out,
+            "passed": self.passed,
+            "max_abs_diff": self.max_abs_diff,
+            "tolerance": self.tolerance,
+            "message": self.message,
+        }
+
+
+def audit(
+    evidence: Sequence[SeedEvidence],
+    corpus: Corpus,
+    k: int,
+    *,
+    rng: random.Random | None = None,
+) -> list[AuditResult]:
+    """Retrain ``k`` randomly chosen (seed, fold) jobs and compare their predictions.
+
+    Jobs are drawn from the seeds whose predictions were readable; the draw is
+    unpredictable by default (a system-entropy generator), so an artifact
+    cannot be forged for the jobs that will be checked.
+    """
+    from frreg.training.loso import train_jobs
+
+    candidates = [
+        (ev, src)
+        for ev in evidence
+        if ev.predictions is not None and ev.run
+        for src in corpus.sources
+    ]
+    if k <= 0 or not candidates:
+        return []
+    chooser = rng or random.SystemRandom()
+    chosen = chooser.sample(candidates, min(k, len(candidates)))
+    splitter = LeaveOneSourceOut()
+    split = dict(zip(splitter.sources(corpus.groups), splitter.split(corpus.groups), strict=True))
+    results = []
+    for ev, src in sorted(chosen, key=lambda c: (c[0].seed, c[1])):
+        assert ev.run is not None
+        assert ev.predictions is not None
+        train_idx, test_idx = split[src]
+        job = FoldJob(ev.seed, src, train_idx, test_idx)
+        tol = 0.0 if ev.run.device == "cpu" else CUDA_AUDIT_ATOL
+        if not _device_available(ev.run.device):
+            message = (
+                f"audit seed {ev.seed} fold {src}: recorded device {ev.run.device} is not "
+                "available here, so the job cannot be retrained"
+            )
+            results.append(AuditResult(ev.seed, src, False, None, tol, message))
+            continue
+        [trained] = train_jobs(
+            corpus, [job], ev.run.settings, engine=ev.run.engine, device=ev.run.device
+        )
+        diff = float(np.max(np.abs(trained.predictions - ev.predictions[test_idx]), initial=0.0))
+        passed = diff <= tol
+        message = (
+            f"audit seed {ev.seed} fold {src}: retrained, predictions "
+            + ("identical" if diff == 0 else f"differ by up to {diff:.3g}")
+            + ("" if passed else f" (tolerance {tol}): not what this recipe trains")
+        )
+        results.append(AuditResult(ev.seed, src, passed, diff, tol, message))
+    return results
