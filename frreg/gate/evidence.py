@@ -333,12 +333,9 @@ def recompute(
     if pred is None:
         return done(None, pred_sha=pred_sha)
 
-    splitter = LeaveOneSourceOut()
     jobs = [
-        FoldJob(art.file_seed, str(src), tr, te)
-        for src, (tr, te) in zip(
-            splitter.sources(corpus.groups), splitter.split(corpus.groups), strict=True
-        )
+        FoldJob(art.file_seed, str(src), None, test_idx, n_rows=corpus.n_rows)
+        for src, test_idx in LeaveOneSourceOut().test_indices(corpus.groups)
     ]
     folds = [fold_record(job, corpus.target, pred[job.test_idx]) for job in jobs]
     problems += _fold_problems(record, folds, corpus)
@@ -458,14 +455,13 @@ def audit(
         return []
     chooser = rng or random.SystemRandom()
     chosen = chooser.sample(candidates, min(k, len(candidates)))
-    splitter = LeaveOneSourceOut()
-    split = dict(zip(splitter.sources(corpus.groups), splitter.split(corpus.groups), strict=True))
+    folds = dict(LeaveOneSourceOut().test_indices(corpus.groups))
     results = []
     for ev, src in sorted(chosen, key=lambda c: (c[0].seed, c[1])):
         assert ev.run is not None
         assert ev.predictions is not None
-        train_idx, test_idx = split[src]
-        job = FoldJob(ev.seed, src, train_idx, test_idx)
+        test_idx = folds[src]
+        job = FoldJob(ev.seed, src, None, test_idx, n_rows=corpus.n_rows)
         tol = 0.0 if ev.run.device == "cpu" else CUDA_AUDIT_ATOL
         if not _device_available(ev.run.device):
             message = (

@@ -69,12 +69,11 @@ class TrainedFold:
 
 def plan_jobs(corpus: Corpus, seeds: Sequence[int]) -> list[FoldJob]:
     """One job per (seed, fold), seeds in the given order, folds in sorted source order."""
-    splitter = LeaveOneSourceOut()
-    folds = list(zip(splitter.sources(corpus.groups), splitter.split(corpus.groups), strict=True))
+    folds = LeaveOneSourceOut().test_indices(corpus.groups)
     return [
-        FoldJob(seed=seed, held_out=str(src), train_idx=tr, test_idx=te)
+        FoldJob(seed, str(src), None, test_idx, n_rows=corpus.n_rows)
         for seed in seeds
-        for src, (tr, te) in folds
+        for src, test_idx in folds
     ]
 
 
@@ -83,7 +82,7 @@ def fold_record(job: FoldJob, target: np.ndarray, pred: np.ndarray) -> FoldRecor
     y = target[job.test_idx]
     return FoldRecord(
         held_out=job.held_out,
-        n_train=len(job.train_idx),
+        n_train=job.n_train,
         n_val=len(job.test_idx),
         plcc=plcc(y, pred),
         srocc=srocc(y, pred),

@@ -51,14 +51,51 @@ class TrainSettings:
         }
 
 
-@dataclass(frozen=True)
 class FoldJob:
-    """One model to train: a seed and the source it holds out."""
+    """One model to train: a seed, the source it holds out, and its row indices.
 
-    seed: int
-    held_out: str
-    train_idx: np.ndarray
-    test_idx: np.ndarray
+    Give ``train_idx`` explicitly, or ``None`` with ``n_rows`` for the LOSO case
+    (train on every row not held out): then it is derived from ``test_idx``
+    when asked for and never stored, so planning thousands of folds over a
+    large corpus costs O(rows), not O(rows x folds).
+    """
+
+    __slots__ = ("_n_rows", "_train_idx", "held_out", "seed", "test_idx")
+
+    def __init__(
+        self,
+        seed: int,
+        held_out: str,
+        train_idx: np.ndarray | None,
+        test_idx: np.ndarray,
+        *,
+        n_rows: int | None = None,
+    ) -> None:
+        if train_idx is None and n_rows is None:
+            raise ValueError("FoldJob needs train_idx, or n_rows to derive it")
+        self.seed = seed
+        self.held_out = held_out
+        self.test_idx = test_idx
+        self._train_idx = train_idx
+        self._n_rows = n_rows
+
+    @property
+    def train_idx(self) -> np.ndarray:
+        """Training rows, ascending (the complement of ``test_idx`` unless given)."""
+        if self._train_idx is not None:
+            return self._train_idx
+        keep = np.ones(self._n_rows or 0, dtype=bool)
+        keep[self.test_idx] = False
+        return np.flatnonzero(keep)
+
+    @property
+    def n_train(self) -> int:
+        if self._train_idx is not None:
+            return len(self._train_idx)
+        return (self._n_rows or 0) - len(self.test_idx)
+
+    def __repr__(self) -> str:
+        return f"FoldJob(seed={self.seed}, held_out={self.held_out!r}, n_val={len(self.test_idx)})"
 
 
 def fold_seed(seed: int, held_out: str) -> int:

@@ -32,7 +32,25 @@ class LeaveOneSourceOut:
     def split(
         self, groups: Sequence[object] | np.ndarray
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        n = len(groups)
+        for _, test in self.test_indices(groups):
+            keep = np.ones(n, dtype=bool)
+            keep[test] = False
+            yield np.flatnonzero(keep), test
+
+    def test_indices(
+        self, groups: Sequence[object] | np.ndarray
+    ) -> list[tuple[object, np.ndarray]]:
+        """``(held-out source, test_idx)`` per fold, in fold order, in O(rows) memory.
+
+        Each ``test_idx`` (ascending) is a view into one shared index array, so
+        thousands of folds cost no more than the rows themselves; a fold's
+        training rows are its complement (:meth:`split` builds them one fold
+        at a time).
+        """
         groups_arr = np.asarray(groups, dtype=object)
-        for held_out in self.sources(groups_arr):
-            test = groups_arr == held_out
-            yield np.flatnonzero(~test), np.flatnonzero(test)
+        sources = self.sources(groups_arr)
+        _, inverse = np.unique(groups_arr, return_inverse=True)
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.searchsorted(inverse[order], np.arange(len(sources) + 1))
+        return [(src, order[bounds[k] : bounds[k + 1]]) for k, src in enumerate(sources)]
