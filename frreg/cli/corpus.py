@@ -36,7 +36,7 @@ from frreg.producer.progress import (
     TerminalProgress,
     auto_progress,
 )
-from frreg.producer.runner import check_out_path, produce_corpus
+from frreg.producer.runner import check_out_path, produce_with
 from frreg.producer.settings import ProducerSettings, producer_settings
 from frreg.producer.sources import BUILTIN_SIZE, GEOMETRY_KEYS, Source, load_manifest
 from frreg.schema import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
@@ -158,18 +158,13 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         progress = TerminalProgress(sys.stderr)
     elif args.progress == "plain":
         progress = PlainProgress(sys.stderr)
-    result = produce_corpus(
+    result = produce_with(
+        settings,
         out,
         sources,
-        grid.encoders,
-        grid.cqs,
-        presets=grid.presets,
+        grid,
+        exe,
         max_frames=settings.frames,
-        ffmpeg=exe,
-        jobs=settings.jobs,
-        vmaf_threads=settings.vmaf_threads,
-        allow_missing=settings.allow_missing,
-        timeout=settings.timeout,
         progress=progress,
         argv=[PROG, *argv],
     )

@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from frreg.cli._common import fail, guarded
 from frreg.errors import FrregError
@@ -39,6 +40,17 @@ def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
     add_options(parser.add_argument, (GATE_SEEDS, *THRESHOLD_OPTIONS, GATE_CORPUS_CHECK, AUDIT))
 
 
+def gate_inputs(args: argparse.Namespace) -> dict[str, Any]:
+    """What frreg-gate and frreg-validate hand the gate, from their shared arguments."""
+    from frreg.settings import thresholds
+
+    return {
+        "thresholds": thresholds(vars(args)),
+        "corpus": args.corpus,
+        "audit_jobs": args.audit,
+    }
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = StrictParser(
         prog=PROG,
@@ -59,16 +71,9 @@ SELF_REPORTED = "self-reported, not recomputed (corpus not found)"
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from frreg.gate.verdict import decide
-    from frreg.settings import thresholds
 
     try:
-        decision = decide(
-            args.loso_dir,
-            thresholds(vars(args)),
-            corpus=args.corpus,
-            audit_jobs=args.audit,
-            require_evidence=False,
-        )
+        decision = decide(args.loso_dir, **gate_inputs(args), require_evidence=False)
     except FrregError as err:
         return fail(PROG, err)
     report = decision.report

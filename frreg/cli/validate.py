@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from frreg.cli._common import fail, guarded
-from frreg.cli.gate import add_gate_arguments
+from frreg.cli.gate import add_gate_arguments, gate_inputs
 from frreg.errors import FrregError
 from frreg.options import StrictParser
 from frreg.schema import EXIT_FAIL, EXIT_OK, HOLD_FILE, PROMOTE_FILE
@@ -37,16 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from frreg.gate.verdict import validate
-    from frreg.settings import thresholds
 
     try:
-        decision, path = validate(
-            args.loso_dir,
-            thresholds(vars(args)),
-            corpus=args.corpus,
-            audit_jobs=args.audit,
-            written_by=PROG,
-        )
+        decision, path = validate(args.loso_dir, **gate_inputs(args), written_by=PROG)
     except FrregError as err:
         return fail(PROG, err)
     print("\n".join(decision.report.lines()))

@@ -55,7 +55,7 @@ from frreg.producer.cells import (
 )
 from frreg.producer.encoders import DEFAULT_PRESETS, check_cq, check_encoder, check_preset
 from frreg.producer.progress import PlainProgress, ProgressCallback, ProgressEvent
-from frreg.producer.settings import ProducerSettings, producer_settings
+from frreg.producer.settings import Grid, ProducerSettings, producer_settings
 from frreg.producer.sources import Source, check_unique_ids, load_manifest
 from frreg.schema import EXIT_FAIL, EXIT_OK, SCHEMA_VERSION
 
@@ -655,20 +655,14 @@ def produce_for_gate(
     if settings.manifest is not None:
         parsed = load_manifest(settings.manifest, ffmpeg=exe)
     sources = list(parsed.sources) if parsed is not None else settings.builtin_sources(exe)
-    grid = settings.grid(parsed)
-    result = produce_corpus(
+    result = produce_with(
+        settings,
         out,
         sources,
-        grid.encoders,
-        grid.cqs,
-        presets=grid.presets,
+        settings.grid(parsed),
+        exe,
         # Built-ins are rendered ``frames`` long; only a manifest's files need the cap.
         max_frames=settings.frames if parsed is not None else None,
-        ffmpeg=exe,
-        jobs=settings.jobs,
-        vmaf_threads=settings.vmaf_threads,
-        allow_missing=settings.allow_missing,
-        timeout=settings.timeout,
         progress=None if log is None else PlainProgress(_LogStream(log), prefix="frreg-corpus"),
     )
     if not result.written:
@@ -680,6 +674,36 @@ def produce_for_gate(
             first.stderr_tail,
         )
     return result
+
+
+def produce_with(
+    settings: ProducerSettings,
+    out: str | os.PathLike[str],
+    sources: Sequence[Source],
+    grid: Grid,
+    ffmpeg: str | os.PathLike[str],
+    *,
+    max_frames: int | None,
+    progress: ProgressCallback | None,
+    argv: Sequence[str] | None = None,
+) -> ProduceResult:
+    """:func:`produce_corpus` on ``grid`` with the run settings (jobs, threads,
+    timeout, ``allow_missing``) taken from ``settings``."""
+    return produce_corpus(
+        out,
+        sources,
+        grid.encoders,
+        grid.cqs,
+        presets=grid.presets,
+        max_frames=max_frames,
+        ffmpeg=ffmpeg,
+        jobs=settings.jobs,
+        vmaf_threads=settings.vmaf_threads,
+        allow_missing=settings.allow_missing,
+        timeout=settings.timeout,
+        progress=progress,
+        argv=argv,
+    )
 
 
 class _LogStream:
