@@ -348,7 +348,7 @@ ATTACKS: list[tuple[str, Callable[[Path, Path], None], int, str]] = [
         "epochs-minus-5-everywhere",
         set_config("epochs", -5, seeds=SEEDS),
         EXIT_USAGE,
-        "config.epochs must be an integer >= 1, got -5",
+        "config.epochs must be an integer in [1, 1000000], got -5",
     ),
     (
         "engine-version-from-the-future",

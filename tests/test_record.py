@@ -103,13 +103,38 @@ def test_rejects_each_malformed_kind_with_one_line(tmp_path, obj, problem):
     assert "\n" not in message
 
 
+def _nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
 @pytest.mark.parametrize(
     ("data", "problem"),
-    [(b"{torn", "invalid JSON at line 1"), (b"\xff\xfe{}", "not UTF-8 text")],
-    ids=["torn", "not-utf8"],
+    [
+        (b"{torn", "invalid JSON at line 1"),
+        (b"\xff\xfe{}", "not UTF-8 text"),
+        ("{}".encode("utf-16"), "not UTF-8 text"),
+        (b"\x1f\x8b\x08\x00gzip", "not UTF-8 text"),
+        (b'{"seed": 1, "seed": 2}', "key 'seed' appears twice in one object"),
+        (b'{"seed": ' + b"9" * 5000 + b"}", "invalid JSON: Exceeds the limit"),
+        (_nested(100_000), "JSON nested too deeply"),
+        (
+            json.dumps({**seed_doc(0, 0.97), "seed": 10**400}).encode(),
+            "beyond any value frreg writes",
+        ),
+    ],
+    ids=["torn", "not-utf8", "utf16", "gzip", "duplicate-key", "5000-digits", "deep", "huge-int"],
 )
 def test_unparseable_files_are_one_line(tmp_path: Path, data: bytes, problem: str):
     path = tmp_path / "loso_seed0.json"
     path.write_bytes(data)
     with pytest.raises(ArtifactError, match=problem):
         SeedRecord.read(path)
+
+
+def test_a_directory_or_device_is_not_read(tmp_path):
+    directory = tmp_path / "loso_seed0.json"
+    directory.mkdir()
+    with pytest.raises(ArtifactError, match="is a directory; a seed artifact is a JSON file"):
+        SeedRecord.read(directory)
+    with pytest.raises(ArtifactError, match="is not a regular file"):
+        SeedRecord.read("/dev/zero")  # would never end if read

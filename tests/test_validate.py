@@ -113,3 +113,31 @@ def test_thresholds_outside_their_meaning_are_refused(tmp_path, capsys, argv, ne
         validate_cli.main([str(tmp_path), *argv])
     assert info.value.code == EXIT_USAGE
     assert needle in capsys.readouterr().err
+
+
+def test_a_directory_named_promote_is_one_line_exit_2(loso_copy, capsys):
+    _, loso = loso_copy
+    (loso / PROMOTE_FILE).mkdir()
+    assert validate(loso) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"{loso / PROMOTE_FILE}: is a directory, not a verdict file" in err
+
+
+def test_a_crash_is_exit_3_and_leaves_no_verdict(loso_copy, capsys, monkeypatch):
+    from frreg.gate import verdict
+
+    _, loso = loso_copy
+    (loso / PROMOTE_FILE).write_text("{}")
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(verdict, "decide", boom)  # a bug anywhere past the clearing
+    assert validate(loso) == 3
+    assert (
+        "frreg-validate: internal error: RuntimeError: disk on fire (exit 3"
+        in capsys.readouterr().err
+    )
+    assert not (loso / PROMOTE_FILE).exists()
+    assert not (loso / HOLD_FILE).exists()

@@ -47,6 +47,8 @@ METRIC_ATOL: Final = 1e-9
 CUDA_AUDIT_ATOL: Final = 1e-3
 
 _MODEL_FIELDS = {f for f in MLPConfig.__dataclass_fields__}
+#: No recorded count (epochs, batch size) is larger: an audit must be able to finish.
+MAX_CONFIG_INT: Final = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -73,11 +75,11 @@ def recorded_run(record: SeedRecord, path: Path) -> RecordedRun:
             raise ArtifactError(path, f"config is missing '{key}'")
         return cfg[key]
 
-    def integer(key: str, minimum: int) -> int:
+    def integer(key: str, minimum: int, maximum: int = MAX_CONFIG_INT) -> int:
         value = need(key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
             raise ArtifactError(
-                path, f"config.{key} must be an integer >= {minimum}, got {value!r}"
+                path, f"config.{key} must be an integer in [{minimum}, {maximum}], got {value!r}"
             )
         return value
 
@@ -92,6 +94,17 @@ def recorded_run(record: SeedRecord, path: Path) -> RecordedRun:
     model = need("model")
     if not isinstance(model, dict) or set(model) != _MODEL_FIELDS:
         raise ArtifactError(path, f"config.model must have fields {sorted(_MODEL_FIELDS)}")
+    for key, limit in (
+        ("hidden", 1 << 16),
+        ("depth", 64),
+        ("n_features", 1 << 10),
+        ("num_codecs", 1 << 10),
+    ):
+        value = model.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limit:
+            raise ArtifactError(
+                path, f"config.model.{key} must be an integer in [1, {limit}], got {value!r}"
+            )
     try:
         mlp = MLPConfig(**model)
     except (TypeError, ValueError) as exc:

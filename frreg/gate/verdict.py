@@ -292,8 +292,11 @@ def write_verdict(out_dir: str | Path, verdict: Mapping[str, Any]) -> Path:
     promote = verdict["verdict"] == "PROMOTE"
     target = out / (PROMOTE_FILE if promote else HOLD_FILE)
     stale = out / (HOLD_FILE if promote else PROMOTE_FILE)
-    stale.unlink(missing_ok=True)
-    write_json_atomic(target, verdict)
+    try:
+        stale.unlink(missing_ok=True)
+        write_json_atomic(target, verdict)
+    except OSError as exc:
+        raise InputError(f"{target}: cannot write the verdict: {exc.strerror or exc}") from None
     return target
 
 

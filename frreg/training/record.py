@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import json
 import math
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -174,18 +175,36 @@ class SeedRecord:
 
     @classmethod
     def read(cls, path: str | Path) -> SeedRecord:
-        """Read and validate one artifact file."""
+        """Read and validate one artifact file (a regular file of at most
+        :data:`MAX_ARTIFACT_BYTES`, strict UTF-8 JSON, no duplicate keys)."""
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise ArtifactError(path, "not UTF-8 text") from None
+            mode = path.stat().st_mode
+            if not stat.S_ISREG(mode):
+                what = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+                raise ArtifactError(path, f"is {what}; a seed artifact is a JSON file")
+            with open(path, "rb") as fh:
+                data = fh.read(MAX_ARTIFACT_BYTES + 1)
         except OSError as exc:
             raise ArtifactError(path, f"cannot read: {exc.strerror}") from None
+        if len(data) > MAX_ARTIFACT_BYTES:
+            raise ArtifactError(
+                path, f"larger than {MAX_ARTIFACT_BYTES} bytes; not a seed artifact"
+            )
         try:
-            obj = json.loads(text)
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ArtifactError(path, "not UTF-8 text") from None
+        try:
+            obj = json.loads(text, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as exc:
             raise ArtifactError(path, f"invalid JSON at line {exc.lineno}: {exc.msg}") from None
+        except _DuplicateKey as exc:
+            raise ArtifactError(path, f"key {exc.args[0]!r} appears twice in one object") from None
+        except RecursionError:
+            raise ArtifactError(path, "JSON nested too deeply") from None
+        except ValueError as exc:  # e.g. an integer of thousands of digits
+            raise ArtifactError(path, f"invalid JSON: {exc}") from None
         return cls.from_json(obj, path)
 
     @classmethod
@@ -226,6 +245,26 @@ class SeedRecord:
         )
 
 
+#: Integers frreg writes (seeds, sizes, epochs) are far below this.
+MAX_INT: Final = 2**53
+
+#: A seed artifact is a few kilobytes per fold; anything far larger is not one.
+MAX_ARTIFACT_BYTES: Final = 64 << 20
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
 class _Reader:
     """Typed field access on one parsed artifact, raising ``PATH: problem``."""
 
@@ -254,6 +293,8 @@ class _Reader:
 
     def integer(self, key: str) -> int:
         value: int = self.get(key, int, "an integer")
+        if abs(value) > MAX_INT:
+            raise self.fail(f"field '{key}' is {value}, beyond any value frreg writes")
         return value
 
     def number(self, key: str) -> float:
