@@ -341,3 +341,17 @@ def test_missing_corpus_is_produced_lazily_from_a_manifest(pytester, workers):
         ("bars_30fps", "libx264"),
     }
     assert "producing it" in (out_dir(pytester) / "frreg-gate.log").read_text()
+
+
+@pytest.mark.slow
+def test_source_ids_with_at_signs_keep_their_items(pytester):
+    # --dist loadgroup appends "@<group>" to node ids: an id with its own "@"
+    # must still be matched to its item, or the verdict would say "not run".
+    rows = synthetic_rows(n_sources=4, encoders=("libx264",), cqs=(22, 30, 38, 46), frames=8)
+    for row in rows:
+        row["src"] = str(row["src"]).replace("synth0", "clip@2x-")
+    corpus = write_corpus(pytester.path / "corpus.jsonl", rows)
+    result = gate(pytester, corpus, *LENIENT, "-v", workers="2")
+    assert result.ret == 0, result.stdout.str()
+    assert "frreg-gate::fold[seed1-clip@2x-1]" in result.stdout.str()
+    assert (out_dir(pytester) / PROMOTE_FILE).exists()

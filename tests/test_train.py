@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import time
 
 import numpy as np
 import pytest
@@ -169,3 +170,29 @@ def test_parser_defaults_are_the_authoritative_interface():
     )
     assert args.dry_run is False
     assert args.device == "cpu"
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (lambda d: (d / "file").write_text("x") and d / "file", "exists and is not a directory"),
+        (lambda d: (d / "file").write_text("x") and d / "file" / "sub", "is not a directory"),
+    ],
+    ids=["out-dir-is-a-file", "parent-is-a-file"],
+)
+def test_unusable_out_dir_is_refused_before_any_work(tiny_corpus, tmp_path, capsys, make, problem):
+    out = make(tmp_path)
+    started = time.perf_counter()
+    assert train(tiny_corpus, out) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"frreg-train: error: {out}:")
+    assert problem in err
+    assert "rows" not in err  # refused before loading or training anything
+    assert time.perf_counter() - started < 5
+
+
+def test_training_into_a_directory_removes_its_verdict(tiny_corpus, tmp_path):
+    (tmp_path / "PROMOTE.json").write_text("{}")  # about seeds that are about to be replaced
+    assert train(tiny_corpus, tmp_path, "--seeds", "0") == EXIT_OK
+    assert not (tmp_path / "PROMOTE.json").exists()

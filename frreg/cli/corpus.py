@@ -8,7 +8,8 @@ Three ways to name sources, one grid::
     frreg-corpus --builtin --frames 24 --encoder libx264 --cq 23 31 39 --out corpus.jsonl
 
 Exit codes: 0 corpus written, 1 a cell failed (corpus not written unless
-``--allow-missing``), 2 bad usage or input (one line on stderr, no traceback).
+``--allow-missing``), 2 bad usage or input (one line on stderr, no traceback),
+3 internal error, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from frreg.corpus.sidecar import incomplete_marker
+from frreg.cli._common import guarded
 from frreg.errors import FrregError, InputError
 from frreg.options import (
     StrictParser,
@@ -77,8 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------
 
 
+@guarded(PROG)
 def main(argv: list[str] | None = None) -> int:
-    """Run ``frreg-corpus``; return the exit code (never raises for bad input)."""
+    """Run ``frreg-corpus``; return the exit code (never raises for bad input;
+    a crash exits 3, never 1, which means a cell failed)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
