@@ -5,7 +5,8 @@ wrapper script, the README, the pytest plugin) is checked against
 :func:`build_parser`; flags may be added, never renamed or dropped.
 
 Exit codes: 0 trained and wrote every seed, 2 bad usage or bad corpus, 3 internal
-error. Any verdict in the output directory is removed before training starts.
+error. Any verdict in the output directory is removed before training starts,
+and so are the seed files' temporaries that a killed trainer left there.
 """
 
 from __future__ import annotations
@@ -84,12 +85,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from frreg.cli._common import progress_printer
         from frreg.corpus import load_corpus
         from frreg.gate.verdict import clear_verdict
-        from frreg.training.loso import run_loso
+        from frreg.training.loso import remove_stale_temporaries, run_loso
         from frreg.training.record import SeedRecord
 
         corpus = load_corpus(corpus_path)
         # New seed files invalidate any verdict beside them: remove it before training.
         clear_verdict(out_dir)
+        # A killed trainer's half-written seed files (idle temporaries only: a
+        # concurrent trainer's live ones stay; see remove_stale_temporaries).
+        for stale in remove_stale_temporaries(out_dir):
+            print(f"{PROG}: removed {stale.name}, left by a killed trainer", file=sys.stderr)
         for note in corpus.warnings():
             print(f"{PROG}: warning: {note}", file=sys.stderr)
         epochs = train_settings.epochs

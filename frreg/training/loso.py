@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import platform
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -251,8 +253,11 @@ def write_seed_artifacts(
     """
     out = Path(out_dir)
     pred_path = out / seed_predictions_name(record.seed)
+    # Build the text before the temporary exists: a temporary lives only for
+    # one write and a rename (what remove_stale_temporaries relies on).
+    text = predictions_csv(corpus, folds)
     with atomic_writer(pred_path) as fh:
-        fh.write(predictions_csv(corpus, folds))
+        fh.write(text)
     weights_path = write_weights(
         out / seed_weights_name(record.seed), [(f.job.held_out, f.fit.layers) for f in folds]
     )
@@ -263,6 +268,53 @@ def write_seed_artifacts(
     path = out / seed_artifact_name(record.seed)
     write_json_atomic(path, record.to_json())
     return path
+
+
+#: How long a seed file's temporary must have been idle before the next
+#: trainer removes it as a killed trainer's (see remove_stale_temporaries).
+STALE_TEMPORARY_S: Final = 60.0
+
+# atomic_writer's temporaries of the seed files: mkstemp(prefix=".NAME.",
+# suffix=".tmp") with NAME a seed file's name and 8 random characters.
+_SEED_TEMPORARY = re.compile(
+    r"\.loso_seed[0-9]+\.(?:json|predictions\.csv|weights\.npz)\.[A-Za-z0-9_]{8}\.tmp"
+)
+
+
+def remove_stale_temporaries(
+    out_dir: str | Path, *, idle_s: float = STALE_TEMPORARY_S, now: float | None = None
+) -> list[Path]:
+    """Remove the seed-file temporaries a killed trainer left in ``out_dir``; return them.
+
+    Only names :func:`frreg._io.atomic_writer` gives the seed files
+    (``.loso_seed{N}.json.XXXXXXXX.tmp``, ``.predictions.csv``, ``.weights.npz``)
+    are candidates, and only those not modified for ``idle_s`` seconds.
+
+    The rule is idleness because the names carry no pid and no lock guards
+    them: a writer creates its temporary, writes it in one call (the text is
+    built beforehand), fsyncs and renames it, so a live writer's temporary is
+    seconds old at most. One idle for a minute belongs to a trainer that died
+    between mkstemp and rename; a concurrent trainer writing into the same
+    directory keeps its own. (A writer stopped for longer than that, e.g. by
+    SIGSTOP, fails loudly at its rename: never a torn file.)
+    """
+    directory = Path(out_dir)
+    now = time.time() if now is None else now
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    for entry in entries:
+        if not _SEED_TEMPORARY.fullmatch(entry.name):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False) and now - entry.stat().st_mtime > idle_s:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            pass  # gone already (another trainer's cleanup), or not ours to remove
+    return sorted(removed)
 
 
 def run_loso(
