@@ -9,6 +9,10 @@ assembled in a temporary directory and renamed into place, then checked on
 every read. Correctness does not depend on the lock: a lost lock costs
 duplicated training, never a torn entry.
 
+A builder killed mid-build (kill -9, OOM) leaves its temporary directory; the
+next :meth:`SeedCache.get_or_build` of any process removes every such
+directory whose builder is gone (:meth:`SeedCache.remove_dead_builds`).
+
 The cache is a cache, not an authority: its digests are written and checked
 by the same code, so an entry proves nothing. Whatever it returns goes through
 the verdict's recomputation and audit (:mod:`frreg.gate.evidence`) like any
@@ -19,14 +23,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from frreg._io import sha256_file, sha256_json, write_json_atomic
 from frreg.schema import seed_artifact_name, seed_files, seed_predictions_name
@@ -34,6 +40,8 @@ from frreg.training.record import SeedRecord
 
 _ENTRY = "entry.json"
 _TRAIN_LOG = "trained.log"
+# A build directory: mkdtemp(prefix=f".{key[:12]}.") in root/key[:2]/, 8 random characters.
+_BUILD_DIR = re.compile(r"\.([0-9a-f]{12})\.[A-Za-z0-9_]{8}")
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,7 @@ class SeedCache:
     def __init__(self, root: str | Path, on_event: Callable[[str], None] | None = None) -> None:
         self.root = Path(root)
         self.on_event = on_event or (lambda message: None)
+        self._swept = False
 
     @staticmethod
     def key(config: dict[str, Any]) -> str:
@@ -75,6 +84,49 @@ class SeedCache:
     def entry_dir(self, key: str) -> Path:
         """Where the entry for ``key`` lives (whether or not it exists yet)."""
         return self.root / key[:2] / key
+
+    def _lock_path(self, key: str) -> Path:
+        return self.root / f"{key}.lock"
+
+    def remove_dead_builds(self) -> list[Path]:
+        """Remove the build directories whose builder died; return them.
+
+        The rule is the lock, not age. A builder holds ``<key>.lock`` from
+        before it creates its ``.<key12>.<random>`` directory until after it
+        renames it into place, and the kernel releases the lock of a process
+        that dies however it dies (kill -9 included). So a build directory
+        whose lock can be taken at once (``timeout=0``, never waiting) has no
+        live builder, however young it is, and one whose lock is held is kept,
+        however old: age would say nothing, since a builder trains for minutes
+        before it writes its first file. The lock is held while the directory
+        is removed, so a builder that starts meanwhile waits, then builds
+        anew. (A build directory without any lock file predates its lock or
+        lost it; the protocol creates the lock first, so no live builder owns
+        it.) The ``*.lock`` files themselves stay: they are empty and reused.
+        """
+        removed: list[Path] = []
+        try:
+            shards = [d for d in self.root.iterdir() if len(d.name) == 2 and d.is_dir()]
+        except (FileNotFoundError, NotADirectoryError):
+            return removed
+        for shard in sorted(shards):
+            for build in sorted(shard.iterdir()):
+                match = _BUILD_DIR.fullmatch(build.name)
+                if match is None or not match[1].startswith(shard.name) or not build.is_dir():
+                    continue
+                # Every key with this 12-character prefix (one, but for a collision).
+                locks = sorted(self.root.glob(f"{match[1]}*.lock"))
+                with ExitStack() as held:
+                    try:
+                        for lock in locks:
+                            held.enter_context(FileLock(str(lock), timeout=0))
+                    except Timeout:
+                        continue  # its builder is alive
+                    shutil.rmtree(build, ignore_errors=True)
+                    if not build.exists():
+                        removed.append(build)
+                        self.on_event(f"removed {build}, a killed cache builder's temporary")
+        return removed
 
     def _verify(self, key: str, config: dict[str, Any], seed: int) -> CacheEntry:
         directory = self.entry_dir(key)
@@ -122,10 +174,13 @@ class SeedCache:
         the directory it is given.
         """
         key = self.key(config)
+        if not self._swept:  # once per instance: what earlier, killed builders left
+            self._swept = True
+            self.remove_dead_builds()
         if (hit := self.lookup(config, seed)) is not None:
             return hit
         self.root.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.root / f"{key}.lock")):
+        with FileLock(str(self._lock_path(key))):
             if (hit := self.lookup(config, seed)) is not None:  # another process built it
                 return hit
             final = self.entry_dir(key)
