@@ -418,17 +418,15 @@ def summary_lines(
     lines.append("")
     lines += report.lines()
     lines.append(items_line(outcomes, expected))
-    trained = sorted(
-        {
-            int(o.properties["seed"])
-            for o in outcomes.values()
-            if o.properties.get("trained_now") and "seed" in o.properties
-        }
-    )
-    cached = [s for s in session.config.seeds if s not in trained]
+    reported = [o.properties for o in outcomes.values() if "seed" in o.properties]
+    trained = sorted({int(p["seed"]) for p in reported if p.get("trained_now")})
+    obtained = {int(p["seed"]) for p in reported if "cache_key" in p}
+    cached = [s for s in session.config.seeds if s in obtained and s not in trained]
+    absent = [s for s in session.config.seeds if s not in obtained]
     lines.append(
         f"trained this run: {', '.join(map(str, trained)) or 'none'}; "
         f"from cache: {', '.join(map(str, cached)) or 'none'} ({session.config.cache_dir})"
+        + (f"; not trained: {', '.join(map(str, absent))}" if absent else "")
     )
     if verdict_path is not None:
         lines.append(f"verdict: {verdict_path}")

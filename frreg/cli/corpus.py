@@ -23,8 +23,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from frreg.corpus.sidecar import incomplete_marker
 from frreg.cli._common import guarded
+from frreg.corpus.sidecar import incomplete_marker
 from frreg.errors import FrregError, InputError
 from frreg.options import (
     StrictParser,
