@@ -34,6 +34,7 @@ from frreg.gate.checks import (
     evaluate,
     fold_problems,
 )
+from frreg.producer.settings import ProducerSettings, producer_settings
 from frreg.training.loso import Engine
 from frreg.training.settings import TrainSettings
 
@@ -89,9 +90,8 @@ class GateConfig:
     cache_dir: Path
     settings: TrainSettings
     thresholds: Thresholds
-    sources_manifest: Path | None = None
-    encoders: tuple[str, ...] | None = None
-    cqs: tuple[int, ...] | None = None
+    #: How a missing corpus is produced (the plugin's --frreg-sources/encoders/cqs).
+    producer: ProducerSettings = field(default_factory=ProducerSettings)
     engine: Engine = "batched"
     device: str = "cpu"
     #: Jobs to retrain for the verdict's audit; ``None``: 1 unless this session
@@ -112,6 +112,10 @@ class ItemOutcome:
     properties: dict[str, Any] = field(default_factory=dict)
 
 
+#: The plugin options that say how to produce a missing corpus.
+PRODUCER_KEYS = ("sources", "encoders", "cqs")
+
+
 def gate_config(values: Mapping[str, Any], base: Path, *, prefix: str = "--frreg-") -> GateConfig:
     """Build a :class:`GateConfig` from resolved option values (keyed by option dest).
 
@@ -129,9 +133,8 @@ def gate_config(values: Mapping[str, Any], base: Path, *, prefix: str = "--frreg
         cache_dir=path(values["cache_dir"]),
         settings=settings.train_settings(values, prefix=prefix),
         thresholds=settings.thresholds(values),
-        sources_manifest=None if values["sources"] is None else path(values["sources"]),
-        encoders=None if values["encoders"] is None else tuple(values["encoders"]),
-        cqs=None if values["cqs"] is None else tuple(values["cqs"]),
+        # Only the producer's own keys: the plugin's cache_dir is the seed cache.
+        producer=producer_settings({k: values[k] for k in PRODUCER_KEYS}, base),
         engine=values["engine"],
         device=settings.device(values, prefix=prefix),
         audit=values.get("audit"),
@@ -161,7 +164,7 @@ class GateSession:
             return list(self.corpus().sources)
         from frreg.producer import declared_source_ids
 
-        return sorted(declared_source_ids(self.config.sources_manifest))
+        return sorted(declared_source_ids(self.config.producer.manifest))
 
     # ------------------------------------------------------------------ corpus
 
@@ -176,13 +179,7 @@ class GateSession:
                         self.log(f"corpus {path} not found: producing it")
                         from frreg.producer import produce_for_gate
 
-                        produce_for_gate(
-                            path,
-                            manifest=self.config.sources_manifest,
-                            encoders=self.config.encoders,
-                            cqs=self.config.cqs,
-                            log=self.log,
-                        )
+                        produce_for_gate(path, self.config.producer, log=self.log)
             self._corpus = load_corpus(path)
         return self._corpus
 
