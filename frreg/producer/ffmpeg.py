@@ -580,6 +580,55 @@ def generate(
     run_tool(generate_argv(ffmpeg, graph, frames, out), what="generate", timeout=timeout)
 
 
+def decode_argv(
+    ffmpeg: str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    vf: str,
+    frames: int,
+    out: str | os.PathLike[str],
+) -> list[str]:
+    """Decode the first ``frames`` frames of ``path``'s first video stream through ``vf`` to Y4M.
+
+    Every decoded frame is written once (``-fps_mode passthrough``: none
+    dropped or duplicated to fit a frame rate); the path stays out of the
+    filtergraph.
+    """
+    return [
+        *_batch_head(ffmpeg, "error", overwrite=True),
+        "-filter_threads",
+        "1",
+        *container_input_args(path),
+        "-map",
+        "0:v:0",
+        "-vf",
+        vf,
+        "-frames:v",
+        str(frames),
+        "-fps_mode",
+        "passthrough",
+        "-fflags",
+        "+bitexact",
+        "-flags:v",
+        "+bitexact",
+        "-f",
+        "yuv4mpegpipe",
+        os.fspath(out),
+    ]
+
+
+def decode(
+    ffmpeg: str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    vf: str,
+    frames: int,
+    out: str | os.PathLike[str],
+    *,
+    timeout: float,
+) -> None:
+    """Decode a video file to a Y4M ``out`` (the caller renames it into place)."""
+    run_tool(decode_argv(ffmpeg, path, vf, frames, out), what="decode", timeout=timeout)
+
+
 # --------------------------------------------------------------------------
 # Encoding one cell
 # --------------------------------------------------------------------------

