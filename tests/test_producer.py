@@ -28,6 +28,7 @@ from frreg.producer import (
     ENCODER_SPECS,
     PRODUCIBLE_ENCODERS,
     ROW_COLUMNS,
+    available_builtin_ids,
     builtin_sources,
     check_corpus_complete,
     container_source,
@@ -251,7 +252,12 @@ def test_builtin_ids_known_without_generating() -> None:
     assert len(set(BUILTIN_SOURCE_IDS)) == len(BUILTIN_SOURCE_IDS) >= 9
     rates = {spec.rate for spec in BUILTIN_SPECS}
     assert {24, 30} <= rates
-    assert declared_source_ids() == list(BUILTIN_SOURCE_IDS)
+    # The default set: every lavfi id, then the natural clips this install has
+    # (tests/test_natural.py covers both with and without the extra).
+    declared = declared_source_ids()
+    assert declared == list(available_builtin_ids())
+    assert declared[: len(BUILTIN_SPECS)] == [spec.id for spec in BUILTIN_SPECS]
+    assert set(declared) <= set(BUILTIN_SOURCE_IDS)
 
 
 def test_run_tool_times_out_and_reports_the_command() -> None:
@@ -325,7 +331,7 @@ def test_raw_source_with_partial_frame_is_refused(tmp_path: Path) -> None:
 
 def test_builtin_sources_are_deterministic_and_cached(tmp_path: Path) -> None:
     first = builtin_sources(tmp_path, frames=3, size=(64, 36))
-    assert [s.id for s in first] == list(BUILTIN_SOURCE_IDS)
+    assert [s.id for s in first] == declared_source_ids()
     assert len({s.sha256 for s in first}) == len(first)  # all distinct content
     assert {Fraction(24), Fraction(30)} <= {s.framerate for s in first}
     mtimes = [s.path.stat().st_mtime_ns for s in first]
