@@ -48,3 +48,7 @@ class ToolError(FrregError):
         self.argv = list(argv)
         self.stderr_tail = stderr_tail
         super().__init__(message)
+
+
+class EvidenceWarning(UserWarning):
+    """A failed ensemble-evidence check outside strict mode: reported, not enforced."""

@@ -30,6 +30,10 @@ from frreg.schema import (
     DEMO_CQS,
     DEMO_ENCODERS,
     ENSEMBLE_SEEDS,
+    EVIDENCE_BASELINE_DROP_MAX,
+    EVIDENCE_BIAS_MAX,
+    EVIDENCE_COVERAGE_MIN,
+    EVIDENCE_MARGIN_MIN,
     MEAN_PLCC_MIN,
     NUM_CODECS,
     PER_SEED_PLCC_MIN,
@@ -117,6 +121,26 @@ def _unit_interval(text: str, what: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected {what} in [0, 1]")
     return value
+
+
+def finite_float(text: str) -> float:
+    """Any finite number."""
+    return _finite_float(text, "a finite number")
+
+
+def unit_interval(text: str) -> float:
+    """A share in [0, 1]."""
+    return _unit_interval(text, "a number")
+
+
+def boolean(text: str) -> bool:
+    """``true``/``false`` (also ``1``/``0``, ``yes``/``no``, ``on``/``off``), for ini keys."""
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected true or false")
 
 
 def plcc_threshold(text: str) -> float:
@@ -293,8 +317,70 @@ FOLD_MIN = Option(
     shown_default="off",
 )
 
-#: Gate thresholds shared by ``frreg-gate``, ``frreg-validate`` and the plugin.
-THRESHOLD_OPTIONS = (MEAN_PLCC, SPREAD, PER_SEED, FOLD_MIN)
+STRICT = Option(
+    "strict",
+    "strict",
+    "enforce frreg's ensemble evidence (OLS margin, bias, conformal coverage, pooled PLCC, "
+    "baseline drop): a failed evidence check HOLDs instead of warning",
+    False,
+    boolean,
+    action="store_true",
+)
+MARGIN_MIN = Option(
+    "ols-margin-min",
+    "margin_min",
+    "evidence: on every fold the ensemble's PLCC minus the OLS baseline's is at least this",
+    EVIDENCE_MARGIN_MIN,
+    finite_float,
+    "X",
+)
+BIAS_MAX = Option(
+    "bias-max",
+    "bias_max",
+    "evidence: on every held-out source |mean(y - ensemble)| is at most this many VMAF points",
+    EVIDENCE_BIAS_MAX,
+    nonnegative_float,
+    "VMAF",
+)
+COVERAGE_MIN = Option(
+    "coverage-min",
+    "coverage_min",
+    "evidence: on every held-out source the conformal interval covers at least this share",
+    EVIDENCE_COVERAGE_MIN,
+    unit_interval,
+    "X",
+)
+BASELINE_DROP_MAX = Option(
+    "baseline-drop-max",
+    "baseline_drop_max",
+    "evidence: with --baseline, no source's ensemble PLCC drops by more than this",
+    EVIDENCE_BASELINE_DROP_MAX,
+    unit_interval,
+    "X",
+)
+BASELINE = Option(
+    "baseline",
+    "baseline",
+    "a previous verdict (PROMOTE.json) to compare each source's ensemble PLCC with",
+    None,
+    metavar="VERDICT",
+    shown_default="none",
+)
+
+#: Gate thresholds shared by ``frreg-gate``, ``frreg-validate`` and the plugin:
+#: the ADR-0303 gate's, then frreg's evidence (enforced with --strict).
+THRESHOLD_OPTIONS = (
+    MEAN_PLCC,
+    SPREAD,
+    PER_SEED,
+    FOLD_MIN,
+    STRICT,
+    MARGIN_MIN,
+    BIAS_MAX,
+    COVERAGE_MIN,
+    BASELINE,
+    BASELINE_DROP_MAX,
+)
 
 AUDIT = Option(
     "audit",

@@ -151,6 +151,20 @@ MEAN_PLCC_MIN: Final = 0.95
 PLCC_SPREAD_MAX: Final = 0.005
 #: Every seed's mean PLCC must reach this.
 PER_SEED_PLCC_MIN: Final = 0.95
+#: frreg's ensemble evidence thresholds (reported always, enforced under strict;
+#: docs/evidence.md says how they were chosen). On every fold the ensemble's
+#: PLCC must be at least the OLS baseline's plus this:
+EVIDENCE_MARGIN_MIN: Final = 0.0
+#: ... its mean bias |y - mu| on every held-out source at most this many VMAF points:
+EVIDENCE_BIAS_MAX: Final = 3.0
+#: ... the conformal interval's coverage on every held-out source at least this:
+EVIDENCE_COVERAGE_MIN: Final = 0.8
+#: ... and, against a previous verdict, no source's ensemble PLCC lower by more than this.
+EVIDENCE_BASELINE_DROP_MAX: Final = 0.01
+
+#: Nominal coverage of the confidence intervals frreg reports (and exports).
+NOMINAL_COVERAGE: Final = 0.95
+
 #: (seed, fold) jobs a verdict retrains by default to audit the artifacts.
 DEFAULT_AUDIT_JOBS: Final = 1
 #: The deployed deep ensemble.

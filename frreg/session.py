@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 
 from frreg._io import atomic_writer
 from frreg.cache import CacheEntry, SeedCache
 from frreg.corpus import Corpus, load_corpus
+from frreg.errors import EvidenceWarning
 from frreg.gate.checks import (
+    EVIDENCE_COMPUTED,
     ITEMS_CHECK,
     RUN_CHECK,
     Check,
@@ -32,10 +35,14 @@ from frreg.gate.checks import (
     Thresholds,
     check_seed,
     evaluate,
+    evidence_check_name,
     fold_problems,
 )
 from frreg.producer.settings import ProducerSettings, producer_settings
 from frreg.training.loso import Engine
+
+if TYPE_CHECKING:
+    from frreg.gate.ensemble import EnsembleEvidence
 from frreg.training.settings import TrainSettings
 
 #: File names the gate session writes into its out dir, besides the seed artifacts.
@@ -97,6 +104,8 @@ class GateConfig:
     #: Jobs to retrain for the verdict's audit; ``None``: 1 unless this session
     #: trained every seed itself (then the evidence is its own, and 0).
     audit: int | None = None
+    #: A previous verdict for the baseline-relative evidence check.
+    baseline: Path | None = None
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -138,6 +147,7 @@ def gate_config(values: Mapping[str, Any], base: Path, *, prefix: str = "--frreg
         engine=values["engine"],
         device=settings.device(values, prefix=prefix),
         audit=values.get("audit"),
+        baseline=None if values.get("baseline") is None else path(values["baseline"]),
     )
 
 
@@ -151,6 +161,8 @@ class GateSession:
         self._corpus: Corpus | None = None
         self._entries: dict[int, CacheEntry] = {}
         self._report: GateReport | None = None
+        self._evidence: list[Check] | None = None
+        self._ensemble: EnsembleEvidence | None = None
 
     # ------------------------------------------------------------------ collection
 
@@ -289,6 +301,57 @@ class GateSession:
             raise GateFailure("; ".join(failing))
         return {"check": name, "observed": matches[0].observed, "threshold": matches[0].threshold}
 
+    def evidence_checks(self) -> list[Check]:
+        """frreg's ensemble evidence over the cached seeds, computed once per session."""
+        if self._evidence is None:
+            from frreg.gate.checks import evidence_checks
+            from frreg.gate.evidence import corpus_keys, recompute
+            from frreg.gate.verdict import ensemble_of, read_baseline
+
+            corpus = self.corpus()
+            keys = corpus_keys(corpus)
+            evidence = [
+                recompute(self.seed_artifact(s), corpus, keys=keys, rerun=False)
+                for s in self.config.seeds
+            ]
+            ensemble, problem = ensemble_of(evidence, corpus, self.config.thresholds)
+            baseline = None if self.config.baseline is None else read_baseline(self.config.baseline)
+            self._evidence = evidence_checks(
+                ensemble, self.config.thresholds, problem=problem, baseline=baseline
+            )
+            self._ensemble = ensemble
+        return self._evidence
+
+    def check_evidence(self, name: str) -> dict[str, Any]:
+        """One evidence check by name: passes, warns (not strict) or fails (strict)."""
+        matches = [c for c in self.evidence_checks() if c.name == name]
+        if not matches:
+            # Evidence that could not be computed answers for every evidence item.
+            matches = [
+                c
+                for c in self.evidence_checks()
+                if c.name == evidence_check_name(EVIDENCE_COMPUTED)
+            ]
+        if not matches:
+            raise GateFailure(f"no evidence check named {name!r}")
+        check = matches[0]
+        props: dict[str, Any] = {
+            "check": name,
+            "status": check.status,
+            "observed": check.observed,
+            "threshold": check.threshold,
+        }
+        if self._ensemble is not None:
+            for src in self._ensemble.sources:
+                if name.endswith(f"-{src.source}"):
+                    props.update({k: v for k, v in src.to_json().items() if k != "source"})
+        if check.passed:
+            return props
+        if not check.enforced:
+            warnings.warn(EvidenceWarning(f"WARN {check.message}"), stacklevel=1)
+            return props
+        raise GateFailure(check.message, props)
+
     # ------------------------------------------------------------------ verdict
 
     def finalize(
@@ -324,6 +387,7 @@ class GateSession:
             cfg.thresholds,
             corpus=cfg.corpus,
             audit_jobs=self.audit_jobs(outcomes),
+            baseline=cfg.baseline,
             written_by="pytest-frreg",
             extra_checks=session_checks(outcomes, expected, interrupted),
         )

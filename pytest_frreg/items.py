@@ -41,9 +41,17 @@ class ItemSpec(NamedTuple):
     seed_group: int | None  # items of one seed run on one xdist worker
 
 
-def item_specs(seeds: Sequence[int], sources: Sequence[str]) -> list[ItemSpec]:
+def item_specs(
+    seeds: Sequence[int], sources: Sequence[str], *, baseline: bool = False
+) -> list[ItemSpec]:
     """Every gate item, in collection order (the controller's expected list uses it too)."""
-    from frreg.gate.checks import ENSEMBLE_CHECKS
+    from frreg.gate.checks import (
+        ENSEMBLE_CHECKS,
+        EVIDENCE_BASELINE,
+        EVIDENCE_POOLED,
+        PER_SOURCE_EVIDENCE,
+        evidence_check_name,
+    )
 
     specs = [ItemSpec("corpus", "check_corpus", (), None)]
     specs += [
@@ -53,12 +61,21 @@ def item_specs(seeds: Sequence[int], sources: Sequence[str]) -> list[ItemSpec]:
     ]
     specs += [ItemSpec(f"seed[seed{s}]", "check_seed", (s,), s) for s in seeds]
     specs += [ItemSpec(f"ensemble[{n}]", "check_ensemble", (c,), None) for n, c in ENSEMBLE_CHECKS]
+    evidence = [evidence_check_name(c, src) for c in PER_SOURCE_EVIDENCE for src in sources]
+    evidence.append(evidence_check_name(EVIDENCE_POOLED))
+    if baseline:
+        evidence.append(evidence_check_name(EVIDENCE_BASELINE))
+    prefix = evidence_check_name("")[:-1]  # "evidence "
+    specs += [
+        ItemSpec(f"evidence[{name.removeprefix(prefix)}]", "check_evidence", (name,), None)
+        for name in evidence
+    ]
     return specs
 
 
-def item_ids(seeds: Sequence[int], sources: Sequence[str]) -> list[str]:
+def item_ids(seeds: Sequence[int], sources: Sequence[str], *, baseline: bool = False) -> list[str]:
     """Node ids of every gate item, in collection order."""
-    return [f"{NODE}::{spec.name}" for spec in item_specs(seeds, sources)]
+    return [f"{NODE}::{spec.name}" for spec in item_specs(seeds, sources, baseline=baseline)]
 
 
 class GateItem(pytest.Item):
@@ -109,7 +126,10 @@ class GateCollector(pytest.Collector):
             raise pytest.UsageError(str(exc)) from None
 
         items: list[pytest.Item | pytest.Collector] = []
-        for spec in item_specs(session.config.seeds, sources):
+        specs = item_specs(
+            session.config.seeds, sources, baseline=session.config.baseline is not None
+        )
+        for spec in specs:
             item = GateItem.from_parent(self, name=spec.name, check=spec.check, args=spec.args)
             if spec.seed_group is not None:
                 item.add_marker(pytest.mark.xdist_group(f"{GROUP_PREFIX}{spec.seed_group}"))

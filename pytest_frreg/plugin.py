@@ -118,7 +118,9 @@ def pytest_configure(config: pytest.Config) -> None:
             sources = session.declared_sources()
         except FrregError as exc:
             raise pytest.UsageError(str(exc)) from None
-        expected = item_ids(session.config.seeds, sources)
+        expected = item_ids(
+            session.config.seeds, sources, baseline=session.config.baseline is not None
+        )
         config.pluginmanager.register(GateController(config, session, expected), "frreg-controller")
 
 

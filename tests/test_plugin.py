@@ -72,7 +72,8 @@ def test_pass_writes_promote_and_the_table(pytester, corpus, workers):
     assert (out / "frreg-report.md").read_text().startswith("# fr_regressor_v2 ensemble gate")
     assert (out / "frreg-plcc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # 1 corpus + 5 seeds x 4 folds + 5 seeds + 5 ensemble checks
-    result.assert_outcomes(passed=31)
+    # + 3 evidence checks x 4 sources + pooled PLCC
+    result.assert_outcomes(passed=44, warnings=result.parseoutcomes().get("warnings", 0))
 
 
 @pytest.mark.slow
@@ -333,7 +334,9 @@ def test_missing_corpus_is_produced_lazily_from_a_manifest(pytester, workers):
     assert result.ret == 0, result.stdout.str()
     # Collection named the items from the manifest before the corpus existed.
     assert "frreg-gate::fold[seed1-bars_30fps]" in result.stdout.str()
-    result.assert_outcomes(passed=1 + 5 * 2 + 5 + 5)
+    outcomes = result.parseoutcomes()
+    # corpus, folds, seeds, ensemble checks, then 3 evidence checks per source and pooled PLCC
+    assert outcomes["passed"] == 1 + 5 * 2 + 5 + 5 + 3 * 2 + 1, outcomes
     rows = [json.loads(line) for line in corpus.read_text().splitlines()]
     assert len(rows) == 2 * 2 * 6  # sources x cqs x frames
     assert {(r["src"], r["encoder"]) for r in rows} == {
@@ -355,3 +358,17 @@ def test_source_ids_with_at_signs_keep_their_items(pytester):
     assert result.ret == 0, result.stdout.str()
     assert "frreg-gate::fold[seed1-clip@2x-1]" in result.stdout.str()
     assert (out_dir(pytester) / PROMOTE_FILE).exists()
+
+
+@pytest.mark.slow
+def test_serial_and_xdist_sessions_give_the_same_evidence(pytester, corpus):
+    blocks = []
+    for tag, workers in (("serial", None), ("xdist", "2")):
+        dirs = (f"--frreg-out-dir=out-{tag}", f"--frreg-cache-dir=cache-{tag}")
+        result = gate(pytester, corpus, *LENIENT, *dirs, workers=workers)
+        assert result.ret == 0, result.stdout.str()
+        verdict = json.loads((pytester.path / f"out-{tag}" / PROMOTE_FILE).read_text())
+        blocks.append(verdict["evidence"])
+    assert blocks[0] == blocks[1]
+    assert blocks[0]["computed"] is True
+    assert set(blocks[0]["sources"]) == {"synth00", "synth01", "synth02", "synth03"}

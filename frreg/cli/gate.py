@@ -48,6 +48,7 @@ def gate_inputs(args: argparse.Namespace) -> dict[str, Any]:
         "thresholds": thresholds(vars(args)),
         "corpus": args.corpus,
         "audit_jobs": args.audit,
+        "baseline": args.baseline,
     }
 
 

@@ -121,6 +121,8 @@ OPTION_TYPES: dict[str, tuple[str, Format | None]] = {
     "frreg.options.plcc_threshold": ("unit_interval", None),
     "frreg.options.spread_threshold": ("unit_interval", None),
     "frreg.options.nonnegative_int": ("nonnegative_int", None),
+    "frreg.options.unit_interval": ("unit_interval", None),
+    "frreg.options.finite_float": ("finite_float", None),
 }
 
 #: frreg-corpus's own types, by a flag that uses them. The callable registered
@@ -208,6 +210,10 @@ def _value_specs() -> dict[str, Callable[[], ValueSpec]]:
             finite_floats(min_value=0.0, max_value=1.0),
             st.sampled_from(["1.5", "-0.01", "-1", "2", "nan", "inf", "x", ""])
             | finite_floats(min_value=1.0, exclude_min=True, max_value=1e9),
+        ),
+        "finite_float": lambda: ValueSpec(
+            finite_floats(min_value=-1e6, max_value=1e6),
+            st.sampled_from(["nan", "inf", "-inf", "x", ""]),
         ),
         "nonnegative_int": lambda: ValueSpec(
             st.integers(0, 99).map(str),

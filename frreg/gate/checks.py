@@ -29,11 +29,16 @@ from typing import Any, Final
 
 from frreg._io import sha256_file
 from frreg.errors import ArtifactError
+from frreg.gate.ensemble import EnsembleEvidence
 from frreg.schema import (
     DRY_RUN_NOTE,
     ENCODER_VOCAB_VERSION,
     ENSEMBLE_SEEDS,
     ENSEMBLE_SIZE,
+    EVIDENCE_BASELINE_DROP_MAX,
+    EVIDENCE_BIAS_MAX,
+    EVIDENCE_COVERAGE_MIN,
+    EVIDENCE_MARGIN_MIN,
     MEAN_PLCC_MIN,
     PER_SEED_PLCC_MIN,
     PLCC_SPREAD_MAX,
@@ -60,6 +65,22 @@ RUN_CHECK: Final = "run"
 
 #: Ensemble-level checks, as ``(item id, check name)``: the plugin's
 #: ``frreg-gate::ensemble[<item id>]`` items, in order.
+#: frreg's ensemble evidence (:mod:`frreg.gate.ensemble`): reported always,
+#: enforced under strict. Per-source checks are named ``<id>-<source>``.
+EVIDENCE_MARGIN: Final = "ols-margin"
+EVIDENCE_BIAS: Final = "bias"
+EVIDENCE_COVERAGE: Final = "coverage"
+EVIDENCE_POOLED: Final = "pooled-plcc"
+EVIDENCE_BASELINE: Final = "baseline-relative"
+EVIDENCE_COMPUTED: Final = "computed"
+PER_SOURCE_EVIDENCE: Final = (EVIDENCE_MARGIN, EVIDENCE_BIAS, EVIDENCE_COVERAGE)
+
+
+def evidence_check_name(check: str, source: str | None = None) -> str:
+    """The name (and the plugin's item id) of one evidence check."""
+    return f"evidence {check}" + (f"-{source}" if source is not None else "")
+
+
 ENSEMBLE_CHECKS: Final = (
     ("size", ENSEMBLE_SIZE_CHECK),
     ("mean-plcc", MEAN_PLCC_CHECK),
@@ -124,6 +145,13 @@ class Thresholds:
     per_seed_min: float = PER_SEED_PLCC_MIN
     seeds: tuple[int, ...] = ENSEMBLE_SEEDS
     fold_min: float | None = None
+    #: frreg's ensemble evidence (:mod:`frreg.gate.ensemble`): always reported,
+    #: enforced only when ``strict``.
+    strict: bool = False
+    margin_min: float = EVIDENCE_MARGIN_MIN
+    bias_max: float = EVIDENCE_BIAS_MAX
+    coverage_min: float = EVIDENCE_COVERAGE_MIN
+    baseline_drop_max: float = EVIDENCE_BASELINE_DROP_MAX
 
 
 @dataclass(frozen=True)
@@ -144,13 +172,26 @@ class SeedArtifact:
 
 @dataclass(frozen=True)
 class Check:
-    """One part of the verdict. ``message`` is the line a reviewer reads."""
+    """One part of the verdict. ``message`` is the line a reviewer reads.
+
+    A check that is not ``enforced`` (frreg's extra evidence outside strict
+    mode) is always reported, and a failure shows as WARN, but it does not
+    change the verdict.
+    """
 
     name: str
     passed: bool
     message: str
     observed: float | str | None = None
     threshold: float | str | None = None
+    enforced: bool = True
+
+    @property
+    def status(self) -> str:
+        return "PASS" if self.passed else ("FAIL" if self.enforced else "WARN")
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "status": self.status}
 
 
 @dataclass
@@ -163,21 +204,26 @@ class GateReport:
 
     @property
     def passed(self) -> bool:
-        return bool(self.checks) and all(c.passed for c in self.checks)
+        return bool(self.checks) and all(c.passed or not c.enforced for c in self.checks)
 
     @property
     def verdict(self) -> str:
         return "PROMOTE" if self.passed else "HOLD"
 
     def failures(self) -> list[Check]:
-        return [c for c in self.checks if not c.passed]
+        """The checks that decide against promotion."""
+        return [c for c in self.checks if not c.passed and c.enforced]
+
+    def warnings(self) -> list[Check]:
+        """Failed checks that are reported but not enforced (WARN)."""
+        return [c for c in self.checks if not c.passed and not c.enforced]
 
     def named(self, name: str) -> list[Check]:
         return [c for c in self.checks if c.name == name]
 
     def lines(self) -> list[str]:
         """Human output: one line per check, then the verdict."""
-        out = [f"{'PASS' if c.passed else 'FAIL'}  {c.message}" for c in self.checks]
+        out = [f"{c.status}  {c.message}" for c in self.checks]
         out.append(f"verdict: {self.verdict}")
         return out
 
@@ -187,7 +233,7 @@ class GateReport:
             "passed": self.passed,
             "thresholds": asdict(self.thresholds),
             "seed_means": {str(k): v for k, v in self.seed_means.items()},
-            "checks": [asdict(c) for c in self.checks],
+            "checks": [c.to_json() for c in self.checks],
         }
 
 
@@ -439,3 +485,131 @@ def evaluate(
         checks.append(_fold_min(present, th))
     checks.append(_provenance(present, corpus_sha256))
     return report
+
+
+# --------------------------------------------------------------------------
+# Ensemble evidence (reported always, enforced under strict)
+# --------------------------------------------------------------------------
+
+
+def evidence_checks(
+    evidence: EnsembleEvidence | None,
+    thresholds: Thresholds,
+    *,
+    problem: str | None = None,
+    baseline: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[Check]:
+    """One check per evidence criterion (per source where natural).
+
+    ``evidence`` is ``None`` when it could not be computed (``problem`` says
+    why): that fails, like any evidence check, enforced only under strict.
+    ``baseline`` is a previous verdict's per-source evidence, for the
+    baseline-relative check.
+    """
+    th = thresholds
+    strict = th.strict
+
+    def check(
+        name: str, ok: bool, message: str, observed: float | None, thr: float | None
+    ) -> Check:
+        return Check(name, ok, message, observed, thr, enforced=strict)
+
+    if evidence is None:
+        return [
+            Check(
+                evidence_check_name(EVIDENCE_COMPUTED),
+                False,
+                f"evidence cannot be computed: {problem}",
+                enforced=strict,
+            )
+        ]
+    out = []
+    for src in evidence.sources:
+        margin = src.margin_plcc
+        out.append(
+            check(
+                evidence_check_name(EVIDENCE_MARGIN, src.source),
+                margin is not None and margin >= th.margin_min,
+                f"{src.source}: ensemble PLCC {_fmt(src.ensemble_plcc)} vs OLS {_fmt(src.baseline_plcc)}, "
+                f"margin {_fmt(margin)} {'>=' if margin is not None and margin >= th.margin_min else '<'} "
+                f"{th.margin_min}",
+                margin,
+                th.margin_min,
+            )
+        )
+        ok = abs(src.bias) <= th.bias_max
+        out.append(
+            check(
+                evidence_check_name(EVIDENCE_BIAS, src.source),
+                ok,
+                f"{src.source}: |mean bias| {abs(src.bias):.2f} VMAF {'<=' if ok else '>'} "
+                f"{th.bias_max} (y - mu {src.bias:+.2f})",
+                src.bias,
+                th.bias_max,
+            )
+        )
+        ok = src.coverage_conformal >= th.coverage_min
+        out.append(
+            check(
+                evidence_check_name(EVIDENCE_COVERAGE, src.source),
+                ok,
+                f"{src.source}: conformal coverage {src.coverage_conformal:.3f} "
+                f"{'>=' if ok else '<'} {th.coverage_min} (q {src.conformal_q:.2f} VMAF; "
+                f"gaussian {src.coverage_gaussian:.3f})",
+                src.coverage_conformal,
+                th.coverage_min,
+            )
+        )
+    seeds = [v for k, v in evidence.pooled_plcc.items() if k != "ensemble"]
+    pooled = evidence.pooled_plcc.get("ensemble")
+    mean_seed = (
+        None
+        if any(v is None for v in seeds)
+        else sum(v for v in seeds if v is not None) / len(seeds)
+    )
+    ok = pooled is not None and mean_seed is not None and pooled >= mean_seed
+    out.append(
+        check(
+            evidence_check_name(EVIDENCE_POOLED),
+            ok,
+            f"pooled PLCC of the ensemble {_fmt(pooled)} {'>=' if ok else '<'} the members' mean "
+            f"{_fmt(mean_seed)}",
+            pooled,
+            mean_seed,
+        )
+    )
+    if baseline is not None:
+        out.append(_baseline_check(evidence, baseline, th))
+    return out
+
+
+def _baseline_check(
+    evidence: EnsembleEvidence, baseline: Mapping[str, Mapping[str, Any]], th: Thresholds
+) -> Check:
+    drops = []
+    missing = []
+    for src in evidence.sources:
+        before = baseline.get(src.source, {}).get("ensemble_plcc")
+        if not isinstance(before, int | float) or src.ensemble_plcc is None:
+            missing.append(src.source)
+            continue
+        drops.append((float(before) - src.ensemble_plcc, src.source))
+    worst = max(drops) if drops else None
+    ok = not missing and worst is not None and worst[0] <= th.baseline_drop_max
+    if missing:
+        message = f"baseline-relative: no baseline ensemble PLCC for {', '.join(missing)}"
+    elif worst is None:
+        message = "baseline-relative: nothing to compare"
+    else:
+        message = (
+            f"baseline-relative: largest ensemble PLCC drop {worst[0]:+.4f} ({worst[1]}) "
+            f"{'<=' if ok else '>'} {th.baseline_drop_max}"
+        )
+    return Check(
+        evidence_check_name(EVIDENCE_BASELINE),
+        ok,
+        message,
+        None if worst is None else worst[0],
+        th.baseline_drop_max,
+        enforced=th.strict,
+    )

@@ -62,7 +62,8 @@ def markdown(
         cells = " | ".join(_cell(row.get(s)).strip() for s in sources)
         out.append(f"| {seed} | {cells} | {_cell(report.seed_means.get(seed)).strip()} |")
     out += ["", "## Checks", ""]
-    out += [f"- {'PASS' if c.passed else '**FAIL**'} {c.message}" for c in report.checks]
+    marks = {"PASS": "PASS", "FAIL": "**FAIL**", "WARN": "**WARN**"}
+    out += [f"- {marks[c.status]} {c.message}" for c in report.checks]
     if notes:
         out += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     if files:

@@ -10,6 +10,7 @@ give the same verdict content whoever wrote it (only ``created_at`` and
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -18,6 +19,7 @@ from typing import Any, Final
 
 from frreg import __version__
 from frreg._io import write_json_atomic
+from frreg.corpus import Corpus
 from frreg.errors import InputError
 from frreg.gate.checks import (
     AUDIT_CHECK,
@@ -28,9 +30,11 @@ from frreg.gate.checks import (
     SeedArtifact,
     Thresholds,
     evaluate,
+    evidence_checks,
     load_loso_dir,
     seed_evidence_check_name,
 )
+from frreg.gate.ensemble import EnsembleEvidence, ensemble_evidence
 from frreg.gate.evidence import (
     AuditResult,
     SeedEvidence,
@@ -68,6 +72,8 @@ class Decision:
     evidence: Sequence[SeedEvidence] = ()
     audit: Sequence[AuditResult] = ()
     audit_requested: int = 0
+    ensemble: EnsembleEvidence | None = None
+    ensemble_problem: str | None = None
 
 
 def corpus_check(
@@ -98,6 +104,7 @@ def decide(
     extra_checks: Sequence[Check] = (),
     require_evidence: bool = True,
     rng: random.Random | None = None,
+    baseline: str | Path | None = None,
 ) -> Decision:
     """Gate ``loso_dir`` on numbers recomputed from the corpus and each seed's files.
 
@@ -144,6 +151,15 @@ def decide(
                 for p in ev.problems
             )
     report.checks.append(_evidence_check(evidence))
+    ensemble, ensemble_problem = ensemble_of(evidence, loaded, thresholds)
+    report.checks.extend(
+        evidence_checks(
+            ensemble,
+            thresholds,
+            problem=ensemble_problem,
+            baseline=None if baseline is None else read_baseline(baseline),
+        )
+    )
     results = audit(evidence, loaded, audit_jobs, rng=rng) if audit_jobs > 0 else []
     if audit_jobs > 0:
         report.checks.append(_audit_check(results, audit_jobs))
@@ -157,7 +173,39 @@ def decide(
         evidence=evidence,
         audit=results,
         audit_requested=audit_jobs,
+        ensemble=ensemble,
+        ensemble_problem=ensemble_problem,
     )
+
+
+def ensemble_of(
+    evidence: Sequence[SeedEvidence], corpus: Corpus, thresholds: Thresholds
+) -> tuple[EnsembleEvidence | None, str | None]:
+    """The ensemble evidence of the expected seeds, or why it cannot be computed."""
+    by_seed = {ev.seed: ev.predictions for ev in evidence}
+    missing = [s for s in thresholds.seeds if by_seed.get(s) is None]
+    if missing:
+        return None, f"no usable predictions for seed(s) {', '.join(map(str, missing))}"
+    try:
+        preds = {s: p for s, p in by_seed.items() if s in thresholds.seeds and p is not None}
+        return ensemble_evidence(corpus, preds), None
+    except ValueError as exc:
+        return None, str(exc)
+
+
+def read_baseline(path: str | Path) -> dict[str, Any]:
+    """A previous verdict's per-source ensemble evidence (``evidence.sources``)."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the baseline verdict ({exc})") from None
+    except (json.JSONDecodeError, RecursionError, ValueError) as exc:
+        raise InputError(f"{path}: the baseline verdict is not JSON ({exc})") from None
+    sources = doc.get("evidence", {}).get("sources") if isinstance(doc, dict) else None
+    if not isinstance(sources, dict):
+        raise InputError(f"{path}: not a frreg verdict with per-source evidence")
+    return sources
 
 
 def _evidence_check(evidence: Sequence[SeedEvidence]) -> Check:
@@ -245,6 +293,15 @@ def verification(decision: Decision) -> dict[str, Any]:
     }
 
 
+def evidence_block(decision: Decision) -> dict[str, Any]:
+    """The verdict's ensemble evidence: per source, pooled, and every check's status."""
+    checks = [c.to_json() for c in decision.report.checks if c.name.startswith("evidence ")]
+    block: dict[str, Any] = {"strict": decision.report.thresholds.strict, "checks": checks}
+    if decision.ensemble is None:
+        return {**block, "computed": False, "problem": decision.ensemble_problem}
+    return {**block, "computed": True, **decision.ensemble.to_json()}
+
+
 def build_verdict(decision: Decision, *, written_by: str) -> dict[str, Any]:
     """The verdict document (one schema for every writer).
 
@@ -279,6 +336,7 @@ def build_verdict(decision: Decision, *, written_by: str) -> dict[str, Any]:
         },
         "gate": report.to_dict(),
         "verification": verification(decision),
+        "evidence": evidence_block(decision),
     }
 
 
@@ -324,6 +382,7 @@ def validate(
     audit_jobs: int = 0,
     written_by: str = "frreg-validate",
     extra_checks: Sequence[Check] = (),
+    baseline: str | Path | None = None,
 ) -> tuple[Decision, Path]:
     """Gate ``loso_dir``, check the corpus digest, write the verdict there.
 
@@ -333,6 +392,11 @@ def validate(
     if Path(loso_dir).is_dir():
         clear_verdict(loso_dir)
     decision = decide(
-        loso_dir, thresholds, corpus=corpus, audit_jobs=audit_jobs, extra_checks=extra_checks
+        loso_dir,
+        thresholds,
+        corpus=corpus,
+        audit_jobs=audit_jobs,
+        extra_checks=extra_checks,
+        baseline=baseline,
     )
     return decision, write_verdict(loso_dir, build_verdict(decision, written_by=written_by))

@@ -1,0 +1,98 @@
+"""frreg's ensemble evidence gates only under strict; the ADR-0303 gate stays the default."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from conftest import LENIENT_GATE
+from frreg.cli import validate as validate_cli
+from frreg.corpus import load_corpus
+from frreg.schema import CANONICAL_6, EXIT_FAIL, EXIT_OK, HOLD_FILE, PROMOTE_FILE
+from frreg.synthetic import synthetic_rows, write_corpus
+from frreg.training.loso import run_loso
+from frreg.training.settings import TrainSettings
+
+
+def trained(tmp_path: Path, rows: list[dict], name: str) -> tuple[Path, Path]:
+    corpus = write_corpus(tmp_path / f"{name}.jsonl", rows)
+    loso = tmp_path / name
+    run_loso(load_corpus(corpus), (0, 1, 2, 3, 4), TrainSettings(epochs=30), loso)
+    return corpus, loso
+
+
+def base_rows() -> list[dict]:
+    return synthetic_rows(n_sources=4, encoders=("libx264",), cqs=(22, 30, 38, 46), frames=8)
+
+
+def verdict(loso: Path) -> dict:
+    path = loso / PROMOTE_FILE if (loso / PROMOTE_FILE).exists() else loso / HOLD_FILE
+    return json.loads(path.read_text())
+
+
+def statuses(doc: dict) -> dict[str, str]:
+    return {c["name"]: c["status"] for c in doc["evidence"]["checks"]}
+
+
+def test_a_linear_target_lets_ols_beat_the_mlp_strict_holds_default_promotes(tmp_path):
+    rows = base_rows()
+    weights = np.array([8.0, 8.0, 8.0, 8.0, 8.0, 1.5])  # keeps vmaf inside [0, 100]
+    for r in rows:  # exactly linear in the features: OLS is exact, a brief MLP is not
+        r["vmaf"] = 5.0 + float(np.dot(weights, [r[c] for c in CANONICAL_6]))
+    _, loso = trained(tmp_path, rows, "linear")
+    assert validate_cli.main([str(loso), *LENIENT_GATE]) == EXIT_OK
+    default = verdict(loso)
+    assert default["evidence"]["strict"] is False
+    margins = [s["margin_plcc"] for s in default["evidence"]["sources"].values()]
+    assert all(m < 0 for m in margins)
+    assert all(s["baseline_plcc"] > 0.999 for s in default["evidence"]["sources"].values())
+    assert {v for k, v in statuses(default).items() if "ols-margin" in k} == {"WARN"}
+
+    assert validate_cli.main([str(loso), *LENIENT_GATE, "--strict"]) == EXIT_FAIL
+    strict = verdict(loso)
+    assert strict["verdict"] == "HOLD"
+    assert strict["evidence"]["strict"] is True
+    assert "evidence ols-margin-synth00" in {
+        c["name"] for c in strict["gate"]["checks"] if c["status"] == "FAIL"
+    }
+
+
+def test_one_source_offset_by_a_constant_fails_its_bias_check_and_nothing_else(tmp_path):
+    # The held-out predictions are fixed (as the offset source's own fold would be:
+    # its model never sees its rows); only the corpus's targets of one source move.
+    from frreg.gate.checks import Thresholds, evidence_checks
+    from frreg.gate.ensemble import ensemble_evidence
+
+    rows = base_rows()
+    plain = load_corpus(write_corpus(tmp_path / "plain.jsonl", rows))
+    rng = np.random.default_rng(11)
+    preds = {s: plain.target + rng.normal(0.0, 1.0, plain.n_rows) for s in range(5)}
+    offset = [dict(r, vmaf=r["vmaf"] - 6.0) if r["src"] == "synth02" else r for r in rows]
+    shifted = load_corpus(write_corpus(tmp_path / "shifted.jsonl", offset))
+
+    before = evidence_checks(ensemble_evidence(plain, preds), Thresholds())
+    after = evidence_checks(ensemble_evidence(shifted, preds), Thresholds())
+    assert all(c.passed for c in before)
+    failed = {c.name for c in after if not c.passed}
+    # Off by more than its interval too, so its coverage says so; every other
+    # source and every other criterion is untouched.
+    assert failed == {"evidence bias-synth02", "evidence coverage-synth02"}
+    assert all(not c.enforced and c.status == "WARN" for c in after if not c.passed)
+    strict = evidence_checks(ensemble_evidence(shifted, preds), Thresholds(strict=True))
+    assert {c.name for c in strict if c.status == "FAIL"} == failed
+
+
+def test_evidence_that_cannot_be_computed_never_passes_under_strict(loso_copy):
+    _, loso = loso_copy
+    args = [str(loso), *LENIENT_GATE, "--seeds", "0,1,2,3,4,5", "--audit", "0"]
+    # Seed 5 has no artifact: the ADR gate fails anyway; the evidence must not pass either.
+    for extra, code in (([], EXIT_FAIL), (["--strict"], EXIT_FAIL)):
+        assert validate_cli.main([*args, *extra]) == code
+        doc = verdict(loso)
+        assert doc["evidence"]["computed"] is False
+        [check] = doc["evidence"]["checks"]
+        assert check["passed"] is False
+        assert check["status"] == ("FAIL" if extra else "WARN")
+        assert "no usable predictions for seed(s) 5" in check["message"]
