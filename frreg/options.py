@@ -612,8 +612,8 @@ def corpus_option_groups() -> tuple[OptionGroup, ...]:
             opt(
                 "builtin",
                 "builtin",
-                "built-in lavfi sources, generated on demand: all of them, or the ids given "
-                f"({', '.join(BUILTIN_SOURCE_IDS)})",
+                "built-in sources, made on demand: the ten lavfi generators, or the ids given "
+                f"({', '.join(BUILTIN_SOURCE_IDS)}; the *_natural clips need the natural extra)",
                 type=builtin_id,
                 metavar="ID",
                 nargs="*",
