@@ -48,6 +48,7 @@ from frreg.training.settings import TrainSettings
 #: File names the gate session writes into its out dir, besides the seed artifacts.
 REPORT_MD = "frreg-report.md"
 HEATMAP_PNG = "frreg-plcc.png"
+EVIDENCE_PNG = "frreg-evidence.png"
 #: Progress of long work (corpus production, training), one timestamped line per event.
 #: Workers cannot draw on the terminal, so `tail -f` this file to watch a run.
 LOG_FILE = "frreg-gate.log"
@@ -163,6 +164,8 @@ class GateSession:
         self._report: GateReport | None = None
         self._evidence: list[Check] | None = None
         self._ensemble: EnsembleEvidence | None = None
+        #: The verdict's ensemble evidence, once :meth:`finalize` ran.
+        self.final_ensemble: EnsembleEvidence | None = None
 
     # ------------------------------------------------------------------ collection
 
@@ -393,6 +396,7 @@ class GateSession:
         )
         notes = [o.properties["notes"] for o in outcomes.values() if o.properties.get("notes")]
         records = {s: a.record for s, a in decision.artifacts.items()}
+        self.final_ensemble = decision.ensemble
         self._write_reports(decision.report, records, path, notes)
         return decision.report, path
 
@@ -417,7 +421,7 @@ class GateSession:
         verdict_path: Path,
         notes: Sequence[str],
     ) -> None:
-        from frreg.gate.report import heatmap, markdown, plcc_table
+        from frreg.gate.report import evidence_figure, heatmap, markdown, plcc_table
 
         out = self.config.out_dir
         sources, table = plcc_table(records)
@@ -425,8 +429,14 @@ class GateSession:
         if sources and table:
             heatmap(out / HEATMAP_PNG, sources, table, f"held-out PLCC — {report.verdict}")
             files["heatmap"] = str(out / HEATMAP_PNG)
+        ensemble = self.final_ensemble
+        (out / EVIDENCE_PNG).unlink(missing_ok=True)  # never a stale figure beside a new verdict
+        if ensemble is not None:
+            title = f"ensemble bias and conformal half-width per held-out source — {report.verdict}"
+            evidence_figure(out / EVIDENCE_PNG, ensemble, self.config.thresholds.bias_max, title)
+            files["evidence figure"] = str(out / EVIDENCE_PNG)
         with atomic_writer(out / REPORT_MD) as fh:
-            fh.write(markdown(report, sources, table, files=files, notes=notes))
+            fh.write(markdown(report, sources, table, files=files, notes=notes, evidence=ensemble))
 
 
 def session_checks(
@@ -477,6 +487,11 @@ def summary_lines(
     sources, table = plcc_table({s: a.record for s, a in arts.items()})
     lines = table_lines(sources, table, report.seed_means) if table else ["(no trained seeds)"]
     lines.append("")
+    if session.final_ensemble is not None:
+        from frreg.gate.report import evidence_lines
+
+        lines += evidence_lines(session.final_ensemble)
+        lines.append("")
     lines += report.lines()
     lines.append(items_line(outcomes, expected))
     reported = [o.properties for o in outcomes.values() if "seed" in o.properties]
@@ -495,6 +510,8 @@ def summary_lines(
     lines.append(f"log: {out / LOG_FILE}")
     if (out / HEATMAP_PNG).exists():
         lines.append(f"heatmap: {out / HEATMAP_PNG}")
+    if (out / EVIDENCE_PNG).exists():
+        lines.append(f"evidence figure: {out / EVIDENCE_PNG}")
     return lines
 
 

@@ -71,6 +71,9 @@ def test_pass_writes_promote_and_the_table(pytester, corpus, workers):
     assert "verdict: PROMOTE" in text
     assert (out / "frreg-report.md").read_text().startswith("# fr_regressor_v2 ensemble gate")
     assert (out / "frreg-plcc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "frreg-evidence.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "## Ensemble evidence (reported, not enforced)" in (out / "frreg-report.md").read_text()
+    result.stdout.fnmatch_lines(["source * ens PLCC * OLS PLCC * bias *", "pooled PLCC: 0 *"])
     # 1 corpus + 5 seeds x 4 folds + 5 seeds + 5 ensemble checks
     # + 3 evidence checks x 4 sources + pooled PLCC
     result.assert_outcomes(passed=44, warnings=result.parseoutcomes().get("warnings", 0))

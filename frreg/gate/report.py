@@ -7,6 +7,7 @@ from pathlib import Path
 
 from frreg._io import atomic_writer
 from frreg.gate.checks import GateReport
+from frreg.gate.ensemble import EnsembleEvidence, SourceEvidence
 from frreg.training.record import SeedRecord
 
 PlccTable = dict[int, dict[str, float | None]]
@@ -45,6 +46,40 @@ def table_lines(
     return lines
 
 
+EVIDENCE_COLUMNS = (
+    ("ens PLCC", "ensemble_plcc", ".4f"),
+    ("OLS PLCC", "baseline_plcc", ".4f"),
+    ("margin", "margin_plcc", "+.4f"),
+    ("bias", "bias", "+.2f"),
+    ("RMSE", "ensemble_rmse", ".2f"),
+    ("cov gauss", "coverage_gaussian", ".3f"),
+    ("cov conf", "coverage_conformal", ".3f"),
+    ("q", "conformal_q", ".2f"),
+)
+
+
+def _evidence_cells(src: SourceEvidence) -> list[str]:
+    cells = []
+    for _, key, fmt in EVIDENCE_COLUMNS:
+        value = getattr(src, key)
+        cells.append("—" if value is None or value != value else format(value, fmt))
+    return cells
+
+
+def evidence_lines(evidence: EnsembleEvidence) -> list[str]:
+    """The ensemble evidence per held-out source, for the terminal."""
+    width = max([len("source"), *(len(s.source) for s in evidence.sources)])
+    head = "source".ljust(width) + "".join(f"  {name:>9}" for name, _, _ in EVIDENCE_COLUMNS)
+    lines = [head, "-" * len(head)]
+    for src in evidence.sources:
+        lines.append(src.source.ljust(width) + "".join(f"  {c:>9}" for c in _evidence_cells(src)))
+    pooled = ", ".join(
+        f"{k} {'—' if v is None else format(v, '.4f')}" for k, v in evidence.pooled_plcc.items()
+    )
+    lines.append(f"pooled PLCC: {pooled}")
+    return lines
+
+
 def markdown(
     report: GateReport,
     sources: Sequence[str],
@@ -52,6 +87,7 @@ def markdown(
     *,
     files: Mapping[str, str] | None = None,
     notes: Sequence[str] = (),
+    evidence: EnsembleEvidence | None = None,
 ) -> str:
     """A markdown summary suitable for a CI job summary."""
     mark = "✅ PROMOTE" if report.passed else "❌ HOLD"
@@ -64,11 +100,52 @@ def markdown(
     out += ["", "## Checks", ""]
     marks = {"PASS": "PASS", "FAIL": "**FAIL**", "WARN": "**WARN**"}
     out += [f"- {marks[c.status]} {c.message}" for c in report.checks]
+    if evidence is not None:
+        strict = "enforced (strict)" if report.thresholds.strict else "reported, not enforced"
+        out += ["", f"## Ensemble evidence ({strict})", ""]
+        out.append("| source | " + " | ".join(name for name, _, _ in EVIDENCE_COLUMNS) + " |")
+        out.append("|---|" + "---:|" * len(EVIDENCE_COLUMNS))
+        for src in evidence.sources:
+            out.append(f"| {src.source} | " + " | ".join(_evidence_cells(src)) + " |")
     if notes:
         out += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     if files:
         out += ["", "## Files", ""] + [f"- {k}: `{v}`" for k, v in files.items()]
     return "\n".join(out) + "\n"
+
+
+def evidence_figure(
+    path: str | Path, evidence: EnsembleEvidence, bias_max: float, title: str
+) -> Path:
+    """Write a PNG: per source, the ensemble's mean bias and its conformal half-width q."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = [s.source for s in evidence.sources]
+    bias = np.array([s.bias for s in evidence.sources])
+    q = np.array(
+        [s.conformal_q if np.isfinite(s.conformal_q) else np.nan for s in evidence.sources]
+    )
+    y = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(7.5, 1.2 + 0.35 * len(names)))
+    ax.axvspan(-bias_max, bias_max, color="0.92", label=f"|bias| <= {bias_max}")
+    ax.errorbar(bias, y, xerr=q, fmt="o", color="tab:blue", ecolor="tab:gray", capsize=3,
+                label="mean bias (y - mu) +- conformal q")  # fmt: skip
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(y, names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("VMAF points")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_writer(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=110)
+    plt.close(fig)
+    return path
 
 
 def heatmap(path: str | Path, sources: Sequence[str], table: PlccTable, title: str) -> Path:
