@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from conftest import LENIENT_GATE
 from frreg.cli import validate as validate_cli
@@ -96,3 +97,41 @@ def test_evidence_that_cannot_be_computed_never_passes_under_strict(loso_copy):
         assert check["passed"] is False
         assert check["status"] == ("FAIL" if extra else "WARN")
         assert "no usable predictions for seed(s) 5" in check["message"]
+
+
+def test_baseline_relative_drop_is_reported_and_enforced_under_strict(loso_copy, tmp_path):
+    _, loso = loso_copy
+    assert validate_cli.main([str(loso), *LENIENT_GATE, "--audit", "0"]) == EXIT_OK
+    previous = tmp_path / "previous.json"
+    previous.write_text((loso / PROMOTE_FILE).read_text())
+    args = [str(loso), *LENIENT_GATE, "--audit", "0", "--baseline", str(previous)]
+
+    # Against itself: nothing dropped.
+    assert validate_cli.main(args) == EXIT_OK
+    assert statuses(verdict(loso))["evidence baseline-relative"] == "PASS"
+
+    # A baseline that scored synth01 0.05 higher: a drop beyond 0.01.
+    doc = json.loads(previous.read_text())
+    doc["evidence"]["sources"]["synth01"]["ensemble_plcc"] += 0.05
+    previous.write_text(json.dumps(doc))
+    assert validate_cli.main(args) == EXIT_OK  # reported, not enforced
+    check = next(
+        c for c in verdict(loso)["evidence"]["checks"] if c["name"] == "evidence baseline-relative"
+    )
+    assert check["status"] == "WARN"
+    assert "(synth01)" in check["message"]
+    assert check["observed"] == pytest.approx(0.05)
+    # Strict, with the other evidence criteria out of the way (this run is brief):
+    others = ["--ols-margin-min", "-1", "--bias-max", "100", "--coverage-min", "0", "--strict"]
+    assert validate_cli.main([*args, *others]) == EXIT_FAIL
+    assert validate_cli.main([*args, *others, "--baseline-drop-max", "0.06"]) == EXIT_OK
+
+
+def test_a_baseline_that_is_not_a_verdict_is_one_line_exit_2(loso_copy, tmp_path, capsys):
+    _, loso = loso_copy
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    assert validate_cli.main([str(loso), "--baseline", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"{bad}: not a frreg verdict with per-source evidence" in err
