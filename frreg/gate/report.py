@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from frreg._io import atomic_writer
 from frreg.gate.checks import GateReport
@@ -114,6 +115,18 @@ def markdown(
     return "\n".join(out) + "\n"
 
 
+def _save_png(fig: Any, path: str | Path) -> Path:
+    """Write a matplotlib figure as PNG, atomically, and release it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_writer(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=110)
+    plt.close(fig)
+    return path
+
+
 def evidence_figure(
     path: str | Path, evidence: EnsembleEvidence, bias_max: float, title: str
 ) -> Path:
@@ -140,12 +153,7 @@ def evidence_figure(
     ax.set_xlabel("VMAF points")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_writer(path, "wb") as fh:
-        fig.savefig(fh, format="png", dpi=110)
-    plt.close(fig)
-    return path
+    return _save_png(fig, path)
 
 
 def heatmap(path: str | Path, sources: Sequence[str], table: PlccTable, title: str) -> Path:
@@ -184,9 +192,4 @@ def heatmap(path: str | Path, sources: Sequence[str], table: PlccTable, title: s
             )
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, label="held-out PLCC")
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_writer(path, "wb") as fh:
-        fig.savefig(fh, format="png", dpi=110)
-    plt.close(fig)
-    return path
+    return _save_png(fig, path)

@@ -544,6 +544,11 @@ def parse_encoded_frames(stderr: str) -> int | None:
 # --------------------------------------------------------------------------
 
 
+#: Output flags of every raw render: bit-exact Y4M (no encoder tags, no timestamps
+#: that vary between ffmpeg builds or runs).
+_BITEXACT_Y4M: Final = ("-fflags", "+bitexact", "-flags:v", "+bitexact", "-f", "yuv4mpegpipe")
+
+
 def generate_argv(
     ffmpeg: str | os.PathLike[str], graph: str, frames: int, out: str | os.PathLike[str]
 ) -> list[str]:
@@ -558,12 +563,7 @@ def generate_argv(
         graph,
         "-frames:v",
         str(frames),
-        "-fflags",
-        "+bitexact",
-        "-flags:v",
-        "+bitexact",
-        "-f",
-        "yuv4mpegpipe",
+        *_BITEXACT_Y4M,
         os.fspath(out),
     ]
 
@@ -606,12 +606,7 @@ def decode_argv(
         str(frames),
         "-fps_mode",
         "passthrough",
-        "-fflags",
-        "+bitexact",
-        "-flags:v",
-        "+bitexact",
-        "-f",
-        "yuv4mpegpipe",
+        *_BITEXACT_Y4M,
         os.fspath(out),
     ]
 
