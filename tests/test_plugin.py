@@ -375,3 +375,24 @@ def test_serial_and_xdist_sessions_give_the_same_evidence(pytester, corpus):
     assert blocks[0] == blocks[1]
     assert blocks[0]["computed"] is True
     assert set(blocks[0]["sources"]) == {"synth00", "synth01", "synth02", "synth03"}
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["--frreg-epochs=0"], pytest.ExitCode.USAGE_ERROR),
+        (["--frreg-num-codecs=13"], pytest.ExitCode.USAGE_ERROR),
+        (["--co"], pytest.ExitCode.OK),
+    ],
+    ids=["bad-value", "bad-settings", "collect-only"],
+)
+def test_a_session_that_ends_early_still_removes_the_old_verdict(pytester, corpus, args, code):
+    out = out_dir(pytester)
+    out.mkdir(parents=True)
+    (out / PROMOTE_FILE).write_text("{}")  # from an earlier session, about other seeds
+    result = pytester.runpytest_subprocess(
+        f"--frreg-corpus={corpus}", "-p", "no:cacheprovider", *args, timeout=120
+    )
+    assert result.ret == code
+    assert not (out / PROMOTE_FILE).exists()
+    assert not (out / HOLD_FILE).exists()
