@@ -28,6 +28,7 @@ from frreg.errors import EvidenceWarning
 from frreg.gate.checks import (
     EVIDENCE_COMPUTED,
     ITEMS_CHECK,
+    PER_SOURCE_EVIDENCE,
     RUN_CHECK,
     Check,
     GateReport,
@@ -346,7 +347,8 @@ class GateSession:
         }
         if self._ensemble is not None:
             for src in self._ensemble.sources:
-                if name.endswith(f"-{src.source}"):
+                names = {evidence_check_name(c, src.source) for c in PER_SOURCE_EVIDENCE}
+                if name in names:
                     props.update({k: v for k, v in src.to_json().items() if k != "source"})
         if check.passed:
             return props

@@ -241,6 +241,10 @@ def test_fold_metrics_reach_junit_xml(pytester, corpus):
     xml = (pytester.path / "gate.xml").read_text()
     assert 'name="fold[seed1-synth02]"' in xml
     assert '<property name="plcc" value="' in xml
+    # The ensemble evidence per source reaches JUnit too.
+    assert 'name="evidence[bias-synth01]"' in xml
+    assert '<property name="coverage_conformal" value="' in xml
+    assert '<property name="ensemble_plcc" value="' in xml
 
 
 @pytest.mark.parametrize(
