@@ -65,7 +65,7 @@ def item_specs(
     evidence.append(evidence_check_name(EVIDENCE_POOLED))
     if baseline:
         evidence.append(evidence_check_name(EVIDENCE_BASELINE))
-    prefix = evidence_check_name("")[:-1]  # "evidence "
+    prefix = evidence_check_name("")  # "evidence ": item ids drop it
     specs += [
         ItemSpec(f"evidence[{name.removeprefix(prefix)}]", "check_evidence", (name,), None)
         for name in evidence
