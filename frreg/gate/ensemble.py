@@ -23,7 +23,7 @@ retraining), under the same leave-one-source-out split, once per verdict:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
@@ -203,10 +203,3 @@ def ensemble_evidence(corpus: Corpus, predictions: Mapping[int, np.ndarray]) -> 
 
 def _nan(x: float | None) -> float:
     return math.nan if x is None else x
-
-
-def mean_of(values: Sequence[float | None]) -> float | None:
-    """The mean, or ``None`` when any value is undefined."""
-    if not values or any(v is None for v in values):
-        return None
-    return float(np.mean([v for v in values if v is not None]))
