@@ -177,6 +177,8 @@ ENSEMBLE_SIZE: Final = len(ENSEMBLE_SEEDS)
 
 PROMOTE_FILE: Final = "PROMOTE.json"
 HOLD_FILE: Final = "HOLD.json"
+#: The ``schema`` field of every frreg verdict: frreg's layout, not the fork's.
+VERDICT_SCHEMA: Final = "frreg-verdict"
 
 
 def seed_artifact_name(seed: int) -> str:
@@ -200,6 +202,75 @@ def seed_files(seed: int) -> tuple[str, ...]:
 
 
 SEED_ARTIFACT_GLOB: Final = "loso_seed*.json"
+
+# --------------------------------------------------------------------------
+# Export: the fork's tiny-AI ONNX contract (model/tiny/ in the fork)
+# --------------------------------------------------------------------------
+
+#: The ensemble id the fork's registry knows; members are ``<id>_seed<N>``.
+DEFAULT_ENSEMBLE_ID: Final = "fr_regressor_v2_ensemble_v1"
+#: The fork's registry id pattern and length limit (model/tiny/registry.schema.json).
+REGISTRY_ID_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]*$"
+REGISTRY_ID_MAX: Final = 64
+REGISTRY_NOTES_MAX: Final = 512
+REGISTRY_ONNX_PATTERN: Final = r"^[a-z0-9][a-z0-9_./-]*\.onnx$"
+#: The license the fork records for models it trains (an option of frreg-export).
+DEFAULT_MODEL_LICENSE: Final = "BSD-3-Clause-Plus-Patent"
+#: ONNX opset of every exported member, and its graph's inputs and output:
+#: ``features`` float32 ``[batch, 6]`` (the canonical six, standardised by the
+#: caller with the sidecar's ``feature_mean``/``feature_std``), ``codec_onehot``
+#: float32 ``[batch, 14]``, and ``score`` float32 ``[batch]``.
+ONNX_OPSET: Final = 17
+ONNX_INPUT_NAMES: Final = ("features", "codec_onehot")
+ONNX_OUTPUT_NAMES: Final = ("score",)
+#: The codec block as the fork's sidecars name its slots (the same order as
+#: :data:`CODEC_BLOCK_COLUMNS`).
+CODEC_BLOCK_LAYOUT: Final = (
+    *(f"encoder_onehot[{name}]" for name in ENCODER_VOCAB),
+    "preset_norm",
+    "crf_norm",
+)
+#: libvmaf's operator allowlist (libvmaf/src/dnn/op_allowlist.c): a graph
+#: with any other operator is refused before it is written.
+LIBVMAF_OP_ALLOWLIST: Final = frozenset(
+    {
+        # structural / shape
+        "Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat",
+        "Slice", "Gather", "Cast", "Shape", "Expand",
+        # arithmetic
+        "Add", "Sub", "Mul", "Div", "Neg", "Abs", "Sqrt", "Pow", "Exp", "Log", "Clip",
+        "Min", "Max", "Sum", "Mean",
+        # reductions
+        "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "GlobalAveragePool",
+        "GlobalMaxPool",
+        # dense, convolutional, sampling, normalisation
+        "Gemm", "MatMul", "Conv", "ConvTranspose", "MaxPool", "AveragePool", "Resize",
+        "BatchNormalization", "LayerNormalization", "InstanceNormalization",
+        # activations
+        "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Softmax", "Elu", "Selu", "Softplus",
+        "Softsign", "Gelu", "Erf", "HardSigmoid", "HardSwish", "PRelu", "Dropout",
+        # quantisation, misc, control flow
+        "QuantizeLinear", "DequantizeLinear", "Constant", "ConstantOfShape", "Pad",
+        "Reciprocal", "ReduceProd", "GatherND", "ScatterND", "BitShift", "Loop", "If",
+    }
+)  # fmt: skip
+#: The ``schema`` field of frreg's ensemble manifest.
+EXPORT_SCHEMA: Final = "frreg-export"
+#: onnxruntime must reproduce the torch member to this (absolute, VMAF points).
+EXPORT_ATOL: Final = 1e-4
+#: Corpus rows stored in the manifest for ``frreg-export --check``.
+PROBE_ROWS: Final = 64
+
+
+def member_id(ensemble_id: str, seed: int) -> str:
+    """Registry id of one exported member, e.g. ``fr_regressor_v2_ensemble_v1_seed3``."""
+    return f"{ensemble_id}_seed{seed}"
+
+
+def manifest_name(ensemble_id: str) -> str:
+    """File name of the ensemble manifest, e.g. ``fr_regressor_v2_ensemble_v1.json``."""
+    return f"{ensemble_id}.json"
+
 
 # --------------------------------------------------------------------------
 # Exit codes shared by every frreg CLI

@@ -228,12 +228,48 @@ class GateReport:
         return out
 
     def to_dict(self) -> dict[str, Any]:
+        """The verdict's ``gate`` block: frreg's checks plus the ADR-0303 fields the
+        fork's exporter and registry-flip scripts read (:meth:`adr_fields`)."""
         return {
             "verdict": self.verdict,
             "passed": self.passed,
+            **self.adr_fields(),
             "thresholds": asdict(self.thresholds),
             "seed_means": {str(k): v for k, v in self.seed_means.items()},
             "checks": [c.to_json() for c in self.checks],
+        }
+
+    def adr_fields(self) -> dict[str, Any]:
+        """The ADR-0303 gate as the fork's ``PROMOTE.json`` spells it.
+
+        Same names, same meanings: the mean and spread of the per-seed mean
+        PLCCs, each with its threshold and outcome, the per-seed means keyed by
+        seed, and the seeds whose own check failed. Undefined numbers are
+        ``null`` and their checks fail.
+        """
+        th = self.thresholds
+
+        def outcome(name: str) -> tuple[float | None, bool]:
+            found = self.named(name)
+            observed = found[0].observed if found else None
+            value = float(observed) if isinstance(observed, int | float) else None
+            return value, bool(found) and all(c.passed for c in found)
+
+        mean, mean_pass = outcome(MEAN_PLCC_CHECK)
+        spread, spread_pass = outcome(SPREAD_CHECK)
+        _, floor_pass = outcome(PER_SEED_MIN_CHECK)
+        failing = [s for s in th.seeds if not all(c.passed for c in self.named(seed_check_name(s)))]
+        return {
+            "mean_plcc": mean,
+            "mean_plcc_threshold": th.mean_plcc_min,
+            "mean_plcc_pass": mean_pass,
+            "plcc_spread": spread,
+            "plcc_spread_max": th.plcc_spread_max,
+            "plcc_spread_pass": spread_pass,
+            "per_seed_min": th.per_seed_min,
+            "per_seed_pass": floor_pass and not failing,
+            "per_seed_plccs": {str(s): self.seed_means.get(s) for s in th.seeds},
+            "failing_seeds": failing,
         }
 
 

@@ -3,8 +3,15 @@
 One function decides (:func:`decide`) and one builds the document
 (:func:`build_verdict`); ``frreg-validate`` and the pytest plugin's controller
 both go through :func:`validate`, so the same artifacts, corpus and thresholds
-give the same verdict content whoever wrote it (only ``created_at`` and
-``written_by`` differ).
+give the same verdict content whoever wrote it (only ``created_at``, its
+fork-named twin ``generated_at_utc``, and ``written_by`` differ).
+
+The document is a superset of the fork's ``PROMOTE.json``: ``verdict``,
+``seeds``, ``loso_dir``, ``parent_adr`` and the ``gate`` fields its exporter
+and registry-flip scripts read (``per_seed_plccs``, ``mean_plcc_pass``,
+``failing_seeds`` and the rest, :meth:`~frreg.gate.checks.GateReport.adr_fields`)
+keep the fork's names and meanings, and ``schema`` (:data:`~frreg.schema.VERDICT_SCHEMA`)
+says it is frreg's layout.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ from frreg.schema import (
     HOLD_FILE,
     PROMOTE_FILE,
     SCHEMA_VERSION,
+    VERDICT_SCHEMA,
 )
 
 
@@ -74,6 +82,7 @@ class Decision:
     audit_requested: int = 0
     ensemble: EnsembleEvidence | None = None
     ensemble_problem: str | None = None
+    loso_dir: str | None = None
 
 
 def corpus_check(
@@ -123,7 +132,9 @@ def decide(
         if require_evidence:
             report.checks.append(Check(CORPUS_CHECK, False, f"corpus: {problem}"))
         report.checks.extend(extra_checks)
-        return Decision(report, artifacts, path, None, audit_requested=audit_jobs)
+        return Decision(
+            report, artifacts, path, None, audit_requested=audit_jobs, loso_dir=str(loso_dir)
+        )
 
     loaded = load_corpus(path)
     keys = corpus_keys(loaded)
@@ -175,6 +186,7 @@ def decide(
         audit_requested=audit_jobs,
         ensemble=ensemble,
         ensemble_problem=ensemble_problem,
+        loso_dir=str(loso_dir),
     )
 
 
@@ -320,12 +332,20 @@ def build_verdict(decision: Decision, *, written_by: str) -> dict[str, Any]:
     else:
         failures = report.failures() or [Check(EVIDENCE_CHECK, False, "nothing was recomputed")]
         recommendation = "hold: " + "; ".join(c.message for c in failures)
+    created = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     return {
+        # ``schema`` names frreg's layout; the fork's verdict has none (only
+        # ``schema_version``), so no consumer can take one layout for the other.
+        "schema": VERDICT_SCHEMA,
         "schema_version": SCHEMA_VERSION,
         "verdict": "PROMOTE" if promote else "HOLD",
         "recommendation": recommendation,
         "adr_0303": {"recipe_and_thresholds": not deviations, "deviations": deviations},
-        "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "parent_adr": "ADR-0303",
+        "seeds": list(report.thresholds.seeds),
+        "loso_dir": decision.loso_dir,
+        "created_at": created,
+        "generated_at_utc": created,
         "written_by": written_by,
         "frreg_version": __version__,
         "corpus": decision.corpus,
