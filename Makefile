@@ -13,7 +13,7 @@ JOBS   ?= 2
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,natural]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,natural,export]'
 	touch $@
 
 install: $(STAMP)

@@ -40,9 +40,11 @@ from frreg.gate.checks import (
     fold_problems,
 )
 from frreg.producer.settings import ProducerSettings, producer_settings
+from frreg.schema import DEFAULT_ENSEMBLE_ID
 from frreg.training.loso import Engine
 
 if TYPE_CHECKING:
+    from frreg.export import ExportResult
     from frreg.gate.ensemble import EnsembleEvidence
 from frreg.training.settings import TrainSettings
 
@@ -108,6 +110,11 @@ class GateConfig:
     audit: int | None = None
     #: A previous verdict for the baseline-relative evidence check.
     baseline: Path | None = None
+    #: After a PROMOTE, export the ensemble here (``None``: no export).
+    export_dir: Path | None = None
+    ensemble_id: str = DEFAULT_ENSEMBLE_ID
+    export_registry: Path | None = None
+    export_force: bool = False
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -150,6 +157,12 @@ def gate_config(values: Mapping[str, Any], base: Path, *, prefix: str = "--frreg
         device=settings.device(values, prefix=prefix),
         audit=values.get("audit"),
         baseline=None if values.get("baseline") is None else path(values["baseline"]),
+        export_dir=None if values.get("export_dir") is None else path(values["export_dir"]),
+        ensemble_id=values.get("ensemble_id") or DEFAULT_ENSEMBLE_ID,
+        export_registry=None
+        if values.get("export_registry") is None
+        else path(values["export_registry"]),
+        export_force=bool(values.get("export_force")),
     )
 
 
@@ -401,6 +414,24 @@ class GateSession:
         self.final_ensemble = decision.ensemble
         self._write_reports(decision.report, records, path, notes)
         return decision.report, path
+
+    def export(self, verdict_path: Path) -> ExportResult:
+        """Export the promoted ensemble (``--frreg-export``), exactly as ``frreg-export``
+        does: the verdict is re-derived from the evidence first."""
+        from frreg.export import ExportRequest, export_ensemble
+
+        cfg = self.config
+        assert cfg.export_dir is not None
+        request = ExportRequest(
+            verdict=verdict_path,
+            corpus=cfg.corpus,
+            out_dir=cfg.export_dir,
+            ensemble_id=cfg.ensemble_id,
+            registry=cfg.export_registry,
+            force=cfg.export_force,
+            written_by="pytest-frreg",
+        )
+        return export_ensemble(request, log=self.log)
 
     def audit_jobs(self, outcomes: Mapping[str, ItemOutcome]) -> int:
         """How many jobs the verdict retrains: the option, else 1 unless every seed was

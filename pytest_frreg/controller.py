@@ -27,6 +27,8 @@ class GateController:
         self.outcomes: dict[str, ItemOutcome] = {}
         self.report: GateReport | None = None
         self.verdict_path: Path | None = None
+        #: ``--frreg-export``: what was exported, or why not.
+        self.export_lines: list[str] = []
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         from frreg.gate.verdict import clear_verdict
@@ -75,6 +77,33 @@ class GateController:
         if not self.report.passed and session.exitstatus == pytest.ExitCode.OK:
             # Every item passed yet the verdict is HOLD: the gate still fails.
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if self.session.config.export_dir is not None:
+            self._export(session)
+
+    def _export(self, session: pytest.Session) -> None:
+        """``--frreg-export``: only after this session wrote PROMOTE. A failed export
+        fails the session (the gate passed, but nothing shipped)."""
+        from frreg.errors import FrregError
+        from frreg.schema import PROMOTE_FILE
+
+        target = self.session.config.export_dir
+        if self.report is None or self.verdict_path is None or not self.report.passed:
+            self.export_lines.append(f"no export to {target}: the verdict is HOLD")
+            return
+        assert self.verdict_path.name == PROMOTE_FILE
+        try:
+            result = self.session.export(self.verdict_path)
+        except FrregError as exc:
+            self.export_lines.append(f"export to {target} FAILED: {exc}")
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            return
+        self.export_lines.append(
+            f"exported {len(result.members)} members to {result.manifest.parent} "
+            f"(onnxruntime within {result.max_ort_diff:.2g} of torch); manifest {result.manifest}"
+        )
+        if result.registry is not None:
+            self.export_lines.append(f"flipped {len(result.members)} entries in {result.registry}")
+        self.export_lines.extend(result.notes)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.report is None:
@@ -85,5 +114,5 @@ class GateController:
         lines = summary_lines(
             self.session, self.report, self.verdict_path, self.outcomes, self.expected
         )
-        for line in lines:
+        for line in [*lines, *self.export_lines]:
             terminalreporter.write_line(line)

@@ -113,6 +113,13 @@ def pytest_configure(config: pytest.Config) -> None:
     except FrregError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
+    if session.config.export_dir is not None and not hasattr(config, "workerinput"):
+        from frreg.export.graph import require_export_extra
+
+        try:  # before any training: an export that cannot run is a usage error now
+            require_export_extra()
+        except FrregError as exc:
+            raise pytest.UsageError(f"--{PREFIX}export: {exc}") from None
     if not hasattr(config, "workerinput"):  # the controller, or a run without xdist
         try:
             sources = session.declared_sources()

@@ -46,6 +46,7 @@ CLI_MODULES: tuple[str, ...] = (
     "frreg.cli.train",
     "frreg.cli.gate",
     "frreg.cli.validate",
+    "frreg.cli.export",
 )
 
 #: The CLI whose own argument types are registered by flag (see CORPUS_FLAG_TYPES).
@@ -123,6 +124,7 @@ OPTION_TYPES: dict[str, tuple[str, Format | None]] = {
     "frreg.options.nonnegative_int": ("nonnegative_int", None),
     "frreg.options.unit_interval": ("unit_interval", None),
     "frreg.options.finite_float": ("finite_float", None),
+    "frreg.options.ensemble_id": ("ensemble_id", None),
 }
 
 #: frreg-corpus's own types, by a flag that uses them. The callable registered
@@ -218,6 +220,10 @@ def _value_specs() -> dict[str, Callable[[], ValueSpec]]:
         "nonnegative_int": lambda: ValueSpec(
             st.integers(0, 99).map(str),
             st.sampled_from(["-1", "x", "1.5", "", "1e3"]),
+        ),
+        "ensemble_id": lambda: ValueSpec(
+            st.from_regex(r"[a-z0-9][a-z0-9_-]{0,40}", fullmatch=True),
+            st.sampled_from(["", "Upper", "-lead", "a b", "a.b", "x" * 60, "_x"]),
         ),
         "encoder_list": lambda: ValueSpec(
             st.lists(st.sampled_from(encoders()), min_size=1, unique=True).map(comma),

@@ -1,0 +1,112 @@
+"""``frreg-export``: ship what was promoted, in the fork's ONNX contract.
+
+From a PROMOTE verdict and the corpus it judged: one production member per
+ensemble seed, fit on the whole corpus with the recorded recipe, exported to
+ONNX and verified (onnx's checker, libvmaf's op allowlist, the I/O contract,
+onnxruntime against torch on every corpus row) before anything is renamed
+into OUT_DIR; a sidecar per member, the ensemble manifest with its conformal
+interval, and optionally the registry flip. ``--check DIR`` re-verifies an
+exported set from its files alone.
+
+Exit codes: 0 exported (or the set verifies), 1 the export or the check
+failed (nothing is written by a failed export), 2 input error (a HOLD verdict,
+another corpus, changed seed files, files in the way without --force), 3
+internal error, 130 interrupted (the previous set is left intact).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from frreg.cli._common import fail, guarded
+from frreg.errors import FrregError
+from frreg.options import EXPORT_OPTIONS, StrictParser, add_options
+from frreg.schema import DEFAULT_ENSEMBLE_ID, EXIT_FAIL, EXIT_OK, EXIT_USAGE
+
+PROG = "frreg-export"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = StrictParser(
+        prog=PROG,
+        description="Export a promoted ensemble as the fork's ONNX members, sidecars, "
+        "manifest and registry entries; or re-verify an exported set (--check).",
+        epilog="Exit status: 0 exported / verified, 1 export or check failed, 2 input error, "
+        "3 internal error, 130 interrupted.",
+    )
+    add_options(parser.add_argument, EXPORT_OPTIONS)
+    # Unset means: the default id when exporting, every manifest in DIR with --check.
+    parser.set_defaults(ensemble_id=None)
+    return parser
+
+
+def _log(line: str) -> None:
+    print(f"{PROG}: {line}", file=sys.stderr, flush=True)
+
+
+@guarded(PROG)
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.check is not None:
+        return _check(args)
+    missing = [f"--{n}" for n in ("verdict", "corpus") if getattr(args, n) is None]
+    if missing:
+        parser.print_usage(sys.stderr)
+        print(f"{PROG}: error: {' and '.join(missing)} required (or --check DIR)", file=sys.stderr)
+        return EXIT_USAGE
+    from frreg.export import ExportRequest, export_ensemble
+
+    request = ExportRequest(
+        verdict=Path(args.verdict),
+        corpus=Path(args.corpus),
+        out_dir=Path(args.out_dir),
+        ensemble_id=args.ensemble_id or DEFAULT_ENSEMBLE_ID,
+        registry=None if args.registry is None else Path(args.registry),
+        force=args.force,
+        device=args.device,
+        license_id=args.license_id,
+        license_url=args.license_url,
+        written_by=PROG,
+    )
+    try:
+        result = export_ensemble(request, log=_log)
+    except FrregError as err:
+        return fail(PROG, err)
+    for note in result.notes:
+        _log(note)
+    q = "n/a" if result.conformal_q is None else f"{result.conformal_q:.3f}"
+    print(
+        f"exported {len(result.members)} members to {result.manifest.parent} "
+        f"(onnxruntime within {result.max_ort_diff:.2g} of torch; conformal q {q} VMAF)"
+    )
+    print(f"wrote {result.manifest}")
+    if result.registry is not None:
+        print(f"flipped {len(result.members)} entries in {result.registry}")
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    from frreg.export import check_export
+
+    try:
+        result = check_export(args.check, ensemble_id=args.ensemble_id, registry=args.registry)
+    except FrregError as err:
+        return fail(PROG, err)
+    for line in result.verified:
+        print(f"ok    {line}")
+    for line in result.problems:
+        print(f"FAIL  {line}")
+    names = ", ".join(p.name for p in result.manifests)
+    if result.passed:
+        print(f"verified: {names}")
+        return EXIT_OK
+    print(f"check failed: {len(result.problems)} problem(s) in {names}")
+    return EXIT_FAIL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

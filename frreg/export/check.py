@@ -1,0 +1,306 @@
+"""``frreg-export --check DIR``: re-verify an exported model set from its files alone.
+
+Usable in CI on committed model files: every member's digest against the
+manifest and its sidecar, the manifest against the sidecars and frreg's
+constants (vocabulary, codec layout, feature order, I/O names, opset), every
+graph against the contract (:func:`frreg.export.graph.contract_problems`),
+onnxruntime against the scores recorded for the manifest's probe rows (after
+the manifest's own scaling), and, when there is a registry, its entries.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from frreg._io import sha256_file
+from frreg.errors import InputError
+from frreg.export import graph
+from frreg.export.documents import CONFIDENCE_METHOD, ENSEMBLE_KIND, MEMBER_KIND
+from frreg.schema import (
+    CANONICAL_6,
+    CODEC_BLOCK_LAYOUT,
+    ENCODER_VOCAB,
+    ENCODER_VOCAB_VERSION,
+    EXPORT_ATOL,
+    EXPORT_SCHEMA,
+    NOMINAL_COVERAGE,
+    NUM_CODECS,
+    ONNX_INPUT_NAMES,
+    ONNX_OPSET,
+    ONNX_OUTPUT_NAMES,
+    REGISTRY_ID_PATTERN,
+    manifest_name,
+    member_id,
+)
+
+#: Keys libvmaf's sidecar reader finds by substring search: at most once each.
+_READER_KEYS = ('"kind"', '"name"', '"onnx_opset"')
+
+
+@dataclass
+class CheckResult:
+    """Every problem found (empty: the set verifies) and what was verified."""
+
+    manifests: list[Path] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    verified: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.manifests) and not self.problems
+
+
+def _load(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
+        raise InputError(f"{path}: not readable JSON ({exc})") from None
+
+
+def find_manifests(directory: Path, ensemble_id: str | None = None) -> list[Path]:
+    """frreg ensemble manifests in ``directory`` (the one of ``ensemble_id`` if given)."""
+    if not directory.is_dir():
+        raise InputError(f"{directory}: not a directory")
+    if ensemble_id is not None:
+        path = directory / manifest_name(ensemble_id)
+        doc = _load(path)
+        if not isinstance(doc, dict) or doc.get("schema") != EXPORT_SCHEMA:
+            raise InputError(f"{path}: not a frreg ensemble manifest (no schema {EXPORT_SCHEMA!r})")
+        return [path]
+    found = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError):
+            continue
+        if isinstance(doc, dict) and doc.get("schema") == EXPORT_SCHEMA:
+            found.append(path)
+    if not found:
+        raise InputError(f"{directory}: no frreg ensemble manifest (schema {EXPORT_SCHEMA!r}) here")
+    return found
+
+
+def check_export(
+    directory: str | Path, *, ensemble_id: str | None = None, registry: str | Path | None = None
+) -> CheckResult:
+    """Re-verify every exported set in ``directory``; see the module docstring.
+
+    ``registry`` defaults to ``directory/registry.json`` when that exists.
+    """
+    graph.require_export_extra()
+    directory = Path(directory)
+    result = CheckResult(manifests=find_manifests(directory, ensemble_id))
+    reg_path = Path(registry) if registry is not None else directory / "registry.json"
+    reg = _load(reg_path) if registry is not None or reg_path.is_file() else None
+    if reg is not None and not (isinstance(reg, dict) and isinstance(reg.get("models"), list)):
+        raise InputError(f"{reg_path}: not a model registry (an object with a 'models' list)")
+    for path in result.manifests:
+        _check_manifest(path, result, reg, reg_path)
+    return result
+
+
+def _same(a: Any, b: Any) -> bool:
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def _check_manifest(
+    path: Path, result: CheckResult, registry: Mapping[str, Any] | None, reg_path: Path
+) -> None:
+    problems = result.problems
+    doc = _load(path)
+    where = path.name
+
+    def need(cond: bool, problem: str) -> bool:
+        if not cond:
+            problems.append(f"{where}: {problem}")
+        return cond
+
+    members = doc.get("members")
+    if not need(isinstance(members, list) and bool(members), "no members listed"):
+        return
+    ens = doc.get("id")
+    need(isinstance(ens, str) and re.match(REGISTRY_ID_PATTERN, ens) is not None, f"id {ens!r}")
+    need(doc.get("kind") == ENSEMBLE_KIND, f"kind {doc.get('kind')!r}, expected {ENSEMBLE_KIND!r}")
+    need(doc.get("ensemble_size") == len(members), "ensemble_size is not the number of members")
+    seeds = [m.get("seed") for m in members if isinstance(m, dict)]
+    need(len(set(map(str, seeds))) == len(members), f"member seeds {seeds} are not distinct")
+    for key, expected in (
+        ("codec_vocab", list(ENCODER_VOCAB)),
+        ("codec_vocab_version", ENCODER_VOCAB_VERSION),
+        ("codec_block_layout", list(CODEC_BLOCK_LAYOUT)),
+        ("feature_order", list(CANONICAL_6)),
+        ("input_names", list(ONNX_INPUT_NAMES)),
+        ("output_names", list(ONNX_OUTPUT_NAMES)),
+        ("opset", ONNX_OPSET),
+    ):
+        need(_same(doc.get(key), expected), f"{key} is {doc.get(key)!r}, expected {expected!r}")
+    mean, std = doc.get("feature_mean"), doc.get("feature_std")
+    scaling_ok = need(
+        _vector(mean, len(CANONICAL_6)) and _vector(std, len(CANONICAL_6), positive=True),
+        "feature_mean/feature_std must be six finite numbers (std > 0)",
+    )
+    conf = doc.get("confidence") if isinstance(doc.get("confidence"), dict) else {}
+    need(conf.get("method") == CONFIDENCE_METHOD, f"confidence.method {conf.get('method')!r}")
+    need(conf.get("nominal_coverage") == NOMINAL_COVERAGE, "confidence.nominal_coverage")
+    q = conf.get("conformal_q_residual")
+    need(isinstance(q, int | float) and math.isfinite(q) and q >= 0, f"conformal_q_residual {q!r}")
+    need(
+        _same(conf.get("feature_mean"), mean) and _same(conf.get("feature_std"), std),
+        "confidence.feature_mean/feature_std differ from the manifest's",
+    )
+    need(doc.get("smoke") is False, "smoke must be false for a production set")
+
+    probe = doc.get("probe") if isinstance(doc.get("probe"), dict) else {}
+    x_raw = np.asarray(probe.get("features_raw", []), dtype=np.float64)
+    codec = np.asarray(probe.get("codec_onehot", []), dtype=np.float64)
+    probe_ok = need(
+        x_raw.ndim == 2
+        and x_raw.shape[1:] == (len(CANONICAL_6),)
+        and codec.shape == (len(x_raw), NUM_CODECS)
+        and len(x_raw) > 0,
+        "probe rows missing or malformed",
+    )
+    atol = float(probe.get("atol", EXPORT_ATOL))
+    scores_by_member = []
+    entries = {}
+    if registry is not None:
+        entries = {m.get("id"): m for m in registry["models"] if isinstance(m, dict)}
+    for m in members:
+        if not isinstance(m, dict):
+            problems.append(f"{where}: a member entry is not an object")
+            continue
+        seed = m.get("seed")
+        mid = member_id(str(ens), seed) if isinstance(seed, int) else None
+        label = f"{where}: member seed {seed}"
+        need(m.get("id") == mid, f"member id {m.get('id')!r}, expected {mid!r}")
+        onnx_path = path.parent / str(m.get("onnx"))
+        side_path = path.parent / str(m.get("sidecar"))
+        if not onnx_path.is_file():
+            problems.append(f"{label}: {onnx_path.name} is missing")
+            continue
+        digest = sha256_file(onnx_path)
+        if digest != m.get("sha256"):
+            problems.append(
+                f"{label}: {onnx_path.name} has sha256 {digest[:12]}…, the manifest records "
+                f"{str(m.get('sha256'))[:12]}… (stale manifest or changed file)"
+            )
+        if not side_path.is_file():
+            problems.append(f"{label}: sidecar {side_path.name} is missing")
+        else:
+            if sha256_file(side_path) != m.get("sidecar_sha256"):
+                problems.append(f"{label}: sidecar {side_path.name} changed since export")
+            _check_sidecar(side_path, label, digest, str(ens), seed, mean, std, problems)
+        data = onnx_path.read_bytes()
+        for p in graph.contract_problems(data):
+            problems.append(f"{label}: {onnx_path.name}: {p}")
+        if registry is not None:
+            _check_registry_entry(entries.get(mid), mid, digest, onnx_path, reg_path, problems)
+        if not (probe_ok and scaling_ok):
+            continue
+        recorded = np.asarray(probe.get("scores", {}).get(str(seed), []), dtype=np.float64)
+        try:
+            x = (x_raw - np.asarray(mean)) / np.asarray(std)
+            got = graph.ort_scores(graph.session(data), x, codec).astype(np.float64)
+        except Exception as exc:  # onnxruntime refuses a corrupt graph in many ways
+            problems.append(f"{label}: onnxruntime cannot run it ({type(exc).__name__})")
+            continue
+        if recorded.shape != got.shape:
+            problems.append(
+                f"{label}: the probe records {recorded.shape[0]} scores, not {len(got)}"
+            )
+            continue
+        diff = float(np.max(np.abs(got - recorded), initial=0.0))
+        if diff > atol:
+            problems.append(
+                f"{label}: onnxruntime differs from the recorded probe scores by {diff:.3g} "
+                f"(> {atol})"
+            )
+        scores_by_member.append(got)
+        result.verified.append(
+            f"{onnx_path.name}: sha256 {digest[:12]}…, contract holds, onnxruntime within "
+            f"{diff:.2g} of the recorded scores on {len(got)} probe rows"
+        )
+    if scores_by_member and len(scores_by_member) == len(members) and probe_ok:
+        ens_mean = np.asarray(probe.get("ensemble_mean", []), dtype=np.float64)
+        got_mean = np.mean(scores_by_member, axis=0)
+        if ens_mean.shape != got_mean.shape or np.max(np.abs(ens_mean - got_mean)) > atol:
+            problems.append(f"{where}: the probe's ensemble_mean is not the members' mean")
+
+
+def _vector(value: Any, n: int, *, positive: bool = False) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == n
+        and all(
+            isinstance(v, int | float) and math.isfinite(v) and (v > 0 or not positive)
+            for v in value
+        )
+    )
+
+
+def _check_sidecar(
+    path: Path,
+    label: str,
+    digest: str,
+    ensemble_id: str,
+    seed: Any,
+    mean: Any,
+    std: Any,
+    problems: list[str],
+) -> None:
+    text = path.read_text(encoding="utf-8")
+    doc = _load(path)
+    if not isinstance(doc, dict):
+        problems.append(f"{label}: sidecar {path.name} is not an object")
+        return
+    for key, expected in (
+        ("sha256", digest),
+        ("id", member_id(ensemble_id, seed)),
+        ("ensemble_id", ensemble_id),
+        ("seed", seed),
+        ("kind", MEMBER_KIND),
+        ("opset", ONNX_OPSET),
+        ("input_names", list(ONNX_INPUT_NAMES)),
+        ("output_names", list(ONNX_OUTPUT_NAMES)),
+        ("feature_order", list(CANONICAL_6)),
+        ("feature_mean", mean),
+        ("feature_std", std),
+        ("codec_block_layout", list(CODEC_BLOCK_LAYOUT)),
+        ("encoder_vocab", list(ENCODER_VOCAB)),
+        ("encoder_vocab_version", ENCODER_VOCAB_VERSION),
+    ):
+        if not _same(doc.get(key), expected):
+            problems.append(f"{label}: sidecar {key} is {doc.get(key)!r}, expected {expected!r}")
+    for key in _READER_KEYS:
+        if text.count(key) > 1:
+            problems.append(f"{label}: sidecar has {key} more than once (libvmaf reads the first)")
+
+
+def _check_registry_entry(
+    entry: Mapping[str, Any] | None,
+    mid: str | None,
+    digest: str,
+    onnx_path: Path,
+    reg_path: Path,
+    problems: list[str],
+) -> None:
+    if entry is None:
+        problems.append(f"{reg_path.name}: no entry for {mid}")
+        return
+    if entry.get("sha256") != digest:
+        problems.append(f"{reg_path.name}: {mid} sha256 does not match {onnx_path.name}")
+    if entry.get("smoke") is not False:
+        problems.append(f"{reg_path.name}: {mid} is still smoke: {entry.get('smoke')!r}")
+    target = reg_path.parent / str(entry.get("onnx"))
+    if not target.is_file() or target.resolve() != onnx_path.resolve():
+        problems.append(f"{reg_path.name}: {mid} onnx {entry.get('onnx')!r} is not {onnx_path}")

@@ -1,0 +1,538 @@
+"""From a PROMOTE verdict to the files the fork's libvmaf loader and registry consume.
+
+:func:`export_ensemble` refuses (one-line :class:`~frreg.errors.InputError`,
+exit 2) before any work when the verdict is not frreg's PROMOTE, the corpus
+is not the one it judged, a seed file no longer hashes to what it recorded,
+or existing files would be overwritten without ``force``. It then re-derives
+the decision from the evidence (a forged or hand-edited PROMOTE does not
+export), trains one production member per ensemble seed on the whole corpus
+with the recorded recipe (all members in one batched run), exports each with
+torch's ONNX exporter and verifies it (onnx's checker, the op allowlist, the
+I/O contract, onnxruntime against torch on every corpus row), and only then
+renames the staged files into place: members, then the manifest, then the
+registry. An interrupted export leaves the previous set as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from frreg._io import atomic_writer, check_output_dir, sha256_file
+from frreg.errors import FrregError, InputError
+from frreg.export import documents as docs
+from frreg.export import graph
+from frreg.schema import (
+    DEFAULT_ENSEMBLE_ID,
+    EXIT_FAIL,
+    EXPORT_ATOL,
+    EXPORT_SCHEMA,
+    HOLD_FILE,
+    PROBE_ROWS,
+    PROMOTE_FILE,
+    REGISTRY_ID_MAX,
+    REGISTRY_ID_PATTERN,
+    REGISTRY_ONNX_PATTERN,
+    VERDICT_SCHEMA,
+    manifest_name,
+    member_id,
+)
+
+#: The held-out label of a production member's job: it holds nothing out.
+#: It names the job's random stream (:func:`~frreg.training.settings.fold_seed`).
+FULL_FIT: Final = docs.FIT_SET
+_STAGING_PREFIX: Final = ".frreg-export-"
+
+Log = Callable[[str], None]
+
+
+class ExportError(FrregError):
+    """The exported graph does not meet the contract; nothing was written. Exit 1."""
+
+    exit_code = EXIT_FAIL
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """What to export, from which verdict and corpus, to where."""
+
+    verdict: Path
+    corpus: Path
+    out_dir: Path
+    ensemble_id: str = DEFAULT_ENSEMBLE_ID
+    registry: Path | None = None
+    force: bool = False
+    device: str | None = None  # None: the device the verdict's seeds recorded
+    license_id: str | None = None
+    license_url: str | None = None
+    written_by: str = "frreg-export"
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What was written, and the figures a user wants to see."""
+
+    manifest: Path
+    members: tuple[Path, ...]
+    registry: Path | None
+    max_ort_diff: float
+    conformal_q: float | None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def member_onnx_name(ensemble_id: str, seed: int) -> str:
+    return f"{member_id(ensemble_id, seed)}.onnx"
+
+
+def member_sidecar_name(ensemble_id: str, seed: int) -> str:
+    return f"{member_id(ensemble_id, seed)}.json"
+
+
+def planned_files(ensemble_id: str, seeds: Sequence[int]) -> list[str]:
+    """Every file an export of ``seeds`` writes into the out dir (the registry aside)."""
+    names = []
+    for seed in seeds:
+        names += [member_onnx_name(ensemble_id, seed), member_sidecar_name(ensemble_id, seed)]
+    return [*names, manifest_name(ensemble_id)]
+
+
+# --------------------------------------------------------------------------
+# Refusals: everything checked before any work
+# --------------------------------------------------------------------------
+
+
+def read_verdict(path: Path) -> dict[str, Any]:
+    """A frreg PROMOTE verdict, or a one-line :class:`InputError` saying why not."""
+    if path.is_dir():
+        if (path / PROMOTE_FILE).is_file():
+            path = path / PROMOTE_FILE
+        elif (path / HOLD_FILE).is_file():
+            raise InputError(f"{path / HOLD_FILE}: the verdict is HOLD; only PROMOTE is exported")
+        else:
+            raise InputError(f"{path}: no {PROMOTE_FILE} here (run frreg-validate first)")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: verdict not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the verdict ({exc})") from None
+    except (json.JSONDecodeError, RecursionError, ValueError) as exc:
+        raise InputError(f"{path}: the verdict is not JSON ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("schema") != VERDICT_SCHEMA:
+        raise InputError(
+            f"{path}: not a frreg verdict (no schema {VERDICT_SCHEMA!r}); gate the run with "
+            "frreg-validate, which recomputes it, and export that verdict"
+        )
+    if doc.get("verdict") != "PROMOTE" or path.name != PROMOTE_FILE:
+        why = doc.get("recommendation", "")
+        raise InputError(
+            f"{path}: the verdict is {doc.get('verdict')!r}, not PROMOTE; only a PROMOTE is "
+            f"exported" + (f" ({why})" if why else "")
+        )
+    return {**doc, "_path": str(path)}
+
+
+def _thresholds(doc: Mapping[str, Any], where: Path) -> Any:
+    from frreg.gate.checks import Thresholds
+
+    raw = doc.get("gate", {}).get("thresholds") if isinstance(doc.get("gate"), dict) else None
+    fields = set(Thresholds.__dataclass_fields__)
+    if not isinstance(raw, dict) or set(raw) != fields:
+        raise InputError(f"{where}: gate.thresholds must have the fields {sorted(fields)}")
+    try:
+        values = {**raw, "seeds": tuple(int(s) for s in raw["seeds"])}
+        th = Thresholds(**values)
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: gate.thresholds is malformed") from None
+    numbers = [v for k, v in values.items() if k not in ("seeds", "strict", "fold_min")]
+    if not all(isinstance(v, int | float) and math.isfinite(v) for v in numbers):
+        raise InputError(f"{where}: gate.thresholds holds a non-finite or non-numeric value")
+    return th
+
+
+def _check_seed_files(doc: Mapping[str, Any], loso_dir: Path, where: Path) -> list[int]:
+    files = doc.get("seed_files")
+    if not isinstance(files, dict) or not files:
+        raise InputError(f"{where}: the verdict lists no seed_files")
+    seeds = []
+    for key, entry in sorted(files.items()):
+        if not isinstance(entry, dict) or not {"file", "sha256"} <= set(entry):
+            raise InputError(f"{where}: seed_files[{key!r}] must name a file and its sha256")
+        path = loso_dir / str(entry["file"])
+        if Path(str(entry["file"])).name != str(entry["file"]):
+            raise InputError(f"{where}: seed_files[{key!r}] is not a plain file name")
+        if not path.is_file():
+            raise InputError(f"{path}: a seed file of the verdict is missing")
+        digest = sha256_file(path)
+        if digest != entry["sha256"]:
+            raise InputError(
+                f"{path}: sha256 {digest[:12]}… is not the {str(entry['sha256'])[:12]}… the "
+                "verdict recorded; the seed files changed since it was written"
+            )
+        seeds.append(int(key))
+    return seeds
+
+
+def _check_ensemble_id(ensemble_id: str, seeds: Sequence[int]) -> None:
+    longest = max((member_id(ensemble_id, s) for s in seeds), key=len)
+    if not re.match(REGISTRY_ID_PATTERN, ensemble_id) or len(longest) > REGISTRY_ID_MAX:
+        raise InputError(
+            f"--ensemble-id {ensemble_id!r}: member ids like {longest!r} must match "
+            f"{REGISTRY_ID_PATTERN} and be at most {REGISTRY_ID_MAX} characters (the fork's "
+            "registry schema)"
+        )
+
+
+def _read_registry(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {"schema_version": 1, "models": []}
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the registry ({exc})") from None
+    except (json.JSONDecodeError, RecursionError, ValueError) as exc:
+        raise InputError(f"{path}: the registry is not JSON ({exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("models"), list):
+        raise InputError(f"{path}: not a model registry (an object with a 'models' list)")
+    if not all(isinstance(m, dict) for m in doc["models"]):
+        raise InputError(f"{path}: every registry entry must be an object")
+    return doc
+
+
+def _registry_onnx_path(registry: Path, member: Path) -> str:
+    rel = os.path.relpath(member.resolve(), registry.resolve().parent).replace(os.sep, "/")
+    if not re.match(REGISTRY_ONNX_PATTERN, rel):
+        raise InputError(
+            f"--registry {registry}: member {member.name} would be {rel!r} relative to the "
+            f"registry, which the registry schema refuses ({REGISTRY_ONNX_PATTERN}); export "
+            "into the registry's directory or below it"
+        )
+    return rel
+
+
+# --------------------------------------------------------------------------
+# The export
+# --------------------------------------------------------------------------
+
+
+def export_ensemble(request: ExportRequest, log: Log | None = None) -> ExportResult:
+    """Export the promoted ensemble described by ``request``; see the module docstring."""
+    from filelock import FileLock
+
+    say: Log = log or (lambda _line: None)
+    graph.require_export_extra()
+    verdict = read_verdict(request.verdict)
+    verdict_path = Path(verdict.pop("_path"))
+    thresholds = _thresholds(verdict, verdict_path)
+    loso_dir = verdict_path.parent
+    seeds = _check_seed_files(verdict, loso_dir, verdict_path)
+    if sorted(seeds) != sorted(thresholds.seeds):
+        raise InputError(
+            f"{verdict_path}: seed_files {seeds} are not the gated seeds {list(thresholds.seeds)}"
+        )
+    _check_ensemble_id(request.ensemble_id, seeds)
+    if not request.corpus.is_file():
+        raise InputError(f"{request.corpus}: corpus not found")
+    corpus_sha = sha256_file(request.corpus)
+    if corpus_sha != verdict.get("corpus_sha256"):
+        raise InputError(
+            f"{request.corpus}: sha256 {corpus_sha[:12]}… is not the corpus the verdict judged "
+            f"({str(verdict.get('corpus_sha256'))[:12]}…)"
+        )
+    out_dir = check_output_dir(request.out_dir)
+    existing = [n for n in planned_files(request.ensemble_id, seeds) if (out_dir / n).exists()]
+    if existing and not request.force:
+        shown = ", ".join(existing[:3]) + (
+            f" and {len(existing) - 3} more" if len(existing) > 3 else ""
+        )
+        raise InputError(
+            f"{out_dir}: already holds {shown}; pass --force to replace that model set"
+        )
+    registry = None
+    if request.registry is not None:
+        registry = _read_registry(request.registry)
+        for seed in seeds:
+            _registry_onnx_path(
+                request.registry, out_dir / member_onnx_name(request.ensemble_id, seed)
+            )
+    device = _device(request.device, verdict_path)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(_lock_path(out_dir, request.ensemble_id))):
+        _remove_stale_staging(out_dir, request.ensemble_id)
+        stage = Path(
+            tempfile.mkdtemp(prefix=f"{_STAGING_PREFIX}{request.ensemble_id}-", dir=out_dir)
+        )
+        try:
+            return _export(
+                request, verdict, verdict_path, thresholds, seeds, device, registry, stage, say
+            )
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+def _lock_path(out_dir: Path, ensemble_id: str) -> Path:
+    """One export of an ensemble id into a directory at a time. The lock lives in the
+    temporary directory, not beside the models (model/tiny/ is usually committed)."""
+    key = hashlib.sha256(f"{out_dir.resolve()}\0{ensemble_id}".encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"frreg-export-{key}.lock"
+
+
+def _device(requested: str | None, where: Path) -> str | None:
+    if requested == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InputError("--device cuda requested but torch sees no CUDA device")
+    return requested
+
+
+def _remove_stale_staging(out_dir: Path, ensemble_id: str) -> None:
+    """Staging directories of killed exports (the lock says none is running)."""
+    for stale in out_dir.glob(f"{_STAGING_PREFIX}{ensemble_id}-*"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _export(
+    request: ExportRequest,
+    verdict: Mapping[str, Any],
+    verdict_path: Path,
+    thresholds: Any,
+    seeds: Sequence[int],
+    device_choice: str | None,
+    registry: dict[str, Any] | None,
+    stage: Path,
+    say: Log,
+) -> ExportResult:
+    from frreg.corpus import load_corpus
+    from frreg.gate.ensemble import conformal_calibration
+    from frreg.gate.verdict import decide, recipe_deviations
+    from frreg.training.loso import train_jobs, versions
+    from frreg.training.settings import FoldJob, Scaler
+
+    say(f"re-deriving the verdict from the evidence in {verdict_path.parent}")
+    decision = decide(verdict_path.parent, thresholds, corpus=request.corpus, audit_jobs=0)
+    if not (decision.report.passed and decision.recomputed):
+        failures = "; ".join(c.message for c in decision.report.failures()) or "not recomputed"
+        raise InputError(
+            f"{verdict_path}: says PROMOTE, but the evidence now gives HOLD ({failures})"
+        )
+    runs = {ev.seed: ev.run for ev in decision.evidence}
+    if any(runs.get(s) is None for s in seeds):
+        raise InputError(f"{verdict_path}: a seed's recorded recipe cannot be read")
+    run = runs[seeds[0]]
+    assert run is not None
+    device = device_choice or run.device
+    if device == "cuda":
+        _device("cuda", verdict_path)
+    corpus = load_corpus(request.corpus)
+    n = corpus.n_rows
+    scaler = Scaler.fit(corpus.features)
+    x = scaler.transform(corpus.features)
+    everything = np.arange(n)
+    jobs = [FoldJob(seed, FULL_FIT, everything, everything) for seed in seeds]
+    say(
+        f"training {len(jobs)} production members on all {n} rows "
+        f"({run.settings.epochs} epochs, {run.engine} engine, {device})"
+    )
+    from frreg.cli._common import progress_printer
+
+    trained = train_jobs(
+        corpus,
+        jobs,
+        run.settings,
+        engine=run.engine,
+        device=device,
+        progress=progress_printer("production members"),
+    )
+
+    gate_fields = decision.report.adr_fields()
+    checks = {c.name: c.status for c in decision.report.checks}
+    cqs = corpus.frame["cq"].to_numpy(dtype=np.float64)
+    provenance = docs.Provenance(
+        corpus=docs.CorpusFacts(
+            path=str(request.corpus),
+            sha256=corpus.sha256,
+            n_rows=n,
+            cq_min=float(cqs.min()),
+            cq_max=float(cqs.max()),
+            sources=tuple(corpus.sources),
+        ),
+        feature_mean=tuple(float(v) for v in scaler.mean),
+        feature_std=tuple(float(v) for v in scaler.scale),
+        settings=run.settings,
+        engine=run.engine,
+        engine_version=run.engine_version,
+        device=device,
+        verdict_file=verdict_path.name,
+        verdict_sha256=sha256_file(verdict_path),
+        gate=gate_fields,
+        checks=checks,
+        deviations=tuple(recipe_deviations(decision)),
+        versions=versions(),
+    )
+    probe_idx = docs.probe_rows(n, PROBE_ROWS)
+    probe_scores: dict[str, list[float]] = {}
+    members: list[docs.MemberFiles] = []
+    worst = 0.0
+    full_fit_scores = []
+    for tf in trained:
+        seed = tf.job.seed
+        module = graph.member_module(tf.fit.layers, run.settings.model)
+        expected = graph.torch_scores(module, x, corpus.codec)
+        drift = float(np.max(np.abs(expected - tf.fit.predictions), initial=0.0))
+        if drift > EXPORT_ATOL:
+            raise ExportError(
+                f"seed {seed}: the rebuilt torch member differs from the trained one by "
+                f"{drift:.3g} (> {EXPORT_ATOL}); nothing was written"
+            )
+        data = graph.export_member(module)
+        problems = graph.contract_problems(data)
+        if problems:
+            raise ExportError(
+                f"seed {seed}: the exported graph breaks the contract: {'; '.join(problems)}; "
+                "nothing was written"
+            )
+        got = graph.ort_scores(graph.session(data), x, corpus.codec)
+        diff = float(np.max(np.abs(got.astype(np.float64) - expected), initial=0.0))
+        if got.shape != expected.shape or diff > EXPORT_ATOL:
+            raise ExportError(
+                f"seed {seed}: onnxruntime differs from torch by {diff:.3g} on the corpus "
+                f"(> {EXPORT_ATOL}); nothing was written"
+            )
+        worst = max(worst, diff)
+        full_fit_scores.append(expected.astype(np.float64))
+        onnx_name = member_onnx_name(request.ensemble_id, seed)
+        (stage / onnx_name).write_bytes(data)
+        onnx_sha = sha256_file(stage / onnx_name)
+        loso = decision.report.seed_means.get(seed)
+        record = docs.sidecar(
+            request.ensemble_id,
+            seed,
+            onnx_name,
+            onnx_sha,
+            provenance,
+            loso_plcc=loso,
+            in_sample={"plcc": tf.record.plcc, "rmse": tf.record.rmse},
+        )
+        side_name = member_sidecar_name(request.ensemble_id, seed)
+        (stage / side_name).write_text(docs.dumps(record), encoding="utf-8")
+        members.append(
+            docs.MemberFiles(seed, onnx_name, onnx_sha, side_name, sha256_file(stage / side_name))
+        )
+        probe_scores[str(seed)] = [float(v) for v in expected[probe_idx]]
+        say(
+            f"member seed {seed}: {onnx_name} verified (onnxruntime within {diff:.2g} of torch "
+            f"on {n} rows)"
+        )
+
+    loso_preds = {ev.seed: ev.predictions for ev in decision.evidence if ev.predictions is not None}
+    calibration = conformal_calibration(corpus, loso_preds)
+    confidence = calibration.to_json()
+    stack = np.vstack(full_fit_scores)
+    confidence["members_spread"]["full_fit_sigma_mean"] = (
+        float(stack.std(axis=0, ddof=1).mean()) if len(stack) > 1 else None
+    )
+    probe = {
+        "rows": [int(i) for i in probe_idx],
+        "features_raw": corpus.features[probe_idx].tolist(),
+        "codec_onehot": corpus.codec[probe_idx].tolist(),
+        "scores": probe_scores,
+        "ensemble_mean": stack[:, probe_idx].mean(axis=0).tolist(),
+    }
+    created = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    doc = docs.manifest(
+        request.ensemble_id,
+        members,
+        provenance,
+        confidence,
+        probe,
+        created_at=created,
+        written_by=request.written_by,
+    )
+    man_name = manifest_name(request.ensemble_id)
+    (stage / man_name).write_text(docs.dumps(doc), encoding="utf-8")
+
+    notes: list[str] = []
+    new_registry = None
+    if registry is not None and request.registry is not None:
+        new_registry, notes = _flipped_registry(
+            registry, request, members, provenance, request.out_dir
+        )
+
+    # Everything is verified and staged: rename into place, the manifest last.
+    out = request.out_dir
+    for m in members:
+        os.replace(stage / m.onnx, out / m.onnx)
+        os.replace(stage / m.sidecar, out / m.sidecar)
+    os.replace(stage / man_name, out / man_name)
+    if new_registry is not None and request.registry is not None:
+        with atomic_writer(request.registry) as fh:
+            fh.write(json.dumps(new_registry, indent=2, allow_nan=False) + "\n")
+    return ExportResult(
+        manifest=out / man_name,
+        members=tuple(out / m.onnx for m in members),
+        registry=request.registry if new_registry is not None else None,
+        max_ort_diff=worst,
+        conformal_q=confidence["conformal_q_residual"],
+        notes=tuple(notes),
+    )
+
+
+def _flipped_registry(
+    registry: Mapping[str, Any],
+    request: ExportRequest,
+    members: Sequence[docs.MemberFiles],
+    provenance: docs.Provenance,
+    out_dir: Path,
+) -> tuple[dict[str, Any], list[str]]:
+    """The registry with one non-smoke entry per member (replaced in place, else appended)."""
+    assert request.registry is not None
+    models = [dict(m) for m in registry["models"]]
+    index = {m.get("id"): i for i, m in enumerate(models)}
+    notes: list[str] = []
+    for m in members:
+        rel = _registry_onnx_path(request.registry, out_dir / m.onnx)
+        mid = member_id(request.ensemble_id, m.seed)
+        previous = models[index[mid]] if mid in index else None
+        entry, said = docs.registry_entry(
+            request.ensemble_id,
+            m.seed,
+            rel,
+            m.sha256,
+            provenance,
+            previous=previous,
+            license_id=request.license_id,
+            license_url=request.license_url,
+        )
+        notes += said
+        if mid in index:
+            models[index[mid]] = entry
+        else:
+            index[mid] = len(models)
+            models.append(entry)
+    return {**registry, "models": models}, notes
+
+
+__all__ = [
+    "EXPORT_SCHEMA",
+    "ExportError",
+    "ExportRequest",
+    "ExportResult",
+    "export_ensemble",
+    "planned_files",
+    "read_verdict",
+]

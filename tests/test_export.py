@@ -1,0 +1,577 @@
+"""frreg-export: from a PROMOTE verdict to the fork's ONNX members, checked against
+independent oracles (onnx itself, onnxruntime, a hand-built torch network, numpy)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+import torch  # noqa: E402  (after the extra is known to be there)
+
+from conftest import LENIENT_GATE  # noqa: E402
+from frreg.cli import export as export_cli  # noqa: E402
+from frreg.cli import validate as validate_cli  # noqa: E402
+from frreg.corpus import load_corpus  # noqa: E402
+from frreg.schema import (  # noqa: E402
+    DEFAULT_ENSEMBLE_ID,
+    EXIT_FAIL,
+    EXIT_OK,
+    EXIT_USAGE,
+    HOLD_FILE,
+    NOMINAL_COVERAGE,
+    PROMOTE_FILE,
+    manifest_name,
+    member_id,
+)
+
+pytestmark = pytest.mark.slow
+
+SEEDS = (0, 1, 2, 3, 4)
+ENS = DEFAULT_ENSEMBLE_ID
+#: What torch's exporter makes of Linear-GELU-Dropout x2 -> Linear in eval mode
+#: (exact GELU as x * 0.5 * (1 + erf(x / sqrt 2))): the fork's shipped graphs have
+#: the same operators in the same order.
+EXPECTED_OPS = [
+    "Concat",
+    "Gemm", "Div", "Erf", "Add", "Mul", "Mul",
+    "Gemm", "Div", "Erf", "Add", "Mul", "Mul",
+    "Gemm",
+    "Squeeze",
+]  # fmt: skip
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def promote(corpus: Path, loso: Path) -> Path:
+    code = validate_cli.main([str(loso), f"--corpus={corpus}", "--audit=0", *LENIENT_GATE])
+    assert code == EXIT_OK
+    return loso / PROMOTE_FILE
+
+
+def export(verdict: Path, corpus: Path, out: Path, *extra: str) -> int:
+    argv = [f"--verdict={verdict}", f"--corpus={corpus}", f"--out-dir={out}", *extra]
+    return export_cli.main(argv)
+
+
+def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(err) == 1, err
+    assert "Traceback" not in err[0]
+    return err[0]
+
+
+@pytest.fixture(scope="module")
+def exported(trained_loso, tmp_path_factory) -> tuple[Path, Path, Path]:
+    """``(corpus, loso_dir with PROMOTE.json, model dir)`` exported once for the module,
+    with a registry flipped in the model dir."""
+    corpus, loso = trained_loso
+    root = tmp_path_factory.mktemp("exported")
+    loso_copy = root / "loso"
+    shutil.copytree(loso, loso_copy)
+    verdict = promote(corpus, loso_copy)
+    out = root / "tiny"
+    out.mkdir()
+    (out / "registry.json").write_text(
+        json.dumps(
+            {
+                "schema_version": 1,
+                "models": [
+                    {"id": "other_model", "kind": "nr", "onnx": "other.onnx", "sha256": "0" * 64},
+                    {
+                        "id": member_id(ENS, 0),
+                        "kind": "fr",
+                        "onnx": f"{member_id(ENS, 0)}.onnx",
+                        "sha256": "1" * 64,
+                        "smoke": True,
+                        "license": "BSD-3-Clause-Plus-Patent",
+                        "license_url": "https://example.invalid/LICENSE",
+                        "sigstore_bundle": f"{member_id(ENS, 0)}.onnx.sigstore.json",
+                    },
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    assert export(verdict, corpus, out, f"--registry={out / 'registry.json'}") == EXIT_OK
+    return corpus, loso_copy, out
+
+
+def manifest(out: Path) -> dict:
+    return json.loads((out / manifest_name(ENS)).read_text(encoding="utf-8"))
+
+
+def production_member(corpus_path: Path, seed: int, epochs: int) -> torch.nn.Module:
+    """The torch member, trained here again (CPU training is deterministic) and built by hand
+    as a plain nn.Sequential: an oracle independent of frreg's export module."""
+    from frreg.training.loso import train_jobs
+    from frreg.training.settings import FoldJob, TrainSettings
+
+    corpus = load_corpus(corpus_path)
+    everything = np.arange(corpus.n_rows)
+    [trained] = train_jobs(
+        corpus, [FoldJob(seed, "full_corpus", everything, everything)], TrainSettings(epochs=epochs)
+    )
+    linears = []
+    for layer in trained.fit.layers:
+        lin = torch.nn.Linear(layer.shape[0] - 1, layer.shape[1])
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(layer[:-1].T.copy()))
+            lin.bias.copy_(torch.from_numpy(layer[-1].copy()))
+        linears.append(lin)
+    gelu = torch.nn.GELU()
+    return torch.nn.Sequential(linears[0], gelu, linears[1], gelu, linears[2]).eval()
+
+
+# --------------------------------------------------------------------------
+# What is exported
+# --------------------------------------------------------------------------
+
+
+def test_onnxruntime_reproduces_the_torch_members_trained_with_the_recorded_recipe(exported):
+    corpus_path, loso, out = exported
+    corpus = load_corpus(corpus_path)
+    epochs = json.loads((loso / "loso_seed0.json").read_text())["epochs"]
+    # The scaler is the full corpus's population standard scaler, computed here with numpy.
+    mean, std = corpus.features.mean(axis=0), corpus.features.std(axis=0)
+    for seed in SEEDS:
+        side = json.loads((out / f"{member_id(ENS, seed)}.json").read_text())
+        np.testing.assert_allclose(side["feature_mean"], mean, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(side["feature_std"], std, rtol=0, atol=1e-12)
+        assert side["training_recipe"]["epochs"] == epochs
+        assert side["training_recipe"]["fit_set"] == "full_corpus"
+        assert side["training_recipe"]["scaler"] == "fit_on_full_corpus"
+        x = ((corpus.features - mean) / std).astype(np.float32)
+        codec = corpus.codec.astype(np.float32)
+        sess = ort.InferenceSession(
+            str(out / f"{member_id(ENS, seed)}.onnx"), providers=["CPUExecutionProvider"]
+        )
+        got = sess.run(["score"], {"features": x, "codec_onehot": codec})[0]
+        with torch.no_grad():
+            want = production_member(corpus_path, seed, epochs)(
+                torch.from_numpy(np.hstack([x, codec]))
+            ).squeeze(-1)
+        assert got.shape == (corpus.n_rows,)
+        np.testing.assert_allclose(got, want.numpy(), rtol=0, atol=1e-4)
+
+
+def test_graph_ops_io_names_shapes_and_dtypes_are_the_contract(exported):
+    _, _, out = exported
+    for seed in SEEDS:
+        model = onnx.load(str(out / f"{member_id(ENS, seed)}.onnx"))
+        assert [n.op_type for n in model.graph.node] == EXPECTED_OPS
+        assert [(o.domain, o.version) for o in model.opset_import] == [("", 17)]
+        shapes = {}
+        for value in [*model.graph.input, *model.graph.output]:
+            t = value.type.tensor_type
+            assert t.elem_type == onnx.TensorProto.FLOAT, value.name
+            shapes[value.name] = [d.dim_param or d.dim_value for d in t.shape.dim]
+        assert [i.name for i in model.graph.input] == ["features", "codec_onehot"]
+        assert [o.name for o in model.graph.output] == ["score"]
+        batch = shapes["features"][0]
+        assert isinstance(batch, str)
+        assert batch
+        assert shapes == {"features": [batch, 6], "codec_onehot": [batch, 14], "score": [batch]}
+        # Every weight is inside the file: the registry's digest covers it.
+        assert all(t.data_location == onnx.TensorProto.DEFAULT for t in model.graph.initializer)
+        # A dynamic batch axis really is dynamic.
+        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        for n in (1, 7):
+            feeds = {
+                "features": np.zeros((n, 6), np.float32),
+                "codec_onehot": np.zeros((n, 14), np.float32),
+            }
+            assert sess.run(["score"], feeds)[0].shape == (n,)
+
+
+def test_manifest_sidecars_and_registry_carry_the_digests_of_the_files(exported):
+    _, loso, out = exported
+    man = manifest(out)
+    verdict = json.loads((loso / PROMOTE_FILE).read_text())
+    assert man["ensemble_size"] == len(man["members"]) == len(SEEDS)
+    assert man["confidence"]["method"] == "ensemble+conformal"
+    assert man["confidence"]["nominal_coverage"] == NOMINAL_COVERAGE
+    assert man["codec_vocab_version"] == 2
+    assert len(man["codec_vocab"]) == 12
+    assert man["smoke"] is False
+    assert man["corpus"]["sha256"] == verdict["corpus_sha256"]
+    assert man["verdict"]["sha256"] == sha(loso / PROMOTE_FILE)
+    registry = json.loads((out / "registry.json").read_text())
+    entries = {m["id"]: m for m in registry["models"]}
+    for m in man["members"]:
+        onnx_path, side_path = out / m["onnx"], out / m["sidecar"]
+        assert m["sha256"] == sha(onnx_path)
+        assert m["sidecar_sha256"] == sha(side_path)
+        side = json.loads(side_path.read_text())
+        assert side["sha256"] == m["sha256"]
+        assert (
+            side["gate"]["this_seed_loso_plcc"] == verdict["gate"]["per_seed_plccs"][str(m["seed"])]
+        )
+        assert side["feature_mean"] == man["feature_mean"] == man["confidence"]["feature_mean"]
+        entry = entries[m["id"]]
+        assert entry["sha256"] == m["sha256"]
+        assert entry["smoke"] is False
+        assert entry["opset"] == 17
+        assert entry["kind"] == "fr"
+        assert (out / entry["onnx"]).resolve() == onnx_path.resolve()
+        assert len(entry["notes"]) <= 512
+    # The registry keeps unrelated entries, in place, and the replaced entry's license.
+    assert registry["models"][0]["id"] == "other_model"
+    seed0 = entries[member_id(ENS, 0)]
+    assert seed0["license_url"] == "https://example.invalid/LICENSE"
+    assert "sigstore_bundle" not in seed0  # it signed the replaced bytes
+
+
+def test_sidecar_reads_the_same_through_libvmafs_substring_reader(exported):
+    """libvmaf's sidecar reader takes the first ``"kind"``/``"onnx_opset"`` in the file."""
+    _, _, out = exported
+    for seed in SEEDS:
+        text = (out / f"{member_id(ENS, seed)}.json").read_text()
+        assert text.count('"kind"') == 1
+        assert '"name"' not in text
+        after = text[text.index('"kind"') + len('"kind"') :].lstrip(" :")
+        assert after.startswith('"fr"')
+        assert text.count('"onnx_opset"') == 1
+        assert text[text.index('"onnx_opset"') :].split(":")[1].strip().startswith("17")
+
+
+def loso_predictions(loso: Path, corpus_path: Path) -> np.ndarray:
+    """Each seed's held-out predictions, aligned with the corpus rows: ``(seeds, rows)``."""
+    corpus = load_corpus(corpus_path)
+    frame = corpus.frame
+    index = {
+        (str(r.src), str(r.encoder), int(r.cq), int(r.frame_index)): i
+        for i, r in enumerate(frame.itertuples())
+    }
+    stack = np.full((len(SEEDS), corpus.n_rows), np.nan)
+    for k, seed in enumerate(SEEDS):
+        with (loso / f"loso_seed{seed}.predictions.csv").open(newline="") as fh:
+            for row in csv.DictReader(fh):
+                key = (row["src"], row["encoder"], int(row["cq"]), int(row["frame_index"]))
+                stack[k, index[key]] = float(row["pred"])
+    assert np.isfinite(stack).all()
+    return stack
+
+
+def test_conformal_q_is_the_split_conformal_quantile_of_the_loso_residuals(exported):
+    corpus_path, loso, out = exported
+    corpus = load_corpus(corpus_path)
+    resid = np.abs(corpus.target - loso_predictions(loso, corpus_path).mean(axis=0))
+    n = len(resid)
+    level = math.ceil((n + 1) * NOMINAL_COVERAGE) / n
+    expected = float(np.quantile(resid, level, method="inverted_cdf"))
+    conf = manifest(out)["confidence"]
+    assert conf["conformal_q_residual"] == pytest.approx(expected, abs=1e-9)
+    assert conf["n_calibration_rows"] == n
+    # Per source: the coverage the shipped q gives its held-out residuals.
+    for src, facts in conf["per_source"].items():
+        rows = corpus.groups == src
+        assert facts["n_rows"] == int(rows.sum())
+        assert facts["coverage_at_shipped_q"] == pytest.approx(np.mean(resid[rows] <= expected))
+    assert "sigma_mean" in conf["members_spread"]
+
+
+def test_check_verifies_the_exported_set(exported, capsys):
+    _, _, out = exported
+    assert export_cli.main([f"--check={out}"]) == EXIT_OK
+    text = capsys.readouterr().out
+    assert text.count("contract holds") == len(SEEDS)
+    assert f"verified: {manifest_name(ENS)}" in text
+
+
+def copy_set(out: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "tiny"
+    shutil.copytree(out, target)
+    return target
+
+
+def test_check_catches_a_flipped_byte_in_a_member(exported, tmp_path, capsys):
+    target = copy_set(exported[2], tmp_path)
+    member = target / f"{member_id(ENS, 2)}.onnx"
+    data = bytearray(member.read_bytes())
+    data[len(data) // 2] ^= 0x01  # inside the weights
+    member.write_bytes(bytes(data))
+    assert export_cli.main([f"--check={target}"]) == EXIT_FAIL
+    text = capsys.readouterr().out
+    assert f"member seed 2: {member.name} has sha256" in text
+    assert f"{member_id(ENS, 2)} sha256 does not match" in text  # the registry too
+
+
+def test_check_catches_a_stale_manifest_digest(exported, tmp_path, capsys):
+    target = copy_set(exported[2], tmp_path)
+    doc = manifest(target)
+    doc["members"][1]["sha256"] = "f" * 64
+    (target / manifest_name(ENS)).write_text(json.dumps(doc), encoding="utf-8")
+    assert export_cli.main([f"--check={target}", f"--ensemble-id={ENS}"]) == EXIT_FAIL
+    assert "member seed 1" in capsys.readouterr().out
+
+
+def test_check_catches_a_probe_that_the_members_do_not_reproduce(exported, tmp_path, capsys):
+    target = copy_set(exported[2], tmp_path)
+    doc = manifest(target)
+    doc["feature_mean"][0] += 0.5  # scaling the members were not trained with
+    doc["confidence"]["feature_mean"][0] += 0.5
+    (target / manifest_name(ENS)).write_text(json.dumps(doc), encoding="utf-8")
+    assert export_cli.main([f"--check={target}"]) == EXIT_FAIL
+    assert "differs from the recorded probe scores" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------
+# Refusals: exit 2, one line, nothing written
+# --------------------------------------------------------------------------
+
+
+def test_a_hold_verdict_is_refused(loso_copy, tmp_path, capsys):
+    corpus, loso = loso_copy
+    assert validate_cli.main([str(loso), f"--corpus={corpus}", "--audit=0"]) == EXIT_FAIL
+    capsys.readouterr()
+    out = tmp_path / "tiny"
+    assert export(loso / HOLD_FILE, corpus, out) == EXIT_USAGE
+    assert "not PROMOTE" in one_error_line(capsys)
+    assert export(loso, corpus, out) == EXIT_USAGE  # the LOSO directory, holding a HOLD
+    assert "the verdict is HOLD" in one_error_line(capsys)
+    assert not out.exists()
+
+
+def test_a_forged_promote_is_refused_by_the_rederived_verdict(loso_copy, tmp_path, capsys):
+    """A HOLD edited to say PROMOTE: every file still hashes as recorded, but the
+    evidence does not support it."""
+    corpus, loso = loso_copy
+    assert validate_cli.main([str(loso), f"--corpus={corpus}", "--audit=0"]) == EXIT_FAIL
+    doc = json.loads((loso / HOLD_FILE).read_text())
+    doc["verdict"] = "PROMOTE"
+    (loso / PROMOTE_FILE).write_text(json.dumps(doc))
+    capsys.readouterr()
+    assert export(loso / PROMOTE_FILE, corpus, tmp_path / "tiny") == EXIT_USAGE
+    assert "the evidence now gives HOLD" in one_error_line(capsys)
+    assert not (tmp_path / "tiny" / manifest_name(ENS)).exists()
+
+
+def test_the_forks_verdict_is_refused_as_not_frregs(loso_copy, tmp_path, capsys):
+    corpus, loso = loso_copy
+    fork_style = {
+        "schema_version": 1,
+        "verdict": "PROMOTE",
+        "gate": {"passed": True, "per_seed_plccs": {"0": 0.99}, "failing_seeds": []},
+    }
+    (loso / PROMOTE_FILE).write_text(json.dumps(fork_style))
+    assert export(loso / PROMOTE_FILE, corpus, tmp_path / "tiny") == EXIT_USAGE
+    assert "not a frreg verdict" in one_error_line(capsys)
+
+
+def test_another_corpus_is_refused(exported, tmp_path, capsys):
+    corpus, loso, _ = exported
+    changed = tmp_path / "corpus.jsonl"
+    changed.write_bytes(corpus.read_bytes().replace(b'"cq": 22', b'"cq": 23', 1))
+    assert changed.read_bytes() != corpus.read_bytes()
+    assert export(loso / PROMOTE_FILE, changed, tmp_path / "tiny") == EXIT_USAGE
+    assert "is not the corpus the verdict judged" in one_error_line(capsys)
+
+
+def test_changed_seed_files_are_refused(exported, tmp_path, capsys):
+    corpus, loso, _ = exported
+    copy = tmp_path / "loso"
+    shutil.copytree(loso, copy)
+    seed = copy / "loso_seed3.json"
+    seed.write_text(seed.read_text() + " ")
+    assert export(copy / PROMOTE_FILE, corpus, tmp_path / "tiny") == EXIT_USAGE
+    line = one_error_line(capsys)
+    assert "loso_seed3.json" in line
+    assert "changed since it was written" in line
+
+
+def test_an_existing_set_is_not_overwritten_without_force(exported, tmp_path, capsys):
+    corpus, loso, out = exported
+    target = copy_set(out, tmp_path)
+    before = {p.name: sha(p) for p in target.iterdir()}
+    assert export(loso / PROMOTE_FILE, corpus, target) == EXIT_USAGE
+    assert "pass --force" in one_error_line(capsys)
+    assert {p.name: sha(p) for p in target.iterdir()} == before
+
+
+def test_a_graph_off_the_allowlist_is_refused_before_anything_is_written(
+    exported, tmp_path, monkeypatch, capsys
+):
+    """Exporter drift (here: a graph with an operator libvmaf refuses) fails the export."""
+    from onnx import TensorProto, helper
+
+    from frreg.export import graph
+
+    def drifted(module):
+        b = "batch"
+        nodes = [
+            helper.make_node("Concat", ["features", "codec_onehot"], ["x"], axis=1),
+            helper.make_node("ReduceL2", ["x"], ["score"], keepdims=0, axes=[1]),
+        ]
+        g = helper.make_graph(
+            nodes,
+            "drifted",
+            [
+                helper.make_tensor_value_info("features", TensorProto.FLOAT, [b, 6]),
+                helper.make_tensor_value_info("codec_onehot", TensorProto.FLOAT, [b, 14]),
+            ],
+            [helper.make_tensor_value_info("score", TensorProto.FLOAT, [b])],
+        )
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+        return m.SerializeToString()
+
+    monkeypatch.setattr(graph, "export_member", drifted)
+    corpus, loso, _ = exported
+    out = tmp_path / "tiny"
+    assert export(loso / PROMOTE_FILE, corpus, out) == EXIT_FAIL
+    line = one_error_line(capsys)
+    assert "not on libvmaf's allowlist: ReduceL2" in line
+    assert [p.name for p in out.iterdir()] == []
+
+
+def test_contract_problems_names_what_breaks_it():
+    from onnx import TensorProto, helper
+
+    from frreg.export.graph import contract_problems
+
+    g = helper.make_graph(
+        [helper.make_node("Sin", ["features"], ["score"])],
+        "bad",
+        [helper.make_tensor_value_info("features", TensorProto.DOUBLE, [3, 6])],
+        [helper.make_tensor_value_info("score", TensorProto.DOUBLE, [3, 6])],
+    )
+    data = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
+    problems = " | ".join(contract_problems(data))
+    for part in ("opset imports", "Sin", "batch axis is not symbolic", "inputs", "outputs"):
+        assert part in problems
+
+
+def test_usage_errors_are_one_line(tmp_path, capsys):
+    assert export_cli.main([f"--out-dir={tmp_path}"]) == EXIT_USAGE
+    assert "--verdict and --corpus required" in capsys.readouterr().err
+    assert export_cli.main([f"--check={tmp_path}"]) == EXIT_USAGE
+    assert "no frreg ensemble manifest" in one_error_line(capsys)
+    with pytest.raises(SystemExit) as exc:
+        export_cli.main(["--check", str(tmp_path), "--ensemble-id=Not Valid"])
+    assert exc.value.code == EXIT_USAGE
+
+
+def test_a_missing_extra_is_one_line_naming_the_install(exported, tmp_path, monkeypatch, capsys):
+    corpus, loso, _ = exported
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # import now raises ImportError
+    assert export(loso / PROMOTE_FILE, corpus, tmp_path / "tiny") == EXIT_USAGE
+    assert "pip install 'frreg[export]'" in one_error_line(capsys)
+
+
+# --------------------------------------------------------------------------
+# Interruption and replacement
+# --------------------------------------------------------------------------
+
+
+def test_a_killed_export_leaves_the_previous_set_intact(exported, tmp_path):
+    """Replace a set with a differently trained one, kill the export between members:
+    every old file is byte for byte what it was, and it still verifies."""
+    from frreg.training.loso import run_loso
+    from frreg.training.settings import TrainSettings
+
+    corpus, _, out = exported
+    target = copy_set(out, tmp_path)
+    before = {p.name: sha(p) for p in target.iterdir()}
+    other = tmp_path / "loso-10"
+    run_loso(load_corpus(corpus), SEEDS, TrainSettings(epochs=10), other)
+    promote(corpus, other)
+    argv = [
+        sys.executable, "-m", "frreg.cli.export", f"--verdict={other / PROMOTE_FILE}",
+        f"--corpus={corpus}", f"--out-dir={target}", "--force",
+    ]  # fmt: skip
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env={**os.environ})
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 240
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if "member seed 1:" in line:
+            proc.send_signal(signal.SIGKILL)
+            break
+        assert time.monotonic() < deadline, seen
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "".join(seen)
+    visible = {p.name: sha(p) for p in target.iterdir() if not p.name.startswith(".")}
+    assert visible == before
+    assert export_cli.main([f"--check={target}"]) == EXIT_OK
+    # The next export clears the killed one's staging directory and replaces the set.
+    assert any(p.name.startswith(".frreg-export-") for p in target.iterdir())
+    assert export(other / PROMOTE_FILE, corpus, target, "--force") == EXIT_OK
+    assert not any(p.name.startswith(".") for p in target.iterdir())
+    after = {p.name: sha(p) for p in target.iterdir()}
+    assert after["registry.json"] == before["registry.json"]  # no --registry: untouched
+    assert all(after[n] != before[n] for n in before if n.endswith(".onnx"))
+    assert manifest(target)["training_recipe"]["epochs"] == 10
+
+
+def test_exported_bytes_are_reproducible(exported, tmp_path):
+    """The same verdict and corpus export the same members, bit for bit (CPU)."""
+    corpus, loso, out = exported
+    again = tmp_path / "again"
+    assert export(loso / PROMOTE_FILE, corpus, again) == EXIT_OK
+    for seed in SEEDS:
+        name = f"{member_id(ENS, seed)}.onnx"
+        assert sha(again / name) == sha(out / name)
+
+
+# --------------------------------------------------------------------------
+# The verdict the fork's exporter and flip scripts read
+# --------------------------------------------------------------------------
+
+
+def fold_plccs_from_predictions(loso: Path, seed: int) -> dict[str, float]:
+    """Per held-out source PLCC of one seed, with scipy, from its predictions file."""
+    from scipy.stats import pearsonr
+
+    by_fold: dict[str, tuple[list[float], list[float]]] = {}
+    with (loso / f"loso_seed{seed}.predictions.csv").open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            ys, ps = by_fold.setdefault(row["held_out"], ([], []))
+            ys.append(float(row["vmaf"]))
+            ps.append(float(row["pred"]))
+    return {src: float(pearsonr(ys, ps).statistic) for src, (ys, ps) in by_fold.items()}
+
+
+@pytest.mark.parametrize("lenient", [True, False], ids=["promote", "hold"])
+def test_verdict_carries_the_forks_gate_fields_with_the_forks_meanings(loso_copy, lenient, capsys):
+    corpus, loso = loso_copy
+    argv = [str(loso), f"--corpus={corpus}", "--audit=0", *(LENIENT_GATE if lenient else ())]
+    validate_cli.main(argv)
+    doc = json.loads((loso / (PROMOTE_FILE if lenient else HOLD_FILE)).read_text())
+    assert doc["schema"] == "frreg-verdict"
+    assert doc["verdict"] == ("PROMOTE" if lenient else "HOLD")
+    assert doc["seeds"] == list(SEEDS)
+    assert doc["parent_adr"] == "ADR-0303"
+    gate = doc["gate"]
+    means = {s: float(np.mean(list(fold_plccs_from_predictions(loso, s).values()))) for s in SEEDS}
+    for s in SEEDS:
+        assert gate["per_seed_plccs"][str(s)] == pytest.approx(means[s], abs=1e-9)
+    values = list(means.values())
+    th = gate["thresholds"]
+    assert gate["mean_plcc"] == pytest.approx(np.mean(values), abs=1e-9)
+    assert gate["plcc_spread"] == pytest.approx(max(values) - min(values), abs=1e-9)
+    assert gate["mean_plcc_threshold"] == th["mean_plcc_min"]
+    assert gate["plcc_spread_max"] == th["plcc_spread_max"]
+    assert gate["per_seed_min"] == th["per_seed_min"]
+    assert gate["mean_plcc_pass"] == (np.mean(values) >= th["mean_plcc_min"])
+    assert gate["plcc_spread_pass"] == (max(values) - min(values) <= th["plcc_spread_max"])
+    failing = [s for s in SEEDS if means[s] < th["per_seed_min"]]
+    assert gate["failing_seeds"] == failing
+    assert gate["per_seed_pass"] == (not failing)
+    assert gate["passed"] is lenient
