@@ -7,6 +7,7 @@ The public surface, by step of the runbook:
   :func:`run_loso` (``frreg-train``), :class:`SeedRecord` (``loso_seed{N}.json``)
 - gate: :class:`Thresholds`, :func:`evaluate`, :func:`load_loso_dir` (``frreg-gate``)
 - verdict: :func:`validate` (``frreg-validate``)
+- export: :func:`export_ensemble` (``frreg-export``), :func:`check_export` (``--check``)
 - the pytest session behind the plugin: :class:`GateSession`
 
 See ``docs/architecture.md`` for which module owns what.
@@ -35,6 +36,9 @@ _EXPORTS = {
     "evaluate": "frreg.gate.checks",
     "load_loso_dir": "frreg.gate.checks",
     "validate": "frreg.gate.verdict",
+    "export_ensemble": "frreg.export.ship",
+    "ExportRequest": "frreg.export.ship",
+    "check_export": "frreg.export.check",
     "GateSession": "frreg.session",
     "produce_corpus": "frreg.producer",
 }

@@ -400,3 +400,41 @@ def test_a_session_that_ends_early_still_removes_the_old_verdict(pytester, corpu
     assert result.ret == code
     assert not (out / PROMOTE_FILE).exists()
     assert not (out / HOLD_FILE).exists()
+
+
+@pytest.mark.slow
+def test_frreg_export_ships_only_after_the_controller_wrote_promote(pytester, corpus):
+    pytest.importorskip("onnxruntime")
+    model = pytester.path / "model"
+    registry = model / "registry.json"
+    result = gate(
+        pytester,
+        corpus,
+        *LENIENT,
+        f"--frreg-export={model}",
+        f"--frreg-export-registry={registry}",
+        workers="2",
+    )
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "verdict: PROMOTE*",
+            "exported 5 members to *model *",
+            "flipped 5 entries in *registry.json",
+        ]
+    )
+    check = subprocess.run(
+        [sys.executable, "-m", "frreg.cli.export", f"--check={model}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    manifest = json.loads((model / "fr_regressor_v2_ensemble_v1.json").read_text())
+    assert manifest["written_by"] == "pytest-frreg"
+    # A HOLD (the ADR thresholds) exports nothing, and says so.
+    held = pytester.path / "model-held"
+    result = gate(pytester, corpus, f"--frreg-export={held}")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["no export to *model-held: the verdict is HOLD"])
+    assert not held.exists()
