@@ -393,6 +393,15 @@ AUDIT = Option(
     nonnegative_int,
     "K",
 )
+ACCEPT_UNVERIFIED = Option(
+    "accept-unverified",
+    "accept_unverified",
+    "judge seed files whose numbers cannot be recomputed (the fork's artifacts: no "
+    "predictions, no corpus digest) on what they say; such a verdict says so in its "
+    "first field and frreg-export refuses it",
+    False,
+    action="store_true",
+)
 GATE_CORPUS_CHECK = Option(
     "corpus",
     "corpus",

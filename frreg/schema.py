@@ -18,6 +18,9 @@ from typing import Final
 
 #: Version of the per-frame corpus row schema and of every artifact frreg writes.
 SCHEMA_VERSION: Final = 1
+#: Version of ``loso_seed{N}.json``. 2: ``std_plcc`` is the sample std (ddof=1) and
+#: ``wall_time_s`` the seed's own time, as in the fork; ``run_wall_time_s`` added.
+SEED_RECORD_VERSION: Final = 2
 
 #: The six canonical libvmaf features, in model input column order.
 CANONICAL_6: Final = (

@@ -407,6 +407,8 @@ class GateSession:
             audit_jobs=self.audit_jobs(outcomes),
             baseline=cfg.baseline,
             written_by="pytest-frreg",
+            # A seed that did not train is a failed gate here, not an input error.
+            missing_seeds_are_errors=False,
             extra_checks=session_checks(outcomes, expected, interrupted),
         )
         notes = [o.properties["notes"] for o in outcomes.values() if o.properties.get("notes")]

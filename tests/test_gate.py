@@ -26,7 +26,7 @@ def test_pass(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "PASS  mean PLCC 0.9700 >= 0.95" in out
     assert "PASS  PLCC spread 0.0000 <= 0.005" in out
-    assert out.startswith("numbers are self-reported, not recomputed (corpus not found)")
+    assert out.startswith("numbers are self-reported, not recomputed: corpus corpus.jsonl not found")
     assert out.rstrip().endswith("verdict: PROMOTE (self-reported, unverified)")
 
 
@@ -78,9 +78,12 @@ def test_mixed_provenance_fails(tmp_path, capsys, field, value):
     assert any(ln.startswith("FAIL  provenance: seeds disagree on " + field) for ln in lines)
 
 
-def test_missing_seed(tmp_path, capsys):
-    assert run_gate(tmp_path, passing_docs()[:4]) == EXIT_FAIL
-    assert "FAIL  seed 4: loso_seed4.json is missing" in failing_lines(capsys)
+def test_a_missing_seed_file_is_an_input_error_as_in_the_fork(tmp_path, capsys):
+    """The fork's gate and validator exit 2 when a seed file is missing (its tests pin it)."""
+    assert run_gate(tmp_path, passing_docs()[:4]) == EXIT_USAGE
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "loso_seed4.json: seed file not found (1 of seeds 0,1,2,3,4 missing: 4)" in err[0]
 
 
 def test_fewer_seeds_than_the_ensemble(tmp_path, capsys):

@@ -12,7 +12,7 @@ from factories import seed_doc
 from frreg.cli import train as train_cli
 from frreg.errors import ArtifactError
 from frreg.gate.checks import load_loso_dir
-from frreg.schema import EXIT_OK, SCHEMA_VERSION
+from frreg.schema import EXIT_OK, SEED_RECORD_VERSION
 from frreg.training.record import SeedRecord
 
 
@@ -29,7 +29,7 @@ def test_round_trips_every_artifact_the_trainer_writes(tiny_corpus, tmp_path, ex
         # Every field survives, in the written order, and nothing is added.
         assert list(record.to_json()) == list(on_disk)
         assert record.to_json() == on_disk
-        assert record.schema_version == SCHEMA_VERSION
+        assert record.schema_version == SEED_RECORD_VERSION
         assert record.predictions is not None
         assert (out / record.predictions.file).is_file()
     # The gate reads the same records.

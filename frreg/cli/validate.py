@@ -4,8 +4,10 @@ Any earlier verdict in LOSO_DIR is removed first, whatever happens next.
 Every number is recomputed from the corpus (which must hash to the digest
 every seed recorded), each seed's predictions and its stored models, and
 ``--audit K`` randomly chosen jobs are retrained; PROMOTE needs all of it to
-agree. Exit codes: 0 PROMOTE, 1 HOLD, 2 input error, 3 internal error (no
-verdict is written).
+agree. What cannot be recomputed (no corpus; the fork's seed files) is HOLD,
+or with ``--accept-unverified`` judged on its own numbers in a verdict whose
+first field says so. Exit codes: 0 PROMOTE, 1 HOLD, 2 input error (a missing
+or malformed seed file: no verdict is written), 3 internal error.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Sequence
 from frreg.cli._common import fail, guarded
 from frreg.cli.gate import add_gate_arguments, gate_inputs
 from frreg.errors import FrregError
-from frreg.options import StrictParser
+from frreg.options import ACCEPT_UNVERIFIED, StrictParser, add_options
 from frreg.schema import EXIT_FAIL, EXIT_OK, HOLD_FILE, PROMOTE_FILE
 
 PROG = "frreg-validate"
@@ -30,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit status: 0 PROMOTE, 1 HOLD, 2 input error, 3 internal error.",
     )
     add_gate_arguments(parser)
+    add_options(parser.add_argument, (ACCEPT_UNVERIFIED,))
     return parser
 
 
@@ -39,9 +42,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from frreg.gate.verdict import validate
 
     try:
-        decision, path = validate(args.loso_dir, **gate_inputs(args), written_by=PROG)
+        decision, path = validate(
+            args.loso_dir,
+            **gate_inputs(args),
+            written_by=PROG,
+            accept_unverified=args.accept_unverified,
+        )
     except FrregError as err:
         return fail(PROG, err)
+    if not decision.recomputed:
+        print(f"UNVERIFIED: numbers are self-reported, not recomputed: {decision.unverified}")
     print("\n".join(decision.report.lines()))
     print(f"wrote {path}")
     return EXIT_OK if path.name == PROMOTE_FILE else EXIT_FAIL

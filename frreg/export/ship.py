@@ -135,6 +135,13 @@ def read_verdict(path: Path) -> dict[str, Any]:
             f"{path}: not a frreg verdict (no schema {VERDICT_SCHEMA!r}); gate the run with "
             "frreg-validate, which recomputes it, and export that verdict"
         )
+    verification = doc.get("verification")
+    recomputed = isinstance(verification, dict) and verification.get("recomputed") is True
+    if doc.get("unverified") or not recomputed:
+        raise InputError(
+            f"{path}: the verdict is unverified ({doc.get('unverified', 'nothing recomputed')}); "
+            "only a verdict built from recomputed evidence is exported"
+        )
     if doc.get("verdict") != "PROMOTE" or path.name != PROMOTE_FILE:
         why = doc.get("recommendation", "")
         raise InputError(

@@ -400,7 +400,9 @@ def check_seed(art: SeedArtifact, thresholds: Thresholds) -> tuple[list[Check], 
 def _provenance(arts: Sequence[SeedArtifact], expected_sha256: str | None) -> Check:
     problems = []
     docs = [(a.file_seed, _provenance_view(a.record)) for a in arts]
-    for key in (*PROVENANCE_FIELDS, *RUN_FIELDS):
+    fork = any(a.record.from_fork for a in arts)
+    # Without a corpus digest (the fork's artifacts) the recorded path is all there is.
+    for key in (*PROVENANCE_FIELDS, *RUN_FIELDS, *(("corpus",) if fork else ())):
         values = {json.dumps(doc.get(key), sort_keys=True) for _, doc in docs}
         if len(values) > 1:
             per = ", ".join(f"seed {s}={doc.get(key)!r}" for s, doc in docs)
@@ -424,6 +426,13 @@ def _provenance(arts: Sequence[SeedArtifact], expected_sha256: str | None) -> Ch
     if problems:
         return Check(PROVENANCE_CHECK, False, "provenance: " + "; ".join(problems))
     digest = arts[0].record.corpus_sha256
+    if not digest:
+        return Check(
+            PROVENANCE_CHECK,
+            True,
+            f"provenance: {len(arts)} seeds share corpus path {arts[0].record.corpus} and "
+            "settings (no corpus digest: the fork's artifacts)",
+        )
     return Check(
         PROVENANCE_CHECK,
         True,

@@ -240,6 +240,26 @@ def _prediction_row(
     return None
 
 
+def fold_structure_problems(record: SeedRecord, corpus: Corpus) -> list[str]:
+    """How a record's folds differ from the corpus's LOSO split: which sources are held
+    out, in which order, and each fold's train and held-out sizes (metrics aside)."""
+    expected = [
+        (str(src), corpus.n_rows - len(te), len(te))
+        for src, te in LeaveOneSourceOut().test_indices(corpus.groups)
+    ]
+    got = [(f.held_out, f.n_train, f.n_val) for f in record.folds]
+    if [g[0] for g in got] != [e[0] for e in expected]:
+        return [
+            f"records folds {[g[0] for g in got]}; the corpus's LOSO folds are "
+            f"{[e[0] for e in expected]}"
+        ]
+    return [
+        f"fold {g[0]}: records n_train/n_val {g[1]}/{g[2]}, the corpus gives {e[1]}/{e[2]}"
+        for g, e in zip(got, expected, strict=True)
+        if g != e
+    ]
+
+
 def _fold_problems(record: SeedRecord, expected: Sequence[FoldRecord], corpus: Corpus) -> list[str]:
     problems = []
     if list(record.sources) != list(corpus.sources):

@@ -27,7 +27,7 @@ from typing import Any, Final
 from frreg import __version__
 from frreg._io import write_json_atomic
 from frreg.corpus import Corpus
-from frreg.errors import InputError
+from frreg.errors import ArtifactError, InputError
 from frreg.gate.checks import (
     AUDIT_CHECK,
     CORPUS_CHECK,
@@ -39,6 +39,7 @@ from frreg.gate.checks import (
     evaluate,
     evidence_checks,
     load_loso_dir,
+    seed_artifact_check_name,
     seed_evidence_check_name,
 )
 from frreg.gate.ensemble import EnsembleEvidence, ensemble_evidence
@@ -59,6 +60,7 @@ from frreg.schema import (
     PROMOTE_FILE,
     SCHEMA_VERSION,
     VERDICT_SCHEMA,
+    seed_artifact_name,
 )
 
 
@@ -83,6 +85,10 @@ class Decision:
     ensemble: EnsembleEvidence | None = None
     ensemble_problem: str | None = None
     loso_dir: str | None = None
+    #: Why nothing could be recomputed (``None`` when it was).
+    unverified: str | None = None
+    #: ``--accept-unverified``: judge self-reported numbers rather than HOLD on them.
+    accept_unverified: bool = False
 
 
 def corpus_check(
@@ -114,26 +120,55 @@ def decide(
     require_evidence: bool = True,
     rng: random.Random | None = None,
     baseline: str | Path | None = None,
+    missing_seeds_are_errors: bool = True,
+    accept_unverified: bool = False,
 ) -> Decision:
     """Gate ``loso_dir`` on numbers recomputed from the corpus and each seed's files.
 
     ``audit_jobs`` (seed, fold) jobs are retrained to check that the recorded
-    recipe really gives the recorded predictions. Without the corpus nothing
-    can be recomputed: with ``require_evidence`` (every verdict writer) that
-    is a failed check; without it (the read-only ``frreg-gate``) the
-    self-reported numbers are judged and the decision says so.
+    recipe really gives the recorded predictions. When nothing can be
+    recomputed (no corpus; the fork's artifacts, which carry no predictions),
+    the self-reported numbers are judged and the decision says so; with
+    ``require_evidence`` (every verdict writer) that is also a failed check,
+    unless ``accept_unverified``. A missing seed file is an input error
+    (:class:`~frreg.errors.ArtifactError`, exit 2, as in the fork) unless
+    ``missing_seeds_are_errors`` is off (the plugin, where a seed that did not
+    train is a failed gate).
     """
     from frreg.corpus import load_corpus
 
     artifacts = load_loso_dir(loso_dir, thresholds.seeds)
+    missing = [s for s in thresholds.seeds if s not in artifacts]
+    if missing and missing_seeds_are_errors:
+        expected = ",".join(map(str, thresholds.seeds))
+        raise ArtifactError(
+            Path(loso_dir) / seed_artifact_name(missing[0]),
+            f"seed file not found ({len(missing)} of seeds {expected} missing: "
+            f"{', '.join(map(str, missing))}); run frreg-train first",
+        )
     path, problem = corpus_check(corpus, artifacts)
+    fork = sorted(s for s, a in artifacts.items() if a.record.from_fork)
+    if fork:
+        problem = (
+            f"seed file(s) {', '.join(map(str, fork))} are the fork trainer's: no predictions, "
+            "weights or corpus digest, so nothing can be recomputed"
+        )
     if problem is not None or path is None:
         report = evaluate(artifacts, thresholds)
-        if require_evidence:
+        if fork and path is not None and Path(path).is_file():
+            report.checks.extend(fork_fold_checks(artifacts, load_corpus(path)))
+        if require_evidence and not accept_unverified:
             report.checks.append(Check(CORPUS_CHECK, False, f"corpus: {problem}"))
         report.checks.extend(extra_checks)
         return Decision(
-            report, artifacts, path, None, audit_requested=audit_jobs, loso_dir=str(loso_dir)
+            report,
+            artifacts,
+            path,
+            None,
+            audit_requested=audit_jobs,
+            loso_dir=str(loso_dir),
+            unverified=problem,
+            accept_unverified=accept_unverified,
         )
 
     loaded = load_corpus(path)
@@ -188,6 +223,32 @@ def decide(
         ensemble_problem=ensemble_problem,
         loso_dir=str(loso_dir),
     )
+
+
+def fork_fold_checks(artifacts: Mapping[int, SeedArtifact], corpus: Corpus) -> list[Check]:
+    """The one thing a fork artifact can be checked against: its folds against the
+    corpus's LOSO split (sources and sizes). Its metrics stay self-reported."""
+    from frreg.gate.evidence import fold_structure_problems
+
+    out = []
+    for seed, art in sorted(artifacts.items()):
+        if not art.record.from_fork:
+            continue
+        problems = fold_structure_problems(art.record, corpus)
+        out.append(
+            Check(
+                seed_artifact_check_name(seed),
+                not problems,
+                f"seed {seed}: "
+                + (
+                    "; ".join(problems)
+                    if problems
+                    else f"folds match the corpus's {len(corpus.sources)} sources and sizes "
+                    "(metrics self-reported)"
+                ),
+            )
+        )
+    return out
 
 
 def ensemble_of(
@@ -321,8 +382,19 @@ def build_verdict(decision: Decision, *, written_by: str) -> dict[str, Any]:
     """
     report = decision.report
     deviations = recipe_deviations(decision)
-    promote = report.passed and decision.recomputed
-    if promote:
+    promote = report.passed and (decision.recomputed or decision.accept_unverified)
+    unverified = None
+    if not decision.recomputed:
+        unverified = (
+            f"{'PROMOTE' if promote else 'HOLD'} on self-reported numbers, nothing "
+            f"recomputed: {decision.unverified or 'no evidence'}"
+        )
+    if promote and not decision.recomputed:
+        recommendation = (
+            f"promote (unverified, --accept-unverified) the {len(decision.artifacts)}-seed "
+            "ensemble on the numbers its seed files report"
+        )
+    elif promote:
         recommendation = (
             f"promote the {len(decision.artifacts)}-seed ensemble trained on corpus "
             f"{decision.corpus_sha256}"
@@ -333,7 +405,10 @@ def build_verdict(decision: Decision, *, written_by: str) -> dict[str, Any]:
         failures = report.failures() or [Check(EVIDENCE_CHECK, False, "nothing was recomputed")]
         recommendation = "hold: " + "; ".join(c.message for c in failures)
     created = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    # A verdict on unrecomputed numbers says so before anything else.
+    head = {} if unverified is None else {"unverified": unverified}
     return {
+        **head,
         # ``schema`` names frreg's layout; the fork's verdict has none (only
         # ``schema_version``), so no consumer can take one layout for the other.
         "schema": VERDICT_SCHEMA,
@@ -403,6 +478,8 @@ def validate(
     written_by: str = "frreg-validate",
     extra_checks: Sequence[Check] = (),
     baseline: str | Path | None = None,
+    missing_seeds_are_errors: bool = True,
+    accept_unverified: bool = False,
 ) -> tuple[Decision, Path]:
     """Gate ``loso_dir``, check the corpus digest, write the verdict there.
 
@@ -418,5 +495,7 @@ def validate(
         audit_jobs=audit_jobs,
         extra_checks=extra_checks,
         baseline=baseline,
+        missing_seeds_are_errors=missing_seeds_are_errors,
+        accept_unverified=accept_unverified,
     )
     return decision, write_verdict(loso_dir, build_verdict(decision, written_by=written_by))

@@ -28,7 +28,7 @@ from frreg.corpus import Corpus
 from frreg.schema import (
     DRY_RUN_NOTE,
     ENCODER_VOCAB_VERSION,
-    SCHEMA_VERSION,
+    SEED_RECORD_VERSION,
     seed_artifact_name,
     seed_predictions_name,
     seed_weights_name,
@@ -58,11 +58,17 @@ def engine_version(engine: str) -> int:
 
 @dataclass(frozen=True)
 class TrainedFold:
-    """One trained (seed, source) model: its held-out predictions, layers and metrics."""
+    """One trained (seed, source) model: its held-out predictions, layers and metrics.
+
+    ``seconds`` is its training time: measured per job by the reference engine,
+    the run's time divided evenly over its jobs by the batched one (which
+    trains them all at once).
+    """
 
     job: FoldJob
     fit: Fit
     record: FoldRecord
+    seconds: float = 0.0
 
     @property
     def predictions(self) -> np.ndarray:
@@ -103,6 +109,8 @@ def train_jobs(
 ) -> list[TrainedFold]:
     """Train ``jobs`` on ``corpus`` and evaluate each on its held-out source."""
     fits: list[Fit]
+    start = time.perf_counter()
+    seconds: list[float] = []
     if engine == "batched":
         from frreg.training.batched import fit_folds_batched
 
@@ -115,21 +123,24 @@ def train_jobs(
             device=device,
             progress=progress,
         )
+        seconds = [(time.perf_counter() - start) / max(len(jobs), 1)] * len(jobs)
     elif engine == "reference":
         from frreg.training.reference import fit_fold_reference
 
         fits = []
         for i, job in enumerate(jobs):
+            job_start = time.perf_counter()
             fits.append(
                 fit_fold_reference(corpus.features, corpus.codec, corpus.target, job, settings)
             )
+            seconds.append(time.perf_counter() - job_start)
             if progress is not None:
                 progress(i + 1, len(jobs))
     else:
         raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
     return [
-        TrainedFold(job, fit, fold_record(job, corpus.target, fit.predictions))
-        for job, fit in zip(jobs, fits, strict=True)
+        TrainedFold(job, fit, fold_record(job, corpus.target, fit.predictions), took)
+        for job, fit, took in zip(jobs, fits, seconds, strict=True)
     ]
 
 
@@ -163,7 +174,7 @@ def run_config(
     """
     v = versions()
     return {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": SEED_RECORD_VERSION,
         "corpus_sha256": corpus_sha256,
         "seed": seed,
         **settings.recipe(),
@@ -186,6 +197,7 @@ def seed_record(
     *,
     argv: Sequence[str] | None = None,
     wall_time_s: float,
+    run_wall_time_s: float | None = None,
     dry_run: bool = False,
     engine: Engine = "batched",
     device: str = "cpu",
@@ -209,6 +221,7 @@ def seed_record(
         engine=engine,
         device=device,
         wall_time_s=round(wall_time_s, 3),
+        run_wall_time_s=None if run_wall_time_s is None else round(run_wall_time_s, 3),
         versions=versions(),
         argv=tuple(argv) if argv is not None else tuple(sys.argv),
         config=run_config(
@@ -343,7 +356,8 @@ def run_loso(
             folds,
             settings,
             argv=argv,
-            wall_time_s=wall,
+            wall_time_s=sum(f.seconds for f in folds),
+            run_wall_time_s=wall,
             dry_run=dry_run,
             engine=engine,
             device=device,

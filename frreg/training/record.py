@@ -24,7 +24,7 @@ from typing import Any, Final
 import numpy as np
 
 from frreg.errors import ArtifactError
-from frreg.schema import SCHEMA_VERSION
+from frreg.schema import SEED_RECORD_VERSION
 
 Metric = float | None
 
@@ -70,13 +70,17 @@ def _finite_mean(values: Sequence[Metric]) -> float | None:
 
 
 def summarize(folds: Sequence[FoldRecord]) -> dict[str, float | None]:
-    """Seed-level summary of fold metrics (population std); ``None`` where undefined."""
+    """Seed-level summary of fold metrics; ``None`` where undefined.
+
+    ``std_plcc`` is the sample standard deviation (ddof=1) of the folds' PLCC,
+    as the fork's trainer defines it (undefined below two folds).
+    """
     plccs = [f.plcc for f in folds]
     mean = _finite_mean(plccs)
     arr = np.asarray(plccs, dtype=np.float64) if mean is not None else None
     return {
         "mean_plcc": mean,
-        "std_plcc": float(arr.std()) if arr is not None else None,
+        "std_plcc": float(arr.std(ddof=1)) if arr is not None and arr.size >= 2 else None,
         "min_plcc": float(arr.min()) if arr is not None else None,
         "max_plcc": float(arr.max()) if arr is not None else None,
         "mean_srocc": _finite_mean([f.srocc for f in folds]),
@@ -84,9 +88,34 @@ def summarize(folds: Sequence[FoldRecord]) -> dict[str, float | None]:
     }
 
 
+#: Where a record comes from: frreg's trainer, or the fork's (read-only: see
+#: :func:`_fork_record`).
+ORIGIN_FRREG: Final = "frreg"
+ORIGIN_FORK: Final = "fork"
+#: The fork trainer's ``loso_seed{N}.json`` fields (its ``note`` is optional).
+FORK_FIELDS: Final = (
+    "seed", "corpus", "n_folds", "folds", "mean_plcc", "std_plcc", "min_plcc", "max_plcc",
+    "mean_srocc", "mean_rmse", "epochs", "batch_size", "lr", "weight_decay", "num_codecs",
+    "encoder_vocab_version", "wall_time_s",
+)  # fmt: skip
+#: Fields only frreg's artifacts carry.
+FRREG_ONLY_FIELDS: Final = ("corpus_sha256", "sources", "config", "predictions", "weights")
+#: What a fork record says where frreg records the engine, device and corpus digest.
+FORK_ENGINE: Final = "fork-trainer"
+FORK_UNKNOWN: Final = "unknown"
+
+
 @dataclass(frozen=True)
 class SeedRecord:
-    """Everything ``loso_seed{N}.json`` says about one seed's LOSO run."""
+    """Everything ``loso_seed{N}.json`` says about one seed's LOSO run.
+
+    ``wall_time_s`` is this seed's own training time, as the fork defines it
+    (in a batched run of several seeds: its jobs' share of the run);
+    ``run_wall_time_s`` is the whole run's. A record read from the fork's
+    trainer has ``origin`` :data:`ORIGIN_FORK`, an empty ``corpus_sha256``
+    and ``engine``/``device`` :data:`FORK_ENGINE`/:data:`FORK_UNKNOWN`:
+    nothing in it can be recomputed.
+    """
 
     seed: int
     corpus: str
@@ -116,7 +145,13 @@ class SeedRecord:
     note: str | None = None
     predictions: FileRef | None = None
     weights: FileRef | None = None
-    schema_version: int = SCHEMA_VERSION
+    run_wall_time_s: float | None = None
+    schema_version: int = SEED_RECORD_VERSION
+    origin: str = ORIGIN_FRREG
+
+    @property
+    def from_fork(self) -> bool:
+        return self.origin == ORIGIN_FORK
 
     # ------------------------------------------------------------------ writing
 
@@ -163,6 +198,7 @@ class SeedRecord:
             "engine": self.engine,
             "device": self.device,
             "wall_time_s": self.wall_time_s,
+            "run_wall_time_s": self.run_wall_time_s,
             "versions": dict(self.versions),
             "argv": list(self.argv),
             "config": dict(self.config),
@@ -211,6 +247,10 @@ class SeedRecord:
     def from_json(cls, obj: Any, path: str | Path = "<seed record>") -> SeedRecord:
         """Validate a parsed artifact; every problem is one :class:`ArtifactError` line."""
         r = _Reader(Path(path), obj)
+        # frreg always writes schema_version and its own fields; the fork's trainer
+        # writes neither (a frreg file stripped of its version is not a fork file).
+        if "schema_version" not in r.obj and not any(k in r.obj for k in FRREG_ONLY_FIELDS):
+            return _fork_record(r)
         folds = r.get("folds", list, "a list")
         return cls(
             schema_version=r.integer("schema_version"),
@@ -242,7 +282,54 @@ class SeedRecord:
             note=r.optional("note", str, "a string"),
             predictions=r.file_ref("predictions"),
             weights=r.file_ref("weights"),
+            run_wall_time_s=r.optional_number("run_wall_time_s"),
         )
+
+
+def _fork_record(r: _Reader) -> SeedRecord:
+    """A ``loso_seed{N}.json`` as the fork's trainer writes it (no ``schema_version``).
+
+    Its ``NaN`` literals are undefined metrics (the gate fails closed on them).
+    The fold list is all it says about the corpus: sources are the folds'
+    held-out ids, rows the first fold's train + held-out sizes.
+    """
+    missing = [k for k in FORK_FIELDS if k not in r.obj]
+    if missing:
+        raise r.fail(
+            f"neither a frreg seed artifact (no 'schema_version') nor the fork trainer's: "
+            f"missing field '{missing[0]}'"
+        )
+    folds = tuple(r.fold(i, f) for i, f in enumerate(r.get("folds", list, "a list")))
+    if r.integer("n_folds") != len(folds):
+        raise r.fail(f"n_folds is {r.obj['n_folds']} but {len(folds)} folds are listed")
+    first = folds[0] if folds else None
+    return SeedRecord(
+        seed=r.integer("seed"),
+        corpus=r.get("corpus", str, "a string"),
+        corpus_sha256="",
+        n_rows=0 if first is None else first.n_train + first.n_val,
+        sources=tuple(sorted({f.held_out for f in folds})),
+        folds=folds,
+        mean_plcc=r.metric("mean_plcc"),
+        std_plcc=r.metric("std_plcc"),
+        min_plcc=r.metric("min_plcc"),
+        max_plcc=r.metric("max_plcc"),
+        mean_srocc=r.metric("mean_srocc"),
+        mean_rmse=r.metric("mean_rmse"),
+        epochs=r.integer("epochs"),
+        batch_size=r.integer("batch_size"),
+        lr=r.number("lr"),
+        weight_decay=r.number("weight_decay"),
+        num_codecs=r.integer("num_codecs"),
+        encoder_vocab_version=r.integer("encoder_vocab_version"),
+        engine=FORK_ENGINE,
+        device=FORK_UNKNOWN,
+        wall_time_s=r.number("wall_time_s"),
+        config={},
+        note=r.optional("note", str, "a string"),
+        schema_version=0,
+        origin=ORIGIN_FORK,
+    )
 
 
 #: Integers frreg writes (seeds, sizes, epochs) are far below this.
@@ -297,6 +384,14 @@ class _Reader:
             raise self.fail(f"field '{key}' is {value}, beyond any value frreg writes")
         return value
 
+    def optional_number(self, key: str) -> float | None:
+        value = self.obj.get(key)
+        if value is None:
+            return None
+        if not _is_number(value) or not math.isfinite(value):
+            raise self.fail(f"field '{key}' must be a finite number or null, got {value!r}")
+        return float(value)
+
     def number(self, key: str) -> float:
         if key not in self.obj:
             raise self.fail(f"missing field '{key}'")
@@ -315,7 +410,10 @@ class _Reader:
             raise self.fail(f"{shown} must be a number or null, got {value!r}")
         if value is None or math.isnan(value):
             return None if value is None else float(value)
-        lo, hi = (0.0, math.inf) if "rmse" in key else (-1.0, 1.0)
+        # A spread (std_plcc: a sample std, up to sqrt 2 for correlations) or an
+        # error is >= 0; a correlation lies in [-1, 1].
+        spread = "rmse" in key or key.startswith("std")
+        lo, hi = (0.0, math.inf) if spread else (-1.0, 1.0)
         if not lo <= value <= hi or math.isinf(value):
             raise self.fail(f"{shown} is {value!r}, outside [{lo:g}, {hi:g}]")
         return float(value)
