@@ -372,7 +372,7 @@ def test_rows_follow_the_trainer_schema(corpus: tuple[Path, Any, Any]) -> None:
             assert isinstance(row[col], float)
             assert math.isfinite(row[col])
         assert 0.0 <= row[TARGET] <= 100.0
-        assert row["enc_bytes"] > 0
+        assert row["bitstream_bytes"] > 0
         assert row["enc_time_ms"] >= 0
 
 
@@ -715,6 +715,6 @@ def test_every_software_encoder_really_encodes(tmp_path: Path) -> None:
     assert len(rows) == 3 * len(encoders)
     # A different quality really changes the bitstream for each encoder.
     result = produce_corpus(out, src, encoders, [20, 40])
-    sizes = {(r["encoder"], r["cq"]): r["enc_bytes"] for r in read_rows(out)}
+    sizes = {(r["encoder"], r["cq"]): r["bitstream_bytes"] for r in read_rows(out)}
     for enc in encoders:
         assert sizes[(enc, 20)] > sizes[(enc, 40)], enc

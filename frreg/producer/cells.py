@@ -42,12 +42,17 @@ from frreg.schema import CANONICAL_6, KEY_COLUMNS, PRESET_COLUMN, SCHEMA_VERSION
 
 #: Bump when a code change alters the rows produced for identical inputs;
 #: it is part of every cell key, so old parts are then recomputed.
-PRODUCER_VERSION: Final = 1
+#: 2: ``enc_bytes`` became ``bitstream_bytes`` (the row columns are in the key
+#: too; the bump also tells a manifest's reader which row layout it holds).
+PRODUCER_VERSION: Final = 2
 
 #: Extra per-row columns the producer adds (the trainer ignores them).
 #: Both are per cell, repeated on each of its rows: the encoded elementary
-#: stream's size and the encode's wall time.
-ENC_BYTES_COLUMN: Final = "enc_bytes"
+#: stream's size and the encode's wall time. The size is not called
+#: ``enc_bytes``: the fork's producer writes that name for the size of the MP4
+#: it encodes into, and one name must not mean two measurements. (A corpus
+#: carrying the fork's ``enc_bytes`` still loads: extra columns are ignored.)
+BITSTREAM_BYTES_COLUMN: Final = "bitstream_bytes"
 ENC_TIME_COLUMN: Final = "enc_time_ms"
 #: Every row's columns, in the order they are written.
 ROW_COLUMNS: Final = (
@@ -56,7 +61,7 @@ ROW_COLUMNS: Final = (
     KEY_COLUMNS[3],
     TARGET,
     *CANONICAL_6,
-    ENC_BYTES_COLUMN,
+    BITSTREAM_BYTES_COLUMN,
     ENC_TIME_COLUMN,
 )
 #: Columns that vary between identical runs (wall-clock timing).
@@ -183,7 +188,7 @@ def _serialise_row(row: Mapping[str, Any]) -> str:
 
 
 def rows_from_log(
-    log: Mapping[str, Any], cell: Cell, enc_bytes: int, enc_time_ms: int
+    log: Mapping[str, Any], cell: Cell, bitstream_bytes: int, enc_time_ms: int
 ) -> list[dict[str, Any]]:
     """Corpus rows from libvmaf's JSON log, checked frame by frame.
 
@@ -219,7 +224,7 @@ def rows_from_log(
             if not isinstance(value, int | float) or not math.isfinite(value):
                 raise ToolError(f"score: libvmaf {names[0]} at frame {expected} is {value!r}")
             row[column] = float(value)
-        row[ENC_BYTES_COLUMN] = enc_bytes
+        row[BITSTREAM_BYTES_COLUMN] = bitstream_bytes
         row[ENC_TIME_COLUMN] = enc_time_ms
         rows.append({c: row[c] for c in ROW_COLUMNS})
     if not rows:
@@ -282,7 +287,7 @@ def run_cell(
             timeout=limit,
             clock=clock,
         )
-        rows = rows_from_log(scored.log, cell, encoded.enc_bytes, encoded.enc_time_ms)
+        rows = rows_from_log(scored.log, cell, encoded.bitstream_bytes, encoded.enc_time_ms)
         if not scored.dist_frames == len(rows) == cell.frames:
             raise ToolError(
                 f"score: frame counts disagree: {cell.frames} expected, "
@@ -290,8 +295,8 @@ def run_cell(
             )
         header = {
             **cell.record(),
-            "enc_bytes": encoded.enc_bytes,
-            "enc_time_ms": encoded.enc_time_ms,
+            BITSTREAM_BYTES_COLUMN: encoded.bitstream_bytes,
+            ENC_TIME_COLUMN: encoded.enc_time_ms,
             "vmaf_mean": scored.log["pooled_metrics"][TARGET]["mean"],
             "rows": len(rows),
             "produced_at": now_iso(),

@@ -43,7 +43,7 @@ HARDWARE_NEEDS: Final[dict[HardwareFamily, str]] = {
 }
 
 #: (ffmpeg muxer, file extension) per bitstream. Raw elementary streams rather
-#: than MP4/MKV, so ``enc_bytes`` is the bitstream, not a container.
+#: than MP4/MKV, so ``bitstream_bytes`` is the bitstream, not a container.
 _H264: Final = ("h264", ".h264")
 _HEVC: Final = ("hevc", ".hevc")
 _IVF: Final = ("ivf", ".ivf")

@@ -635,7 +635,8 @@ class Encoded:
 
     path: Path
     frames: int
-    enc_bytes: int
+    #: Size of the elementary stream written (no container).
+    bitstream_bytes: int
     enc_time_ms: int
 
 

@@ -41,6 +41,8 @@ from frreg.corpus.sidecar import (
 from frreg.errors import InputError, ToolError
 from frreg.producer import ffmpeg as ff
 from frreg.producer.cells import (
+    BITSTREAM_BYTES_COLUMN,
+    ENC_TIME_COLUMN,
     PRODUCER_VERSION,
     ROW_COLUMNS,
     WORK_PREFIX,
@@ -562,7 +564,7 @@ class _ManifestRecord:
         if cell.key in headers:
             header = headers[cell.key]
             entry["status"] = "done"
-            for k in ("enc_bytes", "enc_time_ms", "vmaf_mean", "produced_at"):
+            for k in (BITSTREAM_BYTES_COLUMN, ENC_TIME_COLUMN, "vmaf_mean", "produced_at"):
                 entry[k] = header.get(k)
             entry["part"] = f"{parts_dir(self.corpus).name}/{part_name(cell.key)}"
         elif cell.key in failures:
