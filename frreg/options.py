@@ -437,7 +437,8 @@ _ENCODER_CHOICES = f"choose from {', '.join(PRODUCIBLE_ENCODERS)}"
 
 
 def producible_encoder(text: str) -> str:
-    """One encoder the producer can drive: the vocabulary minus ``unknown``."""
+    """One encoder the producer can drive (the vocabulary minus ``unknown``, and the
+    VAAPI and VideoToolbox encoders, whose rows train the ``unknown`` slot)."""
     if text not in PRODUCIBLE_ENCODERS:
         raise argparse.ArgumentTypeError(f"invalid encoder {text!r}; {_ENCODER_CHOICES}")
     return text
@@ -467,6 +468,8 @@ def encoder_preset(text: str) -> tuple[str, str]:
             f"invalid preset {text!r}; expected ENCODER=VALUE, e.g. libx264=medium"
         )
     ladder = ENCODER_SPECS[producible_encoder(encoder)].ladder
+    if not ladder:
+        raise argparse.ArgumentTypeError(f"invalid preset {text!r}: {encoder} has no speed preset")
     if preset not in ladder:
         raise argparse.ArgumentTypeError(
             f"invalid preset {preset!r} for {encoder}; choose from {', '.join(ladder)}"
@@ -475,7 +478,7 @@ def encoder_preset(text: str) -> tuple[str, str]:
 
 
 def encoder_list(text: str) -> tuple[str, ...]:
-    """Parse ``"libx264,libx265"``: encoders of the vocabulary, no repeats."""
+    """Parse ``"libx264,libx265"``: producible encoders, no repeats."""
     names = [p.strip() for p in str(text).split(",")]
     for name in names:
         try:
@@ -563,7 +566,10 @@ GATE_SOURCES = Option(
 GATE_ENCODERS = Option(
     "encoders",
     "encoders",
-    "encoders used to produce a missing corpus",
+    # The same set as frreg-corpus --encoder and a manifest's encoders: one
+    # check for every front end, and the trainer warns how many rows it maps.
+    "encoders used to produce a missing corpus (those outside the trainer's vocabulary, "
+    "the VAAPI and VideoToolbox ones, train its 'unknown' slot)",
     None,
     encoder_list,
     "E[,E...]",
@@ -586,13 +592,14 @@ def corpus_option_groups() -> tuple[OptionGroup, ...]:
     Every help text states its own default (``show_default=False``), as the
     defaults here are rules ("the manifest's, else ...") rather than values.
     """
-    from frreg.producer.encoders import DEFAULT_PRESETS
+    from frreg.producer.encoders import DEFAULT_PRESETS, DEFAULT_QSV_DEVICE, DEFAULT_VAAPI_DEVICE
     from frreg.producer.ffmpeg import FFMPEG_ENV
     from frreg.producer.runner import default_jobs
     from frreg.producer.sources import (
         BUILTIN_SECONDS,
         BUILTIN_SIZE,
         BUILTIN_SOURCE_IDS,
+        RAW_DEFAULTS,
         default_cache_dir,
     )
 
@@ -608,8 +615,8 @@ def corpus_option_groups() -> tuple[OptionGroup, ...]:
             opt(
                 "source",
                 "source",
-                "one source file: raw YUV (needs --width/--height/--pix-fmt/--framerate) "
-                "or any container ffmpeg reads (geometry probed)",
+                "one source file: raw YUV (needs --width/--height; --pix-fmt/--framerate "
+                "have defaults) or any container ffmpeg reads (geometry probed)",
                 type=Path,
                 metavar="PATH",
             ),
@@ -635,11 +642,19 @@ def corpus_option_groups() -> tuple[OptionGroup, ...]:
             opt("src-id", "src_id", "src id for --source (default: file stem)", metavar="ID"),
             opt("width", "width", "raw --source width", type=positive_int, metavar="W"),
             opt("height", "height", "raw --source height", type=positive_int, metavar="H"),
-            opt("pix-fmt", "pix_fmt", "raw --source pixel format", type=raw_pix_fmt, metavar="F"),
+            opt(
+                "pix-fmt",
+                "pix_fmt",
+                f"raw --source pixel format (default: {RAW_DEFAULTS['pix_fmt']}, as the "
+                "fork's producer, with a warning)",
+                type=raw_pix_fmt,
+                metavar="F",
+            ),
             opt(
                 "framerate",
                 "framerate",
-                "raw --source frame rate (24, 30000/1001)",
+                "raw --source frame rate, e.g. 24, 25.0, 30000/1001 "
+                f"(default: {RAW_DEFAULTS['framerate']}, as the fork's producer, with a warning)",
                 type=frame_rate,
                 metavar="R",
             ),
@@ -684,8 +699,9 @@ def corpus_option_groups() -> tuple[OptionGroup, ...]:
             opt(
                 "cq",
                 "cqs",
-                "quality value(s), repeatable: -crf for x264/x265/svtav1/vp9, -qp for vvenc, "
-                "-cq for NVENC, -global_quality for QSV; "
+                "quality value(s), repeatable: -crf for x264/x265/svtav1/vp9, -qp for vvenc "
+                "and VAAPI, -cq for NVENC, -global_quality for QSV, -q:v 100-2*N (N < 50) "
+                "or N for VideoToolbox; "
                 f"default: the manifest's, else {' '.join(map(str, DEMO_CQS))}",
                 type=cq_value,
                 metavar="N",
@@ -699,6 +715,27 @@ def corpus_option_groups() -> tuple[OptionGroup, ...]:
                 type=encoder_preset,
                 metavar="ENCODER=VALUE",
                 action="append",
+            ),
+        ),
+    )
+    hardware = OptionGroup(
+        "hardware encoders",
+        options=(
+            opt(
+                "qsv-device",
+                "qsv_device",
+                "render node QSV cells open (-init_hw_device qsv:hw,child_device=PATH) "
+                f"(default: {DEFAULT_QSV_DEVICE})",
+                default=DEFAULT_QSV_DEVICE,
+                metavar="PATH",
+            ),
+            opt(
+                "vaapi-device",
+                "vaapi_device",
+                "render node VAAPI cells open (-init_hw_device vaapi=va:PATH) "
+                f"(default: {DEFAULT_VAAPI_DEVICE})",
+                default=DEFAULT_VAAPI_DEVICE,
+                metavar="PATH",
             ),
         ),
     )
@@ -727,6 +764,15 @@ def corpus_option_groups() -> tuple[OptionGroup, ...]:
                 metavar="PATH",
             ),
             opt(
+                "vmaf-bin",
+                "vmaf_bin",
+                "the fork's standalone libvmaf binary: accepted for its argv, must be a file, "
+                "never run (every cell is scored by ffmpeg's libvmaf filter, one libvmaf "
+                "build per corpus); the manifest records it (default: none)",
+                type=Path,
+                metavar="PATH",
+            ),
+            opt(
                 "timeout",
                 "timeout",
                 "limit for each ffmpeg call (default: max(300, 2 s per frame per 720p of pixels))",
@@ -751,7 +797,7 @@ def corpus_option_groups() -> tuple[OptionGroup, ...]:
             ),
         ),
     )
-    return sources, grid, run
+    return sources, grid, hardware, run
 
 
 # ==========================================================================

@@ -132,17 +132,30 @@ EXPECTED_KNOBS = {
     "h264_qsv": ["-global_quality", "31"],
     "hevc_qsv": ["-global_quality", "31"],
     "av1_qsv": ["-global_quality", "31"],
+    "h264_vaapi": ["-c:v", "h264_vaapi", "-qp", "31"],
+    "hevc_vaapi": ["-c:v", "hevc_vaapi", "-qp", "31"],
+    # VideoToolbox's -q:v is 1..100, higher is better: cq 31 -> 100 - 62.
+    "h264_videotoolbox": ["-c:v", "h264_videotoolbox", "-q:v", "38", "-realtime", "0"],
+    "hevc_videotoolbox": ["-c:v", "hevc_videotoolbox", "-q:v", "38", "-realtime", "0"],
 }
+#: The fork's encoders outside the trainer's vocabulary, which the producer drives too.
+OUTSIDE = ("h264_vaapi", "hevc_vaapi", "h264_videotoolbox", "hevc_videotoolbox")
 
 
 def test_every_vocabulary_encoder_is_producible() -> None:
-    assert set(PRODUCIBLE_ENCODERS) == set(ENCODER_VOCAB) - {UNKNOWN_ENCODER}
+    assert set(PRODUCIBLE_ENCODERS) == set(ENCODER_VOCAB) - {UNKNOWN_ENCODER} | set(OUTSIDE)
+    assert set(OUTSIDE).isdisjoint(ENCODER_VOCAB)
     assert set(EXPECTED_KNOBS) == set(PRODUCIBLE_ENCODERS) == set(CQ_RANGES) == set(DEFAULT_PRESETS)
-    # One spec per encoder, in vocabulary order, each consistent with the schema's ladder.
+    # One spec per encoder: the vocabulary's in slot order, then the others.
     assert tuple(ENCODER_SPECS) == PRODUCIBLE_ENCODERS
+    assert PRODUCIBLE_ENCODERS[-len(OUTSIDE) :] == OUTSIDE
     for name, spec in ENCODER_SPECS.items():
         assert spec.name == name
-        assert spec.default_preset in spec.ladder == PRESET_LADDERS[name]
+        if name in OUTSIDE:  # no speed preset: no ladder, no flag, no default
+            assert (spec.default_preset, spec.preset_flag, spec.ladder) == (None, None, ())
+            assert name not in PRESET_LADDERS
+        else:
+            assert spec.default_preset in spec.ladder == PRESET_LADDERS[name]
         assert spec.cq_range[0] <= spec.cq_range[1]
         assert (spec.hardware is None) == (spec.hardware_hint() is None)
         assert spec.hardware is None or name.endswith("_" + spec.hardware)
@@ -151,11 +164,16 @@ def test_every_vocabulary_encoder_is_producible() -> None:
 @pytest.mark.parametrize("encoder", PRODUCIBLE_ENCODERS)
 def test_quality_knob_per_encoder(encoder: str) -> None:
     preset = DEFAULT_PRESETS[encoder]
-    assert preset in PRESET_LADDERS[encoder]
     args = quality_args(encoder, 31, preset)
-    assert args[:2] == ["-c:v", encoder]
     joined = " ".join(args)
     assert " ".join(EXPECTED_KNOBS[encoder]) in joined
+    assert args.count("-c:v") == 1
+    assert args[args.index("-c:v") + 1] == encoder
+    if preset is None:
+        assert not {"-preset", "-cpu-used"} & set(args)
+        return
+    assert args[:2] == ["-c:v", encoder]
+    assert preset in PRESET_LADDERS[encoder]
     # The preset reaches the encoder through its own flag.
     flag = "-cpu-used" if encoder == "libvpx-vp9" else "-preset"
     assert args[args.index(flag) + 1] == preset

@@ -283,12 +283,13 @@ def test_per_call_form_raw_and_container(
     assert {r["src"] for r in rows} == {"clip a"}
     assert "wrote" in capsys.readouterr().out
 
-    # Raw YUV without geometry is refused; geometry is never guessed.
+    # Raw YUV without its size is refused; the size is never guessed (the pixel
+    # format and rate default to the fork's: tests/test_producer_fork_argv.py).
     assert (
         main(["--source", str(raw), "--encoder", "libx264", "--cq", "30", "--out", str(out)]) == 2
     )
     err = one_error_line(capsys.readouterr().err)
-    assert "needs --width, --height, --pix-fmt, --framerate" in err
+    assert "needs --width, --height (raw YUV has no header" in err
 
     # A container needs no geometry flags.
     y4m = tmp_path / "clip b.y4m"

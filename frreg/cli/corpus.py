@@ -7,6 +7,11 @@ Three ways to name sources, one grid::
     frreg-corpus --sources sources.toml --encoder libx264 libx265 --cq 23 31 39 --out corpus.jsonl
     frreg-corpus --builtin --frames 24 --encoder libx264 --cq 23 31 39 --out corpus.jsonl
 
+The fork's per-call producer argv (``hw_encoder_corpus.py``) is accepted as
+it is: ``--vmaf-bin`` (checked, never run), ``--qsv-device``/``--vaapi-device``,
+and a raw ``--source`` without ``--pix-fmt``/``--framerate`` (its defaults,
+with a warning).
+
 Exit codes: 0 corpus written, 1 a cell failed (corpus not written unless
 ``--allow-missing``), 2 bad usage or input (one line on stderr, no traceback),
 3 internal error, 130 interrupted.
@@ -31,7 +36,7 @@ from frreg.options import (
     corpus_option_groups,
 )
 from frreg.producer import ffmpeg as ff
-from frreg.producer.encoders import check_cq
+from frreg.producer.encoders import HARDWARE_ENCODERS, check_cq
 from frreg.producer.progress import (
     PlainProgress,
     ProgressCallback,
@@ -128,14 +133,20 @@ def _check_source_flags(settings: ProducerSettings) -> None:
         raise InputError("--builtin-size applies only to --builtin")
 
 
+def _warn(message: str) -> None:
+    print(f"{PROG}: warning: {message}", file=sys.stderr)
+
+
 def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     settings = producer_settings(vars(args), Path())
     _check_source_flags(settings)
+    if settings.vmaf_bin is not None:
+        ff.check_vmaf_bin(settings.vmaf_bin)
     out = check_out_path(args.out)  # before anything is probed, rendered or encoded
     exe = ff.resolve_ffmpeg(settings.ffmpeg)
     info = ff.probe_ffmpeg(exe)
     # Refuse an unusable ffmpeg before generating or probing anything.
-    ff.require_capabilities(info, settings.encoders or ())
+    ff.require_capabilities(info, settings.encoders or (), hardware=HARDWARE_ENCODERS)
 
     manifest = None
     sources: list[Source] = []  # built-ins are generated below, once the grid is valid
@@ -145,13 +156,24 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     elif settings.source is not None:
         sources = [settings.single_source(exe)]
     grid = settings.grid(manifest)
-    ff.require_capabilities(info, grid.encoders)
+    ff.require_capabilities(info, grid.encoders, hardware=HARDWARE_ENCODERS)
     for enc in grid.encoders:
         for cq in grid.cqs:
             try:
                 check_cq(enc, cq)
             except InputError as exc:
                 raise InputError(f"--cq: {exc}") from None
+    # Warnings once the input is known to be good, so bad input stays one line.
+    if settings.vmaf_bin is not None:
+        _warn(
+            f"--vmaf-bin {settings.vmaf_bin} is not run: frreg scores every cell through "
+            f"{info.scorer()}, one libvmaf build per corpus (the manifest records both)"
+        )
+    for key, value in settings.raw_assumptions().items():
+        _warn(
+            f"--source {settings.source}: no --{key.replace('_', '-')} given, "
+            f"assuming {value} (the fork's default)"
+        )
     if settings.uses_builtin:
         sources = settings.builtin_sources(exe)
 
@@ -186,10 +208,9 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         )
         return EXIT_FAIL
     if result.missing:
-        print(
-            f"{PROG}: warning: --allow-missing: wrote {result.corpus} without "
-            f"{len(result.missing)} failed cells (recorded in {result.manifest})",
-            file=sys.stderr,
+        _warn(
+            f"--allow-missing: wrote {result.corpus} without "
+            f"{len(result.missing)} failed cells (recorded in {result.manifest})"
         )
     print(
         f"wrote {result.corpus}: {result.rows} rows from {result.cells_total - len(result.missing)} "

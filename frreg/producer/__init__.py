@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         ENCODER_SPECS,
         PRODUCIBLE_ENCODERS,
         EncoderSpec,
+        HardwareDevices,
         quality_args,
     )
     from frreg.producer.ffmpeg import (
@@ -80,6 +81,7 @@ _EXPORTS: dict[str, str] = {
             "ENCODER_SPECS",
             "PRODUCIBLE_ENCODERS",
             "EncoderSpec",
+            "HardwareDevices",
             "quality_args",
         ),
         "frreg.producer.encoders",
@@ -129,6 +131,7 @@ __all__ = [
     "CellFailure",
     "EncoderSpec",
     "FfmpegInfo",
+    "HardwareDevices",
     "ManifestError",
     "ProduceResult",
     "ProducerSettings",

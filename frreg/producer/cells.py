@@ -36,7 +36,7 @@ from frreg._io import atomic_writer, sha256_json
 from frreg.corpus.sidecar import parts_dir
 from frreg.errors import ToolError
 from frreg.producer import ffmpeg as ff
-from frreg.producer.encoders import encoder_spec
+from frreg.producer.encoders import HardwareDevices, encoder_spec
 from frreg.producer.sources import Source
 from frreg.schema import CANONICAL_6, KEY_COLUMNS, PRESET_COLUMN, SCHEMA_VERSION, TARGET
 
@@ -84,14 +84,19 @@ WORK_PREFIX: Final = ".work-"
 
 @dataclass(frozen=True)
 class Cell:
-    """One (source, encoder, cq) cell at one preset, over the first ``frames`` frames."""
+    """One (source, encoder, cq) cell at one preset, over the first ``frames`` frames.
+
+    ``preset`` is ``None`` for an encoder without speed presets; ``device_args``
+    open the device a QSV or VAAPI cell encodes on (empty otherwise).
+    """
 
     source: Source
     encoder: str
     cq: int
-    preset: str
+    preset: str | None
     frames: int
     key: str
+    device_args: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -116,7 +121,13 @@ class Cell:
 
 
 def cell_spec(
-    source: Source, encoder: str, cq: int, preset: str, frames: int, info: ff.FfmpegInfo
+    source: Source,
+    encoder: str,
+    cq: int,
+    preset: str | None,
+    frames: int,
+    info: ff.FfmpegInfo,
+    devices: HardwareDevices | None = None,
 ) -> dict[str, Any]:
     """Everything that determines a cell's rows; its sha256 is the cell key.
 
@@ -124,6 +135,11 @@ def cell_spec(
     cell (with placeholder paths), so the key can't drift from what runs.
     """
     spec = encoder_spec(encoder)
+    # A QSV or VAAPI cell's device node is in its encode argv, so in its key:
+    # another node may be another GPU, whose encoder writes other bitstreams,
+    # and a part made on one must not stand in for the other. Cells of other
+    # encoders open no device, and their keys do not depend on the flags.
+    device_args = spec.device_args(devices or HardwareDevices())
     return {
         "schema_version": SCHEMA_VERSION,
         "producer_version": PRODUCER_VERSION,
@@ -133,7 +149,12 @@ def cell_spec(
         "preset": preset,
         "frames": frames,
         "encode_argv": ff.encode_argv(
-            "ffmpeg", ["<source>"], frames, spec.quality_args(cq, preset), spec.muxer, "<out>"
+            "ffmpeg",
+            [*device_args, "<source>"],
+            frames,
+            spec.quality_args(cq, preset),
+            spec.muxer,
+            "<out>",
         )[1:],
         # n_threads does not change libvmaf's scores, so it is left out of the key.
         "score_graph": ff.score_graph(
@@ -149,19 +170,22 @@ def build_cells(
     sources: Sequence[Source],
     encoders: Sequence[str],
     cqs: Sequence[int],
-    presets: Mapping[str, str],
+    presets: Mapping[str, str | None],
     max_frames: int | None,
     info: ff.FfmpegInfo,
+    devices: HardwareDevices | None = None,
 ) -> list[Cell]:
     """The grid, in corpus order (source id, encoder, cq)."""
+    devices = devices or HardwareDevices()
     cells = []
     for src in sorted(sources, key=lambda s: s.id):
         frames = src.frames if max_frames is None else min(src.frames, max_frames)
         for enc in sorted(encoders):
+            device_args = tuple(encoder_spec(enc).device_args(devices))
             for cq in sorted(cqs):
                 preset = presets[enc]
-                key = sha256_json(cell_spec(src, enc, cq, preset, frames, info))
-                cells.append(Cell(src, enc, cq, preset, frames, key))
+                key = sha256_json(cell_spec(src, enc, cq, preset, frames, info, devices))
+                cells.append(Cell(src, enc, cq, preset, frames, key, device_args))
     return cells
 
 
@@ -263,7 +287,7 @@ def run_cell(
         spec = encoder_spec(cell.encoder)
         encoded = ff.encode(
             ffmpeg,
-            src.input_args(),
+            [*cell.device_args, *src.input_args()],
             cell.frames,
             spec.quality_args(cell.cq, cell.preset),
             spec.muxer,

@@ -23,7 +23,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -279,6 +279,10 @@ class FfmpegInfo:
             "libvmaf_version": self.libvmaf_version,
         }
 
+    def scorer(self) -> str:
+        """What scores every cell: this binary's libvmaf filter."""
+        return f"ffmpeg's libvmaf filter ({self.path}, libvmaf {self.libvmaf_version})"
+
 
 def _batch_head(
     ffmpeg: str | os.PathLike[str], log_level: str, *, overwrite: bool = False
@@ -371,19 +375,45 @@ def probe_ffmpeg(ffmpeg: str | os.PathLike[str]) -> FfmpegInfo:
     return _probe_cached(path, st.st_mtime_ns, st.st_size)
 
 
-def require_capabilities(info: FfmpegInfo, encoders: Sequence[str]) -> None:
-    """Refuse a binary without libvmaf or without one of ``encoders`` (InputError)."""
+def require_capabilities(
+    info: FfmpegInfo, encoders: Sequence[str], *, hardware: Collection[str] = ()
+) -> None:
+    """Refuse a binary without libvmaf or without one of ``encoders`` (InputError).
+
+    An encoder in ``hardware`` the build lacks is not refused: a build without
+    it (ffmpeg on Linux has no VideoToolbox) is a machine without that
+    hardware, and its cells fail like those of a build that has the encoder
+    but not the device (:func:`missing_encoder_error`).
+    """
     if not info.has_libvmaf:
         raise InputError(
             f"ffmpeg {info.path} ({info.version}) has no libvmaf filter; "
             f"use imageio-ffmpeg's build or pass --ffmpeg PATH to one configured --enable-libvmaf"
         )
-    missing = [e for e in encoders if e not in info.encoders]
+    missing = [e for e in encoders if e not in info.encoders and e not in hardware]
     if missing:
         raise InputError(
             f"ffmpeg {info.path} ({info.version}) has no encoder {', '.join(missing)}; "
             f"pass --ffmpeg PATH to a build that has it, or drop it from --encoder"
         )
+
+
+def check_vmaf_bin(path: str | os.PathLike[str]) -> Path:
+    """``path`` if it is a file (the fork's ``--vmaf-bin`` check), else :class:`InputError`.
+
+    The binary is never run: frreg scores through ffmpeg's libvmaf filter.
+    """
+    if not Path(path).is_file():
+        raise InputError(f"--vmaf-bin {os.fspath(path)}: vmaf binary not found (not a file)")
+    return Path(path)
+
+
+def missing_encoder_error(info: FfmpegInfo, encoder: str) -> ToolError:
+    """The failure of a cell whose (hardware) encoder this ffmpeg build does not have."""
+    return ToolError(
+        f"encode: ffmpeg {info.path} ({info.version}) has no {encoder} encoder",
+        [info.path, "-encoders"],
+    )
 
 
 # --------------------------------------------------------------------------

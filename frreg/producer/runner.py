@@ -55,7 +55,14 @@ from frreg.producer.cells import (
     read_part_header,
     run_cell,
 )
-from frreg.producer.encoders import DEFAULT_PRESETS, check_cq, check_encoder, check_preset
+from frreg.producer.encoders import (
+    DEFAULT_PRESETS,
+    HARDWARE_ENCODERS,
+    HardwareDevices,
+    check_cq,
+    check_encoder,
+    check_preset,
+)
 from frreg.producer.progress import PlainProgress, ProgressCallback, ProgressEvent
 from frreg.producer.settings import Grid, ProducerSettings, producer_settings
 from frreg.producer.sources import Source, check_unique_ids, load_manifest
@@ -92,7 +99,9 @@ def default_vmaf_threads(jobs: int, cores: int | None = None) -> int:
     return max(1, cores // max(1, jobs))
 
 
-def resolve_presets(encoders: Sequence[str], presets: Mapping[str, str] | None) -> dict[str, str]:
+def resolve_presets(
+    encoders: Sequence[str], presets: Mapping[str, str] | None
+) -> dict[str, str | None]:
     """Each encoder's preset: the override if given, else :data:`DEFAULT_PRESETS`."""
     for enc, preset in (presets or {}).items():
         check_encoder(enc)
@@ -200,6 +209,7 @@ class _Plan:
     jobs: int
     vmaf_threads: int
     settings: dict[str, Any]
+    vmaf_bin: dict[str, Any] | None
 
 
 def _plan(
@@ -214,6 +224,8 @@ def _plan(
     vmaf_threads: int | None,
     allow_missing: bool,
     timeout: float | None,
+    devices: HardwareDevices,
+    vmaf_bin: str | os.PathLike[str] | None,
 ) -> _Plan:
     """Check every argument (InputError) and build the cells, before anything runs."""
     if not sources:
@@ -231,16 +243,19 @@ def _plan(
     if max_frames is not None and max_frames < 1:
         raise InputError(f"max_frames must be a positive integer, not {max_frames}")
     check_unique_ids(sources)
+    vmaf_bin_path = ff.check_vmaf_bin(vmaf_bin) if vmaf_bin is not None else None
     exe = ff.resolve_ffmpeg(ffmpeg)
     info = ff.probe_ffmpeg(exe)
-    ff.require_capabilities(info, chosen_encoders)
+    ff.require_capabilities(info, chosen_encoders, hardware=HARDWARE_ENCODERS)
     jobs = jobs if jobs is not None else default_jobs()
     if jobs < 1:
         raise InputError(f"jobs must be at least 1, not {jobs}")
     vmaf_threads = vmaf_threads if vmaf_threads is not None else default_vmaf_threads(jobs)
     if vmaf_threads < 1:
         raise InputError(f"vmaf_threads must be at least 1, not {vmaf_threads}")
-    cells = build_cells(sources, chosen_encoders, chosen_cqs, chosen_presets, max_frames, info)
+    cells = build_cells(
+        sources, chosen_encoders, chosen_cqs, chosen_presets, max_frames, info, devices
+    )
     settings = {
         "encoders": sorted(chosen_encoders),
         "cqs": chosen_cqs,
@@ -251,8 +266,22 @@ def _plan(
         "vmaf_threads": vmaf_threads,
         "timeout_s": timeout,
         "allow_missing": allow_missing,
+        "devices": devices.describe(),
     }
-    return _Plan(cells, exe, info, jobs, vmaf_threads, settings)
+    return _Plan(
+        cells, exe, info, jobs, vmaf_threads, settings, _vmaf_bin_record(vmaf_bin_path, info)
+    )
+
+
+def _vmaf_bin_record(path: Path | None, info: ff.FfmpegInfo) -> dict[str, Any] | None:
+    """What the manifest says of ``--vmaf-bin``: given, never run, and what scored instead.
+
+    One scorer per corpus: features from a second libvmaf build would not be
+    comparable with the ffmpeg filter's, whose libvmaf version the manifest records.
+    """
+    if path is None:
+        return None
+    return {"path": str(path), "used": False, "scored_by": info.scorer()}
 
 
 class _Run:
@@ -299,6 +328,15 @@ class _Run:
         """Run every pending cell, recording each outcome in the manifest as it lands."""
         if not self.pending:
             return
+        # A hardware encoder this ffmpeg build lacks fails its cells without a run.
+        for cell in [c for c in self.pending if c.encoder not in self.plan.info.encoders]:
+            self.failures[cell.key] = cell_failure(
+                cell, ff.missing_encoder_error(self.plan.info, cell.encoder)
+            )
+            self.pending.remove(cell)
+            self.frames_todo -= cell.frames
+            self.record.save(self.headers, self.failures, complete=False)
+            self.report(cell.label)
         executor = ThreadPoolExecutor(max_workers=self.plan.jobs, thread_name_prefix="frreg-cell")
         try:
             running: dict[Future[dict[str, Any]], Cell] = {
@@ -352,6 +390,8 @@ def produce_corpus(
     timeout: float | None = None,
     progress: ProgressCallback | None = None,
     argv: Sequence[str] | None = None,
+    devices: HardwareDevices | None = None,
+    vmaf_bin: str | os.PathLike[str] | None = None,
 ) -> ProduceResult:
     """Produce (or finish, or confirm) the per-frame corpus ``out`` for the grid.
 
@@ -361,6 +401,11 @@ def produce_corpus(
     into ``out`` sorted by (src, encoder, cq, frame_index), and the manifest
     records ``complete``. Otherwise no corpus is written, ``OUT.incomplete``
     explains why, and the result lists the failures.
+
+    ``devices`` are the nodes QSV and VAAPI cells open. ``vmaf_bin`` (the
+    fork's ``--vmaf-bin``) must be an existing file and is never run: every
+    cell is scored through ffmpeg's libvmaf filter, and the manifest records
+    that the binary was given and not used.
 
     Bad arguments (unknown encoder, cq out of range, a preset not on the
     encoder's ladder, an ffmpeg without libvmaf or a requested encoder, an
@@ -381,10 +426,14 @@ def produce_corpus(
         vmaf_threads=vmaf_threads,
         allow_missing=allow_missing,
         timeout=timeout,
+        devices=devices or HardwareDevices(),
+        vmaf_bin=vmaf_bin,
     )
     pdir = parts_dir(corpus)
     pdir.mkdir(parents=True, exist_ok=True)
-    record = _ManifestRecord(corpus, plan.cells, plan.settings, plan.info, sources, argv)
+    record = _ManifestRecord(
+        corpus, plan.cells, plan.settings, plan.info, sources, argv, plan.vmaf_bin
+    )
 
     with FileLock(str(_lock_path(corpus))):
         _clean_stale(corpus, pdir)
@@ -545,8 +594,10 @@ class _ManifestRecord:
         info: ff.FfmpegInfo,
         sources: Sequence[Source],
         argv: Sequence[str] | None,
+        vmaf_bin: dict[str, Any] | None,
     ) -> None:
         self.corpus = corpus
+        self.vmaf_bin = vmaf_bin
         self.cells = cells
         self.settings = settings
         self.info = info
@@ -595,6 +646,7 @@ class _ManifestRecord:
                 "settings": self.settings,
                 "columns": list(ROW_COLUMNS),
                 "ffmpeg": self.info.describe(),
+                "vmaf_bin": self.vmaf_bin,
                 "sources": [s.describe() for s in self.sources],
                 "cells_total": len(cells),
                 "cells_done": len(cells) - len(missing),
@@ -705,6 +757,8 @@ def produce_with(
         timeout=settings.timeout,
         progress=progress,
         argv=argv,
+        devices=settings.devices,
+        vmaf_bin=settings.vmaf_bin,
     )
 
 

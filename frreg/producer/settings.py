@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from frreg.errors import InputError
+from frreg.producer.encoders import DEFAULT_QSV_DEVICE, DEFAULT_VAAPI_DEVICE, HardwareDevices
 from frreg.producer.sources import (
     BUILTIN_SIZE,
     GEOMETRY_KEYS,
+    RAW_DEFAULTS,
     Source,
     SourceManifest,
     builtin_sources,
@@ -65,6 +67,10 @@ class ProducerSettings:
     vmaf_threads: int | None = None
     timeout: float | None = None
     allow_missing: bool = False
+    #: The nodes QSV and VAAPI cells open.
+    devices: HardwareDevices = field(default_factory=HardwareDevices)
+    #: The fork's ``--vmaf-bin``: checked to be a file, recorded, never run.
+    vmaf_bin: Path | None = None
 
     @property
     def uses_builtin(self) -> bool:
@@ -78,18 +84,33 @@ class ProducerSettings:
         presets = {**((manifest.presets or {}) if manifest else {}), **self.presets}
         return Grid(tuple(encoders), tuple(cqs), presets)
 
+    @property
+    def raw(self) -> bool:
+        """Whether ``source`` is read as raw YUV: a raw suffix, or geometry given for it."""
+        return self.source is not None and (bool(self.geometry) or is_raw_path(self.source))
+
+    def raw_assumptions(self) -> dict[str, str]:
+        """What a raw ``source`` takes from :data:`RAW_DEFAULTS` because it was not given."""
+        if not self.raw:
+            return {}
+        return {k: v for k, v in RAW_DEFAULTS.items() if k not in self.geometry}
+
     def single_source(self, ffmpeg: str | os.PathLike[str]) -> Source:
-        """The one ``source`` file, raw (geometry required, never guessed) or probed."""
+        """The one ``source`` file: raw (size required, never guessed; pixel format and
+        rate default to :data:`RAW_DEFAULTS`) or probed."""
         if self.source is None:
             raise InputError("no --source given")
-        if self.geometry or is_raw_path(self.source):
-            missing = [f"--{k.replace('_', '-')}" for k in GEOMETRY_KEYS if k not in self.geometry]
+        if self.raw:
+            missing = [
+                f"--{k}" for k in GEOMETRY_KEYS if k not in self.geometry and k not in RAW_DEFAULTS
+            ]
             if missing:
                 raise InputError(
                     f"raw source {self.source} needs {', '.join(missing)} "
-                    f"(raw YUV has no header; geometry is never guessed)"
+                    f"(raw YUV has no header; its size is never guessed)"
                 )
-            return raw_source(self.source, src_id=self.src_id, **self.geometry)
+            geometry = {**self.raw_assumptions(), **self.geometry}
+            return raw_source(self.source, src_id=self.src_id, **geometry)
         return container_source(self.source, ffmpeg=ffmpeg, src_id=self.src_id)
 
     def builtin_sources(self, ffmpeg: str | os.PathLike[str]) -> list[Source]:
@@ -108,7 +129,8 @@ def producer_settings(values: Mapping[str, Any], base: Path) -> ProducerSettings
 
     ``values`` is ``vars()`` of frreg-corpus's namespace or the plugin's
     resolved ``--frreg-*`` dict (keys ``sources``, ``encoders``, ``cqs``);
-    missing keys and ``None`` mean "not given". Relative paths resolve
+    missing keys and ``None`` mean "not given" (for the devices: the fork's
+    default nodes). Relative paths resolve
     against ``base`` (``Path()`` keeps them as typed); ``ffmpeg`` is kept as
     given, since a bare name is looked up on ``PATH``.
     """
@@ -138,4 +160,9 @@ def producer_settings(values: Mapping[str, Any], base: Path) -> ProducerSettings
         vmaf_threads=values.get("vmaf_threads"),
         timeout=values.get("timeout"),
         allow_missing=bool(values.get("allow_missing", False)),
+        devices=HardwareDevices(
+            qsv=os.fspath(values.get("qsv_device") or DEFAULT_QSV_DEVICE),
+            vaapi=os.fspath(values.get("vaapi_device") or DEFAULT_VAAPI_DEVICE),
+        ),
+        vmaf_bin=path("vmaf_bin"),
     )

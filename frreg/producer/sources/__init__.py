@@ -23,6 +23,7 @@ from frreg.producer.sources.manifest import (
 )
 from frreg.producer.sources.model import (
     GEOMETRY_KEYS,
+    RAW_DEFAULTS,
     RAW_PIX_FMTS,
     RAW_SUFFIXES,
     Source,
@@ -58,6 +59,7 @@ __all__ = [
     "NATURAL_INSTALL",
     "NATURAL_SOURCE_IDS",
     "NATURAL_SPECS",
+    "RAW_DEFAULTS",
     "RAW_PIX_FMTS",
     "RAW_SUFFIXES",
     "BuiltinSpec",

@@ -49,6 +49,10 @@ RAW_PIX_FMTS: Final[dict[str, tuple[int, int, int, int]]] = {
 
 #: What a raw YUV source needs, since it has no header to read them from.
 GEOMETRY_KEYS: Final = ("width", "height", "pix_fmt", "framerate")
+#: What a raw ``--source`` assumes when these are not given, with a warning:
+#: the fork's producer's defaults (its ``--pix-fmt`` and ``--framerate 25.0``).
+#: The size is never assumed; manifests state all four.
+RAW_DEFAULTS: Final[dict[str, str]] = {"pix_fmt": "yuv420p", "framerate": "25"}
 
 
 def frame_bytes(width: int, height: int, pix_fmt: str) -> int:
