@@ -26,7 +26,9 @@ def test_pass(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "PASS  mean PLCC 0.9700 >= 0.95" in out
     assert "PASS  PLCC spread 0.0000 <= 0.005" in out
-    assert out.startswith("numbers are self-reported, not recomputed: corpus corpus.jsonl not found")
+    assert out.startswith(
+        "numbers are self-reported, not recomputed: corpus corpus.jsonl not found"
+    )
     assert out.rstrip().endswith("verdict: PROMOTE (self-reported, unverified)")
 
 
