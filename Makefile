@@ -10,7 +10,7 @@ JOBS   ?= 2
 
 .PHONY: install demo test lint format bench clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt setup.py frreg/training/batched/_native.c frreg/training/batched/_native_kernel.h
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,natural,export]'

@@ -23,7 +23,7 @@ from torch import nn
 from frreg.corpus import Corpus, load_corpus
 from frreg.schema import DEFAULT_LR, DEFAULT_WEIGHT_DECAY, DROPOUT
 from frreg.synthetic import synthetic_rows, write_corpus
-from frreg.training.batched import drop_threshold, engine, fit_folds_batched
+from frreg.training.batched import drop_threshold, engine, fit_folds_batched, native_module
 from frreg.training.batched.adam import FlatAdam
 from frreg.training.batched.kernels import Workspace, forward_backward, predict
 from frreg.training.batched.layout import Layout, initial_parameters
@@ -35,6 +35,19 @@ from frreg.training.splits import LeaveOneSourceOut
 
 CONFIG = MLPConfig()
 LAYOUT = Layout(CONFIG.in_features, CONFIG.hidden)
+NATIVE = native_module()
+
+#: Both kernels of the batched engine; the compiled one is skipped only where it
+#: was not built (never in CI: see test_ci_builds_the_native_kernel).
+KERNEL = pytest.mark.parametrize(
+    "kernel",
+    [
+        pytest.param(
+            "native", marks=pytest.mark.skipif(NATIVE is None, reason="native kernel not built")
+        ),
+        "torch",
+    ],
+)
 
 
 @pytest.fixture(scope="module")
@@ -233,18 +246,19 @@ def test_same_shuffles_without_dropout_reproduce_the_reference(
 
     monkeypatch.setattr(engine._Randomness, "shuffle", spy_shuffle)
     monkeypatch.setattr(engine._Randomness, "dropout_masks", no_dropout)
-    got = train(corpus, jobs, settings, workers=1)
+    got = train(corpus, jobs, settings, workers=1, kernel="torch")  # its randomness is spied on
     for m, job in enumerate(jobs):
         want = replay_reference(corpus, job, settings, perms[m])
         np.testing.assert_allclose(got[m], want, rtol=1e-4, atol=1e-4)
 
 
-def test_partial_batch_larger_than_the_fold_still_trains(corpus: Corpus) -> None:
+@KERNEL
+def test_partial_batch_larger_than_the_fold_still_trains(corpus: Corpus, kernel: str) -> None:
     job = jobs_for(corpus, (0,))[0]
     y = corpus.target[job.test_idx]
     # 640 training rows in batches of 4096: one 640-row step per epoch.
-    untrained = train(corpus, [job], TrainSettings(epochs=0))[0]
-    trained = train(corpus, [job], TrainSettings(epochs=20, batch_size=4096))[0]
+    untrained = train(corpus, [job], TrainSettings(epochs=0), kernel=kernel)[0]
+    trained = train(corpus, [job], TrainSettings(epochs=20, batch_size=4096), kernel=kernel)[0]
     # 20 small Adam steps: the outputs climb towards the targets (~70) by a few tenths.
     assert np.mean(trained) - np.mean(untrained) > 0.2
     assert np.mean((trained - y) ** 2) < np.mean((untrained - y) ** 2)
@@ -268,11 +282,14 @@ def corpus4(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
 
 
 @pytest.mark.slow
+@KERNEL
 @pytest.mark.parametrize("seed", [0, 1])
-def test_heldout_plcc_agrees_with_the_reference_loop(corpus4: Corpus, seed: int) -> None:
+def test_heldout_plcc_agrees_with_the_reference_loop(
+    corpus4: Corpus, seed: int, kernel: str
+) -> None:
     settings = TrainSettings(epochs=20)
     jobs = jobs_for(corpus4, (seed,))
-    fast = train(corpus4, jobs, settings)
+    fast = train(corpus4, jobs, settings, kernel=kernel)
     for job, pred in zip(jobs, fast, strict=True):
         y = corpus4.target[job.test_idx]
         ref = fit_fold_reference(
@@ -286,13 +303,14 @@ def test_heldout_plcc_agrees_with_the_reference_loop(corpus4: Corpus, seed: int)
 # --------------------------------------------------------------------------
 
 
-def test_a_job_does_not_depend_on_its_batch_mates(corpus: Corpus) -> None:
+@KERNEL
+def test_a_job_does_not_depend_on_its_batch_mates(corpus: Corpus, kernel: str) -> None:
     a, b, c = jobs_for(corpus, (0,))
     c = shrunk(c, 45, seed=7)  # fewer steps per epoch: masked steps, a second Adam block
     other_seed = jobs_for(corpus, (4,))[0]  # same fold as a, another seed
     settings = TrainSettings(epochs=3)
-    alone = train(corpus, [a], settings)[0]
-    c_alone = train(corpus, [c], settings)[0]
+    alone = train(corpus, [a], settings, kernel=kernel)[0]
+    c_alone = train(corpus, [c], settings, kernel=kernel)[0]
     for jobs, workers in [
         ([a, b], 1),
         ([b, a], 1),
@@ -300,17 +318,19 @@ def test_a_job_does_not_depend_on_its_batch_mates(corpus: Corpus) -> None:
         ([other_seed, c, b, a], 1),
         ([a, c, b], 2),
     ]:
-        preds = train(corpus, jobs, settings, workers=workers)
+        preds = train(corpus, jobs, settings, workers=workers, kernel=kernel)
         assert np.array_equal(preds[jobs.index(a)], alone), (jobs.index(a), workers)
         if c in jobs:
             assert np.array_equal(preds[jobs.index(c)], c_alone)
-    assert not np.array_equal(train(corpus, [other_seed], settings)[0], alone)
+    assert not np.array_equal(train(corpus, [other_seed], settings, kernel=kernel)[0], alone)
 
 
-def test_same_inputs_give_the_same_numbers(corpus: Corpus) -> None:
+@KERNEL
+def test_same_inputs_give_the_same_numbers(corpus: Corpus, kernel: str) -> None:
     jobs = jobs_for(corpus, (0, 1))
     settings = TrainSettings(epochs=2)
-    first, second = train(corpus, jobs, settings), train(corpus, jobs, settings)
+    first = train(corpus, jobs, settings, kernel=kernel)
+    second = train(corpus, jobs, settings, kernel=kernel)
     for x, y in zip(first, second, strict=True):
         assert x.dtype == np.float64
         assert np.array_equal(x, y)
@@ -322,9 +342,10 @@ def test_same_inputs_give_the_same_numbers(corpus: Corpus) -> None:
 # --------------------------------------------------------------------------
 
 
-def test_progress_once_per_epoch_from_the_calling_thread(corpus: Corpus) -> None:
+@KERNEL
+def test_progress_once_per_epoch_from_the_calling_thread(corpus: Corpus, kernel: str) -> None:
     calls: list[tuple[int, int, threading.Thread]] = []
-    train(corpus, jobs_for(corpus, (0, 1)), TrainSettings(epochs=3), workers=2,
+    train(corpus, jobs_for(corpus, (0, 1)), TrainSettings(epochs=3), workers=2, kernel=kernel,
           progress=lambda done, total: calls.append((done, total, threading.current_thread())))  # fmt: skip
     assert [(d, t) for d, t, _ in calls] == [(1, 3), (2, 3), (3, 3)]
     assert all(t is threading.current_thread() for _, _, t in calls)
@@ -334,27 +355,47 @@ def test_a_failing_worker_raises_in_the_caller_and_restores_threads(
     corpus: Corpus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads = torch.get_num_threads()
-    real = engine._ModelGroup.train_epoch
+    for group in (engine._ModelGroup, engine._NativeGroup):
+        real = group.train_epoch
 
-    def flaky(self) -> None:
-        if 0 in self.members:
-            raise RuntimeError("boom")
-        real(self)
+        def flaky(self, real=real) -> None:
+            if 0 in self.members:
+                raise RuntimeError("boom")
+            real(self)
 
-    monkeypatch.setattr(engine._ModelGroup, "train_epoch", flaky)
-    with pytest.raises(RuntimeError, match="boom"):
-        train(corpus, jobs_for(corpus, (0,)), TrainSettings(epochs=2), workers=2)
-    assert torch.get_num_threads() == threads
+        monkeypatch.setattr(group, "train_epoch", flaky)
+    for kernel in ("torch", *(("native",) if NATIVE is not None else ())):
+        with pytest.raises(RuntimeError, match="boom"):
+            train(corpus, jobs_for(corpus, (0,)), TrainSettings(epochs=2), workers=2, kernel=kernel)
+        assert torch.get_num_threads() == threads
 
 
-def test_bad_input_is_refused(corpus: Corpus) -> None:
+@KERNEL
+def test_bad_input_is_refused(corpus: Corpus, kernel: str) -> None:
     job = jobs_for(corpus, (0,))[0]
-    assert train(corpus, [], TrainSettings()) == []
+    assert train(corpus, [], TrainSettings(), kernel=kernel) == []
     empty = FoldJob(0, job.held_out, job.train_idx[:0], job.test_idx)
     with pytest.raises(ValueError, match="no training rows"):
-        train(corpus, [empty], TrainSettings(epochs=1))
+        train(corpus, [empty], TrainSettings(epochs=1), kernel=kernel)
     with pytest.raises(ValueError, match="workers"):
-        train(corpus, [job], TrainSettings(epochs=1), workers=0)
+        train(corpus, [job], TrainSettings(epochs=1), workers=0, kernel=kernel)
+    with pytest.raises(ValueError, match="unknown kernel"):
+        train(corpus, [job], TrainSettings(epochs=1), kernel="fast")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("seed", [0, 1])
+def test_heldout_plcc_on_cuda_agrees_with_the_reference_loop(corpus4: Corpus, seed: int) -> None:
+    """benchmarks/device_check.sh runs this where a GPU is at hand."""
+    settings = TrainSettings(epochs=20)
+    jobs = jobs_for(corpus4, (seed,))
+    fast = train(corpus4, jobs, settings, device="cuda")
+    for job, pred in zip(jobs, fast, strict=True):
+        y = corpus4.target[job.test_idx]
+        ref = fit_fold_reference(
+            corpus4.features, corpus4.codec, corpus4.target, job, settings
+        ).predictions
+        assert plcc(y, pred) == pytest.approx(plcc(y, ref), abs=PLCC_TOLERANCE), job.held_out
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from frreg.cli._common import progress_printer
         from frreg.corpus import load_corpus
         from frreg.gate.verdict import clear_verdict
-        from frreg.training.loso import remove_stale_temporaries, run_loso
+        from frreg.training.loso import engine_kernel, remove_stale_temporaries, run_loso
         from frreg.training.record import SeedRecord
 
         corpus = load_corpus(corpus_path)
@@ -99,10 +99,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{PROG}: warning: {note}", file=sys.stderr)
         epochs = train_settings.epochs
         n_models = len(args.seeds) * len(corpus.sources)
+        kernel = engine_kernel(args.engine, device)
+        engine = f"{args.engine} {kernel}" if args.engine == "batched" else args.engine
         print(
             f"{PROG}: {corpus.n_rows} rows, {len(corpus.sources)} sources, seeds "
             f"{','.join(map(str, args.seeds))}: {n_models} models x {epochs} epochs "
-            f"({args.engine}, {device}){' [dry-run]' if args.dry_run else ''}",
+            f"({engine}, {device}){' [dry-run]' if args.dry_run else ''}",
             file=sys.stderr,
         )
         paths = run_loso(
@@ -115,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             engine=args.engine,
             device=device,
             progress=progress_printer(f"{PROG}: training"),
+            kernel=kernel,
         )
     except FrregError as err:
         return fail(PROG, err)

@@ -84,6 +84,7 @@ class Provenance:
     settings: TrainSettings
     engine: str
     engine_version: int
+    kernel: str
     device: str
     verdict_file: str
     verdict_sha256: str
@@ -115,6 +116,7 @@ def training_recipe(p: Provenance, seed: int) -> dict[str, Any]:
         "seed": seed,
         "engine": p.engine,
         "engine_version": p.engine_version,
+        "kernel": p.kernel,
         "device": p.device,
         "versions": dict(p.versions),
     }

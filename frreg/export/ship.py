@@ -345,6 +345,15 @@ def _export(
     device = device_choice or run.device
     if device == "cuda":
         _device("cuda", verdict_path)
+    kernel = run.kernel if device == "cpu" else "torch"
+    if kernel == "native":
+        from frreg.training.batched import native_module
+
+        if native_module() is None:
+            raise InputError(
+                f"{verdict_path}: its seeds were trained by the native kernel, which is not "
+                "built in this install (reinstall frreg with a C compiler)"
+            )
     corpus = load_corpus(request.corpus)
     n = corpus.n_rows
     scaler = Scaler.fit(corpus.features)
@@ -353,7 +362,7 @@ def _export(
     jobs = [FoldJob(seed, FULL_FIT, everything, everything) for seed in seeds]
     say(
         f"training {len(jobs)} production members on all {n} rows "
-        f"({run.settings.epochs} epochs, {run.engine} engine, {device})"
+        f"({run.settings.epochs} epochs, {run.engine} engine, {kernel} kernel, {device})"
     )
     from frreg.cli._common import progress_printer
 
@@ -364,6 +373,7 @@ def _export(
         engine=run.engine,
         device=device,
         progress=progress_printer("production members"),
+        kernel=kernel,
     )
 
     gate_fields = decision.report.adr_fields()
@@ -383,6 +393,7 @@ def _export(
         settings=run.settings,
         engine=run.engine,
         engine_version=run.engine_version,
+        kernel=kernel,
         device=device,
         verdict_file=verdict_path.name,
         verdict_sha256=sha256_file(verdict_path),

@@ -33,6 +33,7 @@ from frreg.corpus import Corpus
 from frreg.errors import ArtifactError
 from frreg.gate.checks import SeedArtifact
 from frreg.schema import DRY_RUN_EPOCHS, DRY_RUN_NOTE
+from frreg.training.batched.engine import KERNELS
 from frreg.training.loso import ENGINES, PREDICTIONS_HEADER, Engine, engine_version, fold_record
 from frreg.training.model import MLPConfig
 from frreg.training.record import FoldRecord, SeedRecord
@@ -60,6 +61,8 @@ class RecordedRun:
     engine_version: int
     device: str
     dry_run: bool
+    #: The kernel that trained it (records from before kernels were recorded: ``torch``).
+    kernel: str = "torch"
 
 
 def recorded_run(record: SeedRecord, path: Path) -> RecordedRun:
@@ -125,7 +128,10 @@ def recorded_run(record: SeedRecord, path: Path) -> RecordedRun:
     dry_run = need("dry_run")
     if not isinstance(dry_run, bool):
         raise ArtifactError(path, f"config.dry_run must be true or false, got {dry_run!r}")
-    return RecordedRun(settings, engine, integer("engine_version", 0), device, dry_run)
+    kernel = cfg.get("kernel", "torch")
+    if kernel not in KERNELS:
+        raise ArtifactError(path, f"config.kernel {kernel!r} is not one of {', '.join(KERNELS)}")
+    return RecordedRun(settings, engine, integer("engine_version", 0), device, dry_run, kernel)
 
 
 def is_dry_run(record: SeedRecord, run: RecordedRun | None) -> bool:
@@ -161,6 +167,8 @@ def _consistency(record: SeedRecord, run: RecordedRun, file_seed: int) -> list[s
         "frreg"
     ):
         problems.append("its config and its versions disagree on the frreg/torch versions")
+    if run.engine != "batched" and run.kernel != "torch":
+        problems.append(f"its config names the {run.kernel} kernel for the {run.engine} engine")
     if run.engine_version != engine_version(run.engine):
         problems.append(
             f"was trained by {run.engine} engine version {run.engine_version}; this frreg's is "
@@ -441,6 +449,20 @@ def _device_available(device: str) -> bool:
     return bool(torch.cuda.is_available())
 
 
+def _unavailable(run: RecordedRun) -> str | None:
+    """What a recorded run needs that this machine lacks (``None``: it can be retrained)."""
+    if not _device_available(run.device):
+        return f"recorded device {run.device}"
+    if run.engine != "batched" and run.kernel != "torch":
+        return f"a {run.kernel} kernel for the {run.engine} engine (which has only torch's)"
+    if run.kernel == "native":
+        from frreg.training.batched import native_module
+
+        if native_module() is None:
+            return "the native kernel that trained it (not built in this install)"
+    return None
+
+
 @dataclass(frozen=True)
 class AuditResult:
     """One retrained (seed, fold) job and how its predictions compare."""
@@ -496,15 +518,21 @@ def audit(
         test_idx = folds[src]
         job = FoldJob(ev.seed, src, None, test_idx, n_rows=corpus.n_rows)
         tol = 0.0 if ev.run.device == "cpu" else CUDA_AUDIT_ATOL
-        if not _device_available(ev.run.device):
+        missing = _unavailable(ev.run)
+        if missing is not None:
             message = (
-                f"audit seed {ev.seed} fold {src}: recorded device {ev.run.device} is not "
-                "available here, so the job cannot be retrained"
+                f"audit seed {ev.seed} fold {src}: {missing} is not available here, so the job "
+                "cannot be retrained"
             )
             results.append(AuditResult(ev.seed, src, False, None, tol, message))
             continue
         [trained] = train_jobs(
-            corpus, [job], ev.run.settings, engine=ev.run.engine, device=ev.run.device
+            corpus,
+            [job],
+            ev.run.settings,
+            engine=ev.run.engine,
+            device=ev.run.device,
+            kernel=ev.run.kernel,
         )
         diff = float(np.max(np.abs(trained.predictions - ev.predictions[test_idx]), initial=0.0))
         passed = diff <= tol

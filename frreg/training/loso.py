@@ -98,6 +98,19 @@ def fold_record(job: FoldJob, target: np.ndarray, pred: np.ndarray) -> FoldRecor
     )
 
 
+def engine_kernel(engine: str, device: str = "cpu", kernel: str | None = None) -> str:
+    """The kernel that trains: for the batched engine its compiled (``native``) or
+    ``torch`` kernel (:func:`frreg.training.batched.resolve_kernel`); the reference
+    loop is always ``torch``. Part of every run's ``config``, so of its cache key."""
+    if engine == "batched":
+        from frreg.training.batched import resolve_kernel
+
+        return resolve_kernel(device, kernel)
+    if kernel not in (None, "torch"):
+        raise ValueError(f"the {engine} engine has only the torch kernel, not {kernel!r}")
+    return "torch"
+
+
 def train_jobs(
     corpus: Corpus,
     jobs: Sequence[FoldJob],
@@ -106,8 +119,10 @@ def train_jobs(
     engine: Engine = "batched",
     device: str = "cpu",
     progress: Progress | None = None,
+    kernel: str | None = None,
 ) -> list[TrainedFold]:
-    """Train ``jobs`` on ``corpus`` and evaluate each on its held-out source."""
+    """Train ``jobs`` on ``corpus`` and evaluate each on its held-out source
+    (``kernel``: see :func:`engine_kernel`)."""
     fits: list[Fit]
     start = time.perf_counter()
     seconds: list[float] = []
@@ -122,11 +137,13 @@ def train_jobs(
             settings,
             device=device,
             progress=progress,
+            kernel=kernel,
         )
         seconds = [(time.perf_counter() - start) / max(len(jobs), 1)] * len(jobs)
     elif engine == "reference":
         from frreg.training.reference import fit_fold_reference
 
+        engine_kernel(engine, device, kernel)  # refuses a kernel it does not have
         fits = []
         for i, job in enumerate(jobs):
             job_start = time.perf_counter()
@@ -164,6 +181,7 @@ def run_config(
     engine: Engine = "batched",
     device: str = "cpu",
     dry_run: bool = False,
+    kernel: str | None = None,
 ) -> dict[str, Any]:
     """Everything that determines one seed's numbers.
 
@@ -182,6 +200,7 @@ def run_config(
         "encoder_vocab_version": ENCODER_VOCAB_VERSION,
         "engine": engine,
         "engine_version": engine_version(engine),
+        "kernel": engine_kernel(engine, device, kernel),
         "device": device,
         "dry_run": dry_run,
         "frreg": v["frreg"],
@@ -201,6 +220,7 @@ def seed_record(
     dry_run: bool = False,
     engine: Engine = "batched",
     device: str = "cpu",
+    kernel: str | None = None,
 ) -> SeedRecord:
     """The :class:`SeedRecord` of one seed (its predictions reference is added on write)."""
     recipe = settings.recipe()
@@ -225,7 +245,13 @@ def seed_record(
         versions=versions(),
         argv=tuple(argv) if argv is not None else tuple(sys.argv),
         config=run_config(
-            corpus.sha256, seed, settings, engine=engine, device=device, dry_run=dry_run
+            corpus.sha256,
+            seed,
+            settings,
+            engine=engine,
+            device=device,
+            dry_run=dry_run,
+            kernel=kernel,
         ),
         note=DRY_RUN_NOTE if dry_run else None,
     )
@@ -341,11 +367,15 @@ def run_loso(
     engine: Engine = "batched",
     device: str = "cpu",
     progress: Progress | None = None,
+    kernel: str | None = None,
 ) -> dict[int, Path]:
     """Train all seeds' folds together and write one artifact per seed; return their paths."""
     start = time.perf_counter()
+    kernel = engine_kernel(engine, device, kernel)
     jobs = plan_jobs(corpus, seeds)
-    results = train_jobs(corpus, jobs, settings, engine=engine, device=device, progress=progress)
+    results = train_jobs(
+        corpus, jobs, settings, engine=engine, device=device, progress=progress, kernel=kernel
+    )
     wall = time.perf_counter() - start
     written: dict[int, Path] = {}
     for seed in seeds:
@@ -361,6 +391,7 @@ def run_loso(
             dry_run=dry_run,
             engine=engine,
             device=device,
+            kernel=kernel,
         )
         written[seed] = write_seed_artifacts(out_dir, record, corpus, folds)
     return written

@@ -48,16 +48,24 @@ from __future__ import annotations
 
 from frreg.training.batched.engine import (
     ENGINE_VERSION,
+    KERNEL_ENV,
+    KERNELS,
     STEPS_PER_CHUNK,
     check_supported,
     drop_threshold,
     fit_folds_batched,
+    native_module,
+    resolve_kernel,
 )
 
 __all__ = [
     "ENGINE_VERSION",
+    "KERNELS",
+    "KERNEL_ENV",
     "STEPS_PER_CHUNK",
     "check_supported",
     "drop_threshold",
     "fit_folds_batched",
+    "native_module",
+    "resolve_kernel",
 ]

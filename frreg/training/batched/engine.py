@@ -11,12 +11,12 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import torch
 
-from frreg.training.batched.adam import FlatAdam
+from frreg.training.batched.adam import ADAM_EPS, BETA1, BETA2, FlatAdam
 from frreg.training.batched.kernels import Workspace, forward_backward, predict
 from frreg.training.batched.layout import Layout, initial_parameters
 from frreg.training.model import MLPConfig
@@ -24,7 +24,16 @@ from frreg.training.settings import Fit, FoldJob, TrainSettings, fold_inputs
 
 #: Bump whenever a change in this package can change a trained number: it is
 #: part of every cache key, so stale models are retrained instead of served.
+#: (The kernel that trained a model, ``native`` or ``torch``, is in the key too.)
 ENGINE_VERSION: Final = 1
+
+#: The batched engine's two kernels: ``native``, the compiled C kernel
+#: (``_native.c``, CPU only), one model at a time for a whole epoch per call; and
+#: ``torch``, the same recipe as batched torch ops (any device). They draw their
+#: randomness differently, so they agree in distribution, not bit for bit.
+KERNELS: Final = ("native", "torch")
+#: Set to ``torch`` to run the torch kernel even where the native one is built.
+KERNEL_ENV: Final = "FRREG_KERNEL"
 
 #: Dropout masks are drawn and expanded this many steps at a time.
 STEPS_PER_CHUNK = 32
@@ -41,6 +50,50 @@ def drop_threshold(p: float) -> int:
     to the nearest multiple of 2**-16.
     """
     return round(p * (1 << _MASK_BITS)) - (1 << (_MASK_BITS - 1))
+
+
+#: The native kernel's instruction-set variant that is too slow to choose: x86-64
+#: without AVX2 and FMA (it also rounds differently, having no fused multiply-add).
+SLOW_NATIVE_TARGET: Final = "baseline"
+
+
+def native_module() -> Any | None:
+    """The compiled kernel, or ``None`` where it was not built or would run its slow
+    x86-64 baseline variant (then ``torch`` runs).
+
+    Its AVX-512 and AVX2 variants compute the same numbers, bit for bit.
+    """
+    try:
+        from frreg.training.batched import _native  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    if _native.target() == SLOW_NATIVE_TARGET:
+        return None
+    return _native
+
+
+def resolve_kernel(device: str = "cpu", requested: str | None = None) -> str:
+    """The kernel a batched run uses: ``requested``, else ``native`` on the CPU where it is
+    built (and :data:`KERNEL_ENV` does not say ``torch``), else ``torch``.
+
+    Raises ``ValueError`` for an unknown kernel, or ``native`` where it cannot run.
+    """
+    if requested is None:
+        requested = os.environ.get(KERNEL_ENV) or None
+        if requested is None:
+            native = torch.device(device).type == "cpu" and native_module() is not None
+            return "native" if native else "torch"
+    if requested not in KERNELS:
+        raise ValueError(f"unknown kernel {requested!r}; expected one of {', '.join(KERNELS)}")
+    if requested == "native":
+        if torch.device(device).type != "cpu":
+            raise ValueError(f"the native kernel runs on the CPU only, not {device}")
+        if native_module() is None:
+            raise ValueError(
+                "the native kernel is not available here (not built, or this CPU lacks "
+                "AVX2 and FMA): reinstall frreg with a C compiler, or use the torch kernel"
+            )
+    return requested
 
 
 def check_supported(config: MLPConfig) -> None:
@@ -245,18 +298,89 @@ class _ModelGroup:
                 adam.step(self.active[s])
 
     def fits(self) -> list[Fit]:
-        fits = []
-        for i, m in enumerate(self.members):
-            weights = (self.ws.w1[i], self.ws.w2[i], self.ws.w3[i])
-            x_test = self.packed.x_test[m]
-            out = [
-                predict(weights, x_test[start : start + _EVAL_ROWS])
-                for start in range(0, x_test.shape[0], _EVAL_ROWS)
-            ]
-            preds = torch.cat(out).double().cpu().numpy() if out else np.empty(0)
-            layers = tuple(w.detach().cpu().numpy().astype(np.float32) for w in weights)
-            fits.append(Fit(preds, layers))
-        return fits
+        return _fits(self.packed, self.members, (self.ws.w1, self.ws.w2, self.ws.w3))
+
+
+def _fits(packed: _Packed, members: np.ndarray, views: Sequence[torch.Tensor]) -> list[Fit]:
+    """Each member's held-out predictions and layers (``views``: its group's layer views)."""
+    fits = []
+    for i, m in enumerate(members):
+        weights = tuple(v[i] for v in views)
+        x_test = packed.x_test[m]
+        out = [
+            predict(weights, x_test[start : start + _EVAL_ROWS])
+            for start in range(0, x_test.shape[0], _EVAL_ROWS)
+        ]
+        preds = torch.cat(out).double().cpu().numpy() if out else np.empty(0)
+        layers = tuple(w.detach().cpu().numpy().astype(np.float32) for w in weights)
+        fits.append(Fit(preds, layers))
+    return fits
+
+
+def _stream_seed(stream: torch.Generator) -> np.ndarray:
+    """A model's xoshiro256** state (four 64-bit words), drawn from its own torch stream."""
+    words = torch.randint(-(2**63), 2**63 - 1, (4,), dtype=torch.int64, generator=stream)
+    state = words.numpy().view(np.uint64).copy()
+    if not state.any():  # the one state xoshiro cannot leave
+        state[0] = 1
+    return state
+
+
+class _NativeGroup:
+    """Models trained by the compiled kernel: one call per epoch, one model after another.
+
+    Same interface as :class:`_ModelGroup`. The layer buffers are shared with
+    torch (``Tensor.numpy()``), so held-out predictions and the returned layers
+    go through exactly the code the torch kernel's models do.
+    """
+
+    def __init__(
+        self,
+        packed: _Packed,
+        members: np.ndarray,
+        params: Sequence[torch.Tensor],
+        streams: Sequence[torch.Generator],
+        settings: TrainSettings,
+    ) -> None:
+        config = settings.model
+        layout = Layout(config.in_features, config.hidden)
+        self.members = members
+        self.packed = packed
+        self.views = layout.views(params)
+        self.params = [p.numpy() for p in params]
+        self.moments = [np.zeros_like(p) for p in self.params for _ in range(2)]
+        self.step = np.zeros(len(members), dtype=np.int64)
+        self.rng = np.stack([_stream_seed(s) for s in streams])
+        self.base = np.ascontiguousarray(packed.base[members], dtype=np.int64)
+        self.n_train = np.ascontiguousarray(packed.n_train[members], dtype=np.int64)
+        self.table = packed.table.numpy()
+        p = config.dropout
+        self.recipe = (
+            config.in_features + 1,
+            config.hidden,
+            settings.batch_size,
+            drop_threshold(p) + (1 << (_MASK_BITS - 1)),  # as an unsigned 16-bit threshold
+            1.0 / (1.0 - p),
+            settings.lr,
+            settings.weight_decay,
+            BETA1,
+            BETA2,
+            ADAM_EPS,
+        )
+        native = native_module()
+        if native is None:
+            raise RuntimeError("the native kernel is not built")
+        self.native: Any = native
+
+    def train_epoch(self) -> None:
+        m1, s1, m2, s2, m3, s3 = self.moments
+        self.native.train_epoch(
+            self.table, self.base, self.n_train, *self.params,
+            m1, s1, m2, s2, m3, s3, self.step, self.rng, self.recipe,
+        )  # fmt: skip
+
+    def fits(self) -> list[Fit]:
+        return _fits(self.packed, self.members, self.views)
 
 
 def _stack_layers(
@@ -288,7 +412,9 @@ def _cpu_cores() -> int:
 
 
 def _train_groups(
-    groups: Sequence[_ModelGroup], epochs: int, progress: Callable[[int, int], None] | None
+    groups: Sequence[_ModelGroup | _NativeGroup],
+    epochs: int,
+    progress: Callable[[int, int], None] | None,
 ) -> None:
     """Train the groups side by side, a thread each; ``progress`` runs in this thread."""
     if len(groups) == 1:
@@ -346,6 +472,7 @@ def fit_folds_batched(
     device: str = "cpu",
     progress: Callable[[int, int], None] | None = None,
     workers: int | None = None,
+    kernel: str | None = None,
 ) -> list[Fit]:
     """Train every job's model at once; return each job's :class:`Fit` (held-out
     predictions, float64 aligned with ``job.test_idx``, and the trained layers).
@@ -357,7 +484,8 @@ def fit_folds_batched(
     (default: one per available core), each trained in its own thread with
     single-threaded ops: torch's intra-op thread count is 1 until this returns
     (other torch work in the process meanwhile sees it too). On other devices
-    ``workers`` defaults to 1.
+    ``workers`` defaults to 1. ``kernel`` (:data:`KERNELS`; default:
+    :func:`resolve_kernel`) says which kernel trains.
     """
     if not jobs:
         return []
@@ -365,6 +493,8 @@ def fit_folds_batched(
     dtype = torch.float32
     config = settings.model
     check_supported(config)
+    kernel = resolve_kernel(device, kernel)
+    group_type = _NativeGroup if kernel == "native" else _ModelGroup
     layout = Layout(config.in_features, config.hidden)
     if workers is None:
         workers = _cpu_cores() if dev.type == "cpu" else 1
@@ -375,7 +505,7 @@ def fit_folds_batched(
         packed = _pack(features, codec, target, jobs, dtype, dev)
         inits = [initial_parameters(job, config) for job in jobs]
         groups = [
-            _ModelGroup(
+            group_type(
                 packed,
                 members,
                 _stack_layers(layout, [inits[m][0] for m in members], dtype, dev),

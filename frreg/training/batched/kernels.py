@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -50,8 +51,53 @@ class Workspace:
         self.gw3_row = self.grads[2].transpose(1, 2)
 
 
-_gelu = torch.ops.aten.gelu.out
-_gelu_backward = torch.ops.aten.gelu_backward.grad_input
+_INV_SQRT2 = 0.7071067811865476
+_INV_SQRT_2PI = 0.3989422804014327
+
+
+def _aten(op: str, overload: str) -> Any | None:
+    """A private ATen overload writing into a given buffer, or ``None`` where this torch lacks it."""
+    try:
+        return getattr(getattr(torch.ops.aten, op), overload)
+    except (AttributeError, RuntimeError):
+        return None
+
+
+def gelu_public(z: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Exact GELU, ``0.5 z (1 + erf(z / sqrt 2))``, into ``out``, with public ops only."""
+    torch.mul(z, _INV_SQRT2, out=out)
+    torch.erf(out, out=out)
+    return out.add_(1.0).mul_(z).mul_(0.5)
+
+
+def gelu_backward_public(
+    grad: torch.Tensor, z: torch.Tensor, grad_input: torch.Tensor
+) -> torch.Tensor:
+    """``grad * GELU'(z)`` into ``grad_input``: ``GELU'(z) = Phi(z) + z phi(z)``."""
+    density = torch.mul(z, z).mul_(-0.5).exp_().mul_(_INV_SQRT_2PI).mul_(z)
+    torch.mul(z, _INV_SQRT2, out=grad_input)
+    torch.erf(grad_input, out=grad_input)
+    return grad_input.add_(1.0).mul_(0.5).add_(density).mul_(grad)
+
+
+# ATen's own kernels (one fused pass each) where torch has them; the public
+# formulas otherwise. Both are tested against autograd.
+_ATEN_GELU = _aten("gelu", "out")
+_ATEN_GELU_BACKWARD = _aten("gelu_backward", "grad_input")
+
+
+def _gelu(z: torch.Tensor, *, out: torch.Tensor) -> torch.Tensor:
+    if _ATEN_GELU is None:
+        return gelu_public(z, out)
+    result: torch.Tensor = _ATEN_GELU(z, out=out)
+    return result
+
+
+def _gelu_backward(grad: torch.Tensor, z: torch.Tensor, *, grad_input: torch.Tensor) -> None:
+    if _ATEN_GELU_BACKWARD is None:
+        gelu_backward_public(grad, z, grad_input)
+    else:
+        _ATEN_GELU_BACKWARD(grad, z, grad_input=grad_input)
 
 
 def forward_backward(
