@@ -105,3 +105,19 @@ def check_output_dir(path: str | os.PathLike[str]) -> Path:
         raise InputError(f"{target}: exists and is not a directory")
     require_creatable(target, target)
     return target
+
+
+def read_json(path: str | os.PathLike[str], what: str) -> Any:
+    """The parsed JSON of ``path``, or a one-line :class:`~frreg.errors.InputError` naming the
+    file, ``what`` it should be, and the problem (missing, unreadable, not JSON)."""
+    from frreg.errors import InputError
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: {what} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the {what} ({exc})") from None
+    except (json.JSONDecodeError, RecursionError, ValueError) as exc:
+        raise InputError(f"{path}: the {what} is not JSON ({exc})") from None

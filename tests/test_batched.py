@@ -287,15 +287,20 @@ def corpus4(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
 def test_heldout_plcc_agrees_with_the_reference_loop(
     corpus4: Corpus, seed: int, kernel: str
 ) -> None:
+    assert_agrees_with_reference(corpus4, seed, kernel=kernel)
+
+
+def assert_agrees_with_reference(corpus: Corpus, seed: int, **kw: str) -> None:
+    """Held-out PLCC of every fold of ``seed``, batched (``kw``: kernel, device) vs the
+    reference loop, within :data:`PLCC_TOLERANCE`."""
     settings = TrainSettings(epochs=20)
-    jobs = jobs_for(corpus4, (seed,))
-    fast = train(corpus4, jobs, settings, kernel=kernel)
+    jobs = jobs_for(corpus, (seed,))
+    fast = train(corpus, jobs, settings, **kw)
     for job, pred in zip(jobs, fast, strict=True):
-        y = corpus4.target[job.test_idx]
-        ref = fit_fold_reference(
-            corpus4.features, corpus4.codec, corpus4.target, job, settings
-        ).predictions
-        assert plcc(y, pred) == pytest.approx(plcc(y, ref), abs=PLCC_TOLERANCE), job.held_out
+        y = corpus.target[job.test_idx]
+        ref = fit_fold_reference(corpus.features, corpus.codec, corpus.target, job, settings)
+        agrees = plcc(y, pred) == pytest.approx(plcc(y, ref.predictions), abs=PLCC_TOLERANCE)
+        assert agrees, job.held_out
 
 
 # --------------------------------------------------------------------------
@@ -387,15 +392,7 @@ def test_bad_input_is_refused(corpus: Corpus, kernel: str) -> None:
 @pytest.mark.parametrize("seed", [0, 1])
 def test_heldout_plcc_on_cuda_agrees_with_the_reference_loop(corpus4: Corpus, seed: int) -> None:
     """benchmarks/device_check.sh runs this where a GPU is at hand."""
-    settings = TrainSettings(epochs=20)
-    jobs = jobs_for(corpus4, (seed,))
-    fast = train(corpus4, jobs, settings, device="cuda")
-    for job, pred in zip(jobs, fast, strict=True):
-        y = corpus4.target[job.test_idx]
-        ref = fit_fold_reference(
-            corpus4.features, corpus4.codec, corpus4.target, job, settings
-        ).predictions
-        assert plcc(y, pred) == pytest.approx(plcc(y, ref), abs=PLCC_TOLERANCE), job.held_out
+    assert_agrees_with_reference(corpus4, seed, device="cuda")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from frreg._io import sha256_file
+from frreg._io import read_json, sha256_file
 from frreg.errors import InputError
 from frreg.export import graph
 from frreg.export.documents import CONFIDENCE_METHOD, ENSEMBLE_KIND, MEMBER_KIND
@@ -59,12 +59,7 @@ class CheckResult:
 
 
 def _load(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
-        raise InputError(f"{path}: not readable JSON ({exc})") from None
+    return read_json(path, "file")
 
 
 def find_manifests(directory: Path, ensemble_id: str | None = None) -> list[Path]:

@@ -30,7 +30,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from frreg._io import atomic_writer, check_output_dir, sha256_file
+from frreg._io import atomic_writer, check_output_dir, read_json, sha256_file
 from frreg.errors import FrregError, InputError
 from frreg.export import documents as docs
 from frreg.export import graph
@@ -122,14 +122,7 @@ def read_verdict(path: Path) -> dict[str, Any]:
             raise InputError(f"{path / HOLD_FILE}: the verdict is HOLD; only PROMOTE is exported")
         else:
             raise InputError(f"{path}: no {PROMOTE_FILE} here (run frreg-validate first)")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: verdict not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the verdict ({exc})") from None
-    except (json.JSONDecodeError, RecursionError, ValueError) as exc:
-        raise InputError(f"{path}: the verdict is not JSON ({exc})") from None
+    doc = read_json(path, "verdict")
     if not isinstance(doc, dict) or doc.get("schema") != VERDICT_SCHEMA:
         raise InputError(
             f"{path}: not a frreg verdict (no schema {VERDICT_SCHEMA!r}); gate the run with "
@@ -205,12 +198,7 @@ def _check_ensemble_id(ensemble_id: str, seeds: Sequence[int]) -> None:
 def _read_registry(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {"schema_version": 1, "models": []}
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the registry ({exc})") from None
-    except (json.JSONDecodeError, RecursionError, ValueError) as exc:
-        raise InputError(f"{path}: the registry is not JSON ({exc})") from None
+    doc = read_json(path, "registry")
     if not isinstance(doc, dict) or not isinstance(doc.get("models"), list):
         raise InputError(f"{path}: not a model registry (an object with a 'models' list)")
     if not all(isinstance(m, dict) for m in doc["models"]):

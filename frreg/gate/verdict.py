@@ -17,7 +17,6 @@ says it is frreg's layout.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from frreg import __version__
-from frreg._io import write_json_atomic
+from frreg._io import read_json, write_json_atomic
 from frreg.corpus import Corpus
 from frreg.errors import ArtifactError, InputError
 from frreg.gate.checks import (
@@ -269,12 +268,7 @@ def ensemble_of(
 def read_baseline(path: str | Path) -> dict[str, Any]:
     """A previous verdict's per-source ensemble evidence (``evidence.sources``)."""
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the baseline verdict ({exc})") from None
-    except (json.JSONDecodeError, RecursionError, ValueError) as exc:
-        raise InputError(f"{path}: the baseline verdict is not JSON ({exc})") from None
+    doc = read_json(path, "baseline verdict")
     sources = doc.get("evidence", {}).get("sources") if isinstance(doc, dict) else None
     if not isinstance(sources, dict):
         raise InputError(f"{path}: not a frreg verdict with per-source evidence")

@@ -98,6 +98,8 @@ FORK_FIELDS: Final = (
     "mean_srocc", "mean_rmse", "epochs", "batch_size", "lr", "weight_decay", "num_codecs",
     "encoder_vocab_version", "wall_time_s",
 )  # fmt: skip
+#: The seed-level summary of the folds, in both layouts.
+SUMMARY_FIELDS: Final = ("mean_plcc", "std_plcc", "min_plcc", "max_plcc", "mean_srocc", "mean_rmse")
 #: Fields only frreg's artifacts carry.
 FRREG_ONLY_FIELDS: Final = ("corpus_sha256", "sources", "config", "predictions", "weights")
 #: What a fork record says where frreg records the engine, device and corpus digest.
@@ -260,18 +262,7 @@ class SeedRecord:
             n_rows=r.integer("n_rows"),
             sources=r.strings("sources"),
             folds=tuple(r.fold(i, f) for i, f in enumerate(folds)),
-            mean_plcc=r.metric("mean_plcc"),
-            std_plcc=r.metric("std_plcc"),
-            min_plcc=r.metric("min_plcc"),
-            max_plcc=r.metric("max_plcc"),
-            mean_srocc=r.metric("mean_srocc"),
-            mean_rmse=r.metric("mean_rmse"),
-            epochs=r.integer("epochs"),
-            batch_size=r.integer("batch_size"),
-            lr=r.number("lr"),
-            weight_decay=r.number("weight_decay"),
-            num_codecs=r.integer("num_codecs"),
-            encoder_vocab_version=r.integer("encoder_vocab_version"),
+            **r.shared_fields(),
             unknown_encoders=r.get("unknown_encoders", dict, "an object"),
             engine=r.get("engine", str, "a string"),
             device=r.get("device", str, "a string"),
@@ -310,18 +301,7 @@ def _fork_record(r: _Reader) -> SeedRecord:
         n_rows=0 if first is None else first.n_train + first.n_val,
         sources=tuple(sorted({f.held_out for f in folds})),
         folds=folds,
-        mean_plcc=r.metric("mean_plcc"),
-        std_plcc=r.metric("std_plcc"),
-        min_plcc=r.metric("min_plcc"),
-        max_plcc=r.metric("max_plcc"),
-        mean_srocc=r.metric("mean_srocc"),
-        mean_rmse=r.metric("mean_rmse"),
-        epochs=r.integer("epochs"),
-        batch_size=r.integer("batch_size"),
-        lr=r.number("lr"),
-        weight_decay=r.number("weight_decay"),
-        num_codecs=r.integer("num_codecs"),
-        encoder_vocab_version=r.integer("encoder_vocab_version"),
+        **r.shared_fields(),
         engine=FORK_ENGINE,
         device=FORK_UNKNOWN,
         wall_time_s=r.number("wall_time_s"),
@@ -383,6 +363,15 @@ class _Reader:
         if abs(value) > MAX_INT:
             raise self.fail(f"field '{key}' is {value}, beyond any value frreg writes")
         return value
+
+    def shared_fields(self) -> dict[str, Any]:
+        """The summary and recipe fields frreg's and the fork's seed files both carry."""
+        return {
+            **{k: self.metric(k) for k in SUMMARY_FIELDS},
+            **{k: self.integer(k) for k in ("epochs", "batch_size")},
+            **{k: self.number(k) for k in ("lr", "weight_decay")},
+            **{k: self.integer(k) for k in ("num_codecs", "encoder_vocab_version")},
+        }
 
     def optional_number(self, key: str) -> float | None:
         value = self.obj.get(key)
