@@ -586,6 +586,19 @@ GATE_CQS = Option(
 )
 
 
+#: Shared by frreg-corpus (--scheduler) and the plugin (--frreg-scheduler, ini frreg_scheduler).
+SCHEDULER = Option(
+    "scheduler",
+    "scheduler",
+    "run the corpus cells on the Dask cluster whose scheduler listens at ADDRESS "
+    "(tcp://HOST:PORT; the cluster extra); the parts, manifest and corpus are still written "
+    "here (default: a local process pool)",
+    None,
+    metavar="ADDRESS",
+    show_default=False,
+)
+
+
 def corpus_option_groups() -> tuple[OptionGroup, ...]:
     """frreg-corpus's options, by help group; built on call, as some help reads the machine.
 
@@ -787,6 +800,15 @@ def corpus_option_groups() -> tuple[OptionGroup, ...]:
                 action="store_true",
                 default=False,
             ),
+            SCHEDULER,
+            opt(
+                "allow-mixed-libvmaf",
+                "allow_mixed_libvmaf",
+                "accept cells scored on workers with different libvmaf builds (their features "
+                "are not comparable; the corpus otherwise refuses to load) (default: off)",
+                action="store_true",
+                default=False,
+            ),
             opt(
                 "progress",
                 "progress",
@@ -976,6 +998,7 @@ PLUGIN_OPTIONS = (
     GATE_SOURCES,
     GATE_ENCODERS,
     GATE_CQS,
+    SCHEDULER,
     SEEDS,
     *TRAINING_OPTIONS,
     ENGINE,

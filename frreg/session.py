@@ -131,7 +131,7 @@ class ItemOutcome:
 
 
 #: The plugin options that say how to produce a missing corpus.
-PRODUCER_KEYS = ("sources", "encoders", "cqs")
+PRODUCER_KEYS = ("sources", "encoders", "cqs", "scheduler")
 
 
 def gate_config(values: Mapping[str, Any], base: Path, *, prefix: str = "--frreg-") -> GateConfig:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from frreg._io import atomic_writer, sha256_file
 from frreg.errors import CorpusError
@@ -120,6 +120,7 @@ def check_corpus_complete(path: str | os.PathLike[str], *, sha256: str | None = 
             f"({', '.join(map(str, missing[:5]))}{', ...' if len(missing) > 5 else ''}); "
             f"rerun frreg-corpus, or pass --allow-missing to accept the gaps",
         )
+    _check_one_libvmaf(corpus, manifest)
     recorded = (manifest.get("corpus") or {}).get("sha256")
     if recorded is None:
         raise CorpusError(corpus, None, f"{mname} records no corpus; rerun frreg-corpus")
@@ -131,4 +132,32 @@ def check_corpus_complete(path: str | os.PathLike[str], *, sha256: str | None = 
             None,
             f"contents differ from what {mname} recorded "
             f"(edited, or written by another run); rerun frreg-corpus",
+        )
+
+
+#: The manifest setting that accepts cells scored by different libvmaf builds.
+ALLOW_MIXED_LIBVMAF: Final = "allow_mixed_libvmaf"
+
+
+def _check_one_libvmaf(corpus: Path, manifest: dict[str, Any]) -> None:
+    """Cells run on Dask workers record their libvmaf; features from different libvmaf
+    builds are not comparable, so such a corpus is refused unless it was produced with
+    ``--allow-mixed-libvmaf``."""
+    seen: dict[str, list[str]] = {}
+    for cell in manifest.get("cells") or []:
+        worker = cell.get("worker") if isinstance(cell, dict) else None
+        if isinstance(worker, dict):
+            version = str(worker.get("libvmaf_version"))
+            seen.setdefault(version, []).append(str(worker.get("address")))
+    settings = manifest.get("settings")
+    allowed = isinstance(settings, dict) and bool(settings.get(ALLOW_MIXED_LIBVMAF))
+    if len(seen) > 1 and not allowed:
+        which = "; ".join(
+            f"libvmaf {v} on {', '.join(sorted(set(addrs)))}" for v, addrs in sorted(seen.items())
+        )
+        raise CorpusError(
+            corpus,
+            None,
+            f"cells were scored by different libvmaf builds ({which}): their features are not "
+            "comparable; rerun on workers with one build, or produce with --allow-mixed-libvmaf",
         )

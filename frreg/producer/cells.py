@@ -265,6 +265,17 @@ def _default_timeout(cell: Cell) -> float:
     return max(TIMEOUT_FLOOR_S, cell.frames * TIMEOUT_PER_FRAME_S * scale)
 
 
+@dataclass(frozen=True)
+class CellOutput:
+    """What a cell computed, before anything is written: its part header, the part
+    file's text and libvmaf's gzipped log. A plain value, so that a cell can run
+    on another machine (a Dask worker) and only the caller writes files."""
+
+    header: dict[str, Any]
+    part: str
+    log_gz: bytes
+
+
 def run_cell(
     cell: Cell,
     ffmpeg: str | os.PathLike[str],
@@ -278,10 +289,35 @@ def run_cell(
 
     The cell's part file appears (atomically) only if every check passed.
     """
+    output = compute_cell(
+        cell, ffmpeg, out_dir, vmaf_threads=vmaf_threads, timeout=timeout, clock=clock
+    )
+    return write_cell_output(out_dir, cell, output)
+
+
+def write_cell_output(out_dir: Path, cell: Cell, output: CellOutput) -> dict[str, Any]:
+    """Write a computed cell's log and part file atomically (the part last); its header."""
+    with atomic_writer(out_dir / f"{cell.key}{_LOG_SUFFIX}", "wb") as fh:
+        fh.write(output.log_gz)
+    with atomic_writer(out_dir / part_name(cell.key)) as fh:
+        fh.write(output.part)
+    return output.header
+
+
+def compute_cell(
+    cell: Cell,
+    ffmpeg: str | os.PathLike[str],
+    scratch: Path,
+    *,
+    vmaf_threads: int,
+    timeout: float | None = None,
+    clock: ff.ToolClock | None = None,
+) -> CellOutput:
+    """Encode and score one cell in a scratch directory under ``scratch``; write nothing."""
     src = cell.source
     limit = timeout if timeout is not None else _default_timeout(cell)
     work = Path(
-        tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-{cell.key[:12]}-", dir=out_dir)
+        tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-{cell.key[:12]}-", dir=scratch)
     )
     try:
         spec = encoder_spec(cell.encoder)
@@ -325,14 +361,13 @@ def run_cell(
             "rows": len(rows),
             "produced_at": now_iso(),
         }
-        with atomic_writer(out_dir / f"{cell.key}{_LOG_SUFFIX}", "wb") as fh:
+        lines = [json.dumps({"cell": header}, sort_keys=True), *map(_serialise_row, rows)]
+        return CellOutput(
+            header=header,
+            part="\n".join(lines) + "\n",
             # mtime=0 keeps the gzip bytes a function of the log alone.
-            fh.write(gzip.compress(json.dumps(scored.log, sort_keys=True).encode(), mtime=0))
-        with atomic_writer(out_dir / part_name(cell.key)) as fh:
-            fh.write(json.dumps({"cell": header}, sort_keys=True) + "\n")
-            for row in rows:
-                fh.write(_serialise_row(row) + "\n")
-        return header
+            log_gz=gzip.compress(json.dumps(scored.log, sort_keys=True).encode(), mtime=0),
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

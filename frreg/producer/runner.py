@@ -32,6 +32,7 @@ from filelock import FileLock
 
 from frreg._io import atomic_writer, require_creatable, write_json_atomic
 from frreg.corpus.sidecar import (
+    ALLOW_MIXED_LIBVMAF,
     clear_incomplete,
     incomplete_marker,
     manifest_path,
@@ -54,6 +55,7 @@ from frreg.producer.cells import (
     part_name,
     read_part_header,
     run_cell,
+    write_cell_output,
 )
 from frreg.producer.encoders import (
     DEFAULT_PRESETS,
@@ -365,6 +367,43 @@ class _Run:
             raise
         executor.shutdown(wait=True)
 
+    def run_on_cluster(self, client: Any, pdir: Path, timeout: float | None) -> None:
+        """Run every pending cell on the Dask cluster; this process writes each result."""
+        from frreg.producer.cluster import CellResult, check_sources_on_workers, run_cells
+
+        if not self.pending:
+            return
+        check_sources_on_workers(client, self.pending)
+
+        def landed(cell: Cell, result: CellResult) -> None:
+            header = write_cell_output(pdir, cell, result.output)
+            # The manifest says which worker ran the cell, with which ffmpeg and libvmaf.
+            self.headers[cell.key] = {
+                **header,
+                "worker": {
+                    "address": result.worker,
+                    "ffmpeg_version": result.ffmpeg_version,
+                    "libvmaf_version": result.libvmaf_version,
+                },
+            }
+            self.frames_done += cell.frames
+            self.record.save(self.headers, self.failures, complete=False)
+            self.report(f"{cell.label} on {result.worker}")
+
+        def failed(cell: Cell, failure: CellFailure) -> None:
+            self.failures[cell.key] = failure
+            self.record.save(self.headers, self.failures, complete=False)
+            self.report(cell.label)
+
+        run_cells(
+            client,
+            self.pending,
+            vmaf_threads=self.plan.vmaf_threads,
+            timeout=timeout,
+            on_result=landed,
+            on_failure=failed,
+        )
+
     def _settle(self, cell: Cell, fut: Future[dict[str, Any]]) -> None:
         try:
             self.headers[cell.key] = fut.result()
@@ -392,6 +431,8 @@ def produce_corpus(
     argv: Sequence[str] | None = None,
     devices: HardwareDevices | None = None,
     vmaf_bin: str | os.PathLike[str] | None = None,
+    scheduler: str | None = None,
+    allow_mixed_libvmaf: bool = False,
 ) -> ProduceResult:
     """Produce (or finish, or confirm) the per-frame corpus ``out`` for the grid.
 
@@ -412,6 +453,10 @@ def produce_corpus(
     ``out`` that is not a writable regular file: :func:`check_out_path`)
     raise :class:`~frreg.errors.InputError` before anything runs.
     ``result.corpus`` is ``out`` made absolute.
+
+    With ``scheduler`` (``tcp://HOST:PORT``) the pending cells run as tasks on
+    that Dask cluster (:mod:`frreg.producer.cluster`); everything else, writing
+    included, happens here as without it.
     """
     t0 = time.perf_counter()
     corpus = check_out_path(out)
@@ -429,6 +474,30 @@ def produce_corpus(
         devices=devices or HardwareDevices(),
         vmaf_bin=vmaf_bin,
     )
+    plan.settings[ALLOW_MIXED_LIBVMAF] = allow_mixed_libvmaf
+    client = None
+    if scheduler is not None:
+        from frreg.producer.cluster import connect
+
+        client = connect(scheduler)
+    try:
+        return _produce(corpus, plan, sources, argv, progress, timeout, allow_missing, client, t0)
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _produce(
+    corpus: Path,
+    plan: _Plan,
+    sources: Sequence[Source],
+    argv: Sequence[str] | None,
+    progress: ProgressCallback | None,
+    timeout: float | None,
+    allow_missing: bool,
+    client: Any,
+    t0: float,
+) -> ProduceResult:
     pdir = parts_dir(corpus)
     pdir.mkdir(parents=True, exist_ok=True)
     record = _ManifestRecord(
@@ -443,7 +512,10 @@ def produce_corpus(
         mark_incomplete(corpus, "a frreg-corpus run is in progress (or was interrupted); rerun it")
         record.save(run.headers, {}, complete=False)
         run.report(None)
-        run.run_pending(pdir, timeout)
+        if client is None:
+            run.run_pending(pdir, timeout)
+        else:
+            run.run_on_cluster(client, pdir, timeout)
         result = _finish(corpus, run, allow_missing)
         run.report(None, finished=True)
     return result
@@ -618,6 +690,8 @@ class _ManifestRecord:
             for k in (BITSTREAM_BYTES_COLUMN, ENC_TIME_COLUMN, "vmaf_mean", "produced_at"):
                 entry[k] = header.get(k)
             entry["part"] = f"{parts_dir(self.corpus).name}/{part_name(cell.key)}"
+            if "worker" in header:  # run on a Dask worker: which, with which ffmpeg/libvmaf
+                entry["worker"] = dict(header["worker"])
         elif cell.key in failures:
             entry["status"] = "failed"
             entry["error"] = failures[cell.key].message
@@ -759,6 +833,8 @@ def produce_with(
         argv=argv,
         devices=settings.devices,
         vmaf_bin=settings.vmaf_bin,
+        scheduler=settings.scheduler,
+        allow_mixed_libvmaf=settings.allow_mixed_libvmaf,
     )
 
 

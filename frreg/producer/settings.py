@@ -71,6 +71,10 @@ class ProducerSettings:
     devices: HardwareDevices = field(default_factory=HardwareDevices)
     #: The fork's ``--vmaf-bin``: checked to be a file, recorded, never run.
     vmaf_bin: Path | None = None
+    #: A Dask scheduler (``tcp://HOST:PORT``) to run the cells on; ``None``: locally.
+    scheduler: str | None = None
+    #: Accept cells scored by workers with different libvmaf builds.
+    allow_mixed_libvmaf: bool = False
 
     @property
     def uses_builtin(self) -> bool:
@@ -165,4 +169,6 @@ def producer_settings(values: Mapping[str, Any], base: Path) -> ProducerSettings
             vaapi=os.fspath(values.get("vaapi_device") or DEFAULT_VAAPI_DEVICE),
         ),
         vmaf_bin=path("vmaf_bin"),
+        scheduler=values.get("scheduler"),
+        allow_mixed_libvmaf=bool(values.get("allow_mixed_libvmaf")),
     )

@@ -1,0 +1,193 @@
+"""Corpus cells on a Dask cluster (``frreg-corpus --scheduler tcp://HOST:PORT``).
+
+Dask's ``distributed`` is the engine (the ``frreg[cluster]`` extra), imported only
+when a scheduler is given. The client stays what it is locally: it plans, and it
+alone writes part files, the manifest and the corpus, with the same atomic
+writes, resume and failure semantics. A cell task is pure: its inputs are the
+cell (source, encoder, quality, preset, frame range, device arguments) and the
+run's settings; on the worker it resolves that worker's ffmpeg, computes the
+cell in a scratch directory and returns the part's text, libvmaf's log and
+which worker ran it with which ffmpeg and libvmaf (:class:`CellResult`).
+
+Hardware cells ask for a worker resource named after their family (``nvenc``,
+``qsv``, ``vaapi``, ``videotoolbox``): a worker started with ``--resources
+nvenc=1`` receives NVENC cells and software cells, one without it software
+cells only. A hardware cell no worker can take fails at once, naming the
+resource, rather than waiting for a worker that may never come.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from frreg.errors import InputError, ToolError
+from frreg.producer import ffmpeg as ff
+from frreg.producer.cells import Cell, CellFailure, CellOutput, compute_cell
+from frreg.producer.encoders import encoder_spec
+
+#: What ``pip`` installs for the cluster path.
+CLUSTER_EXTRA: Final = "pip install 'frreg[cluster]'"
+#: How long to wait for the scheduler to answer before giving up (seconds).
+CONNECT_TIMEOUT_S: Final = 10
+#: Retries of a cell whose task raised (a worker that dies is rescheduled by Dask).
+CELL_RETRIES: Final = 1
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """A cell computed on a worker, and where and with what it ran."""
+
+    output: CellOutput
+    worker: str
+    ffmpeg_version: str
+    libvmaf_version: str | None
+
+
+def hardware_resource(cell: Cell) -> str | None:
+    """The worker resource a cell needs (its encoder's hardware family), if any."""
+    return encoder_spec(cell.encoder).hardware
+
+
+def connect(address: str) -> Any:
+    """A ``distributed.Client`` on ``address``; one-line :class:`InputError` (exit 2) when
+    the extra is missing or no scheduler answers within :data:`CONNECT_TIMEOUT_S`."""
+    try:
+        import distributed
+    except ImportError:
+        raise InputError(
+            f"--scheduler {address}: needs Dask's distributed, which the cluster extra "
+            f"provides: {CLUSTER_EXTRA}"
+        ) from None
+    try:
+        return distributed.Client(  # type: ignore[no-untyped-call]
+            address, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False
+        )
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise InputError(
+            f"--scheduler {address}: no Dask scheduler answered within {CONNECT_TIMEOUT_S} s "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'})"
+        ) from None
+
+
+def worker_resources(client: Any) -> dict[str, set[str]]:
+    """Each worker's address and the resource names it offers."""
+    info = client.scheduler_info()
+    return {
+        address: set((worker.get("resources") or {}).keys())
+        for address, worker in info.get("workers", {}).items()
+    }
+
+
+def _readable(paths: Sequence[str]) -> list[str]:
+    return [p for p in paths if not os.access(p, os.R_OK)]
+
+
+def check_sources_on_workers(client: Any, cells: Sequence[Cell]) -> None:
+    """Every source file must be readable at the same path on every worker (a shared
+    filesystem): a one-line :class:`InputError` naming the worker and the file if not."""
+    paths = sorted({str(c.source.path) for c in cells})
+    missing = client.run(_readable, paths)
+    for worker, absent in sorted(missing.items()):
+        if absent:
+            raise InputError(
+                f"source {absent[0]} is not readable on worker {worker}; with --scheduler, "
+                "sources must be on a filesystem every worker sees at the same path"
+            )
+
+
+@functools.cache
+def _worker_ffmpeg() -> tuple[Path, ff.FfmpegInfo]:
+    """This worker process's ffmpeg and what it can do, probed once per process."""
+    exe = ff.resolve_ffmpeg(None)
+    return exe, ff.probe_ffmpeg(exe)
+
+
+def cell_task(cell: Cell, vmaf_threads: int, timeout: float | None) -> CellResult:
+    """Run on a worker: compute one cell with that worker's ffmpeg (``FRREG_FFMPEG``, else
+    imageio-ffmpeg's)."""
+    from distributed import get_worker
+
+    worker = get_worker().address
+    exe, info = _worker_ffmpeg()
+    try:
+        with tempfile.TemporaryDirectory(prefix="frreg-cell-") as scratch:
+            output = compute_cell(
+                cell, exe, Path(scratch), vmaf_threads=vmaf_threads, timeout=timeout
+            )
+    except ToolError as exc:  # say where it failed: a cluster has many ffmpegs
+        raise ToolError(f"{exc} (on worker {worker})", exc.argv, exc.stderr_tail) from None
+    return CellResult(output, worker, info.version, info.libvmaf_version)
+
+
+def run_cells(
+    client: Any,
+    cells: Sequence[Cell],
+    *,
+    vmaf_threads: int,
+    timeout: float | None,
+    on_result: Callable[[Cell, CellResult], None],
+    on_failure: Callable[[Cell, CellFailure], None],
+) -> None:
+    """Submit every cell to the cluster and hand each outcome back as it lands.
+
+    ``on_result`` runs in the calling thread (it writes the part file); a cell
+    whose task fails on every try goes to ``on_failure`` as a local cell's would.
+    """
+    from distributed import as_completed
+
+    offered = worker_resources(client)
+    futures = {}
+    for cell in cells:
+        resource = hardware_resource(cell)
+        if resource is not None and not any(resource in r for r in offered.values()):
+            on_failure(
+                cell,
+                CellFailure(
+                    cell.label,
+                    cell.key,
+                    f"no worker offers the {resource!r} resource this {cell.encoder} cell "
+                    f"needs (start one with: dask worker ... --resources {resource}=1)",
+                ),
+            )
+            continue
+        fut = client.submit(
+            cell_task,
+            cell,
+            vmaf_threads,
+            timeout,
+            key=f"frreg-cell-{cell.key}",
+            resources={resource: 1} if resource is not None else None,
+            retries=CELL_RETRIES,
+            pure=False,
+        )
+        futures[fut] = cell
+    try:
+        with client.as_current():  # where as_completed finds its client
+            for fut in as_completed(list(futures)):  # type: ignore[no-untyped-call]
+                _settle(futures[fut], fut, on_result, on_failure)
+    finally:
+        client.cancel(list(futures))
+
+
+def _settle(
+    cell: Cell,
+    fut: Any,
+    on_result: Callable[[Cell, CellResult], None],
+    on_failure: Callable[[Cell, CellFailure], None],
+) -> None:
+    from frreg.producer.cells import cell_failure
+
+    try:
+        result = fut.result()
+    except ToolError as exc:
+        on_failure(cell, cell_failure(cell, exc))
+    except Exception as exc:  # a worker lost for good, a task that cannot run
+        on_failure(cell, CellFailure(cell.label, cell.key, f"{type(exc).__name__}: {exc}"))
+    else:
+        on_result(cell, result)

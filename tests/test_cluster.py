@@ -1,0 +1,200 @@
+"""frreg-corpus --scheduler: corpus cells on a real Dask scheduler and worker processes on
+loopback, started and stopped by the tests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from frreg.cli import corpus as corpus_cli  # noqa: E402
+from frreg.schema import EXIT_FAIL, EXIT_OK, EXIT_USAGE  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+GRID = [
+    "--builtin", "testsrc2_30fps", "mandelbrot_24fps", "--frames", "6", "--builtin-size",
+    "64x48", "--encoder", "libx264", "--cq", "22", "38", "--progress", "none",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[distributed.LocalCluster]:
+    """A scheduler and two worker processes on 127.0.0.1 (no dashboard)."""
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=50,
+    ) as lc:
+        yield lc
+
+
+def rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def manifest(path: Path) -> dict:
+    return json.loads(Path(f"{path}.manifest.json").read_text())
+
+
+def without_timing(table: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "enc_time_ms"} for r in table]
+
+
+def test_the_cluster_corpus_equals_the_local_one_but_for_timing(cluster, tmp_path):
+    local, remote = tmp_path / "local" / "c.jsonl", tmp_path / "remote" / "c.jsonl"
+    assert corpus_cli.main([*GRID, "--out", str(local)]) == EXIT_OK
+    argv = [*GRID, "--out", str(remote), "--scheduler", cluster.scheduler_address]
+    assert corpus_cli.main(argv) == EXIT_OK
+    assert len(rows(local)) == 2 * 2 * 6
+    assert without_timing(rows(remote)) == without_timing(rows(local))
+    workers = set(cluster.scheduler_info["workers"])
+    ran = [cell.get("worker") for cell in manifest(remote)["cells"]]
+    assert all(w is not None and w["address"] in workers for w in ran), ran
+    assert all(w["libvmaf_version"] for w in ran)
+    # Resume: a rerun through the cluster runs nothing and changes nothing.
+    before = remote.read_bytes()
+    assert corpus_cli.main(argv) == EXIT_OK
+    assert remote.read_bytes() == before
+
+
+def test_a_hardware_cell_with_no_worker_for_it_fails_fast_naming_the_resource(
+    cluster, tmp_path, capsys
+):
+    out = tmp_path / "c.jsonl"
+    argv = [*GRID[:-2], "--encoder", "h264_nvenc", "--cq", "30", "--out", str(out),
+            "--scheduler", cluster.scheduler_address, "--progress", "none"]  # fmt: skip
+    start = time.monotonic()
+    assert corpus_cli.main(argv) == EXIT_FAIL
+    assert time.monotonic() - start < 60
+    err = capsys.readouterr().err
+    assert "no worker offers the 'nvenc' resource" in err
+    assert not out.exists()
+
+
+def test_an_nvenc_cell_goes_only_to_the_worker_with_the_resource(cluster, tmp_path, capsys):
+    """A worker started with --resources nvenc=1 gets the NVENC cell (which fails here,
+    with ffmpeg's reason: no NVIDIA GPU) and the other workers do not."""
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_worker", cluster.scheduler_address,
+         "--nthreads", "1", "--resources", "nvenc=1", "--no-dashboard", "--host", "127.0.0.1",
+         "--name", "nvenc-worker"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        client = distributed.Client(cluster.scheduler_address, set_as_default=False)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                info = client.scheduler_info()["workers"]
+                with_nvenc = [a for a, w in info.items() if "nvenc" in (w.get("resources") or {})]
+                if with_nvenc:
+                    break
+                time.sleep(0.2)
+            assert with_nvenc, "the nvenc worker never joined"
+        finally:
+            client.close()
+        out = tmp_path / "c.jsonl"
+        argv = [*GRID[:-2], "--encoder", "h264_nvenc", "libx264", "--cq", "30", "--out",
+                str(out), "--scheduler", cluster.scheduler_address, "--allow-missing",
+                "--progress", "none"]  # fmt: skip
+        assert corpus_cli.main(argv) == EXIT_OK
+        err = capsys.readouterr().err
+        assert f"(on worker {with_nvenc[0]})" in err  # the NVENC cell ran there, and failed
+        done = [c for c in manifest(out)["cells"] if c["status"] == "done"]
+        assert [c["encoder"] for c in done] == ["libx264"] * len(done)
+        assert done
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+
+def test_a_scheduler_that_is_not_there_is_one_line_and_exit_2(tmp_path, capsys):
+    start = time.monotonic()
+    argv = [*GRID, "--out", str(tmp_path / "c.jsonl"), "--scheduler", "tcp://127.0.0.1:9"]
+    assert corpus_cli.main(argv) == EXIT_USAGE
+    assert time.monotonic() - start < 40
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "--scheduler tcp://127.0.0.1:9: no Dask scheduler answered" in err[0]
+
+
+def test_a_missing_extra_is_one_line_naming_the_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    argv = [*GRID, "--out", str(tmp_path / "c.jsonl"), "--scheduler", "tcp://127.0.0.1:9"]
+    assert corpus_cli.main(argv) == EXIT_USAGE
+    assert "pip install 'frreg[cluster]'" in capsys.readouterr().err
+
+
+def test_a_worker_killed_mid_run_has_its_cell_rescheduled_and_the_corpus_is_identical(
+    tmp_path,
+):
+    import os
+    import signal
+    import threading
+
+    grid = list(GRID)
+    grid[grid.index("--frames") + 1] = "30"  # long enough a cell to kill a worker mid-cell
+    local, remote = tmp_path / "local" / "c.jsonl", tmp_path / "remote" / "c.jsonl"
+    assert corpus_cli.main([*grid, "--out", str(local)]) == EXIT_OK
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address=None, silence_logs=50,
+    ) as lc:  # fmt: skip
+        codes: list[int] = []
+        run = threading.Thread(
+            target=lambda: codes.append(
+                corpus_cli.main([*grid, "--out", str(remote), "--scheduler", lc.scheduler_address])
+            )
+        )
+        run.start()
+        # Kill a worker process as soon as a cell is running on it.
+        client = distributed.Client(lc.scheduler_address, set_as_default=False)
+        try:
+            deadline = time.monotonic() + 120
+            victim = None
+            while victim is None and time.monotonic() < deadline:
+                processing = client.processing()
+                busy = [w for w, keys in processing.items() if keys]
+                if busy:
+                    victim = busy[0]
+                time.sleep(0.05)
+            assert victim is not None, "no cell ever ran"
+            pids = client.run(os.getpid, workers=[victim])
+            os.kill(pids[victim], signal.SIGKILL)
+        finally:
+            client.close()
+        run.join(timeout=300)
+        assert not run.is_alive()
+    assert codes == [EXIT_OK]
+    assert without_timing(rows(remote)) == without_timing(rows(local))
+
+
+def test_cells_from_different_libvmaf_builds_refuse_to_load_unless_allowed(cluster, tmp_path):
+    from frreg.corpus import load_corpus
+    from frreg.errors import CorpusError
+
+    out = tmp_path / "c.jsonl"
+    assert (
+        corpus_cli.main([*GRID, "--out", str(out), "--scheduler", cluster.scheduler_address]) == 0
+    )
+    load_corpus(out)  # one build: fine
+    mpath = Path(f"{out}.manifest.json")
+    doc = json.loads(mpath.read_text())
+    doc["cells"][0]["worker"]["libvmaf_version"] = "9.9.9-other"
+    mpath.write_text(json.dumps(doc))
+    with pytest.raises(CorpusError, match="different libvmaf builds"):
+        load_corpus(out)
+    doc["settings"]["allow_mixed_libvmaf"] = True
+    mpath.write_text(json.dumps(doc))
+    assert load_corpus(out).n_rows == 24
