@@ -18,6 +18,7 @@ from frreg.cli import corpus as corpus_cli  # noqa: E402
 from frreg.schema import EXIT_FAIL, EXIT_OK, EXIT_USAGE  # noqa: E402
 
 pytestmark = pytest.mark.slow
+pytest_plugins = ["pytester"]
 
 GRID = [
     "--builtin", "testsrc2_30fps", "mandelbrot_24fps", "--frames", "6", "--builtin-size",
@@ -198,3 +199,48 @@ def test_cells_from_different_libvmaf_builds_refuse_to_load_unless_allowed(clust
     doc["settings"]["allow_mixed_libvmaf"] = True
     mpath.write_text(json.dumps(doc))
     assert load_corpus(out).n_rows == 24
+
+
+def test_a_worker_without_the_built_in_source_renders_the_same_bytes(tmp_path):
+    """What a remote worker does for a built-in source its machine lacks."""
+    from dataclasses import replace
+
+    from frreg.errors import ToolError
+    from frreg.producer import ffmpeg as ff
+    from frreg.producer.sources.builtins import builtin_sources, render_here
+
+    exe = ff.resolve_ffmpeg(None)
+    [client_side] = builtin_sources(
+        tmp_path / "client", ids=["mandelbrot_24fps"], frames=4, size=(64, 48)
+    )
+    elsewhere = replace(client_side, path=tmp_path / "gone" / client_side.path.name)
+    rendered = render_here(elsewhere, exe, tmp_path / "worker")
+    assert rendered.path == (tmp_path / "worker" / client_side.path.name).resolve()
+    assert rendered.path.read_bytes() == client_side.path.read_bytes()
+    assert render_here(client_side, exe, tmp_path / "unused") is client_side
+    forged = replace(elsewhere, sha256="0" * 64)
+    with pytest.raises(ToolError, match="renders it with sha256"):
+        render_here(forged, exe, tmp_path / "worker2")
+
+
+def test_the_plugin_produces_its_corpus_through_the_cluster(cluster, pytester):
+    """--frreg-scheduler: the gate's lazily produced corpus comes from the cluster."""
+    corpus = pytester.path / "corpus.jsonl"
+    result = pytester.runpytest_subprocess(
+        f"--frreg-corpus={corpus}",
+        f"--frreg-scheduler={cluster.scheduler_address}",
+        "--frreg-encoders=libx264",
+        "--frreg-cqs=22,38",
+        "--frreg-epochs=2",
+        "--frreg-mean-plcc-threshold=0",
+        "--frreg-per-seed-min=0",
+        "--frreg-plcc-spread-max=1",
+        "-p",
+        "no:cacheprovider",
+        timeout=300,
+    )
+    assert corpus.exists(), result.stdout.str()
+    workers = set(cluster.scheduler_info["workers"])
+    cells = manifest(corpus)["cells"]
+    assert cells
+    assert all(c["worker"]["address"] in workers for c in cells)

@@ -5,8 +5,9 @@ when a scheduler is given. The client stays what it is locally: it plans, and it
 alone writes part files, the manifest and the corpus, with the same atomic
 writes, resume and failure semantics. A cell task is pure: its inputs are the
 cell (source, encoder, quality, preset, frame range, device arguments) and the
-run's settings; on the worker it resolves that worker's ffmpeg, computes the
-cell in a scratch directory and returns the part's text, libvmaf's log and
+run's settings; on the worker it resolves that worker's ffmpeg, renders a
+built-in source the worker lacks (it must come out byte for byte the client's),
+computes the cell in a scratch directory and returns the part's text, libvmaf's log and
 which worker ran it with which ffmpeg and libvmaf (:class:`CellResult`).
 
 Hardware cells ask for a worker resource named after their family (``nvenc``,
@@ -22,7 +23,7 @@ import functools
 import os
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -91,7 +92,8 @@ def _readable(paths: Sequence[str]) -> list[str]:
 def check_sources_on_workers(client: Any, cells: Sequence[Cell]) -> None:
     """Every source file must be readable at the same path on every worker (a shared
     filesystem): a one-line :class:`InputError` naming the worker and the file if not."""
-    paths = sorted({str(c.source.path) for c in cells})
+    # Generated built-ins are rendered on a worker that lacks them (cell_task).
+    paths = sorted({str(c.source.path) for c in cells if c.source.generator is None})
     missing = client.run(_readable, paths)
     for worker, absent in sorted(missing.items()):
         if absent:
@@ -99,6 +101,14 @@ def check_sources_on_workers(client: Any, cells: Sequence[Cell]) -> None:
                 f"source {absent[0]} is not readable on worker {worker}; with --scheduler, "
                 "sources must be on a filesystem every worker sees at the same path"
             )
+
+
+def _with_local_source(cell: Cell, exe: Path) -> Cell:
+    """The cell, its built-in source rendered here first if this worker lacks the file."""
+    from frreg.producer.sources.builtins import default_cache_dir, render_here
+
+    source = render_here(cell.source, exe, default_cache_dir() / "sources")
+    return cell if source is cell.source else replace(cell, source=source)
 
 
 @functools.cache
@@ -116,6 +126,7 @@ def cell_task(cell: Cell, vmaf_threads: int, timeout: float | None) -> CellResul
     worker = get_worker().address
     exe, info = _worker_ffmpeg()
     try:
+        cell = _with_local_source(cell, exe)
         with tempfile.TemporaryDirectory(prefix="frreg-cell-") as scratch:
             output = compute_cell(
                 cell, exe, Path(scratch), vmaf_threads=vmaf_threads, timeout=timeout

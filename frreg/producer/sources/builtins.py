@@ -13,7 +13,7 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Final
@@ -265,6 +265,35 @@ def builtin_sources(
             )
         )
     return out
+
+
+def render_here(
+    source: Source, exe: str | os.PathLike[str], root: Path, timeout: float = 600.0
+) -> Source:
+    """``source`` readable on this machine: itself when its file is here, else a generated
+    built-in rendered into ``root`` (as a Dask worker does) under the same file name.
+
+    The render must be byte for byte the client's (its sha256): a worker whose ffmpeg
+    renders the generator differently is a :class:`ToolError` naming both digests.
+    """
+    if source.path.is_file() or source.generator is None:
+        return source
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / source.path.name
+    generator = source.generator
+
+    def render(tmp: Path) -> None:
+        ff.generate(exe, generator, source.frames, tmp, timeout=timeout)
+
+    _make_once(target, render)
+    digest = sha256_file(target)
+    if digest != source.sha256:
+        raise ToolError(
+            f"built-in source {source.id}: this machine's ffmpeg renders it with sha256 "
+            f"{digest[:12]}…, the client's with {source.sha256[:12]}…; workers need the "
+            "client's ffmpeg build"
+        )
+    return replace(source, path=target.resolve())
 
 
 def _make_once(path: Path, make: Callable[[Path], None]) -> None:
