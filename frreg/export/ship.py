@@ -342,7 +342,7 @@ def _export(
                 f"{verdict_path}: its seeds were trained by the native kernel, which is not "
                 "built in this install (reinstall frreg with a C compiler)"
             )
-    corpus = load_corpus(request.corpus)
+    corpus = decision.loaded if decision.loaded is not None else load_corpus(request.corpus)
     n = corpus.n_rows
     scaler = Scaler.fit(corpus.features)
     x = scaler.transform(corpus.features)

@@ -88,6 +88,8 @@ class Decision:
     unverified: str | None = None
     #: ``--accept-unverified``: judge self-reported numbers rather than HOLD on them.
     accept_unverified: bool = False
+    #: The corpus as loaded for the recomputation (``None`` when it was not).
+    loaded: Corpus | None = None
 
 
 def corpus_check(
@@ -221,6 +223,7 @@ def decide(
         ensemble=ensemble,
         ensemble_problem=ensemble_problem,
         loso_dir=str(loso_dir),
+        loaded=loaded,
     )
 
 
