@@ -113,8 +113,9 @@ def planned_files(ensemble_id: str, seeds: Sequence[int]) -> list[str]:
 # --------------------------------------------------------------------------
 
 
-def read_verdict(path: Path) -> dict[str, Any]:
-    """A frreg PROMOTE verdict, or a one-line :class:`InputError` saying why not."""
+def read_verdict(path: Path) -> tuple[dict[str, Any], Path]:
+    """A frreg PROMOTE verdict and its file (``path``, or the PROMOTE.json in a directory),
+    or a one-line :class:`InputError` saying why not."""
     if path.is_dir():
         if (path / PROMOTE_FILE).is_file():
             path = path / PROMOTE_FILE
@@ -141,7 +142,7 @@ def read_verdict(path: Path) -> dict[str, Any]:
             f"{path}: the verdict is {doc.get('verdict')!r}, not PROMOTE; only a PROMOTE is "
             f"exported" + (f" ({why})" if why else "")
         )
-    return {**doc, "_path": str(path)}
+    return doc, path
 
 
 def _thresholds(doc: Mapping[str, Any], where: Path) -> Any:
@@ -228,8 +229,7 @@ def export_ensemble(request: ExportRequest, log: Log | None = None) -> ExportRes
 
     say: Log = log or (lambda _line: None)
     graph.require_export_extra()
-    verdict = read_verdict(request.verdict)
-    verdict_path = Path(verdict.pop("_path"))
+    verdict, verdict_path = read_verdict(request.verdict)
     thresholds = _thresholds(verdict, verdict_path)
     loso_dir = verdict_path.parent
     seeds = _check_seed_files(verdict, loso_dir, verdict_path)
@@ -262,7 +262,7 @@ def export_ensemble(request: ExportRequest, log: Log | None = None) -> ExportRes
             _registry_onnx_path(
                 request.registry, out_dir / member_onnx_name(request.ensemble_id, seed)
             )
-    device = _device(request.device, verdict_path)
+    device = _device(request.device)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(_lock_path(out_dir, request.ensemble_id))):
@@ -285,13 +285,11 @@ def _lock_path(out_dir: Path, ensemble_id: str) -> Path:
     return Path(tempfile.gettempdir()) / f"frreg-export-{key}.lock"
 
 
-def _device(requested: str | None, where: Path) -> str | None:
-    if requested == "cuda":
-        import torch
+def _device(requested: str | None) -> str | None:
+    """``--device`` as given (``None``: the recorded one), refused where it is not there."""
+    from frreg.settings import device
 
-        if not torch.cuda.is_available():
-            raise InputError("--device cuda requested but torch sees no CUDA device")
-    return requested
+    return None if requested is None else device({"device": requested})
 
 
 def _remove_stale_staging(out_dir: Path, ensemble_id: str) -> None:
@@ -330,9 +328,9 @@ def _export(
         raise InputError(f"{verdict_path}: a seed's recorded recipe cannot be read")
     run = runs[seeds[0]]
     assert run is not None
-    device = device_choice or run.device
-    if device == "cuda":
-        _device("cuda", verdict_path)
+    from frreg.settings import device as checked_device
+
+    device = checked_device({"device": device_choice or run.device})
     kernel = run.kernel if device == "cpu" else "torch"
     if kernel == "native":
         from frreg.training.batched import native_module
