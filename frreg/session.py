@@ -273,9 +273,7 @@ class GateSession:
             "seed": seed,
             "held_out": source,
             "n_val": fold.n_val,
-            "plcc": fold.plcc,
-            "srocc": fold.srocc,
-            "rmse": fold.rmse,
+            **fold.metrics,
             "cache_key": entry.key,
             "trained_now": entry.trained_now,
         }

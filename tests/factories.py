@@ -25,7 +25,9 @@ def seed_record(
     """One seed's record; a float gives every source that PLCC."""
     if not isinstance(fold_plcc, Mapping):
         fold_plcc = dict.fromkeys(SOURCES, fold_plcc)
-    folds = [FoldRecord(s, 100, 50, p, p, 3.0) for s, p in fold_plcc.items()]
+    folds = [
+        FoldRecord(s, 100, 50, {"plcc": p, "srocc": p, "rmse": 3.0}) for s, p in fold_plcc.items()
+    ]
     fields: dict[str, Any] = {
         "seed": seed,
         "corpus": "corpus.jsonl",

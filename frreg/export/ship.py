@@ -430,7 +430,7 @@ def _export(
             onnx_sha,
             provenance,
             loso_plcc=loso,
-            in_sample={"plcc": tf.record.plcc, "rmse": tf.record.rmse},
+            in_sample={k: tf.record.metrics[k] for k in ("plcc", "rmse")},
         )
         side_name = member_sidecar_name(request.ensemble_id, seed)
         (stage / side_name).write_text(docs.dumps(record), encoding="utf-8")

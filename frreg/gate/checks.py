@@ -44,6 +44,7 @@ from frreg.schema import (
     PLCC_SPREAD_MAX,
     seed_artifact_name,
 )
+from frreg.training.metrics import FOLD_METRICS
 from frreg.training.record import FoldRecord, SeedRecord
 
 # --------------------------------------------------------------------------
@@ -309,7 +310,7 @@ def _fmt(x: float | None) -> str:
 
 def fold_problems(seed: int, fold: FoldRecord, thresholds: Thresholds) -> list[str]:
     """What is wrong with one fold: undefined metrics, or PLCC below ``fold_min``."""
-    bad = [k for k in ("plcc", "srocc", "rmse") if not _finite(getattr(fold, k))]
+    bad = [m.name for m in FOLD_METRICS if not _finite(fold.metrics.get(m.name))]
     if bad:
         return [
             f"seed {seed} fold {fold.held_out}: {', '.join(bad)} undefined "

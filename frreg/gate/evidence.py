@@ -35,6 +35,7 @@ from frreg.gate.checks import SeedArtifact
 from frreg.schema import DRY_RUN_EPOCHS, DRY_RUN_NOTE
 from frreg.training.batched.engine import KERNELS
 from frreg.training.loso import ENGINES, PREDICTIONS_HEADER, Engine, engine_version, fold_record
+from frreg.training.metrics import FOLD_METRICS
 from frreg.training.model import MLPConfig
 from frreg.training.record import FoldRecord, SeedRecord
 from frreg.training.settings import FoldJob, TrainSettings, fold_inputs
@@ -42,8 +43,6 @@ from frreg.training.splits import LeaveOneSourceOut
 
 #: Re-running a stored model must reproduce its predictions to float32 rounding.
 RERUN_ATOL: Final = 1e-4
-#: Recorded metrics must equal the recomputed ones up to float64 rounding.
-METRIC_ATOL: Final = 1e-9
 #: On CUDA, kernels are not bit-reproducible: the audit compares within this.
 CUDA_AUDIT_ATOL: Final = 1e-3
 
@@ -282,15 +281,21 @@ def _fold_problems(record: SeedRecord, expected: Sequence[FoldRecord], corpus: C
         problems.append(f"records folds {got}; the corpus's LOSO folds are {want}")
         return problems
     for mine, truth in zip(record.folds, expected, strict=True):
-        for key in ("n_train", "n_val", "plcc", "srocc", "rmse"):
+        for key in ("n_train", "n_val"):
             a, b = getattr(mine, key), getattr(truth, key)
+            if a != b:
+                problems.append(f"fold {mine.held_out}: records {key} {a!r}, recomputed {b!r}")
+        for metric in FOLD_METRICS:
+            a, b = mine.metrics.get(metric.name), truth.metrics.get(metric.name)
             same = a == b or (
                 isinstance(a, float)
                 and isinstance(b, float)
-                and (abs(a - b) <= METRIC_ATOL or (math.isnan(a) and math.isnan(b)))
+                and (abs(a - b) <= metric.atol or (math.isnan(a) and math.isnan(b)))
             )
             if not same:
-                problems.append(f"fold {mine.held_out}: records {key} {a!r}, recomputed {b!r}")
+                problems.append(
+                    f"fold {mine.held_out}: records {metric.name} {a!r}, recomputed {b!r}"
+                )
     return problems
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from frreg._io import atomic_writer
 from frreg.gate.checks import GateReport
 from frreg.gate.ensemble import EnsembleEvidence, SourceEvidence
+from frreg.training.metrics import summary_fields
 from frreg.training.record import SeedRecord
 
 PlccTable = dict[int, dict[str, float | None]]
@@ -81,6 +82,20 @@ def evidence_lines(evidence: EnsembleEvidence) -> list[str]:
     return lines
 
 
+def summary_markdown(records: Mapping[int, SeedRecord]) -> list[str]:
+    """Every seed's summary of every fold metric (:data:`~frreg.training.metrics.FOLD_METRICS`),
+    as a markdown table: one row per seed, one column per summary field."""
+    fields = summary_fields()
+    head = " | ".join(f"{stat} {metric.label}" for metric, stat in fields)
+    out = [f"| seed | {head} |", "|---:|" + "---:|" * len(fields)]
+    for seed, rec in sorted(records.items()):
+        cells = " | ".join(
+            _cell(rec.summary.get(metric.summary_field(stat))).strip() for metric, stat in fields
+        )
+        out.append(f"| {seed} | {cells} |")
+    return out
+
+
 def markdown(
     report: GateReport,
     sources: Sequence[str],
@@ -89,6 +104,7 @@ def markdown(
     files: Mapping[str, str] | None = None,
     notes: Sequence[str] = (),
     evidence: EnsembleEvidence | None = None,
+    records: Mapping[int, SeedRecord] | None = None,
 ) -> str:
     """A markdown summary suitable for a CI job summary."""
     mark = "✅ PROMOTE" if report.passed else "❌ HOLD"
@@ -98,6 +114,8 @@ def markdown(
     for seed, row in sorted(table.items()):
         cells = " | ".join(_cell(row.get(s)).strip() for s in sources)
         out.append(f"| {seed} | {cells} | {_cell(report.seed_means.get(seed)).strip()} |")
+    if records:
+        out += ["", "## Fold metrics per seed", "", *summary_markdown(records)]
     out += ["", "## Checks", ""]
     marks = {"PASS": "PASS", "FAIL": "**FAIL**", "WARN": "**WARN**"}
     out += [f"- {marks[c.status]} {c.message}" for c in report.checks]

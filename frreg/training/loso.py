@@ -33,7 +33,7 @@ from frreg.schema import (
     seed_predictions_name,
     seed_weights_name,
 )
-from frreg.training.metrics import plcc, rmse, srocc
+from frreg.training.metrics import fold_metrics
 from frreg.training.record import FileRef, FoldRecord, SeedRecord
 from frreg.training.settings import Fit, FoldJob, TrainSettings
 from frreg.training.splits import LeaveOneSourceOut
@@ -87,14 +87,11 @@ def plan_jobs(corpus: Corpus, seeds: Sequence[int]) -> list[FoldJob]:
 
 def fold_record(job: FoldJob, target: np.ndarray, pred: np.ndarray) -> FoldRecord:
     """Held-out metrics of one job's predictions."""
-    y = target[job.test_idx]
     return FoldRecord(
         held_out=job.held_out,
         n_train=job.n_train,
         n_val=len(job.test_idx),
-        plcc=plcc(y, pred),
-        srocc=srocc(y, pred),
-        rmse=rmse(y, pred),
+        metrics=fold_metrics(target[job.test_idx], pred),
     )
 
 

@@ -21,33 +21,38 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
-import numpy as np
-
 from frreg.errors import ArtifactError
 from frreg.schema import SEED_RECORD_VERSION
-
-Metric = float | None
+from frreg.training.metrics import (
+    FOLD_METRICS,
+    GATE_METRIC,
+    Metric,
+    summarize_metric,
+    summary_fields,
+)
 
 
 @dataclass(frozen=True)
 class FoldRecord:
-    """Held-out metrics of one (seed, source) model; ``None`` where undefined."""
+    """Held-out results of one (seed, source) model: its sizes and every fold metric
+    (:data:`~frreg.training.metrics.FOLD_METRICS`, by name; ``None`` where undefined)."""
 
     held_out: str
     n_train: int
     n_val: int
-    plcc: Metric
-    srocc: Metric
-    rmse: Metric
+    metrics: Mapping[str, Metric]
+
+    @property
+    def plcc(self) -> Metric:
+        """The gate's metric (ADR-0303 judges PLCC)."""
+        return self.metrics.get(GATE_METRIC)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "held_out": self.held_out,
             "n_train": self.n_train,
             "n_val": self.n_val,
-            "plcc": self.plcc,
-            "srocc": self.srocc,
-            "rmse": self.rmse,
+            **{m.name: self.metrics.get(m.name) for m in FOLD_METRICS},
         }
 
 
@@ -62,29 +67,15 @@ class FileRef:
         return {"file": self.file, "sha256": self.sha256}
 
 
-def _finite_mean(values: Sequence[Metric]) -> float | None:
-    # A fold with an undefined metric makes the summary undefined: never drop it.
-    if not values or any(v is None or not math.isfinite(v) for v in values):
-        return None
-    return float(np.mean(np.asarray(values, dtype=np.float64)))
-
-
-def summarize(folds: Sequence[FoldRecord]) -> dict[str, float | None]:
-    """Seed-level summary of fold metrics; ``None`` where undefined.
-
-    ``std_plcc`` is the sample standard deviation (ddof=1) of the folds' PLCC,
-    as the fork's trainer defines it (undefined below two folds).
-    """
-    plccs = [f.plcc for f in folds]
-    mean = _finite_mean(plccs)
-    arr = np.asarray(plccs, dtype=np.float64) if mean is not None else None
+def summarize(folds: Sequence[FoldRecord]) -> dict[str, Metric]:
+    """Seed-level summary of the fold metrics (``mean_plcc``, ``std_plcc``, ...), in
+    written order; ``None`` where undefined (a fold with an undefined metric makes
+    that metric's summary undefined: a fold is never dropped)."""
     return {
-        "mean_plcc": mean,
-        "std_plcc": float(arr.std(ddof=1)) if arr is not None and arr.size >= 2 else None,
-        "min_plcc": float(arr.min()) if arr is not None else None,
-        "max_plcc": float(arr.max()) if arr is not None else None,
-        "mean_srocc": _finite_mean([f.srocc for f in folds]),
-        "mean_rmse": _finite_mean([f.rmse for f in folds]),
+        metric.summary_field(stat): summarize_metric(
+            stat, [f.metrics.get(metric.name) for f in folds]
+        )
+        for metric, stat in summary_fields()
     }
 
 
@@ -92,14 +83,17 @@ def summarize(folds: Sequence[FoldRecord]) -> dict[str, float | None]:
 #: :func:`_fork_record`).
 ORIGIN_FRREG: Final = "frreg"
 ORIGIN_FORK: Final = "fork"
+#: The seed-level summary of the folds (``mean_plcc`` ...), in written order.
+SUMMARY_FIELDS: Final = tuple(m.summary_field(stat) for m, stat in summary_fields())
+#: The summary fields the fork's trainer writes too.
+FORK_SUMMARY_FIELDS: Final = tuple(
+    m.summary_field(stat) for m, stat in summary_fields() if m.in_fork
+)
 #: The fork trainer's ``loso_seed{N}.json`` fields (its ``note`` is optional).
 FORK_FIELDS: Final = (
-    "seed", "corpus", "n_folds", "folds", "mean_plcc", "std_plcc", "min_plcc", "max_plcc",
-    "mean_srocc", "mean_rmse", "epochs", "batch_size", "lr", "weight_decay", "num_codecs",
-    "encoder_vocab_version", "wall_time_s",
+    "seed", "corpus", "n_folds", "folds", *FORK_SUMMARY_FIELDS, "epochs", "batch_size", "lr",
+    "weight_decay", "num_codecs", "encoder_vocab_version", "wall_time_s",
 )  # fmt: skip
-#: The seed-level summary of the folds, in both layouts.
-SUMMARY_FIELDS: Final = ("mean_plcc", "std_plcc", "min_plcc", "max_plcc", "mean_srocc", "mean_rmse")
 #: Fields only frreg's artifacts carry.
 FRREG_ONLY_FIELDS: Final = ("corpus_sha256", "sources", "config", "predictions", "weights")
 #: What a fork record says where frreg records the engine, device and corpus digest.
@@ -135,12 +129,9 @@ class SeedRecord:
     device: str
     wall_time_s: float
     config: Mapping[str, Any]
-    mean_plcc: Metric = None
-    std_plcc: Metric = None
-    min_plcc: Metric = None
-    max_plcc: Metric = None
-    mean_srocc: Metric = None
-    mean_rmse: Metric = None
+    #: The summary of the folds as the file states it (:data:`SUMMARY_FIELDS`), kept
+    #: so that the gate can compare it with what the folds say.
+    summary: Mapping[str, Metric] = field(default_factory=dict)
     unknown_encoders: Mapping[str, int] = field(default_factory=dict)
     versions: Mapping[str, str] = field(default_factory=dict)
     argv: tuple[str, ...] = ()
@@ -155,20 +146,33 @@ class SeedRecord:
     def from_fork(self) -> bool:
         return self.origin == ORIGIN_FORK
 
+    @property
+    def mean_plcc(self) -> Metric:
+        """The seed's mean held-out PLCC as recorded (the ADR-0303 gate's number)."""
+        return self.summary.get("mean_plcc")
+
+    @property
+    def std_plcc(self) -> Metric:
+        return self.summary.get("std_plcc")
+
     # ------------------------------------------------------------------ writing
 
     @classmethod
     def build(cls, folds: Sequence[FoldRecord], **fields: Any) -> SeedRecord:
         """A record whose summary is computed from ``folds``."""
-        summary: dict[str, Any] = summarize(folds)
-        return cls(folds=tuple(folds), **fields, **summary)
+        return cls(folds=tuple(folds), summary=summarize(folds), **fields)
 
     def with_folds(
         self, folds: Sequence[FoldRecord], *, sources: Sequence[str], n_rows: int
     ) -> SeedRecord:
         """This record with other folds (and their summary), e.g. recomputed ones."""
-        summary: dict[str, Any] = summarize(folds)
-        return replace(self, folds=tuple(folds), sources=tuple(sources), n_rows=n_rows, **summary)
+        return replace(
+            self,
+            folds=tuple(folds),
+            sources=tuple(sources),
+            n_rows=n_rows,
+            summary=summarize(folds),
+        )
 
     def with_files(self, predictions: FileRef, weights: FileRef) -> SeedRecord:
         return replace(self, predictions=predictions, weights=weights)
@@ -184,12 +188,7 @@ class SeedRecord:
             "sources": list(self.sources),
             "n_folds": len(self.folds),
             "folds": [f.to_json() for f in self.folds],
-            "mean_plcc": self.mean_plcc,
-            "std_plcc": self.std_plcc,
-            "min_plcc": self.min_plcc,
-            "max_plcc": self.max_plcc,
-            "mean_srocc": self.mean_srocc,
-            "mean_rmse": self.mean_rmse,
+            **{k: self.summary.get(k) for k in SUMMARY_FIELDS},
             "epochs": self.epochs,
             "batch_size": self.batch_size,
             "lr": self.lr,
@@ -249,9 +248,7 @@ class SeedRecord:
     def from_json(cls, obj: Any, path: str | Path = "<seed record>") -> SeedRecord:
         """Validate a parsed artifact; every problem is one :class:`ArtifactError` line."""
         r = _Reader(Path(path), obj)
-        # frreg always writes schema_version and its own fields; the fork's trainer
-        # writes neither (a frreg file stripped of its version is not a fork file).
-        if "schema_version" not in r.obj and not any(k in r.obj for k in FRREG_ONLY_FIELDS):
+        if r.fork:
             return _fork_record(r)
         folds = r.get("folds", list, "a list")
         return cls(
@@ -340,6 +337,9 @@ class _Reader:
             raise ArtifactError(path, f"expected a JSON object, got {type(obj).__name__}")
         self.path = path
         self.obj = obj
+        # frreg always writes schema_version and its own fields; the fork's trainer
+        # writes neither (a frreg file stripped of its version is not a fork file).
+        self.fork = "schema_version" not in obj and not any(k in obj for k in FRREG_ONLY_FIELDS)
 
     def fail(self, problem: str) -> ArtifactError:
         return ArtifactError(self.path, problem)
@@ -366,8 +366,13 @@ class _Reader:
 
     def shared_fields(self) -> dict[str, Any]:
         """The summary and recipe fields frreg's and the fork's seed files both carry."""
+        fields = FORK_SUMMARY_FIELDS if self.fork else SUMMARY_FIELDS
         return {
-            **{k: self.metric(k) for k in SUMMARY_FIELDS},
+            "summary": {
+                m.summary_field(stat): self.metric(m.summary_field(stat), m.summary_range(stat))
+                for m, stat in summary_fields()
+                if m.summary_field(stat) in fields
+            },
             **{k: self.integer(k) for k in ("epochs", "batch_size")},
             **{k: self.number(k) for k in ("lr", "weight_decay")},
             **{k: self.integer(k) for k in ("num_codecs", "encoder_vocab_version")},
@@ -389,9 +394,15 @@ class _Reader:
             raise self.fail(f"field '{key}' must be a number, got {value!r}")
         return float(value)
 
-    def metric(self, key: str, where: Mapping[str, Any] | None = None, label: str = "") -> Metric:
-        """A metric: a number or null. Correlations must lie in [-1, 1], errors be >= 0
-        (NaN passes here as undefined; the gate fails closed on it)."""
+    def metric(
+        self,
+        key: str,
+        bounds: tuple[float, float],
+        where: Mapping[str, Any] | None = None,
+        label: str = "",
+    ) -> Metric:
+        """A metric: a number or null within ``bounds`` (the metric's declared range;
+        NaN passes here as undefined, and the gate fails closed on it)."""
         source = self.obj if where is None else where
         value = source.get(key)
         shown = label or f"field '{key}'"
@@ -399,10 +410,7 @@ class _Reader:
             raise self.fail(f"{shown} must be a number or null, got {value!r}")
         if value is None or math.isnan(value):
             return None if value is None else float(value)
-        # A spread (std_plcc: a sample std, up to sqrt 2 for correlations) or an
-        # error is >= 0; a correlation lies in [-1, 1].
-        spread = "rmse" in key or key.startswith("std")
-        lo, hi = (0.0, math.inf) if spread else (-1.0, 1.0)
+        lo, hi = bounds
         if not lo <= value <= hi or math.isinf(value):
             raise self.fail(f"{shown} is {value!r}, outside [{lo:g}, {hi:g}]")
         return float(value)
@@ -424,12 +432,15 @@ class _Reader:
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise self.fail(f"folds[{i}].{key} must be a non-negative integer, got {value!r}")
             sizes.append(value)
-        metrics = []
-        for key in ("plcc", "srocc", "rmse"):
-            if key not in fold:
-                raise self.fail(f"folds[{i}] is missing '{key}'")
-            metrics.append(self.metric(key, fold, f"folds[{i}].{key}"))
-        return FoldRecord(fold["held_out"], sizes[0], sizes[1], *metrics)
+        metrics: dict[str, Metric] = {}
+        for m in FOLD_METRICS:
+            if m.name not in fold and self.fork and not m.in_fork:
+                metrics[m.name] = None  # a metric the fork's trainer does not compute
+                continue
+            if m.name not in fold:
+                raise self.fail(f"folds[{i}] is missing '{m.name}'")
+            metrics[m.name] = self.metric(m.name, (m.lo, m.hi), fold, f"folds[{i}].{m.name}")
+        return FoldRecord(fold["held_out"], sizes[0], sizes[1], metrics)
 
     def file_ref(self, key: str) -> FileRef | None:
         value = self.optional(key, dict, "an object")
