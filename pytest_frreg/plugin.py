@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from frreg.options import GATE_OUT_DIR, PLUGIN_OPTIONS, Option, add_options
+from frreg.options import Option, add_options
+from frreg.session_options import GATE_OUT_DIR, PLUGIN_OPTIONS
 from pytest_frreg.items import NODE, SESSION_KEY, GateCollector
 
 PREFIX = "frreg-"
@@ -38,7 +39,7 @@ def _name(opt: Option) -> str:
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("frreg", "fr_regressor_v2 ensemble ship gate (pytest-frreg)")
 
-    def add(flag: str, **kwargs: Any) -> None:
+    def add(*flags: str, **kwargs: Any) -> None:
         # Resolved later as option > ini > built-in default, so argparse must
         # not fill the default in; the help text still shows it. Values are
         # checked at configure time, not by argparse, so that the gate's old
@@ -48,17 +49,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         for key in ("type", "choices"):
             kwargs.pop(key, None)
         kwargs.update(dest="frreg_" + kwargs["dest"], default=None)
-        group.addoption(flag, **kwargs)
+        group.addoption(*flags, **kwargs)
 
-    add_options(add, PLUGIN_OPTIONS, prefix=PREFIX)
+    # One word per flag: the words after an option may be test paths.
+    add_options(add, PLUGIN_OPTIONS, prefix=PREFIX, single_word=True)
     for opt in PLUGIN_OPTIONS:
-        parser.addini(_name(opt), f"default for --{PREFIX}{opt.name}", default="")
+        parser.addini(_name(opt), f"default for {'/'.join(opt.flags(PREFIX))}", default="")
 
 
 def _resolve(config: pytest.Config, opt: Option) -> Any:
     """One option's value: command line, else ini, else the built-in default; checked."""
     raw = config.getoption(_name(opt))
-    where = f"argument --{PREFIX}{opt.name}"
+    where = f"argument {'/'.join(opt.flags(PREFIX))}"
     if raw is None:
         raw = config.getini(_name(opt))
         where = f"ini option {_name(opt)}"
@@ -67,10 +69,8 @@ def _resolve(config: pytest.Config, opt: Option) -> Any:
     if opt.choices and raw not in opt.choices:
         choices = ", ".join(repr(c) for c in opt.choices)
         raise pytest.UsageError(f"{where}: invalid choice: {raw!r} (choose from {choices})")
-    if opt.type is None:
-        return raw
     try:
-        return opt.type(str(raw))
+        return opt.convert(raw)
     except argparse.ArgumentTypeError as exc:
         raise pytest.UsageError(f"{where}: {exc}") from None
 

@@ -20,11 +20,6 @@ import pytest
 from media import lavfi_to
 
 from frreg.cli.corpus import build_parser, main
-from frreg.options import cq_list, encoder_list
-from frreg.options import cq_value as cq_arg
-from frreg.options import encoder_preset as preset_arg
-from frreg.options import frame_size as size_arg
-from frreg.options import producible_encoder as encoder_arg
 from frreg.producer import (
     builtin_sources,
     incomplete_marker,
@@ -33,6 +28,11 @@ from frreg.producer import (
     resolve_ffmpeg,
 )
 from frreg.producer.cells import NONDETERMINISTIC_COLUMNS
+from frreg.producer.options import cq_list, encoder_list
+from frreg.producer.options import cq_value as cq_arg
+from frreg.producer.options import encoder_preset as preset_arg
+from frreg.producer.options import frame_size as size_arg
+from frreg.producer.options import producible_encoder as encoder_arg
 from frreg.producer.sources import frame_bytes
 from frreg.schema import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, KEY_COLUMNS
 

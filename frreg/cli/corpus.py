@@ -31,12 +31,10 @@ from typing import NoReturn
 from frreg.cli._common import guarded
 from frreg.corpus.sidecar import incomplete_marker
 from frreg.errors import FrregError, InputError
-from frreg.options import (
-    StrictParser,
-    corpus_option_groups,
-)
+from frreg.options import StrictParser
 from frreg.producer import ffmpeg as ff
 from frreg.producer.encoders import HARDWARE_ENCODERS, check_cq
+from frreg.producer.options import corpus_option_groups
 from frreg.producer.progress import (
     PlainProgress,
     ProgressCallback,

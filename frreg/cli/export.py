@@ -23,7 +23,8 @@ from pathlib import Path
 
 from frreg.cli._common import fail, guarded
 from frreg.errors import FrregError
-from frreg.options import EXPORT_OPTIONS, StrictParser, add_options
+from frreg.export.options import EXPORT_OPTIONS
+from frreg.options import StrictParser, add_options
 from frreg.schema import DEFAULT_ENSEMBLE_ID, EXIT_FAIL, EXIT_OK, EXIT_USAGE
 
 PROG = "frreg-export"

@@ -26,14 +26,8 @@ from typing import Any
 
 from frreg.cli._common import fail, guarded
 from frreg.errors import FrregError
-from frreg.options import (
-    AUDIT,
-    GATE_CORPUS_CHECK,
-    GATE_SEEDS,
-    THRESHOLD_OPTIONS,
-    StrictParser,
-    add_options,
-)
+from frreg.gate.options import AUDIT, GATE_CORPUS_CHECK, GATE_SEEDS, THRESHOLD_OPTIONS
+from frreg.options import StrictParser, add_options
 from frreg.schema import EXIT_FAIL, EXIT_OK
 
 PROG = "frreg-gate"

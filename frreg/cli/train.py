@@ -19,17 +19,9 @@ from pathlib import Path
 from frreg._io import check_output_dir
 from frreg.cli._common import fail, guarded
 from frreg.errors import CorpusError, FrregError
-from frreg.options import (
-    CORPUS,
-    DEVICE,
-    ENGINE,
-    OUT_DIR,
-    SEEDS,
-    TRAINING_OPTIONS,
-    StrictParser,
-    add_options,
-)
+from frreg.options import StrictParser, add_options
 from frreg.schema import DRY_RUN_EPOCHS, DRY_RUN_NOTE, EXIT_OK
+from frreg.training.options import CORPUS, DEVICE, ENGINE, OUT_DIR, SEEDS, TRAINING_OPTIONS
 
 PROG = "frreg-train"
 

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from frreg.cli._common import fail, guarded
 from frreg.cli.gate import add_gate_arguments, gate_inputs
 from frreg.errors import FrregError
-from frreg.options import ACCEPT_UNVERIFIED, StrictParser, add_options
+from frreg.gate.options import ACCEPT_UNVERIFIED
+from frreg.options import StrictParser, add_options
 from frreg.schema import EXIT_FAIL, EXIT_OK, HOLD_FILE, PROMOTE_FILE
 
 PROG = "frreg-validate"

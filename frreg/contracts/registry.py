@@ -71,16 +71,17 @@ PLUGIN_PREFIX = "--frreg"
 def plugin_cli() -> Cli:
     """``pytest --frreg-*``: the plugin's options, built from the declarations the plugin adds.
 
-    The parser is made from ``frreg.options.PLUGIN_OPTIONS`` (what
-    ``pytest_frreg.plugin`` registers), so documented ``pytest --frreg-...``
-    lines are checked against the same declarations, not a copy.
+    The parser is made from ``frreg.session_options.PLUGIN_OPTIONS`` as
+    ``pytest_frreg.plugin`` adds them (one word per flag), so documented
+    ``pytest --frreg-...`` lines are checked against the same declarations, not a copy.
     """
 
     def build_parser() -> argparse.ArgumentParser:
-        from frreg.options import PLUGIN_OPTIONS, StrictParser, add_options
+        from frreg.options import StrictParser, add_options
+        from frreg.session_options import PLUGIN_OPTIONS
 
         parser = StrictParser(prog=PLUGIN_CLI_NAME, add_help=False)
-        add_options(parser.add_argument, PLUGIN_OPTIONS, prefix="frreg-")
+        add_options(parser.add_argument, PLUGIN_OPTIONS, prefix="frreg-", single_word=True)
         return parser
 
     return Cli(PLUGIN_CLI_NAME, build_parser)
@@ -103,6 +104,12 @@ def _comma_join(value: Sequence[Any]) -> str:
     return ",".join(str(v) for v in value)
 
 
+def _list_item(value: Any) -> str:
+    # A list option's value: one list (the plugin's, per flag) or, once
+    # frreg-corpus's extend has opened the lists, one item of it.
+    return _comma_join(value) if isinstance(value, tuple | list) else str(value)
+
+
 def _pair(value: Sequence[Any]) -> str:
     return f"{value[0]}={value[1]}"
 
@@ -111,11 +118,11 @@ def _size(value: Sequence[Any]) -> str:
     return f"{value[0]}x{value[1]}"
 
 
-#: frreg.options' shared types, by qualified name.
+#: The types options declared in option tables use, by qualified name.
 OPTION_TYPES: dict[str, tuple[str, Format | None]] = {
     "frreg.options.seed_list": ("seed_list", _comma_join),
-    "frreg.options.encoder_list": ("encoder_list", _comma_join),
-    "frreg.options.cq_list": ("cq_list", _comma_join),
+    "frreg.producer.options.encoder_list": ("encoder_list", _list_item),
+    "frreg.producer.options.cq_list": ("cq_list", _list_item),
     "frreg.options.positive_int": ("positive_int", None),
     "frreg.options.positive_float": ("positive_float", None),
     "frreg.options.nonnegative_float": ("nonnegative_float", None),
@@ -124,12 +131,12 @@ OPTION_TYPES: dict[str, tuple[str, Format | None]] = {
     "frreg.options.nonnegative_int": ("nonnegative_int", None),
     "frreg.options.unit_interval": ("unit_interval", None),
     "frreg.options.finite_float": ("finite_float", None),
-    "frreg.options.ensemble_id": ("ensemble_id", None),
+    "frreg.export.options.ensemble_id": ("ensemble_id", None),
 }
 
 #: frreg-corpus's own types, by a flag that uses them. The callable registered
 #: is whatever the real parser attaches to the flag, wherever it is defined
-#: (frreg.cli.corpus or frreg.options), so moving or renaming it needs no edit
+#: (frreg.producer.options, frreg.options), so moving or renaming it needs no edit
 #: here. A callable already registered above (a merged one) keeps that entry.
 CORPUS_FLAG_TYPES: dict[str, tuple[str, Format | None]] = {
     "--builtin": ("builtin_id", None),
@@ -141,8 +148,6 @@ CORPUS_FLAG_TYPES: dict[str, tuple[str, Format | None]] = {
     "--pix-fmt": ("pix_fmt", None),
     "--framerate": ("framerate", None),
     "--builtin-size": ("size", _size),
-    "--encoder": ("producible_encoder", None),
-    "--cq": ("cq", None),
     "--preset": ("preset", _pair),
     "--timeout": ("corpus_positive_float", None),
 }
@@ -186,9 +191,15 @@ def _value_specs() -> dict[str, Callable[[], ValueSpec]]:
     def comma(values: list[Any]) -> str:
         return ",".join(str(v) for v in values)
 
+    def listed(items: SearchStrategy[list[Any]]) -> SearchStrategy[str]:
+        # A list option's text: its items separated by commas, spaces or both.
+        return st.tuples(items, st.sampled_from([",", " ", ", "])).map(
+            lambda t: t[1].join(str(v) for v in t[0])
+        )
+
     even = st.integers(16, 1024).map(lambda n: 2 * n)
     return {
-        # frreg.options
+        # OPTION_TYPES
         "seed_list": lambda: ValueSpec(
             st.lists(st.integers(0, 99_999), min_size=1, max_size=6, unique=True).map(comma),
             st.sampled_from(["", "x", "1,,2", "-1", "1,1", "1.5", "0,x", "3,3,4", ","]),
@@ -223,20 +234,16 @@ def _value_specs() -> dict[str, Callable[[], ValueSpec]]:
             st.sampled_from(["", "Upper", "-lead", "a b", "a.b", "x" * 60, "_x"]),
         ),
         "encoder_list": lambda: ValueSpec(
-            st.lists(st.sampled_from(producible()), min_size=1, unique=True).map(comma),
-            st.sampled_from(["libx999", "unknown", "libx264,libx264", "", "libx264,"]),
+            listed(st.lists(st.sampled_from(producible()), min_size=1, unique=True)),
+            st.sampled_from(
+                ["libx999", "unknown", "x264", "libx264,libx264", "libx264 libx264", "", "libx264,"]
+            ),
         ),
         "cq_list": lambda: ValueSpec(
-            st.lists(st.integers(0, 63), min_size=1, max_size=5, unique=True).map(comma),
-            st.sampled_from(["x", "1,1", "-1", "", "1,,2"]),
+            listed(st.lists(st.integers(0, 63), min_size=1, max_size=5, unique=True)),
+            st.sampled_from(["x", "1.5", "1,1", "1 1", "-1", "", "1,,2"]),
         ),
-        # frreg-corpus
-        "producible_encoder": lambda: ValueSpec(
-            st.sampled_from(producible()), st.sampled_from(["libx999", "unknown", "x264", ""])
-        ),
-        "cq": lambda: ValueSpec(
-            st.integers(0, 63).map(str), st.sampled_from(["-1", "x", "1.5", ""])
-        ),
+        # CORPUS_FLAG_TYPES
         "preset": lambda: ValueSpec(
             presets(), st.sampled_from(["libx264", "libx264=turbo", "bogus=fast", "=fast"])
         ),

@@ -1,0 +1,92 @@
+"""The plugin's options, ``pytest --frreg-*``: every stage's option the gate session
+offers, and the few only the plugin has.
+
+A stage's option is offered as it is declared in that stage's table (with the
+``frreg-`` prefix, and ini key ``frreg_<dest>``); the plugin-only ones are
+declared here. :data:`PLUGIN_OPTIONS` is what ``pytest_frreg.plugin`` adds
+and what :func:`frreg.session.gate_config` receives, keyed by dest.
+
+Light, like every option table: ``pytest --help`` reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from frreg.export.options import ENSEMBLE_ID, EXPORT_FORCE, EXPORT_REGISTRY
+from frreg.gate.options import THRESHOLD_OPTIONS
+from frreg.options import Option, boolean, nonnegative_int
+from frreg.producer.options import CQS, ENCODERS, SCHEDULER, SOURCES
+from frreg.schema import DEFAULT_AUDIT_JOBS
+from frreg.training.options import DEVICE, ENGINE, SEEDS, TRAINING_OPTIONS
+
+GATE_CORPUS = Option(
+    "corpus",
+    "corpus",
+    "Phase A corpus (JSONL); turns the gate on; produced from --frreg-sources if missing",
+    None,
+    metavar="PATH",
+    shown_default="off",
+)
+#: frreg-corpus's ``--sources``, with what it means to the gate.
+GATE_SOURCES = replace(
+    SOURCES,
+    help="source manifest (TOML or JSON) used to produce a missing corpus",
+    show_default=True,
+    shown_default="the built-in source set",
+)
+GATE_OUT_DIR = Option(
+    "out-dir",
+    "out_dir",
+    "where loso_seed{N}.json, the verdict and the report land",
+    "runs/frreg-gate",
+    metavar="DIR",
+)
+GATE_CACHE_DIR = Option(
+    "cache-dir",
+    "cache_dir",
+    "trained-seed cache shared by xdist workers and concurrent sessions",
+    "runs/frreg-cache",
+    metavar="DIR",
+)
+PLUGIN_AUDIT = Option(
+    "audit",
+    "audit",
+    "retrain this many randomly chosen (seed, fold) jobs before writing the verdict",
+    None,
+    nonnegative_int,
+    "K",
+    shown_default=f"{DEFAULT_AUDIT_JOBS} unless this session trained every seed itself, else 0",
+)
+#: The plugin's export options: --frreg-export=DIR turns the export on.
+PLUGIN_EXPORT = Option(
+    "export",
+    "export_dir",
+    "after the controller wrote PROMOTE, export the ensemble into DIR (as frreg-export does)",
+    None,
+    metavar="DIR",
+    shown_default="off",
+)
+PLUGIN_EXPORT_REGISTRY = replace(EXPORT_REGISTRY, name="export-registry", dest="export_registry")
+PLUGIN_EXPORT_FORCE = replace(EXPORT_FORCE, name="export-force", dest="export_force", type=boolean)
+
+#: Every ``--frreg-*`` option, in help order.
+PLUGIN_OPTIONS = (
+    GATE_CORPUS,
+    GATE_SOURCES,
+    ENCODERS,
+    CQS,
+    SCHEDULER,
+    SEEDS,
+    *TRAINING_OPTIONS,
+    ENGINE,
+    DEVICE,
+    GATE_OUT_DIR,
+    GATE_CACHE_DIR,
+    *THRESHOLD_OPTIONS,
+    PLUGIN_AUDIT,
+    PLUGIN_EXPORT,
+    ENSEMBLE_ID,
+    PLUGIN_EXPORT_REGISTRY,
+    PLUGIN_EXPORT_FORCE,
+)

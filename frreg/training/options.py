@@ -1,0 +1,81 @@
+"""The training stage's options: ``frreg-train``'s, also offered by the plugin.
+
+Declared once here (see :mod:`frreg.options` for how); resolved once in
+:func:`frreg.settings.train_settings`. Light: no torch, numpy or pandas, as
+``pytest --help`` reads it.
+"""
+
+from __future__ import annotations
+
+from frreg.options import Option, nonnegative_float, positive_float, positive_int, seed_list
+from frreg.schema import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_CORPUS,
+    DEFAULT_EPOCHS,
+    DEFAULT_LR,
+    DEFAULT_OUT_DIR,
+    DEFAULT_SEEDS,
+    DEFAULT_WEIGHT_DECAY,
+    NUM_CODECS,
+)
+
+SEEDS = Option(
+    "seeds",
+    "seeds",
+    "comma-separated training seeds, one model per seed and fold",
+    default=DEFAULT_SEEDS,
+    type=seed_list,
+    metavar="N[,N...]",
+)
+EPOCHS = Option("epochs", "epochs", "training epochs per fold", DEFAULT_EPOCHS, positive_int, "N")
+BATCH_SIZE = Option(
+    "batch-size", "batch_size", "minibatch size", DEFAULT_BATCH_SIZE, positive_int, "N"
+)
+LR = Option("lr", "lr", "Adam learning rate", DEFAULT_LR, positive_float, "LR")
+WEIGHT_DECAY = Option(
+    "weight-decay",
+    "weight_decay",
+    "Adam weight decay (L2)",
+    DEFAULT_WEIGHT_DECAY,
+    nonnegative_float,
+    "WD",
+)
+NUM_CODECS_OPT = Option(
+    "num-codecs",
+    "num_codecs",
+    "width of the codec block (encoder one-hot + preset_norm + crf_norm); only "
+    f"{NUM_CODECS} is supported by encoder vocabulary v2",
+    NUM_CODECS,
+    positive_int,
+    "N",
+)
+
+#: The training settings shared by ``frreg-train`` and ``pytest --frreg-*``.
+TRAINING_OPTIONS = (EPOCHS, BATCH_SIZE, LR, WEIGHT_DECAY, NUM_CODECS_OPT)
+
+CORPUS = Option(
+    "corpus", "corpus", "Phase A per-frame corpus (JSONL)", DEFAULT_CORPUS, None, "PATH"
+)
+OUT_DIR = Option(
+    "out-dir",
+    "out_dir",
+    "directory for loso_seed{N}.json and predictions",
+    DEFAULT_OUT_DIR,
+    None,
+    "DIR",
+)
+
+#: The training engines (``frreg.training.loso.ENGINES``; repeated here so that
+#: the option table does not import the engines, which need torch).
+ENGINES = ("batched", "reference")
+ENGINE = Option(
+    "engine",
+    "engine",
+    "batched: every fold and seed in one batched run (fast); reference: the "
+    "straightforward per-fold DataLoader loop, for cross-checking",
+    "batched",
+    choices=ENGINES,
+)
+DEVICE = Option(
+    "device", "device", "torch device; cuda only when available", "cpu", choices=("cpu", "cuda")
+)
