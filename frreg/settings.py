@@ -15,15 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from frreg.errors import InputError
-from frreg.gate.checks import Thresholds
-from frreg.schema import (
-    ENCODER_VOCAB_VERSION,
-    EVIDENCE_BASELINE_DROP_MAX,
-    EVIDENCE_BIAS_MAX,
-    EVIDENCE_COVERAGE_MIN,
-    EVIDENCE_MARGIN_MIN,
-    NUM_CODECS,
-)
+from frreg.gate.criteria import Thresholds
+from frreg.schema import ENCODER_VOCAB_VERSION, NUM_CODECS
 from frreg.training.model import MLPConfig
 from frreg.training.settings import TrainSettings
 
@@ -49,21 +42,9 @@ def train_settings(
 
 
 def thresholds(values: Mapping[str, Any]) -> Thresholds:
-    """Gate thresholds from ``seeds``, ``mean_plcc_threshold``, ``plcc_spread_max``,
-    ``per_seed_min`` and, when offered, ``fold_min``, ``strict`` and the evidence
-    thresholds."""
-    return Thresholds(
-        mean_plcc_min=values["mean_plcc_threshold"],
-        plcc_spread_max=values["plcc_spread_max"],
-        per_seed_min=values["per_seed_min"],
-        seeds=tuple(values["seeds"]),
-        fold_min=values.get("fold_min"),
-        strict=bool(values.get("strict") or False),
-        margin_min=values.get("margin_min", EVIDENCE_MARGIN_MIN),
-        bias_max=values.get("bias_max", EVIDENCE_BIAS_MAX),
-        coverage_min=values.get("coverage_min", EVIDENCE_COVERAGE_MIN),
-        baseline_drop_max=values.get("baseline_drop_max", EVIDENCE_BASELINE_DROP_MAX),
-    )
+    """Gate thresholds from ``seeds``, ``strict`` and every threshold option's dest
+    (:data:`~frreg.gate.criteria.CRITERIA`): each caller offers them all."""
+    return Thresholds.from_options(values)
 
 
 def device(values: Mapping[str, Any], *, prefix: str = "--") -> str:

@@ -11,6 +11,7 @@ import pytest
 from conftest import LENIENT_GATE
 from frreg.cli import validate as validate_cli
 from frreg.corpus import load_corpus
+from frreg.gate.criteria import BASELINE_DROP, PROFILE_STRICT, threshold_criteria
 from frreg.schema import CANONICAL_6, EXIT_FAIL, EXIT_OK, HOLD_FILE, PROMOTE_FILE
 from frreg.synthetic import synthetic_rows, write_corpus
 from frreg.training.loso import run_loso
@@ -123,7 +124,15 @@ def test_baseline_relative_drop_is_reported_and_enforced_under_strict(loso_copy,
     assert "(synth01)" in check["message"]
     assert check["observed"] == pytest.approx(0.05)
     # Strict, with the other evidence criteria out of the way (this run is brief):
-    others = ["--ols-margin-min", "-1", "--bias-max", "100", "--coverage-min", "0", "--strict"]
+    others = [
+        *(
+            arg
+            for _, c in threshold_criteria()
+            if c.profile == PROFILE_STRICT and c is not BASELINE_DROP
+            for arg in (f"--{c.option}", f"{c.lenient:g}")
+        ),
+        "--strict",
+    ]
     assert validate_cli.main([*args, *others]) == EXIT_FAIL
     assert validate_cli.main([*args, *others, "--baseline-drop-max", "0.06"]) == EXIT_OK
 

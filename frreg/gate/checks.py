@@ -1,10 +1,13 @@
-"""The ship gate: every check, its name and its threshold, defined once.
+"""The ship gate: running the checks on loaded artifacts.
 
-:func:`evaluate` turns loaded seed artifacts into a :class:`GateReport`; the
-CLIs (``frreg-gate``, ``frreg-validate``) and the pytest plugin all call it,
-and the plugin's items are views of the same checks (:func:`fold_problems`,
-:func:`check_seed`, :data:`ENSEMBLE_CHECKS`), so a verdict never depends on
-how it was computed.
+Every criterion (its name, threshold, option, profile and compute function)
+is declared once in :mod:`frreg.gate.criteria`; this module runs them.
+:func:`evaluate` turns loaded seed artifacts into a :class:`GateReport`
+(each seed's checks, then the ensemble criteria) and :func:`evidence_checks`
+judges the ensemble evidence; the CLIs (``frreg-gate``, ``frreg-validate``)
+and the pytest plugin all call them, and the plugin's items are views of the
+same checks (:func:`fold_problems`, :func:`check_seed`,
+:func:`gate_item_criteria`), so a verdict never depends on how it was computed.
 
 The gate fails closed. A seed passes only when its artifact is present, its
 folds cover every source exactly once with finite PLCC (each at least
@@ -20,75 +23,62 @@ Malformed artifacts (bad JSON, wrong types) are input errors
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from frreg._io import sha256_file
 from frreg.errors import ArtifactError
-from frreg.gate.ensemble import EnsembleEvidence
-from frreg.schema import (
-    DRY_RUN_NOTE,
-    ENCODER_VOCAB_VERSION,
-    ENSEMBLE_SEEDS,
-    ENSEMBLE_SIZE,
-    EVIDENCE_BASELINE_DROP_MAX,
-    EVIDENCE_BIAS_MAX,
-    EVIDENCE_COVERAGE_MIN,
-    EVIDENCE_MARGIN_MIN,
-    MEAN_PLCC_MIN,
-    PER_SEED_PLCC_MIN,
-    PLCC_SPREAD_MAX,
-    seed_artifact_name,
+from frreg.gate.criteria import (
+    FOLD_MIN,
+    MEAN_PLCC,
+    PER_SEED_MIN,
+    PLCC_SPREAD,
+    STAGE_ENSEMBLE,
+    STAGE_EVIDENCE,
+    Check,
+    Criterion,
+    GateInputs,
+    Thresholds,
+    by_stage,
+    fmt_metric,
+    item_criteria,
 )
+from frreg.schema import DRY_RUN_NOTE, seed_artifact_name
 from frreg.training.metrics import FOLD_METRICS
 from frreg.training.record import FoldRecord, SeedRecord
 
+if TYPE_CHECKING:
+    from frreg.gate.ensemble import EnsembleEvidence
+
+__all__ = [
+    "CORPUS_CHECK",
+    "Check",
+    "GateReport",
+    "SeedArtifact",
+    "Thresholds",
+    "check_seed",
+    "evaluate",
+    "evidence_checks",
+    "fold_problems",
+    "load_loso_dir",
+]
+
 # --------------------------------------------------------------------------
-# Check names: the plugin's item ids and every front end read these.
+# Names of the checks that are not criteria: a verdict writer adds them about
+# its inputs and its run. The criteria's names are in frreg.gate.criteria.
 # --------------------------------------------------------------------------
 
-ENSEMBLE_SIZE_CHECK: Final = "ensemble size"
-MEAN_PLCC_CHECK: Final = "mean PLCC"
-SPREAD_CHECK: Final = "PLCC spread"
-PER_SEED_MIN_CHECK: Final = "per-seed minimum PLCC"
-FOLD_MIN_CHECK: Final = "fold minimum PLCC"
-PROVENANCE_CHECK: Final = "provenance"
-#: Checks a verdict writer adds about its inputs and its run.
 CORPUS_CHECK: Final = "corpus"
 EVIDENCE_CHECK: Final = "evidence"
 AUDIT_CHECK: Final = "audit"
 ITEMS_CHECK: Final = "gate items"
 RUN_CHECK: Final = "run"
-
-#: Ensemble-level checks, as ``(item id, check name)``: the plugin's
-#: ``frreg-gate::ensemble[<item id>]`` items, in order.
-#: frreg's ensemble evidence (:mod:`frreg.gate.ensemble`): reported always,
-#: enforced under strict. Per-source checks are named ``<id>-<source>``.
-EVIDENCE_MARGIN: Final = "ols-margin"
-EVIDENCE_BIAS: Final = "bias"
-EVIDENCE_COVERAGE: Final = "coverage"
-EVIDENCE_POOLED: Final = "pooled-plcc"
-EVIDENCE_BASELINE: Final = "baseline-relative"
-EVIDENCE_COMPUTED: Final = "computed"
-PER_SOURCE_EVIDENCE: Final = (EVIDENCE_MARGIN, EVIDENCE_BIAS, EVIDENCE_COVERAGE)
-
-
-def evidence_check_name(check: str, source: str | None = None) -> str:
-    """The name (and the plugin's item id) of one evidence check."""
-    return f"evidence {check}" + (f"-{source}" if source is not None else "")
-
-
-ENSEMBLE_CHECKS: Final = (
-    ("size", ENSEMBLE_SIZE_CHECK),
-    ("mean-plcc", MEAN_PLCC_CHECK),
-    ("plcc-spread", SPREAD_CHECK),
-    ("per-seed-min", PER_SEED_MIN_CHECK),
-    ("provenance", PROVENANCE_CHECK),
-)
+#: The one evidence check when the ensemble evidence cannot be computed at all; it
+#: answers for every evidence item.
+EVIDENCE_COMPUTED: Final = "evidence computed"
 
 
 def seed_check_name(seed: int) -> str:
@@ -106,53 +96,8 @@ def seed_artifact_check_name(seed: int) -> str:
     return f"seed {seed} artifact"
 
 
-#: Fields that must agree across every seed of one ensemble.
-PROVENANCE_FIELDS: Final = (
-    "corpus_sha256",
-    "sources",
-    "epochs",
-    "batch_size",
-    "lr",
-    "weight_decay",
-    "num_codecs",
-    "encoder_vocab_version",
-    "schema_version",
-)
-
-#: How each seed was run: every one must have been trained the same way.
-RUN_FIELDS: Final = ("engine", "device", "versions", "config")
-
-
-def _provenance_view(record: SeedRecord) -> dict[str, Any]:
-    """The fields that must agree across seeds (``config`` without its seed)."""
-    doc = record.to_json()
-    doc["config"] = {k: v for k, v in record.config.items() if k != "seed"}
-    return doc
-
-
 # A recorded mean may differ from the recomputed one by float rounding only.
 _MEAN_TOLERANCE = 1e-9
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Gate thresholds and the seeds the ensemble must contain.
-
-    ``fold_min`` (off when ``None``) also fails any fold below it.
-    """
-
-    mean_plcc_min: float = MEAN_PLCC_MIN
-    plcc_spread_max: float = PLCC_SPREAD_MAX
-    per_seed_min: float = PER_SEED_PLCC_MIN
-    seeds: tuple[int, ...] = ENSEMBLE_SEEDS
-    fold_min: float | None = None
-    #: frreg's ensemble evidence (:mod:`frreg.gate.ensemble`): always reported,
-    #: enforced only when ``strict``.
-    strict: bool = False
-    margin_min: float = EVIDENCE_MARGIN_MIN
-    bias_max: float = EVIDENCE_BIAS_MAX
-    coverage_min: float = EVIDENCE_COVERAGE_MIN
-    baseline_drop_max: float = EVIDENCE_BASELINE_DROP_MAX
 
 
 @dataclass(frozen=True)
@@ -169,30 +114,6 @@ class SeedArtifact:
         path = Path(path)
         record = SeedRecord.read(path)
         return cls(path=path, file_seed=file_seed, record=record, sha256=sha256_file(path))
-
-
-@dataclass(frozen=True)
-class Check:
-    """One part of the verdict. ``message`` is the line a reviewer reads.
-
-    A check that is not ``enforced`` (frreg's extra evidence outside strict
-    mode) is always reported, and a failure shows as WARN, but it does not
-    change the verdict.
-    """
-
-    name: str
-    passed: bool
-    message: str
-    observed: float | str | None = None
-    threshold: float | str | None = None
-    enforced: bool = True
-
-    @property
-    def status(self) -> str:
-        return "PASS" if self.passed else ("FAIL" if self.enforced else "WARN")
-
-    def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "status": self.status}
 
 
 @dataclass
@@ -235,7 +156,7 @@ class GateReport:
             "verdict": self.verdict,
             "passed": self.passed,
             **self.adr_fields(),
-            "thresholds": asdict(self.thresholds),
+            "thresholds": self.thresholds.to_json(),
             "seed_means": {str(k): v for k, v in self.seed_means.items()},
             "checks": [c.to_json() for c in self.checks],
         }
@@ -256,18 +177,18 @@ class GateReport:
             value = float(observed) if isinstance(observed, int | float) else None
             return value, bool(found) and all(c.passed for c in found)
 
-        mean, mean_pass = outcome(MEAN_PLCC_CHECK)
-        spread, spread_pass = outcome(SPREAD_CHECK)
-        _, floor_pass = outcome(PER_SEED_MIN_CHECK)
+        mean, mean_pass = outcome(MEAN_PLCC.name)
+        spread, spread_pass = outcome(PLCC_SPREAD.name)
+        _, floor_pass = outcome(PER_SEED_MIN.name)
         failing = [s for s in th.seeds if not all(c.passed for c in self.named(seed_check_name(s)))]
         return {
             "mean_plcc": mean,
-            "mean_plcc_threshold": th.mean_plcc_min,
+            "mean_plcc_threshold": th[MEAN_PLCC],
             "mean_plcc_pass": mean_pass,
             "plcc_spread": spread,
-            "plcc_spread_max": th.plcc_spread_max,
+            "plcc_spread_max": th[PLCC_SPREAD],
             "plcc_spread_pass": spread_pass,
-            "per_seed_min": th.per_seed_min,
+            "per_seed_min": th[PER_SEED_MIN],
             "per_seed_pass": floor_pass and not failing,
             "per_seed_plccs": {str(s): self.seed_means.get(s) for s in th.seeds},
             "failing_seeds": failing,
@@ -304,10 +225,6 @@ def _finite(x: float | None) -> bool:
     return x is not None and math.isfinite(x)
 
 
-def _fmt(x: float | None) -> str:
-    return "null" if x is None else f"{x:.4f}"
-
-
 def fold_problems(seed: int, fold: FoldRecord, thresholds: Thresholds) -> list[str]:
     """What is wrong with one fold: undefined metrics, or PLCC below ``fold_min``."""
     bad = [m.name for m in FOLD_METRICS if not _finite(fold.metrics.get(m.name))]
@@ -316,7 +233,7 @@ def fold_problems(seed: int, fold: FoldRecord, thresholds: Thresholds) -> list[s
             f"seed {seed} fold {fold.held_out}: {', '.join(bad)} undefined "
             "(is the held-out source's vmaf constant?)"
         ]
-    floor = thresholds.fold_min
+    floor = thresholds[FOLD_MIN]
     if floor is not None and fold.plcc is not None and fold.plcc < floor:
         return [f"seed {seed} fold {fold.held_out} PLCC {fold.plcc:.4f} < {floor}"]
     return []
@@ -371,23 +288,23 @@ def check_seed(art: SeedArtifact, thresholds: Thresholds) -> tuple[list[Check], 
             Check(
                 seed_check_name(seed),
                 False,
-                f"{name} mean PLCC {_fmt(mean)} is not usable",
+                f"{name} mean PLCC {fmt_metric(mean)} is not usable",
                 mean,
-                thresholds.per_seed_min,
+                thresholds[PER_SEED_MIN],
             )
         )
         return checks, None
-    ok = mean >= thresholds.per_seed_min
+    ok = mean >= thresholds[PER_SEED_MIN]
     worst = min(folds, key=lambda f: f.plcc if f.plcc is not None else -math.inf)
     rel = ">=" if ok else "<"
     checks.append(
         Check(
             seed_check_name(seed),
             ok,
-            f"{name} mean PLCC {mean:.4f} {rel} {thresholds.per_seed_min} "
-            f"({len(folds)} folds, worst {worst.held_out} {_fmt(worst.plcc)})",
+            f"{name} mean PLCC {mean:.4f} {rel} {thresholds[PER_SEED_MIN]} "
+            f"({len(folds)} folds, worst {worst.held_out} {fmt_metric(worst.plcc)})",
             mean,
-            thresholds.per_seed_min,
+            thresholds[PER_SEED_MIN],
         )
     )
     return checks, mean
@@ -398,85 +315,6 @@ def check_seed(art: SeedArtifact, thresholds: Thresholds) -> tuple[list[Check], 
 # --------------------------------------------------------------------------
 
 
-def _provenance(arts: Sequence[SeedArtifact], expected_sha256: str | None) -> Check:
-    problems = []
-    docs = [(a.file_seed, _provenance_view(a.record)) for a in arts]
-    fork = any(a.record.from_fork for a in arts)
-    # Without a corpus digest (the fork's artifacts) the recorded path is all there is.
-    for key in (*PROVENANCE_FIELDS, *RUN_FIELDS, *(("corpus",) if fork else ())):
-        values = {json.dumps(doc.get(key), sort_keys=True) for _, doc in docs}
-        if len(values) > 1:
-            per = ", ".join(f"seed {s}={doc.get(key)!r}" for s, doc in docs)
-            problems.append(f"seeds disagree on {key}: {per}")
-    for a in arts:
-        if a.record.encoder_vocab_version != ENCODER_VOCAB_VERSION:
-            problems.append(
-                f"seed {a.file_seed} used encoder vocabulary v{a.record.encoder_vocab_version}, "
-                f"this frreg expects v{ENCODER_VOCAB_VERSION}"
-            )
-            break
-    if expected_sha256 is not None:
-        bad = [a.file_seed for a in arts if a.record.corpus_sha256 != expected_sha256]
-        if bad:
-            problems.append(
-                f"corpus sha256 {expected_sha256[:12]}… differs from the digest recorded by seed(s) "
-                f"{', '.join(map(str, bad))}"
-            )
-    if not arts:
-        problems.append("no seed artifacts to compare")
-    if problems:
-        return Check(PROVENANCE_CHECK, False, "provenance: " + "; ".join(problems))
-    digest = arts[0].record.corpus_sha256
-    if not digest:
-        return Check(
-            PROVENANCE_CHECK,
-            True,
-            f"provenance: {len(arts)} seeds share corpus path {arts[0].record.corpus} and "
-            "settings (no corpus digest: the fork's artifacts)",
-        )
-    return Check(
-        PROVENANCE_CHECK,
-        True,
-        f"provenance: {len(arts)} seeds share corpus {digest[:12]}… and settings",
-        digest[:12],
-    )
-
-
-def _fold_min(arts: Sequence[SeedArtifact], thresholds: Thresholds) -> Check:
-    floor = thresholds.fold_min
-    # Undefined folds already fail their seed's checks; this one is about the floor.
-    defined = [
-        (a.file_seed, f.held_out, f.plcc)
-        for a in arts
-        for f in a.record.folds
-        if f.plcc is not None and math.isfinite(f.plcc)
-    ]
-    below = [d for d in defined if floor is not None and d[2] < floor]
-    worst = min(p for _, _, p in defined) if defined else None
-    if below:
-        listed = ", ".join(f"seed {s} {src} {p:.4f}" for s, src, p in below[:5])
-        more = f" and {len(below) - 5} more" if len(below) > 5 else ""
-        message = f"{FOLD_MIN_CHECK}: {len(below)} fold(s) < {floor}: {listed}{more}"
-        return Check(FOLD_MIN_CHECK, False, message, worst, floor)
-    return Check(FOLD_MIN_CHECK, True, f"{FOLD_MIN_CHECK} {_fmt(worst)} >= {floor}", worst, floor)
-
-
-_NEGATION = {">=": "<", "<=": ">"}
-
-
-def _compare(name: str, observed: float, op: str, threshold: float, fmt: str = ".4f") -> Check:
-    """A threshold check whose message reads like a verdict, observed value then threshold."""
-    passed = observed >= threshold if op == ">=" else observed <= threshold
-    shown = format(observed, fmt)
-    return Check(
-        name,
-        passed,
-        f"{name} {shown} {op if passed else _NEGATION[op]} {threshold}",
-        observed,
-        threshold,
-    )
-
-
 def evaluate(
     artifacts: Mapping[int, SeedArtifact],
     thresholds: Thresholds | None = None,
@@ -484,7 +322,8 @@ def evaluate(
     corpus_sha256: str | None = None,
     unusable: Mapping[int, str] | None = None,
 ) -> GateReport:
-    """Apply the gate to loaded artifacts (keyed by the seed in their file name).
+    """Apply the gate to loaded artifacts (keyed by the seed in their file name): each
+    seed's checks, then every criterion of the ensemble stage, in :data:`CRITERIA` order.
 
     ``unusable`` names seeds whose artifact exists but whose numbers must not
     be judged (they could not be recomputed), with the reason: they fail like
@@ -493,49 +332,27 @@ def evaluate(
     th = thresholds or Thresholds()
     report = GateReport(thresholds=th)
     checks = report.checks
-    expected = list(th.seeds)
     unusable = unusable or {}
-    for seed in expected:
+    for seed in th.seeds:
         if seed not in artifacts or seed in unusable:
             why = unusable.get(seed, f"{seed_artifact_name(seed)} is missing")
             checks.append(
-                Check(seed_check_name(seed), False, f"seed {seed}: {why}", None, th.per_seed_min)
+                Check(seed_check_name(seed), False, f"seed {seed}: {why}", None, th[PER_SEED_MIN])
             )
             report.seed_means[seed] = None
             continue
         seed_checks, mean = check_seed(artifacts[seed], th)
         checks.extend(seed_checks)
         report.seed_means[seed] = mean
-
-    n = len(expected)
-    checks.append(_compare(ENSEMBLE_SIZE_CHECK, n, ">=", ENSEMBLE_SIZE, fmt="d"))
-    means = [report.seed_means.get(s) for s in expected]
-    defined = [m for m in means if m is not None and math.isfinite(m)]
-    if expected and len(defined) == len(means):
-        checks.append(
-            _compare(MEAN_PLCC_CHECK, sum(defined) / len(defined), ">=", th.mean_plcc_min)
-        )
-        checks.append(_compare(SPREAD_CHECK, max(defined) - min(defined), "<=", th.plcc_spread_max))
-        checks.append(_compare(PER_SEED_MIN_CHECK, min(defined), ">=", th.per_seed_min))
-    else:
-        missing = ", ".join(str(s) for s, m in zip(expected, means, strict=True) if not _finite(m))
-        for name, thr in (
-            (MEAN_PLCC_CHECK, th.mean_plcc_min),
-            (SPREAD_CHECK, th.plcc_spread_max),
-            (PER_SEED_MIN_CHECK, th.per_seed_min),
-        ):
-            message = f"{name} undefined: no usable mean PLCC for seed(s) {missing or '(none)'}"
-            checks.append(Check(name, False, message, None, thr))
-    present = [artifacts[s] for s in expected if s in artifacts and s not in unusable]
-    if th.fold_min is not None:
-        checks.append(_fold_min(present, th))
-    checks.append(_provenance(present, corpus_sha256))
+    inputs = GateInputs(
+        seeds=th.seeds,
+        seed_means=report.seed_means,
+        artifacts=[artifacts[s] for s in th.seeds if s in artifacts and s not in unusable],
+        corpus_sha256=corpus_sha256,
+    )
+    for criterion in by_stage(STAGE_ENSEMBLE):
+        checks.extend(criterion.compute(criterion, inputs, th))
     return report
-
-
-# --------------------------------------------------------------------------
-# Ensemble evidence (reported always, enforced under strict)
-# --------------------------------------------------------------------------
 
 
 def evidence_checks(
@@ -545,117 +362,30 @@ def evidence_checks(
     problem: str | None = None,
     baseline: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[Check]:
-    """One check per evidence criterion (per source where natural).
+    """Every criterion of the evidence stage, per source where natural (the checks of
+    one source together, sources in order, then the overall ones).
 
     ``evidence`` is ``None`` when it could not be computed (``problem`` says
-    why): that fails, like any evidence check, enforced only under strict.
+    why): that is one failed check, enforced only under strict.
     ``baseline`` is a previous verdict's per-source evidence, for the
     baseline-relative check.
     """
-    th = thresholds
-    strict = th.strict
-
-    def check(
-        name: str, ok: bool, message: str, observed: float | None, thr: float | None
-    ) -> Check:
-        return Check(name, ok, message, observed, thr, enforced=strict)
-
     if evidence is None:
-        return [
-            Check(
-                evidence_check_name(EVIDENCE_COMPUTED),
-                False,
-                f"evidence cannot be computed: {problem}",
-                enforced=strict,
-            )
-        ]
-    out = []
-    for src in evidence.sources:
-        margin = src.margin_plcc
-        out.append(
-            check(
-                evidence_check_name(EVIDENCE_MARGIN, src.source),
-                margin is not None and margin >= th.margin_min,
-                f"{src.source}: ensemble PLCC {_fmt(src.ensemble_plcc)} vs OLS {_fmt(src.baseline_plcc)}, "
-                f"margin {_fmt(margin)} {'>=' if margin is not None and margin >= th.margin_min else '<'} "
-                f"{th.margin_min}",
-                margin,
-                th.margin_min,
-            )
-        )
-        ok = abs(src.bias) <= th.bias_max
-        out.append(
-            check(
-                evidence_check_name(EVIDENCE_BIAS, src.source),
-                ok,
-                f"{src.source}: |mean bias| {abs(src.bias):.2f} VMAF {'<=' if ok else '>'} "
-                f"{th.bias_max} (y - mu {src.bias:+.2f})",
-                src.bias,
-                th.bias_max,
-            )
-        )
-        ok = src.coverage_conformal >= th.coverage_min
-        out.append(
-            check(
-                evidence_check_name(EVIDENCE_COVERAGE, src.source),
-                ok,
-                f"{src.source}: conformal coverage {src.coverage_conformal:.3f} "
-                f"{'>=' if ok else '<'} {th.coverage_min} (q {src.conformal_q:.2f} VMAF; "
-                f"gaussian {src.coverage_gaussian:.3f})",
-                src.coverage_conformal,
-                th.coverage_min,
-            )
-        )
-    seeds = [v for k, v in evidence.pooled_plcc.items() if k != "ensemble"]
-    pooled = evidence.pooled_plcc.get("ensemble")
-    mean_seed = (
-        None
-        if any(v is None for v in seeds)
-        else sum(v for v in seeds if v is not None) / len(seeds)
-    )
-    ok = pooled is not None and mean_seed is not None and pooled >= mean_seed
-    out.append(
-        check(
-            evidence_check_name(EVIDENCE_POOLED),
-            ok,
-            f"pooled PLCC of the ensemble {_fmt(pooled)} {'>=' if ok else '<'} the members' mean "
-            f"{_fmt(mean_seed)}",
-            pooled,
-            mean_seed,
-        )
-    )
-    if baseline is not None:
-        out.append(_baseline_check(evidence, baseline, th))
+        message = f"evidence cannot be computed: {problem}"
+        return [Check(EVIDENCE_COMPUTED, False, message, enforced=thresholds.strict)]
+    inputs = GateInputs(evidence=evidence, baseline=baseline)
+    stage = by_stage(STAGE_EVIDENCE)
+    per_source = [c.compute(c, inputs, thresholds) for c in stage if c.scope == "per-source"]
+    out = [check for of_source in zip(*per_source, strict=True) for check in of_source]
+    for c in stage:
+        if c.scope != "per-source":
+            out.extend(c.compute(c, inputs, thresholds))
     return out
 
 
-def _baseline_check(
-    evidence: EnsembleEvidence, baseline: Mapping[str, Mapping[str, Any]], th: Thresholds
-) -> Check:
-    drops = []
-    missing = []
-    for src in evidence.sources:
-        before = baseline.get(src.source, {}).get("ensemble_plcc")
-        if not isinstance(before, int | float) or src.ensemble_plcc is None:
-            missing.append(src.source)
-            continue
-        drops.append((float(before) - src.ensemble_plcc, src.source))
-    worst = max(drops) if drops else None
-    ok = not missing and worst is not None and worst[0] <= th.baseline_drop_max
-    if missing:
-        message = f"baseline-relative: no baseline ensemble PLCC for {', '.join(missing)}"
-    elif worst is None:
-        message = "baseline-relative: nothing to compare"
-    else:
-        message = (
-            f"baseline-relative: largest ensemble PLCC drop {worst[0]:+.4f} ({worst[1]}) "
-            f"{'<=' if ok else '>'} {th.baseline_drop_max}"
-        )
-    return Check(
-        evidence_check_name(EVIDENCE_BASELINE),
-        ok,
-        message,
-        None if worst is None else worst[0],
-        th.baseline_drop_max,
-        enforced=th.strict,
-    )
+def gate_item_criteria(*, baseline: bool = False) -> list[Criterion]:
+    """The criteria with plugin items of their own, ensemble stage then evidence stage."""
+    return [
+        *item_criteria(STAGE_ENSEMBLE, baseline=baseline),
+        *item_criteria(STAGE_EVIDENCE, baseline=baseline),
+    ]

@@ -31,16 +31,15 @@ from frreg.gate.checks import (
     AUDIT_CHECK,
     CORPUS_CHECK,
     EVIDENCE_CHECK,
-    Check,
     GateReport,
     SeedArtifact,
-    Thresholds,
     evaluate,
     evidence_checks,
     load_loso_dir,
     seed_artifact_check_name,
     seed_evidence_check_name,
 )
+from frreg.gate.criteria import Check, Thresholds, deviations
 from frreg.gate.ensemble import EnsembleEvidence, ensemble_evidence
 from frreg.gate.evidence import (
     AuditResult,
@@ -61,6 +60,7 @@ from frreg.schema import (
     VERDICT_SCHEMA,
     seed_artifact_name,
 )
+from frreg.training.model import MLPConfig
 
 
 @dataclass(frozen=True)
@@ -136,17 +136,7 @@ def decide(
     ``missing_seeds_are_errors`` is off (the plugin, where a seed that did not
     train is a failed gate).
     """
-    from frreg.corpus import load_corpus
-
-    artifacts = load_loso_dir(loso_dir, thresholds.seeds)
-    missing = [s for s in thresholds.seeds if s not in artifacts]
-    if missing and missing_seeds_are_errors:
-        expected = ",".join(map(str, thresholds.seeds))
-        raise ArtifactError(
-            Path(loso_dir) / seed_artifact_name(missing[0]),
-            f"seed file not found ({len(missing)} of seeds {expected} missing: "
-            f"{', '.join(map(str, missing))}); run frreg-train first",
-        )
+    artifacts = _read_seed_files(loso_dir, thresholds.seeds, missing_seeds_are_errors)
     path, problem = corpus_check(corpus, artifacts)
     fork = sorted(s for s, a in artifacts.items() if a.record.from_fork)
     if fork:
@@ -155,9 +145,7 @@ def decide(
             "weights or corpus digest, so nothing can be recomputed"
         )
     if problem is not None or path is None:
-        report = evaluate(artifacts, thresholds)
-        if fork and path is not None and Path(path).is_file():
-            report.checks.extend(fork_fold_checks(artifacts, load_corpus(path)))
+        report = _judge_self_reported(artifacts, thresholds, path, fork=bool(fork))
         if require_evidence and not accept_unverified:
             report.checks.append(Check(CORPUS_CHECK, False, f"corpus: {problem}"))
         report.checks.extend(extra_checks)
@@ -171,6 +159,55 @@ def decide(
             unverified=problem,
             accept_unverified=accept_unverified,
         )
+    decision = _judge_recomputed(
+        loso_dir, artifacts, thresholds, path, baseline=baseline, audit_jobs=audit_jobs, rng=rng
+    )
+    decision.report.checks.extend(extra_checks)
+    return decision
+
+
+def _read_seed_files(
+    loso_dir: str | Path, seeds: Sequence[int], missing_are_errors: bool
+) -> dict[int, SeedArtifact]:
+    """The expected seeds' artifacts; a missing one is an input error unless told otherwise."""
+    artifacts = load_loso_dir(loso_dir, seeds)
+    missing = [s for s in seeds if s not in artifacts]
+    if missing and missing_are_errors:
+        expected = ",".join(map(str, seeds))
+        raise ArtifactError(
+            Path(loso_dir) / seed_artifact_name(missing[0]),
+            f"seed file not found ({len(missing)} of seeds {expected} missing: "
+            f"{', '.join(map(str, missing))}); run frreg-train first",
+        )
+    return artifacts
+
+
+def _judge_self_reported(
+    artifacts: Mapping[int, SeedArtifact], thresholds: Thresholds, path: str | None, *, fork: bool
+) -> GateReport:
+    """The gate on the numbers the seed files state (nothing could be recomputed); the
+    fork's folds are still checked against the corpus's split when it is there."""
+    from frreg.corpus import load_corpus
+
+    report = evaluate(artifacts, thresholds)
+    if fork and path is not None and Path(path).is_file():
+        report.checks.extend(fork_fold_checks(artifacts, load_corpus(path)))
+    return report
+
+
+def _judge_recomputed(
+    loso_dir: str | Path,
+    artifacts: Mapping[int, SeedArtifact],
+    thresholds: Thresholds,
+    path: str,
+    *,
+    baseline: str | Path | None,
+    audit_jobs: int,
+    rng: random.Random | None,
+) -> Decision:
+    """The gate on numbers recomputed from the corpus, each seed's predictions and its
+    stored models, then the ensemble evidence and the audit."""
+    from frreg.corpus import load_corpus
 
     loaded = load_corpus(path)
     keys = corpus_keys(loaded)
@@ -210,7 +247,6 @@ def decide(
     results = audit(evidence, loaded, audit_jobs, rng=rng) if audit_jobs > 0 else []
     if audit_jobs > 0:
         report.checks.append(_audit_check(results, audit_jobs))
-    report.checks.extend(extra_checks)
     return Decision(
         report,
         {**artifacts, **judged},
@@ -309,21 +345,12 @@ def _audit_check(results: Sequence[AuditResult], requested: int) -> Check:
 def recipe_deviations(decision: Decision) -> list[str]:
     """How the judged run and thresholds differ from ADR-0303's (empty: the ADR recipe).
 
-    Custom recipes and thresholds are allowed; they are written prominently in
-    the verdict and the report.
+    The thresholds' deviations come from the criteria
+    (:func:`frreg.gate.criteria.deviations`); the recipe's from the seeds'
+    recorded recipe and network shape. Custom recipes and thresholds are
+    allowed; they are written prominently in the verdict and the report.
     """
-    out = []
-    th = decision.report.thresholds
-    adr = Thresholds()
-    for name, value, default in (
-        ("mean PLCC threshold", th.mean_plcc_min, adr.mean_plcc_min),
-        ("PLCC spread max", th.plcc_spread_max, adr.plcc_spread_max),
-        ("per-seed minimum", th.per_seed_min, adr.per_seed_min),
-        ("seeds", th.seeds, adr.seeds),
-        ("fold minimum", th.fold_min, adr.fold_min),
-    ):
-        if value != default:
-            out.append(f"{name} {value} (ADR-0303: {default})")
+    out = deviations(decision.report.thresholds)
     records = [a.record for a in decision.artifacts.values()]
     if records:
         recipe = records[0]
@@ -331,6 +358,14 @@ def recipe_deviations(decision: Decision) -> list[str]:
             value = getattr(recipe, key)
             if value != default:
                 out.append(f"{key} {value} (ADR-0303: {default})")
+        model = recipe.config.get("model")
+        adr_model = MLPConfig().as_dict()
+        if isinstance(model, dict) and model != adr_model:
+            changed = ", ".join(
+                f"{k} {model.get(k)!r}" for k in adr_model if model.get(k) != adr_model[k]
+            )
+            shape = ", ".join(f"{k} {v!r}" for k, v in adr_model.items())
+            out.append(f"network {changed} (ADR-0303: {shape})")
     return out
 
 

@@ -1,0 +1,774 @@
+"""Every gate criterion, declared once: its name, threshold, option, profile and check.
+
+A :class:`Criterion` is everything frreg knows about one part of the verdict:
+the check's name and plugin item id, its threshold (default, unit, the
+option's flag, dest and help, and so its ini key), whether it is judged per
+held-out source or overall, which profile enforces it, whether changing its
+threshold deviates from ADR-0303, and the function that computes it. From
+:data:`CRITERIA` come :class:`Thresholds`, the threshold options of
+``frreg-gate``, ``frreg-validate`` and the plugin (:mod:`frreg.gate.options`),
+the plugin's ``ensemble[...]`` and ``evidence[...]`` items, the strict help,
+the verdict's list of deviations, the docs' table (:func:`markdown_table`,
+checked by a test) and the tests' expectations. Adding a check is one record
+here, its compute function beside it, and its test.
+
+This module is light (no numpy, no torch): the plugin's ``--help`` reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from frreg.options import (
+    finite_float,
+    nonnegative_float,
+    plcc_threshold,
+    spread_threshold,
+    unit_interval,
+)
+from frreg.schema import (
+    ENCODER_VOCAB_VERSION,
+    ENSEMBLE_SEEDS,
+    ENSEMBLE_SIZE,
+    EVIDENCE_BASELINE_DROP_MAX,
+    EVIDENCE_BIAS_MAX,
+    EVIDENCE_COVERAGE_MIN,
+    EVIDENCE_MARGIN_MIN,
+    MEAN_PLCC_MIN,
+    PER_SEED_PLCC_MIN,
+    PLCC_SPREAD_MAX,
+)
+
+if TYPE_CHECKING:
+    from frreg.gate.checks import SeedArtifact
+    from frreg.gate.ensemble import EnsembleEvidence, SourceEvidence
+
+# --------------------------------------------------------------------------
+# Profiles, stages, scopes
+# --------------------------------------------------------------------------
+
+#: ADR-0303's gate: its criteria decide under every profile (the default decision).
+PROFILE_ADR: Final = "adr-0303"
+#: frreg's evidence: always computed and reported; it decides only under ``--strict``.
+PROFILE_STRICT: Final = "strict"
+
+Stage = Literal["ensemble", "evidence"]
+#: Judged on the seed artifacts (:func:`frreg.gate.checks.evaluate`); plugin items
+#: ``frreg-gate::ensemble[<item>]``.
+STAGE_ENSEMBLE: Final = "ensemble"
+#: Judged on the ensemble evidence (:func:`frreg.gate.checks.evidence_checks`);
+#: plugin items ``frreg-gate::evidence[<item>]`` (``<item>-<source>`` per source).
+STAGE_EVIDENCE: Final = "evidence"
+
+Scope = Literal["overall", "per-source", "per-fold"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One part of the verdict. ``message`` is the line a reviewer reads.
+
+    A check that is not ``enforced`` (frreg's extra evidence outside strict
+    mode) is always reported, and a failure shows as WARN, but it does not
+    change the verdict.
+    """
+
+    name: str
+    passed: bool
+    message: str
+    observed: float | str | None = None
+    threshold: float | str | None = None
+    enforced: bool = True
+
+    @property
+    def status(self) -> str:
+        return "PASS" if self.passed else ("FAIL" if self.enforced else "WARN")
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "status": self.status}
+
+
+@dataclass(frozen=True)
+class GateInputs:
+    """What a criterion's compute function judges.
+
+    ``seed_means`` are the recomputed per-seed mean PLCCs of the expected
+    ``seeds`` (``None`` where undefined or unusable); ``artifacts`` the usable
+    seed artifacts; ``evidence`` the ensemble evidence (evidence stage only)
+    and ``baseline`` a previous verdict's per-source evidence.
+    """
+
+    seeds: tuple[int, ...] = ()
+    seed_means: Mapping[int, float | None] = field(default_factory=dict)
+    artifacts: Sequence[SeedArtifact] = ()
+    corpus_sha256: str | None = None
+    evidence: EnsembleEvidence | None = None
+    baseline: Mapping[str, Mapping[str, Any]] | None = None
+
+
+Compute = Callable[["Criterion", GateInputs, "Thresholds"], list[Check]]
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One gate criterion (see the module docstring)."""
+
+    #: The check's name in the verdict (per source: ``<name>-<source>``).
+    name: str
+    #: Its plugin item id under its stage (per source: ``<item>-<source>``); ``None``
+    #: when other items judge it (a fold floor is judged by the fold items).
+    item: str | None
+    stage: Stage
+    scope: Scope
+    profile: str
+    #: When it passes, for the docs (one line).
+    passes_when: str
+    compute: Compute
+    #: The threshold's key in :class:`Thresholds` and in the verdict's
+    #: ``gate.thresholds`` (``None``: no threshold, or a fixed one: :attr:`default`).
+    key: str | None = None
+    default: float | None = None
+    unit: str = ""
+    #: The option: ``--<option>`` for the CLIs, ``--frreg-<option>`` for the plugin,
+    #: ini key ``frreg_<dest>``; ``None`` when it has no option.
+    option: str | None = None
+    dest: str | None = None
+    parse: Callable[[str], Any] | None = None
+    metavar: str = "X"
+    help: str = ""
+    #: How ``--help`` shows the default when it is not a number (``None``: off).
+    shown_default: str | None = None
+    #: Whether a threshold other than :attr:`default` deviates from ADR-0303.
+    deviation: bool = False
+    #: A threshold at which it cannot fail: how a test or a brief run switches it off.
+    lenient: float | None = None
+    #: An input it needs (``"baseline"``: a previous verdict); no item without it.
+    requires: str | None = None
+
+    @property
+    def enforced_always(self) -> bool:
+        return self.profile == PROFILE_ADR
+
+    def enforced(self, thresholds: Thresholds) -> bool:
+        """Whether a failure of this criterion HOLDs under ``thresholds``' profile."""
+        return self.enforced_always or thresholds.strict
+
+    def check_name(self, source: str | None = None) -> str:
+        return self.name + (f"-{source}" if source is not None else "")
+
+    def item_id(self, source: str | None = None) -> str:
+        assert self.item is not None, f"{self.name} has no item of its own"
+        return f"{self.stage}[{self.item}" + (f"-{source}" if source is not None else "") + "]"
+
+
+# --------------------------------------------------------------------------
+# Thresholds
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """What one gate run applies: a threshold per criterion that has one (``values``,
+    keyed by :attr:`Criterion.key`; missing keys take the criterion's default), the
+    seeds the ensemble must contain, and the profile (``strict``)."""
+
+    seeds: tuple[int, ...] = ENSEMBLE_SEEDS
+    strict: bool = False
+    values: Mapping[str, float | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        known = [key for key, _ in threshold_criteria()]
+        unknown = sorted(set(self.values) - set(known))
+        if unknown:
+            raise ValueError(f"unknown threshold(s) {', '.join(unknown)}; expected {known}")
+        resolved = {key: self.values.get(key, c.default) for key, c in threshold_criteria()}
+        object.__setattr__(self, "values", resolved)
+        object.__setattr__(self, "seeds", tuple(self.seeds))
+
+    def __getitem__(self, criterion: Criterion) -> Any:
+        """The threshold applied for ``criterion``."""
+        assert criterion.key is not None, f"{criterion.name} has no threshold"
+        return self.values[criterion.key]
+
+    def to_json(self) -> dict[str, Any]:
+        """The verdict's ``gate.thresholds``: every threshold, the seeds, strict."""
+        return {**self.values, "seeds": list(self.seeds), "strict": self.strict}
+
+    @classmethod
+    def json_keys(cls) -> tuple[str, ...]:
+        return (*(key for key, _ in threshold_criteria()), "seeds", "strict")
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Thresholds:
+        """Inverse of :meth:`to_json`; raises ``ValueError`` on anything else."""
+        if set(doc) != set(cls.json_keys()):
+            raise ValueError(f"expected the fields {sorted(cls.json_keys())}")
+        seeds = doc["seeds"]
+        if not isinstance(seeds, list) or not all(
+            isinstance(s, int) and not isinstance(s, bool) for s in seeds
+        ):
+            raise ValueError("seeds must be a list of integers")
+        if not isinstance(doc["strict"], bool):
+            raise ValueError("strict must be true or false")
+        values: dict[str, float | None] = {}
+        for key, c in threshold_criteria():
+            value = doc[key]
+            if value is None and c.default is None:
+                values[key] = None
+                continue
+            if not _is_number(value) or not math.isfinite(value):
+                raise ValueError(f"{key} is {value!r}, not a finite number")
+            values[key] = float(value)
+        return cls(seeds=tuple(seeds), strict=doc["strict"], values=values)
+
+    @classmethod
+    def from_options(cls, values: Mapping[str, Any]) -> Thresholds:
+        """From parsed options keyed by dest (``seeds``, ``strict`` and every
+        threshold option's :attr:`Criterion.dest`)."""
+        return cls(
+            seeds=tuple(values["seeds"]),
+            strict=bool(values["strict"]),
+            values={key: values[c.dest or key] for key, c in threshold_criteria()},
+        )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# --------------------------------------------------------------------------
+# Compute functions, one per criterion
+# --------------------------------------------------------------------------
+
+_NEGATION = {">=": "<", "<=": ">"}
+
+
+def compare(
+    name: str,
+    observed: float,
+    op: str,
+    threshold: float,
+    fmt: str = ".4f",
+    *,
+    enforced: bool = True,
+) -> Check:
+    """A threshold check whose message reads like a verdict, observed value then threshold."""
+    passed = observed >= threshold if op == ">=" else observed <= threshold
+    shown = format(observed, fmt)
+    return Check(
+        name,
+        passed,
+        f"{name} {shown} {op if passed else _NEGATION[op]} {threshold}",
+        observed,
+        threshold,
+        enforced,
+    )
+
+
+def fmt_metric(x: float | None) -> str:
+    return "null" if x is None else f"{x:.4f}"
+
+
+def _finite(x: float | None) -> bool:
+    return x is not None and math.isfinite(x)
+
+
+def _defined_means(c: Criterion, inputs: GateInputs, th: Thresholds) -> list[float] | Check:
+    """The expected seeds' means, or the failed check saying which are undefined."""
+    means = [inputs.seed_means.get(s) for s in inputs.seeds]
+    defined = [m for m in means if m is not None and math.isfinite(m)]
+    if inputs.seeds and len(defined) == len(means):
+        return defined
+    missing = ", ".join(str(s) for s, m in zip(inputs.seeds, means, strict=True) if not _finite(m))
+    message = f"{c.name} undefined: no usable mean PLCC for seed(s) {missing or '(none)'}"
+    return Check(c.name, False, message, None, th[c])
+
+
+def _ensemble_size(c: Criterion, inputs: GateInputs, th: Thresholds) -> list[Check]:
+    assert c.default is not None
+    return [compare(c.name, len(inputs.seeds), ">=", int(c.default), fmt="d")]
+
+
+def _seed_mean_statistic(statistic: Callable[[list[float]], float], op: str) -> Compute:
+    """A criterion over the per-seed mean PLCCs (their mean, spread or minimum)."""
+
+    def compute(c: Criterion, inputs: GateInputs, th: Thresholds) -> list[Check]:
+        means = _defined_means(c, inputs, th)
+        if isinstance(means, Check):
+            return [means]
+        return [compare(c.name, statistic(means), op, th[c])]
+
+    return compute
+
+
+def _fold_min(c: Criterion, inputs: GateInputs, th: Thresholds) -> list[Check]:
+    floor = th[c]
+    if floor is None:
+        return []  # off: no check
+    # Undefined folds already fail their seed's checks; this one is about the floor.
+    defined = [
+        (a.file_seed, f.held_out, f.plcc)
+        for a in inputs.artifacts
+        for f in a.record.folds
+        if f.plcc is not None and math.isfinite(f.plcc)
+    ]
+    below = [d for d in defined if d[2] < floor]
+    worst = min(p for _, _, p in defined) if defined else None
+    if below:
+        listed = ", ".join(f"seed {s} {src} {p:.4f}" for s, src, p in below[:5])
+        more = f" and {len(below) - 5} more" if len(below) > 5 else ""
+        message = f"{c.name}: {len(below)} fold(s) < {floor}: {listed}{more}"
+        return [Check(c.name, False, message, worst, floor)]
+    return [Check(c.name, True, f"{c.name} {fmt_metric(worst)} >= {floor}", worst, floor)]
+
+
+#: Fields that must agree across every seed of one ensemble.
+PROVENANCE_FIELDS: Final = (
+    "corpus_sha256",
+    "sources",
+    "epochs",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "num_codecs",
+    "encoder_vocab_version",
+    "schema_version",
+)
+#: How each seed was run: every one must have been trained the same way.
+RUN_FIELDS: Final = ("engine", "device", "versions", "config")
+
+
+def _provenance_view(art: SeedArtifact) -> dict[str, Any]:
+    """The fields that must agree across seeds (``config`` without its seed)."""
+    doc = art.record.to_json()
+    doc["config"] = {k: v for k, v in art.record.config.items() if k != "seed"}
+    return doc
+
+
+def _provenance(c: Criterion, inputs: GateInputs, th: Thresholds) -> list[Check]:
+    arts = inputs.artifacts
+    problems = []
+    docs = [(a.file_seed, _provenance_view(a)) for a in arts]
+    fork = any(a.record.from_fork for a in arts)
+    # Without a corpus digest (the fork's artifacts) the recorded path is all there is.
+    for key in (*PROVENANCE_FIELDS, *RUN_FIELDS, *(("corpus",) if fork else ())):
+        values = {json.dumps(doc.get(key), sort_keys=True) for _, doc in docs}
+        if len(values) > 1:
+            per = ", ".join(f"seed {s}={doc.get(key)!r}" for s, doc in docs)
+            problems.append(f"seeds disagree on {key}: {per}")
+    for a in arts:
+        if a.record.encoder_vocab_version != ENCODER_VOCAB_VERSION:
+            problems.append(
+                f"seed {a.file_seed} used encoder vocabulary v{a.record.encoder_vocab_version}, "
+                f"this frreg expects v{ENCODER_VOCAB_VERSION}"
+            )
+            break
+    expected = inputs.corpus_sha256
+    if expected is not None:
+        bad = [a.file_seed for a in arts if a.record.corpus_sha256 != expected]
+        if bad:
+            problems.append(
+                f"corpus sha256 {expected[:12]}… differs from the digest recorded by seed(s) "
+                f"{', '.join(map(str, bad))}"
+            )
+    if not arts:
+        problems.append("no seed artifacts to compare")
+    if problems:
+        return [Check(c.name, False, f"{c.name}: " + "; ".join(problems))]
+    digest = arts[0].record.corpus_sha256
+    if not digest:
+        return [
+            Check(
+                c.name,
+                True,
+                f"{c.name}: {len(arts)} seeds share corpus path {arts[0].record.corpus} and "
+                "settings (no corpus digest: the fork's artifacts)",
+            )
+        ]
+    return [
+        Check(
+            c.name,
+            True,
+            f"{c.name}: {len(arts)} seeds share corpus {digest[:12]}… and settings",
+            digest[:12],
+        )
+    ]
+
+
+def _sources(inputs: GateInputs) -> Sequence[SourceEvidence]:
+    assert inputs.evidence is not None, "evidence criteria need the ensemble evidence"
+    return inputs.evidence.sources
+
+
+def _ols_margin(c: Criterion, inputs: GateInputs, th: Thresholds) -> list[Check]:
+    out = []
+    floor = th[c]
+    for src in _sources(inputs):
+        margin = src.margin_plcc
+        ok = margin is not None and margin >= floor
+        out.append(
+            Check(
+                c.check_name(src.source),
+                ok,
+                f"{src.source}: ensemble PLCC {fmt_metric(src.ensemble_plcc)} vs OLS "
+                f"{fmt_metric(src.baseline_plcc)}, margin {fmt_metric(margin)} "
+                f"{'>=' if ok else '<'} {floor}",
+                margin,
+                floor,
+                c.enforced(th),
+            )
+        )
+    return out
+
+
+def _bias(c: Criterion, inputs: GateInputs, th: Thresholds) -> list[Check]:
+    out = []
+    limit = th[c]
+    for src in _sources(inputs):
+        ok = abs(src.bias) <= limit
+        out.append(
+            Check(
+                c.check_name(src.source),
+                ok,
+                f"{src.source}: |mean bias| {abs(src.bias):.2f} VMAF {'<=' if ok else '>'} "
+                f"{limit} (y - mu {src.bias:+.2f})",
+                src.bias,
+                limit,
+                c.enforced(th),
+            )
+        )
+    return out
+
+
+def _coverage(c: Criterion, inputs: GateInputs, th: Thresholds) -> list[Check]:
+    out = []
+    floor = th[c]
+    for src in _sources(inputs):
+        ok = src.coverage_conformal >= floor
+        out.append(
+            Check(
+                c.check_name(src.source),
+                ok,
+                f"{src.source}: conformal coverage {src.coverage_conformal:.3f} "
+                f"{'>=' if ok else '<'} {floor} (q {src.conformal_q:.2f} VMAF; "
+                f"gaussian {src.coverage_gaussian:.3f})",
+                src.coverage_conformal,
+                floor,
+                c.enforced(th),
+            )
+        )
+    return out
+
+
+def _pooled_plcc(c: Criterion, inputs: GateInputs, th: Thresholds) -> list[Check]:
+    assert inputs.evidence is not None
+    pooled_plcc = inputs.evidence.pooled_plcc
+    seeds = [v for k, v in pooled_plcc.items() if k != "ensemble"]
+    pooled = pooled_plcc.get("ensemble")
+    mean_seed = (
+        None
+        if any(v is None for v in seeds)
+        else sum(v for v in seeds if v is not None) / len(seeds)
+    )
+    ok = pooled is not None and mean_seed is not None and pooled >= mean_seed
+    message = (
+        f"pooled PLCC of the ensemble {fmt_metric(pooled)} {'>=' if ok else '<'} the members' "
+        f"mean {fmt_metric(mean_seed)}"
+    )
+    return [Check(c.name, ok, message, pooled, mean_seed, c.enforced(th))]
+
+
+def _baseline_drop(c: Criterion, inputs: GateInputs, th: Thresholds) -> list[Check]:
+    if inputs.baseline is None:
+        return []
+    limit = th[c]
+    drops = []
+    missing = []
+    for src in _sources(inputs):
+        before = inputs.baseline.get(src.source, {}).get("ensemble_plcc")
+        if not isinstance(before, int | float) or src.ensemble_plcc is None:
+            missing.append(src.source)
+            continue
+        drops.append((float(before) - src.ensemble_plcc, src.source))
+    worst = max(drops) if drops else None
+    ok = not missing and worst is not None and worst[0] <= limit
+    if missing:
+        message = f"baseline-relative: no baseline ensemble PLCC for {', '.join(missing)}"
+    elif worst is None:
+        message = "baseline-relative: nothing to compare"
+    else:
+        message = (
+            f"baseline-relative: largest ensemble PLCC drop {worst[0]:+.4f} ({worst[1]}) "
+            f"{'<=' if ok else '>'} {limit}"
+        )
+    observed = None if worst is None else worst[0]
+    return [Check(c.name, ok, message, observed, limit, c.enforced(th))]
+
+
+# --------------------------------------------------------------------------
+# The criteria
+# --------------------------------------------------------------------------
+
+ENSEMBLE_SIZE_CRITERION: Final = Criterion(
+    "ensemble size",
+    "size",
+    STAGE_ENSEMBLE,
+    "overall",
+    PROFILE_ADR,
+    "at least N seeds are gated (N fixed: the deployed ensemble's size)",
+    _ensemble_size,
+    default=ENSEMBLE_SIZE,
+)
+MEAN_PLCC: Final = Criterion(
+    "mean PLCC",
+    "mean-plcc",
+    STAGE_ENSEMBLE,
+    "overall",
+    PROFILE_ADR,
+    "the mean over seeds of each seed's mean held-out PLCC >= X",
+    _seed_mean_statistic(lambda means: sum(means) / len(means), ">="),
+    key="mean_plcc_min",
+    default=MEAN_PLCC_MIN,
+    unit="PLCC",
+    option="mean-plcc-threshold",
+    dest="mean_plcc_threshold",
+    parse=plcc_threshold,
+    help="minimum mean over seeds of the per-seed mean PLCC, in [0, 1]",
+    deviation=True,
+    lenient=0.0,
+)
+PLCC_SPREAD: Final = Criterion(
+    "PLCC spread",
+    "plcc-spread",
+    STAGE_ENSEMBLE,
+    "overall",
+    PROFILE_ADR,
+    "max - min of the per-seed mean PLCCs <= X",
+    _seed_mean_statistic(lambda means: max(means) - min(means), "<="),
+    key="plcc_spread_max",
+    default=PLCC_SPREAD_MAX,
+    unit="PLCC",
+    option="plcc-spread-max",
+    dest="plcc_spread_max",
+    parse=spread_threshold,
+    help="maximum max-min spread of per-seed mean PLCC, in [0, 1]",
+    deviation=True,
+    lenient=1.0,
+)
+PER_SEED_MIN: Final = Criterion(
+    "per-seed minimum PLCC",
+    "per-seed-min",
+    STAGE_ENSEMBLE,
+    "overall",
+    PROFILE_ADR,
+    "every seed's mean PLCC >= X (each seed's item, and the lowest here)",
+    _seed_mean_statistic(min, ">="),
+    key="per_seed_min",
+    default=PER_SEED_PLCC_MIN,
+    unit="PLCC",
+    option="per-seed-min",
+    dest="per_seed_min",
+    parse=plcc_threshold,
+    help="minimum mean PLCC of every seed, in [0, 1]",
+    deviation=True,
+    lenient=0.0,
+)
+FOLD_MIN: Final = Criterion(
+    "fold minimum PLCC",
+    None,
+    STAGE_ENSEMBLE,
+    "per-fold",
+    PROFILE_ADR,
+    "when set, every fold's held-out PLCC >= X (the fold items judge it too)",
+    _fold_min,
+    key="fold_min",
+    default=None,
+    unit="PLCC",
+    option="fold-min",
+    dest="fold_min",
+    parse=plcc_threshold,
+    help="also fail any fold whose held-out PLCC is below this, in [0, 1]",
+    shown_default="off",
+    deviation=True,
+    lenient=0.0,
+)
+PROVENANCE: Final = Criterion(
+    "provenance",
+    "provenance",
+    STAGE_ENSEMBLE,
+    "overall",
+    PROFILE_ADR,
+    "every seed was trained on the same corpus digest with the same settings and run",
+    _provenance,
+)
+OLS_MARGIN: Final = Criterion(
+    "evidence ols-margin",
+    "ols-margin",
+    STAGE_EVIDENCE,
+    "per-source",
+    PROFILE_STRICT,
+    "`margin_plcc >= X`",
+    _ols_margin,
+    key="margin_min",
+    default=EVIDENCE_MARGIN_MIN,
+    unit="PLCC",
+    option="ols-margin-min",
+    dest="margin_min",
+    parse=finite_float,
+    help="evidence: on every fold the ensemble's PLCC minus the OLS baseline's is at least this",
+    lenient=-2.0,
+)
+BIAS: Final = Criterion(
+    "evidence bias",
+    "bias",
+    STAGE_EVIDENCE,
+    "per-source",
+    PROFILE_STRICT,
+    "`abs(bias) <= B`",
+    _bias,
+    key="bias_max",
+    default=EVIDENCE_BIAS_MAX,
+    unit="VMAF",
+    option="bias-max",
+    dest="bias_max",
+    parse=nonnegative_float,
+    metavar="VMAF",
+    help="evidence: on every held-out source |mean(y - ensemble)| is at most this many VMAF points",
+    lenient=1e9,
+)
+COVERAGE: Final = Criterion(
+    "evidence coverage",
+    "coverage",
+    STAGE_EVIDENCE,
+    "per-source",
+    PROFILE_STRICT,
+    "`coverage_conformal >= C`",
+    _coverage,
+    key="coverage_min",
+    default=EVIDENCE_COVERAGE_MIN,
+    unit="share of frames",
+    option="coverage-min",
+    dest="coverage_min",
+    parse=unit_interval,
+    help="evidence: on every held-out source the conformal interval covers at least this share",
+    lenient=0.0,
+)
+POOLED_PLCC: Final = Criterion(
+    "evidence pooled-plcc",
+    "pooled-plcc",
+    STAGE_EVIDENCE,
+    "overall",
+    PROFILE_STRICT,
+    "pooled PLCC of `mu` >= the members' mean pooled PLCC",
+    _pooled_plcc,
+)
+BASELINE_DROP: Final = Criterion(
+    "evidence baseline-relative",
+    "baseline-relative",
+    STAGE_EVIDENCE,
+    "overall",
+    PROFILE_STRICT,
+    "with a previous verdict, no source's `ensemble_plcc` drops by more than D",
+    _baseline_drop,
+    key="baseline_drop_max",
+    default=EVIDENCE_BASELINE_DROP_MAX,
+    unit="PLCC",
+    option="baseline-drop-max",
+    dest="baseline_drop_max",
+    parse=unit_interval,
+    help="evidence: with --baseline, no source's ensemble PLCC drops by more than this",
+    lenient=1.0,
+    requires="baseline",
+)
+
+#: Every criterion, in the order the verdict lists its checks.
+CRITERIA: Final = (
+    ENSEMBLE_SIZE_CRITERION,
+    MEAN_PLCC,
+    PLCC_SPREAD,
+    PER_SEED_MIN,
+    FOLD_MIN,
+    PROVENANCE,
+    OLS_MARGIN,
+    BIAS,
+    COVERAGE,
+    POOLED_PLCC,
+    BASELINE_DROP,
+)
+
+
+def threshold_criteria() -> tuple[tuple[str, Criterion], ...]:
+    """``(key, criterion)`` of every criterion with a configurable threshold, in
+    :data:`CRITERIA` order."""
+    return tuple((c.key, c) for c in CRITERIA if c.key is not None)
+
+
+def by_stage(stage: str) -> tuple[Criterion, ...]:
+    return tuple(c for c in CRITERIA if c.stage == stage)
+
+
+def by_profile(profile: str) -> tuple[Criterion, ...]:
+    return tuple(c for c in CRITERIA if c.profile == profile)
+
+
+def item_criteria(stage: str, *, baseline: bool = False) -> Iterator[Criterion]:
+    """The criteria of ``stage`` that have plugin items of their own (those needing a
+    baseline only when one is given)."""
+    for c in by_stage(stage):
+        if c.item is None or (c.requires == "baseline" and not baseline):
+            continue
+        yield c
+
+
+def deviations(thresholds: Thresholds) -> list[str]:
+    """Thresholds that deviate from ADR-0303, as ``<name> threshold <value> (ADR-0303:
+    <default>)``, and the seeds when they are not the deployed ensemble's."""
+    out = []
+    for _, c in threshold_criteria():
+        if c.deviation and thresholds[c] != c.default:
+            out.append(f"{c.name} threshold {thresholds[c]} (ADR-0303: {c.default})")
+    if thresholds.seeds != ENSEMBLE_SEEDS:
+        out.append(f"seeds {thresholds.seeds} (ADR-0303: {ENSEMBLE_SEEDS})")
+    return out
+
+
+def strict_help() -> str:
+    """The ``--strict`` help: which checks it enforces, named from the records."""
+    names = ", ".join(c.item or c.name for c in by_profile(PROFILE_STRICT))
+    return (
+        f"enforce frreg's ensemble evidence ({names}): a failed evidence check HOLDs instead "
+        "of warning"
+    )
+
+
+def markdown_table() -> str:
+    """The docs' table of every criterion (docs/verdict.md embeds it; a test compares)."""
+    head = (
+        "| check (plugin item) | profile | scope | passes when | option (CLI / plugin / ini) "
+        "| default | ADR deviation |"
+    )
+    lines = [head, "|---|---|---|---|---|---|---|"]
+    for c in CRITERIA:
+        if c.item is None:
+            item = f"`{c.name}` (fold items)"
+        else:
+            per = "-<source>" if c.scope == "per-source" else ""
+            item = f"`{c.stage}[{c.item}{per}]`"
+        if c.option is None:
+            option, default = "—", "—" if c.default is None else f"{c.default} (fixed)"
+        else:
+            option = f"`--{c.option}` / `--frreg-{c.option}` / `frreg_{c.dest}`"
+            default = c.shown_default or f"{c.default}" + (f" {c.unit}" if c.unit else "")
+        deviation = "yes" if c.deviation else "no"
+        lines.append(
+            f"| {item} | {c.profile} | {c.scope} | {c.passes_when} | {option} | {default} "
+            f"| {deviation} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # python -m frreg.gate.criteria: the docs' table
+    print(markdown_table(), end="")
