@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -32,7 +33,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from frreg.producer import builtin_sources, produce_corpus, quality_args, vmaf_log_path
+from frreg.producer import (
+    ProducerSettings,
+    builtin_sources,
+    produce_corpus,
+    quality_args,
+    vmaf_log_path,
+)
 from frreg.producer import ffmpeg as ff
 from frreg.producer.encoders import BITSTREAM_FORMATS, DEFAULT_PRESETS, PRODUCIBLE_ENCODERS
 from frreg.producer.runner import default_jobs, default_vmaf_threads
@@ -169,17 +176,16 @@ def main(argv: list[str] | None = None) -> int:
                     naive_times.append(time.perf_counter() - start)
                 else:
                     out = tmp / f"frreg-{rnd}" / "corpus.jsonl"
-                    start, cpu_start = time.perf_counter(), time.process_time()
-                    result = produce_corpus(
-                        out,
-                        sources,
-                        [args.encoder],
-                        args.cq,
+                    settings = ProducerSettings(
+                        encoders=(args.encoder,),
+                        cqs=tuple(args.cq),
                         presets={args.encoder: preset},
-                        ffmpeg=exe,
+                        ffmpeg=os.fspath(exe),
                         jobs=jobs,
                         vmaf_threads=threads,
                     )
+                    start, cpu_start = time.perf_counter(), time.process_time()
+                    result = produce_corpus(out, sources, settings)
                     wall = time.perf_counter() - start
                     harness_cpu.append((time.process_time() - cpu_start) / wall)
                     frreg_times.append(wall)

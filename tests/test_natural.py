@@ -24,6 +24,7 @@ from frreg.producer import (
     NATURAL_INSTALL,
     NATURAL_SOURCE_IDS,
     ROW_COLUMNS,
+    ProducerSettings,
     available_builtin_ids,
     builtin_sources,
     declared_source_ids,
@@ -200,7 +201,8 @@ def test_a_clip_that_is_not_the_pinned_one_is_refused(
 def test_natural_sources_make_rows_the_trainer_loads(tmp_path: Path) -> None:
     sources = builtin_sources(tmp_path / "cache", ids=NATURAL_SOURCE_IDS, frames=4, size=SIZE)
     out = tmp_path / "natural.jsonl"
-    result = produce_corpus(out, sources, ["libx264"], [30, 45], jobs=2)
+    settings = ProducerSettings(encoders=("libx264",), cqs=(30, 45), jobs=2)
+    result = produce_corpus(out, sources, settings)
     assert result.written
     assert result.rows == 3 * 2 * 4
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]

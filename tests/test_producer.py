@@ -12,6 +12,7 @@ import json
 import math
 import os
 import shutil
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ from frreg.producer import (
 from frreg.producer import ffmpeg as ff
 from frreg.producer.cells import build_cells
 from frreg.producer.progress import ProgressEvent
-from frreg.producer.settings import Grid, producer_settings
+from frreg.producer.settings import Grid, ProducerSettings, producer_settings
 from frreg.producer.sources import BUILTIN_SPECS, LAVFI_SOURCE_IDS, frame_bytes
 from frreg.schema import (
     CANONICAL_6,
@@ -112,7 +113,8 @@ def corpus(clips: Path) -> tuple[Path, Any, Any]:
     """A complete 2 sources x 2 encoders x 2 cqs corpus from the TOML manifest."""
     manifest = load_manifest(clips / "sources.toml", ffmpeg=resolve_ffmpeg())
     out = clips.parent / "out dir" / "corpus.jsonl"
-    result = produce_corpus(out, manifest.sources, manifest.encoders, manifest.cqs)
+    settings = ProducerSettings(encoders=manifest.encoders, cqs=manifest.cqs)
+    result = produce_corpus(out, manifest.sources, settings)
     return out, result, manifest
 
 
@@ -457,7 +459,8 @@ def test_rerun_of_complete_corpus_launches_no_encodes(corpus: tuple[Path, Any, A
     out, first, manifest = corpus
     before = out.read_bytes()
     part_mtimes = {p: p.stat().st_mtime_ns for p in parts_dir(out).glob("*.jsonl")}
-    again = produce_corpus(out, manifest.sources, manifest.encoders, manifest.cqs)
+    settings = ProducerSettings(encoders=manifest.encoders, cqs=manifest.cqs)
+    again = produce_corpus(out, manifest.sources, settings)
     assert again.encodes == 0
     assert again.cells_run == 0
     assert again.cells_reused == first.cells_total
@@ -476,17 +479,18 @@ def test_changed_settings_never_reuse_stale_cells(
     shutil.copytree(parts_dir(out), parts_dir(copy))
     chart = next(s for s in manifest.sources if s.id == "chart_24fps")
 
-    slower = produce_corpus(copy, [chart], ["libx264"], list(CQS), presets={"libx264": "fast"})
+    x264 = ProducerSettings(encoders=("libx264",), cqs=tuple(CQS))
+    slower = produce_corpus(copy, [chart], replace(x264, presets={"libx264": "fast"}))
     assert slower.encodes == len(CQS)  # new preset: every x264 cell recomputed
     assert {r["preset"] for r in read_rows(copy)} == {"fast"}
 
-    same = produce_corpus(copy, [chart], ["libx264"], list(CQS))
+    same = produce_corpus(copy, [chart], x264)
     assert same.encodes == 0  # the default-preset cells are still there
 
-    new_cq = produce_corpus(copy, [chart], ["libx264"], [*CQS, 34])
+    new_cq = produce_corpus(copy, [chart], replace(x264, cqs=(*CQS, 34)))
     assert new_cq.encodes == 1
 
-    shorter = produce_corpus(copy, [chart], ["libx264"], list(CQS), max_frames=5)
+    shorter = produce_corpus(copy, [chart], replace(x264, frames=5))
     assert shorter.encodes == len(CQS)
     assert {r["frame_index"] for r in read_rows(copy)} == set(range(5))
 
@@ -498,7 +502,7 @@ def test_changed_settings_never_reuse_stale_cells(
     edited = raw_source(
         edited_path, width=96, height=54, pix_fmt="yuv420p", framerate=24, src_id="chart_24fps"
     )
-    changed = produce_corpus(copy, [edited], ["libx264"], list(CQS))
+    changed = produce_corpus(copy, [edited], x264)
     assert changed.encodes == len(CQS)
 
 
@@ -541,7 +545,8 @@ def test_failed_cell_leaves_an_incomplete_corpus(tmp_path: Path) -> None:
     odd_clip.write_bytes(odd_clip.read_bytes()[: 4 * frame_bytes(65, 37, "yuv420p")])
     odd = raw_source(odd_clip, width=65, height=37, pix_fmt="yuv420p", framerate=24)
     out = tmp_path / "c.jsonl"
-    result = produce_corpus(out, [good, odd], ["libx264"], [30])
+    x264 = ProducerSettings(encoders=("libx264",), cqs=(30,))
+    result = produce_corpus(out, [good, odd], x264)
     assert not result.written
     assert not result.complete
     assert [f.label for f in result.failed] == ["odd/libx264/cq30"]
@@ -556,7 +561,7 @@ def test_failed_cell_leaves_an_incomplete_corpus(tmp_path: Path) -> None:
         check_corpus_complete(out)
 
     # --allow-missing: the corpus is written, the gap recorded, and accepted.
-    allowed = produce_corpus(out, [good, odd], ["libx264"], [30], allow_missing=True)
+    allowed = produce_corpus(out, [good, odd], replace(x264, allow_missing=True))
     assert allowed.written
     assert not allowed.complete
     assert allowed.encodes == 1  # only the failed cell is retried
@@ -575,7 +580,8 @@ def test_hardware_encoder_without_hardware_fails_its_cell(tmp_path: Path) -> Non
     if "h264_nvenc" not in probe_ffmpeg(resolve_ffmpeg()).encoders:
         pytest.skip("this ffmpeg build has no h264_nvenc")
     src = builtin_sources(tmp_path / "cache", ids=["testsrc2_30fps"], frames=2, size=(64, 36))
-    result = produce_corpus(tmp_path / "c.jsonl", src, ["h264_nvenc"], [30])
+    nvenc = ProducerSettings(encoders=("h264_nvenc",), cqs=(30,))
+    result = produce_corpus(tmp_path / "c.jsonl", src, nvenc)
     assert not result.written
     (failure,) = result.failed
     assert "needs an NVIDIA GPU" in failure.message
@@ -605,7 +611,8 @@ def test_corpus_without_manifest_passes(tmp_path: Path) -> None:
 def test_max_frames_trims_reference_and_encode(tmp_path: Path) -> None:
     (src,) = builtin_sources(tmp_path / "cache", ids=["zoneplate_30fps"], frames=9, size=(64, 36))
     out = tmp_path / "c.jsonl"
-    result = produce_corpus(out, [src], ["libx264"], [30], max_frames=4, jobs=1, vmaf_threads=1)
+    settings = ProducerSettings(encoders=("libx264",), cqs=(30,), frames=4, jobs=1, vmaf_threads=1)
+    result = produce_corpus(out, [src], settings)
     assert result.rows == 4
     rows = read_rows(out)
     assert [r["frame_index"] for r in rows] == [0, 1, 2, 3]
@@ -617,19 +624,15 @@ def test_max_frames_trims_reference_and_encode(tmp_path: Path) -> None:
 
 
 def test_bad_grid_is_refused_before_anything_runs(tmp_path: Path) -> None:
-    src = [object()]  # never touched: validation comes first
+    src: Any = [object()]  # never touched: validation comes first
+    out = tmp_path / "c.jsonl"
     with pytest.raises(InputError, match="unknown encoder 'x999'"):
-        produce_corpus(tmp_path / "c.jsonl", src, ["x999"], [30])  # type: ignore[list-item]
+        produce_corpus(out, src, ProducerSettings(encoders=("x999",), cqs=(30,)))
     with pytest.raises(InputError, match=r"cq 60 is out of range for libx264 \(0..51\)"):
-        produce_corpus(tmp_path / "c.jsonl", src, ["libx264"], [60])  # type: ignore[list-item]
+        produce_corpus(out, src, ProducerSettings(encoders=("libx264",), cqs=(60,)))
+    warp = ProducerSettings(encoders=("libx264",), cqs=(30,), presets={"libx264": "warp"})
     with pytest.raises(InputError, match="preset 'warp' is not on libx264's ladder"):
-        produce_corpus(
-            tmp_path / "c.jsonl",
-            src,
-            ["libx264"],
-            [30],
-            presets={"libx264": "warp"},  # type: ignore[list-item]
-        )
+        produce_corpus(out, src, warp)
     assert not os.listdir(tmp_path)
 
 
@@ -641,14 +644,10 @@ def test_declared_source_ids_read_the_manifest_only(clips: Path) -> None:
 def test_produce_for_gate_from_a_manifest(clips: Path, tmp_path: Path) -> None:
     lines: list[str] = []
     out = tmp_path / "gate.jsonl"
-    result = produce_for_gate(
-        out,
-        manifest=clips / "sources.toml",
-        encoders=["libx264"],
-        cqs=[35],
-        frames=3,
-        log=lines.append,
+    settings = ProducerSettings(
+        manifest=clips / "sources.toml", encoders=("libx264",), cqs=(35,), frames=3
     )
+    result = produce_for_gate(out, settings, log=lines.append)
     assert result.written
     assert result.rows == 2 * 3
     assert lines
@@ -676,7 +675,7 @@ def test_produce_for_gate_from_a_manifest(clips: Path, tmp_path: Path) -> None:
     with pytest.raises(
         ToolError, match=r"1 of 1 corpus cells failed, first odd/libx264/cq35"
     ) as info:
-        produce_for_gate(tmp_path / "bad.jsonl", manifest=bad, encoders=["libx264"], cqs=[35])
+        produce_for_gate(tmp_path / "bad.jsonl", replace(settings, manifest=bad, frames=None))
     assert "divisible by 2" in str(info.value)
     assert info.value.stderr_tail
 
@@ -692,11 +691,10 @@ def test_produce_for_gate_takes_settings_built_from_plugin_values(
     assert not settings.uses_builtin
     out = tmp_path / "gate.jsonl"
     first = produce_for_gate(out, settings)
-    # The keyword form names the same cells: nothing is encoded again.
-    again = produce_for_gate(out, manifest=clips / "sources.toml", encoders=["libx264"], cqs=[35])
+    # Settings built directly name the same cells: nothing is encoded again.
+    direct = ProducerSettings(manifest=clips / "sources.toml", encoders=("libx264",), cqs=(35,))
+    again = produce_for_gate(out, direct)
     assert (first.encodes, again.encodes) == (2, 0)
-    with pytest.raises(TypeError, match="not both"):
-        produce_for_gate(out, settings, cqs=[35])
 
 
 def test_producer_settings_defaults_and_grid() -> None:
@@ -726,13 +724,13 @@ def test_every_software_encoder_really_encodes(tmp_path: Path) -> None:
     src = builtin_sources(tmp_path / "cache", ids=["testsrc2_30fps"], frames=3, size=(64, 36))
     encoders = ["libx264", "libx265", "libsvtav1", "libvpx-vp9", "libvvenc"]
     out = tmp_path / "c.jsonl"
-    result = produce_corpus(out, src, encoders, [40])
+    result = produce_corpus(out, src, ProducerSettings(encoders=tuple(encoders), cqs=(40,)))
     assert result.written, [f.format() for f in result.failed]
     rows = read_rows(out)
     assert sorted({r["encoder"] for r in rows}) == sorted(encoders)
     assert len(rows) == 3 * len(encoders)
     # A different quality really changes the bitstream for each encoder.
-    result = produce_corpus(out, src, encoders, [20, 40])
+    result = produce_corpus(out, src, ProducerSettings(encoders=tuple(encoders), cqs=(20, 40)))
     sizes = {(r["encoder"], r["cq"]): r["bitstream_bytes"] for r in read_rows(out)}
     for enc in encoders:
         assert sizes[(enc, 20)] > sizes[(enc, 40)], enc

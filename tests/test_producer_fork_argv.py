@@ -41,7 +41,7 @@ from frreg.producer.encoders import (
     check_cq,
     videotoolbox_quality,
 )
-from frreg.producer.settings import producer_settings
+from frreg.producer.settings import ProducerSettings, producer_settings
 from frreg.schema import (
     CANONICAL_6,
     ENCODER_VOCAB,
@@ -254,8 +254,9 @@ def test_vmaf_bin_is_refused_by_the_library_too(tmp_path: Path) -> None:
         pix_fmt="yuv420p",
         framerate=25,
     )
+    settings = ProducerSettings(encoders=("libx264",), cqs=(30,), vmaf_bin=tmp_path / "nope")
     with pytest.raises(InputError, match="vmaf binary not found"):
-        produce_corpus(tmp_path / "c.jsonl", [src], ["libx264"], [30], vmaf_bin=tmp_path / "nope")
+        produce_corpus(tmp_path / "c.jsonl", [src], settings)
     assert not (tmp_path / "c.jsonl.parts").exists()
 
 
@@ -390,13 +391,12 @@ def test_vaapi_and_videotoolbox_cells_fail_cleanly_here(fork_tree: Path) -> None
 @pytest.mark.slow
 @SKIP_IF_VAAPI
 def test_a_failed_vaapi_cell_ran_the_argv_with_its_device(tiny_raw: Any, tmp_path: Path) -> None:
-    result = produce_corpus(
-        tmp_path / "c.jsonl",
-        [tiny_raw],
-        ["h264_vaapi", "h264_qsv"],
-        [30],
+    settings = ProducerSettings(
+        encoders=("h264_vaapi", "h264_qsv"),
+        cqs=(30,),
         devices=HardwareDevices(qsv="/dev/dri/renderD131", vaapi="/dev/dri/renderD132"),
     )
+    result = produce_corpus(tmp_path / "c.jsonl", [tiny_raw], settings)
     by_encoder = {f.label.split("/")[1]: f for f in result.failed}
     assert set(by_encoder) == {"h264_vaapi", "h264_qsv"}
     vaapi_argv, qsv_argv = by_encoder["h264_vaapi"].argv, by_encoder["h264_qsv"].argv
@@ -477,7 +477,7 @@ def test_the_row_format_is_in_every_cell_key(tiny_raw: Any) -> None:
 @pytest.mark.slow
 def test_bitstream_bytes_is_the_elementary_streams_size(tiny_raw: Any, tmp_path: Path) -> None:
     out = tmp_path / "c.jsonl"
-    result = produce_corpus(out, [tiny_raw], ["libx264"], [30])
+    result = produce_corpus(out, [tiny_raw], ProducerSettings(encoders=("libx264",), cqs=(30,)))
     assert result.written
     rows = read_rows(out)
     for row in rows:

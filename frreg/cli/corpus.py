@@ -41,7 +41,7 @@ from frreg.producer.progress import (
     TerminalProgress,
     auto_progress,
 )
-from frreg.producer.runner import check_out_path, produce_with
+from frreg.producer.runner import check_out_path, produce_corpus
 from frreg.producer.settings import ProducerSettings, producer_settings
 from frreg.producer.sources import BUILTIN_SIZE, GEOMETRY_KEYS, Source, load_manifest
 from frreg.schema import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
@@ -182,15 +182,8 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         progress = TerminalProgress(sys.stderr)
     elif args.progress == "plain":
         progress = PlainProgress(sys.stderr)
-    result = produce_with(
-        settings,
-        out,
-        sources,
-        grid,
-        exe,
-        max_frames=settings.frames,
-        progress=progress,
-        argv=[PROG, *argv],
+    result = produce_corpus(
+        out, sources, settings.for_run(exe, manifest), progress=progress, argv=[PROG, *argv]
     )
 
     if result.failed:

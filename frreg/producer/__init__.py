@@ -2,10 +2,13 @@
 
 The public surface the CLI (``frreg-corpus``) and the pytest plugin use::
 
-    from frreg.producer import builtin_sources, produce_corpus, check_corpus_complete
+    from frreg.producer import (
+        ProducerSettings, builtin_sources, check_corpus_complete, produce_corpus,
+    )
 
     sources = builtin_sources(cache_dir, frames=24)
-    result = produce_corpus(out, sources, ["libx264"], [23, 31, 39])
+    settings = ProducerSettings(encoders=("libx264",), cqs=(23, 31, 39))
+    result = produce_corpus(out, sources, settings)
     check_corpus_complete(out)   # raises CorpusError if the run left gaps
 
 By concern: :mod:`.encoders` (one spec per encoder), :mod:`.ffmpeg` (one

@@ -24,7 +24,7 @@ import stat
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -60,13 +60,12 @@ from frreg.producer.cells import (
 from frreg.producer.encoders import (
     DEFAULT_PRESETS,
     HARDWARE_ENCODERS,
-    HardwareDevices,
     check_cq,
     check_encoder,
     check_preset,
 )
 from frreg.producer.progress import PlainProgress, ProgressCallback, ProgressEvent
-from frreg.producer.settings import Grid, ProducerSettings, producer_settings
+from frreg.producer.settings import ProducerSettings
 from frreg.producer.sources import Source, check_unique_ids, load_manifest
 from frreg.schema import EXIT_FAIL, EXIT_OK, SCHEMA_VERSION
 
@@ -214,51 +213,42 @@ class _Plan:
     vmaf_bin: dict[str, Any] | None
 
 
-def _plan(
-    sources: Sequence[Source],
-    encoders: Sequence[str],
-    cqs: Sequence[int],
-    *,
-    presets: Mapping[str, str] | None,
-    max_frames: int | None,
-    ffmpeg: str | os.PathLike[str] | None,
-    jobs: int | None,
-    vmaf_threads: int | None,
-    allow_missing: bool,
-    timeout: float | None,
-    devices: HardwareDevices,
-    vmaf_bin: str | os.PathLike[str] | None,
-) -> _Plan:
-    """Check every argument (InputError) and build the cells, before anything runs."""
+def _plan(sources: Sequence[Source], settings: ProducerSettings) -> _Plan:
+    """Check every setting (InputError) and build the cells, before anything runs.
+
+    The grid is ``settings.grid()`` (see :meth:`ProducerSettings.for_run`), every
+    source is cut to ``settings.frames``.
+    """
     if not sources:
         raise InputError("no sources")
-    if not encoders:
-        raise InputError("no encoders")
-    if not cqs:
-        raise InputError("no cq values")
-    chosen_encoders = list(dict.fromkeys(check_encoder(e) for e in encoders))
-    chosen_cqs = sorted(set(cqs))
+    grid = settings.grid()
+    max_frames = settings.frames
+    chosen_encoders = list(dict.fromkeys(check_encoder(e) for e in grid.encoders))
+    chosen_cqs = sorted(set(grid.cqs))
     for enc in chosen_encoders:
         for cq in chosen_cqs:
             check_cq(enc, cq)
-    chosen_presets = resolve_presets(chosen_encoders, presets)
+    chosen_presets = resolve_presets(chosen_encoders, grid.presets)
     if max_frames is not None and max_frames < 1:
         raise InputError(f"max_frames must be a positive integer, not {max_frames}")
     check_unique_ids(sources)
+    vmaf_bin = settings.vmaf_bin
     vmaf_bin_path = ff.check_vmaf_bin(vmaf_bin) if vmaf_bin is not None else None
-    exe = ff.resolve_ffmpeg(ffmpeg)
+    exe = ff.resolve_ffmpeg(settings.ffmpeg)
     info = ff.probe_ffmpeg(exe)
     ff.require_capabilities(info, chosen_encoders, hardware=HARDWARE_ENCODERS)
-    jobs = jobs if jobs is not None else default_jobs()
+    jobs = settings.jobs if settings.jobs is not None else default_jobs()
     if jobs < 1:
         raise InputError(f"jobs must be at least 1, not {jobs}")
-    vmaf_threads = vmaf_threads if vmaf_threads is not None else default_vmaf_threads(jobs)
+    vmaf_threads = (
+        settings.vmaf_threads if settings.vmaf_threads is not None else default_vmaf_threads(jobs)
+    )
     if vmaf_threads < 1:
         raise InputError(f"vmaf_threads must be at least 1, not {vmaf_threads}")
     cells = build_cells(
-        sources, chosen_encoders, chosen_cqs, chosen_presets, max_frames, info, devices
+        sources, chosen_encoders, chosen_cqs, chosen_presets, max_frames, info, settings.devices
     )
-    settings = {
+    recorded = {
         "encoders": sorted(chosen_encoders),
         "cqs": chosen_cqs,
         "presets": dict(sorted(chosen_presets.items())),
@@ -266,12 +256,13 @@ def _plan(
         "vmaf_model": ff.VMAF_MODEL,
         "jobs": jobs,
         "vmaf_threads": vmaf_threads,
-        "timeout_s": timeout,
-        "allow_missing": allow_missing,
-        "devices": devices.describe(),
+        "timeout_s": settings.timeout,
+        "allow_missing": settings.allow_missing,
+        "devices": settings.devices.describe(),
+        ALLOW_MIXED_LIBVMAF: settings.allow_mixed_libvmaf,
     }
     return _Plan(
-        cells, exe, info, jobs, vmaf_threads, settings, _vmaf_bin_record(vmaf_bin_path, info)
+        cells, exe, info, jobs, vmaf_threads, recorded, _vmaf_bin_record(vmaf_bin_path, info)
     )
 
 
@@ -417,71 +408,51 @@ class _Run:
 def produce_corpus(
     out: str | os.PathLike[str],
     sources: Sequence[Source],
-    encoders: Sequence[str],
-    cqs: Sequence[int],
+    settings: ProducerSettings,
     *,
-    presets: Mapping[str, str] | None = None,
-    max_frames: int | None = None,
-    ffmpeg: str | os.PathLike[str] | None = None,
-    jobs: int | None = None,
-    vmaf_threads: int | None = None,
-    allow_missing: bool = False,
-    timeout: float | None = None,
     progress: ProgressCallback | None = None,
     argv: Sequence[str] | None = None,
-    devices: HardwareDevices | None = None,
-    vmaf_bin: str | os.PathLike[str] | None = None,
-    scheduler: str | None = None,
-    allow_mixed_libvmaf: bool = False,
 ) -> ProduceResult:
-    """Produce (or finish, or confirm) the per-frame corpus ``out`` for the grid.
+    """Produce (or finish, or confirm) the per-frame corpus ``out`` for ``settings``' grid.
 
-    Every (source, encoder, cq) cell not already recorded under ``out``'s
-    parts directory is encoded and scored, ``jobs`` at a time. When every
-    cell succeeded — or ``allow_missing`` is set — the rows are assembled
-    into ``out`` sorted by (src, encoder, cq, frame_index), and the manifest
-    records ``complete``. Otherwise no corpus is written, ``OUT.incomplete``
-    explains why, and the result lists the failures.
+    Every (source, encoder, cq) cell of ``settings.grid()`` not already
+    recorded under ``out``'s parts directory is encoded and scored,
+    ``settings.jobs`` at a time. When every cell succeeded — or
+    ``settings.allow_missing`` is set — the rows are assembled into ``out``
+    sorted by (src, encoder, cq, frame_index), and the manifest records
+    ``complete``. Otherwise no corpus is written, ``OUT.incomplete`` explains
+    why, and the result lists the failures. ``argv`` is recorded in the
+    manifest; ``progress`` is called after every cell.
 
-    ``devices`` are the nodes QSV and VAAPI cells open. ``vmaf_bin`` (the
-    fork's ``--vmaf-bin``) must be an existing file and is never run: every
-    cell is scored through ffmpeg's libvmaf filter, and the manifest records
-    that the binary was given and not used.
+    Of ``settings``, the run reads the grid, ``frames`` (every source is cut
+    to its first ``frames``), ``ffmpeg``, ``jobs``, ``vmaf_threads``,
+    ``timeout``, ``allow_missing``, ``devices`` (the nodes QSV and VAAPI cells
+    open), ``vmaf_bin``, ``scheduler`` and ``allow_mixed_libvmaf``; the source
+    selection (``manifest``, ``source``, ``builtin``...) made ``sources``.
+    ``vmaf_bin`` (the fork's ``--vmaf-bin``) must be an existing file and is
+    never run: every cell is scored through ffmpeg's libvmaf filter, and the
+    manifest records that the binary was given and not used.
 
-    Bad arguments (unknown encoder, cq out of range, a preset not on the
+    Bad settings (unknown encoder, cq out of range, a preset not on the
     encoder's ladder, an ffmpeg without libvmaf or a requested encoder, an
     ``out`` that is not a writable regular file: :func:`check_out_path`)
     raise :class:`~frreg.errors.InputError` before anything runs.
     ``result.corpus`` is ``out`` made absolute.
 
-    With ``scheduler`` (``tcp://HOST:PORT``) the pending cells run as tasks on
-    that Dask cluster (:mod:`frreg.producer.cluster`); everything else, writing
-    included, happens here as without it.
+    With ``settings.scheduler`` (``tcp://HOST:PORT``) the pending cells run as
+    tasks on that Dask cluster (:mod:`frreg.producer.cluster`); everything
+    else, writing included, happens here as without it.
     """
     t0 = time.perf_counter()
     corpus = check_out_path(out)
-    plan = _plan(
-        sources,
-        encoders,
-        cqs,
-        presets=presets,
-        max_frames=max_frames,
-        ffmpeg=ffmpeg,
-        jobs=jobs,
-        vmaf_threads=vmaf_threads,
-        allow_missing=allow_missing,
-        timeout=timeout,
-        devices=devices or HardwareDevices(),
-        vmaf_bin=vmaf_bin,
-    )
-    plan.settings[ALLOW_MIXED_LIBVMAF] = allow_mixed_libvmaf
+    plan = _plan(sources, settings)
     client = None
-    if scheduler is not None:
+    if settings.scheduler is not None:
         from frreg.producer.cluster import connect
 
-        client = connect(scheduler)
+        client = connect(settings.scheduler)
     try:
-        return _produce(corpus, plan, sources, argv, progress, timeout, allow_missing, client, t0)
+        return _produce(corpus, plan, sources, settings, argv, progress, client, t0)
     finally:
         if client is not None:
             client.close()
@@ -491,10 +462,9 @@ def _produce(
     corpus: Path,
     plan: _Plan,
     sources: Sequence[Source],
+    settings: ProducerSettings,
     argv: Sequence[str] | None,
     progress: ProgressCallback | None,
-    timeout: float | None,
-    allow_missing: bool,
     client: Any,
     t0: float,
 ) -> ProduceResult:
@@ -513,10 +483,10 @@ def _produce(
         record.save(run.headers, {}, complete=False)
         run.report(None)
         if client is None:
-            run.run_pending(pdir, timeout)
+            run.run_pending(pdir, settings.timeout)
         else:
-            run.run_on_cluster(client, pdir, timeout)
-        result = _finish(corpus, run, allow_missing)
+            run.run_on_cluster(client, pdir, settings.timeout)
+        result = _finish(corpus, run, settings.allow_missing)
         run.report(None, finished=True)
     return result
 
@@ -744,53 +714,33 @@ class _ManifestRecord:
 
 def produce_for_gate(
     out: str | os.PathLike[str],
-    settings: ProducerSettings | None = None,
+    settings: ProducerSettings,
     *,
-    manifest: str | os.PathLike[str] | None = None,
-    encoders: Sequence[str] | None = None,
-    cqs: Sequence[int] | None = None,
-    presets: Mapping[str, str] | None = None,
-    frames: int | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    ffmpeg: str | os.PathLike[str] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> ProduceResult:
-    """Produce ``out`` from a sources manifest, or from the built-in set when there is none.
+    """Produce ``out`` from ``settings``' sources manifest, or from the built-in set when
+    there is none.
 
-    Pass ``settings`` (from :func:`~frreg.producer.settings.producer_settings`),
-    or the keywords, which build the same settings; not both. ``encoders``/
-    ``cqs``/``presets`` win over the manifest's own. Progress goes to ``log``
-    as occasional plain lines. Raises :class:`~frreg.errors.InputError` for
-    bad input and :class:`~frreg.errors.ToolError` (naming the first failed
-    cell, with its ffmpeg stderr tail) when the corpus could not be written.
+    ``settings`` come from :func:`~frreg.producer.settings.producer_settings`
+    (the plugin's values) or are built directly; their ``encoders``/``cqs``/
+    ``presets`` win over the manifest's own. Progress goes to ``log`` as
+    occasional plain lines. Raises :class:`~frreg.errors.InputError` for bad
+    input and :class:`~frreg.errors.ToolError` (naming the first failed cell,
+    with its ffmpeg stderr tail) when the corpus could not be written.
     """
-    keywords = {
-        "sources": manifest,
-        "encoders": encoders,
-        "cqs": cqs,
-        "presets": presets,
-        "frames": frames,
-        "cache_dir": cache_dir,
-        "ffmpeg": ffmpeg,
-    }
-    if settings is None:
-        settings = producer_settings(keywords, Path())
-    elif any(v is not None for v in keywords.values()):
-        raise TypeError("produce_for_gate: pass settings or keyword settings, not both")
-
     exe = ff.resolve_ffmpeg(settings.ffmpeg)
-    parsed = None
     if settings.manifest is not None:
         parsed = load_manifest(settings.manifest, ffmpeg=exe)
-    sources = list(parsed.sources) if parsed is not None else settings.builtin_sources(exe)
-    result = produce_with(
-        settings,
+        sources = list(parsed.sources)
+        run = settings.for_run(exe, parsed)
+    else:
+        sources = settings.builtin_sources(exe)
+        # Built-ins are rendered ``frames`` long; only a manifest's files need the cut.
+        run = replace(settings.for_run(exe), frames=None)
+    result = produce_corpus(
         out,
         sources,
-        settings.grid(parsed),
-        exe,
-        # Built-ins are rendered ``frames`` long; only a manifest's files need the cap.
-        max_frames=settings.frames if parsed is not None else None,
+        run,
         progress=None if log is None else PlainProgress(_LogStream(log), prefix="frreg-corpus"),
     )
     if not result.written:
@@ -802,40 +752,6 @@ def produce_for_gate(
             first.stderr_tail,
         )
     return result
-
-
-def produce_with(
-    settings: ProducerSettings,
-    out: str | os.PathLike[str],
-    sources: Sequence[Source],
-    grid: Grid,
-    ffmpeg: str | os.PathLike[str],
-    *,
-    max_frames: int | None,
-    progress: ProgressCallback | None,
-    argv: Sequence[str] | None = None,
-) -> ProduceResult:
-    """:func:`produce_corpus` on ``grid`` with the run settings (jobs, threads,
-    timeout, ``allow_missing``) taken from ``settings``."""
-    return produce_corpus(
-        out,
-        sources,
-        grid.encoders,
-        grid.cqs,
-        presets=grid.presets,
-        max_frames=max_frames,
-        ffmpeg=ffmpeg,
-        jobs=settings.jobs,
-        vmaf_threads=settings.vmaf_threads,
-        allow_missing=settings.allow_missing,
-        timeout=settings.timeout,
-        progress=progress,
-        argv=argv,
-        devices=settings.devices,
-        vmaf_bin=settings.vmaf_bin,
-        scheduler=settings.scheduler,
-        allow_mixed_libvmaf=settings.allow_mixed_libvmaf,
-    )
 
 
 class _LogStream:

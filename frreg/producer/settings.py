@@ -3,14 +3,17 @@
 ``frreg-corpus`` (from its argparse namespace) and the pytest plugin (from its
 resolved ``--frreg-*`` values, via :func:`~frreg.producer.runner.produce_for_gate`)
 both go through :func:`producer_settings`, so a source set, grid or default
-cannot mean one thing on the command line and another in the gate.
+cannot mean one thing on the command line and another in the gate. The same
+object, completed by :meth:`ProducerSettings.for_run`, is what
+:func:`~frreg.producer.runner.produce_corpus` runs: no setting travels as a
+separate keyword.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +63,8 @@ class ProducerSettings:
     encoders: tuple[str, ...] | None = None
     cqs: tuple[int, ...] | None = None
     presets: Mapping[str, str] = field(default_factory=dict)
+    #: Built-ins are rendered this many frames long; a run cuts every source to its first
+    #: ``frames`` (``None``: whole sources).
     frames: int | None = None
     #: As given: a path, or a bare name looked up on ``PATH``; ``None``: see ``resolve_ffmpeg``.
     ffmpeg: str | None = None
@@ -87,6 +92,22 @@ class ProducerSettings:
         cqs = self.cqs or (manifest.cqs if manifest else None) or DEMO_CQS
         presets = {**((manifest.presets or {}) if manifest else {}), **self.presets}
         return Grid(tuple(encoders), tuple(cqs), presets)
+
+    def for_run(
+        self, ffmpeg: str | os.PathLike[str], manifest: SourceManifest | None = None
+    ) -> ProducerSettings:
+        """These settings as :func:`~frreg.producer.runner.produce_corpus` runs them:
+        ``ffmpeg`` the binary the caller resolved (and probed, and rendered sources
+        with), and the grid filled in from ``manifest`` and the demo defaults, so that
+        :meth:`grid` needs no manifest."""
+        grid = self.grid(manifest)
+        return replace(
+            self,
+            ffmpeg=os.fspath(ffmpeg),
+            encoders=grid.encoders,
+            cqs=grid.cqs,
+            presets=grid.presets,
+        )
 
     @property
     def raw(self) -> bool:
