@@ -104,3 +104,31 @@ def test_public_surface_resolves_lazily():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_the_default_builtin_set_is_pinned_not_derived():
+    """A new built-in is available by id; joining the default set (every default
+    corpus, its digest, the demo's verdict) is a deliberate edit of this list."""
+    from frreg.producer.sources.builtins import DEFAULT_BUILTIN_IDS, LAVFI_SOURCE_IDS
+
+    assert DEFAULT_BUILTIN_IDS == (
+        "testsrc2_30fps",
+        "mandelbrot_24fps",
+        "life_25fps",
+        "cellauto_30fps",
+        "gradients_24fps",
+        "zoneplate_30fps",
+        "noise_25fps",
+        "testsrc_blur_50fps",
+        "smptehdbars_scroll_30fps",
+        "sierpinski_24fps",
+    )
+    assert set(DEFAULT_BUILTIN_IDS) <= set(LAVFI_SOURCE_IDS)
+
+
+def test_the_codec_block_is_the_forks_fourteen_wide_contract():
+    from frreg.schema import CODEC_BLOCK_COLUMNS, CODEC_BLOCK_LAYOUT, ENCODER_VOCAB
+
+    assert len(CODEC_BLOCK_COLUMNS) == len(CODEC_BLOCK_LAYOUT) == 14
+    assert ENCODER_VOCAB[-1] == "unknown"
+    assert CODEC_BLOCK_COLUMNS[-2:] == ("preset_norm", "crf_norm")
