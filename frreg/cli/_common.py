@@ -1,14 +1,16 @@
-"""What every frreg CLI shares: error reporting, the crash guard and terminal progress."""
+"""What every frreg CLI shares: error reporting, the crash guard and terminal progress
+(:func:`~frreg._terminal.progress_printer`, which lives in the library because the
+export draws with it too)."""
 
 from __future__ import annotations
 
 import functools
 import os
 import sys
-import time
 from collections.abc import Callable
 from typing import TextIO
 
+from frreg._terminal import progress_printer as progress_printer
 from frreg.errors import FrregError
 from frreg.schema import EXIT_INTERNAL, EXIT_INTERRUPTED
 
@@ -50,28 +52,3 @@ def fail(prog: str, err: FrregError, stream: TextIO | None = None) -> int:
     """Print ``prog: error: message`` (one line) and return the error's exit code."""
     print(f"{prog}: error: {err}", file=stream or sys.stderr)
     return err.exit_code
-
-
-def progress_printer(label: str, stream: TextIO | None = None) -> Callable[[int, int], None] | None:
-    """A ``progress(done, total)`` callback drawing one updating line on a terminal.
-
-    Returns ``None`` when the stream is not a terminal, so CI logs stay quiet.
-    """
-    out = stream or sys.stderr
-    if not out.isatty():
-        return None
-    start = time.perf_counter()
-
-    def update(done: int, total: int) -> None:
-        elapsed = time.perf_counter() - start
-        eta = elapsed / done * (total - done) if done else 0.0
-        width = 30
-        filled = int(width * done / max(total, 1))
-        bar = "#" * filled + "-" * (width - filled)
-        end = "\n" if done >= total else ""
-        out.write(
-            f"\r{label} [{bar}] {done}/{total}  {elapsed:5.0f}s elapsed, ETA {eta:5.0f}s{end}"
-        )
-        out.flush()
-
-    return update

@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import math
 import os
 import re
 import shutil
@@ -26,7 +25,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
@@ -49,6 +48,14 @@ from frreg.schema import (
     manifest_name,
     member_id,
 )
+
+if TYPE_CHECKING:
+    from frreg.corpus import Corpus
+    from frreg.gate.criteria import Thresholds
+    from frreg.gate.evidence import RecordedRun
+    from frreg.gate.verdict import Decision
+    from frreg.training.loso import TrainedFold
+    from frreg.training.settings import Scaler
 
 #: The held-out label of a production member's job: it holds nothing out.
 #: It names the job's random stream (:func:`~frreg.training.settings.fold_seed`).
@@ -145,22 +152,18 @@ def read_verdict(path: Path) -> tuple[dict[str, Any], Path]:
     return doc, path
 
 
-def _thresholds(doc: Mapping[str, Any], where: Path) -> Any:
-    from frreg.gate.checks import Thresholds
+def _thresholds(doc: Mapping[str, Any], where: Path) -> Thresholds:
+    """The thresholds the verdict applied (its ``gate.thresholds``), validated."""
+    from frreg.gate.criteria import Thresholds
 
     raw = doc.get("gate", {}).get("thresholds") if isinstance(doc.get("gate"), dict) else None
-    fields = set(Thresholds.__dataclass_fields__)
-    if not isinstance(raw, dict) or set(raw) != fields:
+    fields = Thresholds.json_keys()
+    if not isinstance(raw, dict) or set(raw) != set(fields):
         raise InputError(f"{where}: gate.thresholds must have the fields {sorted(fields)}")
     try:
-        values = {**raw, "seeds": tuple(int(s) for s in raw["seeds"])}
-        th = Thresholds(**values)
-    except (TypeError, ValueError):
-        raise InputError(f"{where}: gate.thresholds is malformed") from None
-    numbers = [v for k, v in values.items() if k not in ("seeds", "strict", "fold_min")]
-    if not all(isinstance(v, int | float) and math.isfinite(v) for v in numbers):
-        raise InputError(f"{where}: gate.thresholds holds a non-finite or non-numeric value")
-    return th
+        return Thresholds.from_json(raw)
+    except ValueError as exc:
+        raise InputError(f"{where}: gate.thresholds is malformed: {exc}") from None
 
 
 def _check_seed_files(doc: Mapping[str, Any], loso_dir: Path, where: Path) -> list[int]:
@@ -271,9 +274,7 @@ def export_ensemble(request: ExportRequest, log: Log | None = None) -> ExportRes
             tempfile.mkdtemp(prefix=f"{_STAGING_PREFIX}{request.ensemble_id}-", dir=out_dir)
         )
         try:
-            return _export(
-                request, verdict, verdict_path, thresholds, seeds, device, registry, stage, say
-            )
+            return _export(request, verdict_path, thresholds, seeds, device, registry, stage, say)
         finally:
             shutil.rmtree(stage, ignore_errors=True)
 
@@ -301,20 +302,52 @@ def _remove_stale_staging(out_dir: Path, ensemble_id: str) -> None:
 
 def _export(
     request: ExportRequest,
-    verdict: Mapping[str, Any],
     verdict_path: Path,
-    thresholds: Any,
+    thresholds: Thresholds,
     seeds: Sequence[int],
     device_choice: str | None,
     registry: dict[str, Any] | None,
     stage: Path,
     say: Log,
 ) -> ExportResult:
+    """The export proper, once every refusal passed: each step below, in order."""
     from frreg.corpus import load_corpus
-    from frreg.gate.ensemble import conformal_calibration
-    from frreg.gate.verdict import decide, recipe_deviations
-    from frreg.training.loso import train_jobs, versions
-    from frreg.training.settings import FoldJob, Scaler
+
+    decision = _rederive_promote(request, verdict_path, thresholds, say)
+    run = _recorded_recipe(decision, seeds, verdict_path)
+    device, kernel = _training_device(device_choice, run, verdict_path)
+    corpus = decision.loaded if decision.loaded is not None else load_corpus(request.corpus)
+    scaler, trained = _train_members(corpus, seeds, run, device, kernel, say)
+    provenance = _provenance(request, corpus, scaler, run, device, kernel, verdict_path, decision)
+    staged = _verify_and_stage_members(
+        stage, request, trained, run, corpus, scaler, provenance, decision, say
+    )
+    confidence = _confidence(corpus, decision, staged)
+    man_name = _stage_manifest(stage, request, corpus, staged, provenance, confidence)
+    notes: list[str] = []
+    new_registry = None
+    if registry is not None and request.registry is not None:
+        new_registry, notes = _flipped_registry(
+            registry, request, staged.files, provenance, request.out_dir
+        )
+    _move_into_place(stage, request, staged.files, man_name, new_registry)
+    out = request.out_dir
+    return ExportResult(
+        manifest=out / man_name,
+        members=tuple(out / m.onnx for m in staged.files),
+        registry=request.registry if new_registry is not None else None,
+        max_ort_diff=staged.max_ort_diff,
+        conformal_q=confidence["conformal_q_residual"],
+        notes=tuple(notes),
+    )
+
+
+def _rederive_promote(
+    request: ExportRequest, verdict_path: Path, thresholds: Any, say: Log
+) -> Decision:
+    """The gate's decision re-derived from the evidence beside the verdict; it must
+    still be a recomputed PROMOTE (a forged or stale PROMOTE.json does not export)."""
+    from frreg.gate.verdict import decide
 
     say(f"re-deriving the verdict from the evidence in {verdict_path.parent}")
     decision = decide(verdict_path.parent, thresholds, corpus=request.corpus, audit_jobs=0)
@@ -323,11 +356,24 @@ def _export(
         raise InputError(
             f"{verdict_path}: says PROMOTE, but the evidence now gives HOLD ({failures})"
         )
+    return decision
+
+
+def _recorded_recipe(decision: Decision, seeds: Sequence[int], verdict_path: Path) -> RecordedRun:
+    """The recipe the gated seeds recorded (the first seed's: the gate checked they agree)."""
     runs = {ev.seed: ev.run for ev in decision.evidence}
     if any(runs.get(s) is None for s in seeds):
         raise InputError(f"{verdict_path}: a seed's recorded recipe cannot be read")
     run = runs[seeds[0]]
     assert run is not None
+    return run
+
+
+def _training_device(
+    device_choice: str | None, run: RecordedRun, verdict_path: Path
+) -> tuple[str, str]:
+    """``(device, kernel)`` the production members train with: the requested device, else
+    the recorded one; the recorded kernel on the CPU (refused when not built), else torch."""
     from frreg.settings import device as checked_device
 
     device = checked_device({"device": device_choice or run.device})
@@ -340,18 +386,31 @@ def _export(
                 f"{verdict_path}: its seeds were trained by the native kernel, which is not "
                 "built in this install (reinstall frreg with a C compiler)"
             )
-    corpus = decision.loaded if decision.loaded is not None else load_corpus(request.corpus)
+    return device, kernel
+
+
+def _train_members(
+    corpus: Corpus,
+    seeds: Sequence[int],
+    run: RecordedRun,
+    device: str,
+    kernel: str,
+    say: Log,
+) -> tuple[Scaler, list[TrainedFold]]:
+    """One production member per seed, fit on every corpus row with the recorded recipe
+    (all in one batched run), and the scaler fit on the same rows."""
+    from frreg._terminal import progress_printer
+    from frreg.training.loso import train_jobs
+    from frreg.training.settings import FoldJob, Scaler
+
     n = corpus.n_rows
     scaler = Scaler.fit(corpus.features)
-    x = scaler.transform(corpus.features)
     everything = np.arange(n)
     jobs = [FoldJob(seed, FULL_FIT, everything, everything) for seed in seeds]
     say(
         f"training {len(jobs)} production members on all {n} rows "
         f"({run.settings.epochs} epochs, {run.engine} engine, {kernel} kernel, {device})"
     )
-    from frreg.cli._common import progress_printer
-
     trained = train_jobs(
         corpus,
         jobs,
@@ -361,15 +420,29 @@ def _export(
         progress=progress_printer("production members"),
         kernel=kernel,
     )
+    return scaler, trained
 
-    gate_fields = decision.report.adr_fields()
-    checks = {c.name: c.status for c in decision.report.checks}
+
+def _provenance(
+    request: ExportRequest,
+    corpus: Corpus,
+    scaler: Scaler,
+    run: RecordedRun,
+    device: str,
+    kernel: str,
+    verdict_path: Path,
+    decision: Decision,
+) -> docs.Provenance:
+    """What every document says about where the members come from."""
+    from frreg.gate.verdict import recipe_deviations
+    from frreg.training.loso import versions
+
     cqs = corpus.frame["cq"].to_numpy(dtype=np.float64)
-    provenance = docs.Provenance(
+    return docs.Provenance(
         corpus=docs.CorpusFacts(
             path=str(request.corpus),
             sha256=corpus.sha256,
-            n_rows=n,
+            n_rows=corpus.n_rows,
             cq_min=float(cqs.min()),
             cq_max=float(cqs.max()),
             sources=tuple(corpus.sources),
@@ -383,84 +456,140 @@ def _export(
         device=device,
         verdict_file=verdict_path.name,
         verdict_sha256=sha256_file(verdict_path),
-        gate=gate_fields,
-        checks=checks,
+        gate=decision.report.adr_fields(),
+        checks={c.name: c.status for c in decision.report.checks},
         deviations=tuple(recipe_deviations(decision)),
         versions=versions(),
     )
-    probe_idx = docs.probe_rows(n, PROBE_ROWS)
-    probe_scores: dict[str, list[float]] = {}
-    members: list[docs.MemberFiles] = []
-    worst = 0.0
-    full_fit_scores = []
+
+
+@dataclass
+class _StagedMembers:
+    """The members verified and written into the staging directory."""
+
+    files: list[docs.MemberFiles]
+    #: Each member's torch scores on every corpus row, in ``files`` order.
+    full_fit_scores: list[np.ndarray]
+    #: The probe rows and each member's scores on them, keyed by ``str(seed)``.
+    probe_idx: np.ndarray
+    probe_scores: dict[str, list[float]]
+    #: The largest onnxruntime-vs-torch difference over every member and row.
+    max_ort_diff: float
+
+
+def _verify_and_stage_members(
+    stage: Path,
+    request: ExportRequest,
+    trained: Sequence[TrainedFold],
+    run: RecordedRun,
+    corpus: Corpus,
+    scaler: Scaler,
+    provenance: docs.Provenance,
+    decision: Decision,
+    say: Log,
+) -> _StagedMembers:
+    """Export each trained member to ONNX, verify it (:func:`_verified_member`) and
+    write it and its sidecar into ``stage``."""
+    x = scaler.transform(corpus.features)
+    staged = _StagedMembers([], [], docs.probe_rows(corpus.n_rows, PROBE_ROWS), {}, 0.0)
     for tf in trained:
         seed = tf.job.seed
-        module = graph.member_module(tf.fit.layers, run.settings.model)
-        expected = graph.torch_scores(module, x, corpus.codec)
-        drift = float(np.max(np.abs(expected - tf.fit.predictions), initial=0.0))
-        if drift > EXPORT_ATOL:
-            raise ExportError(
-                f"seed {seed}: the rebuilt torch member differs from the trained one by "
-                f"{drift:.3g} (> {EXPORT_ATOL}); nothing was written"
-            )
-        data = graph.export_member(module)
-        problems = graph.contract_problems(data)
-        if problems:
-            raise ExportError(
-                f"seed {seed}: the exported graph breaks the contract: {'; '.join(problems)}; "
-                "nothing was written"
-            )
-        got = graph.ort_scores(graph.session(data), x, corpus.codec)
-        diff = float(np.max(np.abs(got.astype(np.float64) - expected), initial=0.0))
-        if got.shape != expected.shape or diff > EXPORT_ATOL:
-            raise ExportError(
-                f"seed {seed}: onnxruntime differs from torch by {diff:.3g} on the corpus "
-                f"(> {EXPORT_ATOL}); nothing was written"
-            )
-        worst = max(worst, diff)
-        full_fit_scores.append(expected.astype(np.float64))
+        data, expected, diff = _verified_member(tf, run, x, corpus)
+        staged.max_ort_diff = max(staged.max_ort_diff, diff)
+        staged.full_fit_scores.append(expected.astype(np.float64))
         onnx_name = member_onnx_name(request.ensemble_id, seed)
         (stage / onnx_name).write_bytes(data)
         onnx_sha = sha256_file(stage / onnx_name)
-        loso = decision.report.seed_means.get(seed)
         record = docs.sidecar(
             request.ensemble_id,
             seed,
             onnx_name,
             onnx_sha,
             provenance,
-            loso_plcc=loso,
+            loso_plcc=decision.report.seed_means.get(seed),
             in_sample={k: tf.record.metrics[k] for k in ("plcc", "rmse")},
         )
         side_name = member_sidecar_name(request.ensemble_id, seed)
         (stage / side_name).write_text(docs.dumps(record), encoding="utf-8")
-        members.append(
+        staged.files.append(
             docs.MemberFiles(seed, onnx_name, onnx_sha, side_name, sha256_file(stage / side_name))
         )
-        probe_scores[str(seed)] = [float(v) for v in expected[probe_idx]]
+        staged.probe_scores[str(seed)] = [float(v) for v in expected[staged.probe_idx]]
         say(
             f"member seed {seed}: {onnx_name} verified (onnxruntime within {diff:.2g} of torch "
-            f"on {n} rows)"
+            f"on {corpus.n_rows} rows)"
         )
+    return staged
+
+
+def _verified_member(
+    tf: TrainedFold, run: RecordedRun, x: np.ndarray, corpus: Corpus
+) -> tuple[bytes, np.ndarray, float]:
+    """One member as ONNX bytes, its torch scores on the scaled rows ``x`` and
+    onnxruntime's largest difference from them; :class:`ExportError` unless the rebuilt
+    torch module is the trained one, the graph meets the contract and onnxruntime agrees."""
+    seed = tf.job.seed
+    module = graph.member_module(tf.fit.layers, run.settings.model)
+    expected = graph.torch_scores(module, x, corpus.codec)
+    drift = float(np.max(np.abs(expected - tf.fit.predictions), initial=0.0))
+    if drift > EXPORT_ATOL:
+        raise ExportError(
+            f"seed {seed}: the rebuilt torch member differs from the trained one by "
+            f"{drift:.3g} (> {EXPORT_ATOL}); nothing was written"
+        )
+    data = graph.export_member(module)
+    problems = graph.contract_problems(data)
+    if problems:
+        raise ExportError(
+            f"seed {seed}: the exported graph breaks the contract: {'; '.join(problems)}; "
+            "nothing was written"
+        )
+    got = graph.ort_scores(graph.session(data), x, corpus.codec)
+    diff = float(np.max(np.abs(got.astype(np.float64) - expected), initial=0.0))
+    if got.shape != expected.shape or diff > EXPORT_ATOL:
+        raise ExportError(
+            f"seed {seed}: onnxruntime differs from torch by {diff:.3g} on the corpus "
+            f"(> {EXPORT_ATOL}); nothing was written"
+        )
+    return data, expected, diff
+
+
+def _confidence(corpus: Corpus, decision: Decision, staged: _StagedMembers) -> dict[str, Any]:
+    """The manifest's confidence block: the conformal calibration of the LOSO predictions,
+    plus the spread of the full-fit members."""
+    from frreg.gate.ensemble import conformal_calibration
 
     loso_preds = {ev.seed: ev.predictions for ev in decision.evidence if ev.predictions is not None}
-    calibration = conformal_calibration(corpus, loso_preds)
-    confidence = calibration.to_json()
-    stack = np.vstack(full_fit_scores)
+    confidence = conformal_calibration(corpus, loso_preds).to_json()
+    stack = np.vstack(staged.full_fit_scores)
     confidence["members_spread"]["full_fit_sigma_mean"] = (
         float(stack.std(axis=0, ddof=1).mean()) if len(stack) > 1 else None
     )
+    return confidence
+
+
+def _stage_manifest(
+    stage: Path,
+    request: ExportRequest,
+    corpus: Corpus,
+    staged: _StagedMembers,
+    provenance: docs.Provenance,
+    confidence: dict[str, Any],
+) -> str:
+    """Write the ensemble manifest (with its probe rows) into ``stage``; its file name."""
+    stack = np.vstack(staged.full_fit_scores)
+    probe_idx = staged.probe_idx
     probe = {
         "rows": [int(i) for i in probe_idx],
         "features_raw": corpus.features[probe_idx].tolist(),
         "codec_onehot": corpus.codec[probe_idx].tolist(),
-        "scores": probe_scores,
+        "scores": staged.probe_scores,
         "ensemble_mean": stack[:, probe_idx].mean(axis=0).tolist(),
     }
     created = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     doc = docs.manifest(
         request.ensemble_id,
-        members,
+        staged.files,
         provenance,
         confidence,
         probe,
@@ -469,15 +598,18 @@ def _export(
     )
     man_name = manifest_name(request.ensemble_id)
     (stage / man_name).write_text(docs.dumps(doc), encoding="utf-8")
+    return man_name
 
-    notes: list[str] = []
-    new_registry = None
-    if registry is not None and request.registry is not None:
-        new_registry, notes = _flipped_registry(
-            registry, request, members, provenance, request.out_dir
-        )
 
-    # Everything is verified and staged: rename into place, the manifest last.
+def _move_into_place(
+    stage: Path,
+    request: ExportRequest,
+    members: Sequence[docs.MemberFiles],
+    man_name: str,
+    new_registry: dict[str, Any] | None,
+) -> None:
+    """Everything is verified and staged: rename it into place, members first, then the
+    manifest, then the registry (an interrupted export leaves the previous set readable)."""
     out = request.out_dir
     for m in members:
         os.replace(stage / m.onnx, out / m.onnx)
@@ -486,14 +618,6 @@ def _export(
     if new_registry is not None and request.registry is not None:
         with atomic_writer(request.registry) as fh:
             fh.write(json.dumps(new_registry, indent=2, allow_nan=False) + "\n")
-    return ExportResult(
-        manifest=out / man_name,
-        members=tuple(out / m.onnx for m in members),
-        registry=request.registry if new_registry is not None else None,
-        max_ort_diff=worst,
-        conformal_q=confidence["conformal_q_residual"],
-        notes=tuple(notes),
-    )
 
 
 def _flipped_registry(
