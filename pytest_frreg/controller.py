@@ -10,8 +10,7 @@ import pytest
 from pytest_frreg.items import NODE, strip_group
 
 if TYPE_CHECKING:
-    from frreg.gate.checks import GateReport
-    from frreg.session import GateSession, ItemOutcome
+    from frreg.session import GateReport, GateSession, ItemOutcome
 
 
 class GateController:
@@ -31,7 +30,7 @@ class GateController:
         self.export_lines: list[str] = []
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        from frreg.gate.verdict import clear_verdict
+        from frreg.session import clear_verdict
 
         # A stale verdict must not outlive a run whose outcome is not known yet.
         clear_verdict(self.session.config.out_dir)

@@ -1,7 +1,8 @@
 """The gate's pytest items: one per corpus, fold, seed and ensemble check.
 
-Each item calls one :class:`~frreg.session.GateSession` check; the checks
-and their names belong to :mod:`frreg.gate.checks`, not to this module.
+Each item runs one :class:`~frreg.session.ItemSpec` of the session (a
+``GateSession.check_*`` method and its arguments); which items there are, and
+their names, come from :func:`frreg.session.item_specs`, not from this module.
 """
 
 from __future__ import annotations
@@ -9,14 +10,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
     from _pytest._code.code import TerminalRepr
 
-    from frreg.session import GateSession
+    from frreg.session import GateSession, ItemSpec
 
 NODE = "frreg-gate"
 #: The xdist group of one seed's items; ``--dist loadgroup`` appends ``@<group>`` to node ids.
@@ -32,59 +33,17 @@ def strip_group(nodeid: str) -> str:
 SESSION_KEY: pytest.StashKey[GateSession] = pytest.StashKey()
 
 
-class ItemSpec(NamedTuple):
-    """One gate item: its name, the :class:`~frreg.session.GateSession` check and its arguments."""
-
-    name: str
-    check: str
-    args: tuple[Any, ...]
-    seed_group: int | None  # items of one seed run on one xdist worker
-
-
-def item_specs(
-    seeds: Sequence[int], sources: Sequence[str], *, baseline: bool = False
-) -> list[ItemSpec]:
-    """Every gate item, in collection order (the controller's expected list uses it too)."""
-    from frreg.gate.checks import (
-        ENSEMBLE_CHECKS,
-        EVIDENCE_BASELINE,
-        EVIDENCE_POOLED,
-        PER_SOURCE_EVIDENCE,
-        evidence_check_name,
-    )
-
-    specs = [ItemSpec("corpus", "check_corpus", (), None)]
-    specs += [
-        ItemSpec(f"fold[seed{s}-{src}]", "check_fold", (s, src), s)
-        for s in seeds
-        for src in sources
-    ]
-    specs += [ItemSpec(f"seed[seed{s}]", "check_seed", (s,), s) for s in seeds]
-    specs += [ItemSpec(f"ensemble[{n}]", "check_ensemble", (c,), None) for n, c in ENSEMBLE_CHECKS]
-    evidence = [evidence_check_name(c, src) for c in PER_SOURCE_EVIDENCE for src in sources]
-    evidence.append(evidence_check_name(EVIDENCE_POOLED))
-    if baseline:
-        evidence.append(evidence_check_name(EVIDENCE_BASELINE))
-    prefix = evidence_check_name("")  # "evidence ": item ids drop it
-    specs += [
-        ItemSpec(f"evidence[{name.removeprefix(prefix)}]", "check_evidence", (name,), None)
-        for name in evidence
-    ]
-    return specs
-
-
-def item_ids(seeds: Sequence[int], sources: Sequence[str], *, baseline: bool = False) -> list[str]:
-    """Node ids of every gate item, in collection order."""
-    return [f"{NODE}::{spec.name}" for spec in item_specs(seeds, sources, baseline=baseline)]
+def node_ids(specs: Sequence[ItemSpec]) -> list[str]:
+    """Node ids of the gate items ``specs``, in their order."""
+    return [f"{NODE}::{spec.name}" for spec in specs]
 
 
 class GateItem(pytest.Item):
     """One gate check. A failure reads as a one-line verdict, not a traceback."""
 
-    def __init__(self, *, check: str, args: tuple[Any, ...], **kwargs: Any) -> None:
+    def __init__(self, *, spec: ItemSpec, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._check = check
-        self._args = args
+        self.spec = spec
         self.add_marker("frreg_gate")
 
     def runtest(self) -> None:
@@ -93,7 +52,7 @@ class GateItem(pytest.Item):
 
         session = self.config.stash[SESSION_KEY]
         try:
-            props = getattr(session, self._check)(*self._args)
+            props = self.spec.run(session)
         except GateFailure as failure:
             self.user_properties.extend(failure.properties.items())
             raise
@@ -121,16 +80,13 @@ class GateCollector(pytest.Collector):
 
         session = self.config.stash[SESSION_KEY]
         try:
-            sources = session.declared_sources()
+            specs = session.item_specs()
         except FrregError as exc:
             raise pytest.UsageError(str(exc)) from None
 
         items: list[pytest.Item | pytest.Collector] = []
-        specs = item_specs(
-            session.config.seeds, sources, baseline=session.config.baseline is not None
-        )
         for spec in specs:
-            item = GateItem.from_parent(self, name=spec.name, check=spec.check, args=spec.args)
+            item = GateItem.from_parent(self, name=spec.name, spec=spec)
             if spec.seed_group is not None:
                 item.add_marker(pytest.mark.xdist_group(f"{GROUP_PREFIX}{spec.seed_group}"))
             items.append(item)

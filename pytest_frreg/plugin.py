@@ -93,10 +93,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if not _active(config):
         return
     from frreg.errors import FrregError
-    from frreg.gate.verdict import clear_verdict
-    from frreg.session import GateSession, gate_config
+    from frreg.session import GateSession, clear_verdict, gate_config
     from pytest_frreg.controller import GateController
-    from pytest_frreg.items import item_ids
+    from pytest_frreg.items import node_ids
 
     base = Path(config.invocation_params.dir)
     if not hasattr(config, "workerinput"):
@@ -114,20 +113,15 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
     if session.config.export_dir is not None and not hasattr(config, "workerinput"):
-        from frreg.export.graph import require_export_extra
-
         try:  # before any training: an export that cannot run is a usage error now
-            require_export_extra()
+            session.require_export_extra()
         except FrregError as exc:
             raise pytest.UsageError(f"--{PREFIX}export: {exc}") from None
     if not hasattr(config, "workerinput"):  # the controller, or a run without xdist
         try:
-            sources = session.declared_sources()
+            expected = node_ids(session.item_specs())
         except FrregError as exc:
             raise pytest.UsageError(str(exc)) from None
-        expected = item_ids(
-            session.config.seeds, sources, baseline=session.config.baseline is not None
-        )
         config.pluginmanager.register(GateController(config, session, expected), "frreg-controller")
 
 

@@ -1,73 +1,51 @@
-"""One ship-gate session: the lazy corpus, cached training per seed, checks and verdict.
+"""The gate session: the lazy corpus, cached training per seed, the checks and the verdict.
 
 The pytest plugin is a thin shell over :class:`GateSession`: collection asks
-it for the declared seeds and sources, each gate item asks it for one check,
-and the controller asks it to :meth:`~GateSession.finalize` the verdict from
-the items' reports. Every method is safe to call from several processes at
-once (pytest-xdist workers): the corpus and every seed are produced once,
-under a file lock, and written atomically. The checks themselves are the
-gate's (:mod:`frreg.gate.checks`); this module only decides when to run them.
+it for its :meth:`~GateSession.item_specs`, each gate item runs one spec (a
+``check_*`` method and its arguments), and the controller asks it to
+:meth:`~GateSession.finalize` the verdict from the items' reports. Every
+method is safe to call from several processes at once (pytest-xdist
+workers): the corpus and every seed are produced once, under a file lock, and
+written atomically. The checks themselves are the gate's
+(:mod:`frreg.gate.checks`); this module only decides when to run them.
 """
 
 from __future__ import annotations
 
-import os
-import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 
-from frreg._io import atomic_writer
 from frreg.cache import CacheEntry, SeedCache
 from frreg.corpus import Corpus, load_corpus
 from frreg.errors import EvidenceWarning
 from frreg.gate.checks import (
     EVIDENCE_COMPUTED,
-    ITEMS_CHECK,
-    PER_SOURCE_EVIDENCE,
-    RUN_CHECK,
     Check,
     GateReport,
     SeedArtifact,
-    Thresholds,
     check_seed,
     evaluate,
-    evidence_check_name,
     fold_problems,
+    gate_item_criteria,
 )
-from frreg.producer.settings import ProducerSettings, producer_settings
-from frreg.schema import DEFAULT_ENSEMBLE_ID
-from frreg.training.loso import Engine
+from frreg.gate.criteria import STAGE_ENSEMBLE
+from frreg.session.config import GateConfig
+from frreg.session.outcomes import (
+    ItemOutcome,
+    reported_cache_keys,
+    session_checks,
+    trained_seeds,
+)
+from frreg.session.output import LOG_FILE, file_log, publish_seed, write_reports
 
 if TYPE_CHECKING:
     from frreg.export import ExportResult
     from frreg.gate.ensemble import EnsembleEvidence
-from frreg.training.settings import TrainSettings
-
-#: File names the gate session writes into its out dir, besides the seed artifacts.
-REPORT_MD = "frreg-report.md"
-HEATMAP_PNG = "frreg-plcc.png"
-EVIDENCE_PNG = "frreg-evidence.png"
-#: Progress of long work (corpus production, training), one timestamped line per event.
-#: Workers cannot draw on the terminal, so `tail -f` this file to watch a run.
-LOG_FILE = "frreg-gate.log"
-
-
-def file_log(path: Path) -> Callable[[str], None]:
-    """A ``log(message)`` that appends timestamped lines to ``path`` (shared by processes)."""
-
-    def log(message: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        # One short append per line: concurrent writers interleave whole lines.
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(f"{stamp} pid {os.getpid()}: {message}\n")
-
-    return log
 
 
 def _epoch_logger(log: Callable[[str], None], label: str) -> Callable[[int, int], None]:
@@ -90,80 +68,6 @@ class GateFailure(AssertionError):
     def __init__(self, message: str, properties: Mapping[str, Any] | None = None) -> None:
         super().__init__(message)
         self.properties = dict(properties or {})
-
-
-@dataclass(frozen=True)
-class GateConfig:
-    """Everything a gate session needs, resolved from options / ini / defaults."""
-
-    corpus: Path
-    out_dir: Path
-    cache_dir: Path
-    settings: TrainSettings
-    thresholds: Thresholds
-    #: How a missing corpus is produced (the plugin's --frreg-sources/encoders/cqs).
-    producer: ProducerSettings = field(default_factory=ProducerSettings)
-    engine: Engine = "batched"
-    device: str = "cpu"
-    #: Jobs to retrain for the verdict's audit; ``None``: 1 unless this session
-    #: trained every seed itself (then the evidence is its own, and 0).
-    audit: int | None = None
-    #: A previous verdict for the baseline-relative evidence check.
-    baseline: Path | None = None
-    #: After a PROMOTE, export the ensemble here (``None``: no export).
-    export_dir: Path | None = None
-    ensemble_id: str = DEFAULT_ENSEMBLE_ID
-    export_registry: Path | None = None
-    export_force: bool = False
-
-    @property
-    def seeds(self) -> tuple[int, ...]:
-        return self.thresholds.seeds
-
-
-@dataclass
-class ItemOutcome:
-    """What the controller learned about one gate item from its reports."""
-
-    nodeid: str
-    outcome: str
-    properties: dict[str, Any] = field(default_factory=dict)
-
-
-#: The plugin options that say how to produce a missing corpus.
-PRODUCER_KEYS = ("sources", "encoders", "cqs", "scheduler")
-
-
-def gate_config(values: Mapping[str, Any], base: Path, *, prefix: str = "--frreg-") -> GateConfig:
-    """Build a :class:`GateConfig` from resolved option values (keyed by option dest).
-
-    Relative paths are taken relative to ``base`` (the invocation directory).
-    """
-    from frreg import settings
-
-    def path(value: Any) -> Path:
-        p = Path(str(value)).expanduser()
-        return p if p.is_absolute() else base / p
-
-    return GateConfig(
-        corpus=path(values["corpus"]),
-        out_dir=path(values["out_dir"]),
-        cache_dir=path(values["cache_dir"]),
-        settings=settings.train_settings(values, prefix=prefix),
-        thresholds=settings.thresholds(values),
-        # Only the producer's own keys: the plugin's cache_dir is the seed cache.
-        producer=producer_settings({k: values[k] for k in PRODUCER_KEYS}, base),
-        engine=values["engine"],
-        device=settings.device(values, prefix=prefix),
-        audit=values.get("audit"),
-        baseline=None if values.get("baseline") is None else path(values["baseline"]),
-        export_dir=None if values.get("export_dir") is None else path(values["export_dir"]),
-        ensemble_id=values.get("ensemble_id") or DEFAULT_ENSEMBLE_ID,
-        export_registry=None
-        if values.get("export_registry") is None
-        else path(values["export_registry"]),
-        export_force=bool(values.get("export_force")),
-    )
 
 
 class GateSession:
@@ -194,6 +98,11 @@ class GateSession:
         from frreg.producer import declared_source_ids
 
         return sorted(declared_source_ids(self.config.producer.manifest))
+
+    def item_specs(self) -> list[ItemSpec]:
+        """This session's gate items, in collection order (see :func:`item_specs`)."""
+        cfg = self.config
+        return item_specs(cfg.seeds, self.declared_sources(), baseline=cfg.baseline is not None)
 
     # ------------------------------------------------------------------ corpus
 
@@ -337,16 +246,13 @@ class GateSession:
             self._ensemble = ensemble
         return self._evidence
 
-    def check_evidence(self, name: str) -> dict[str, Any]:
-        """One evidence check by name: passes, warns (not strict) or fails (strict)."""
+    def check_evidence(self, name: str, source: str | None = None) -> dict[str, Any]:
+        """One evidence check by name (``source``: the held-out source it judges, whose
+        evidence the item reports): passes, warns (not strict) or fails (strict)."""
         matches = [c for c in self.evidence_checks() if c.name == name]
         if not matches:
             # Evidence that could not be computed answers for every evidence item.
-            matches = [
-                c
-                for c in self.evidence_checks()
-                if c.name == evidence_check_name(EVIDENCE_COMPUTED)
-            ]
+            matches = [c for c in self.evidence_checks() if c.name == EVIDENCE_COMPUTED]
         if not matches:
             raise GateFailure(f"no evidence check named {name!r}")
         check = matches[0]
@@ -356,10 +262,9 @@ class GateSession:
             "observed": check.observed,
             "threshold": check.threshold,
         }
-        if self._ensemble is not None:
+        if self._ensemble is not None and source is not None:
             for src in self._ensemble.sources:
-                names = {evidence_check_name(c, src.source) for c in PER_SOURCE_EVIDENCE}
-                if name in names:
+                if src.source == source:
                     props.update({k: v for k, v in src.to_json().items() if k != "source"})
         if check.passed:
             return props
@@ -391,12 +296,9 @@ class GateSession:
         out.mkdir(parents=True, exist_ok=True)
         clear_verdict(out)
         # Publish the seed artifacts the items reported, from the shared cache.
-        keys = {}
-        for o in outcomes.values():
-            if "cache_key" in o.properties and "seed" in o.properties:
-                keys[int(o.properties["seed"])] = str(o.properties["cache_key"])
+        keys = reported_cache_keys(outcomes)
         for seed in cfg.seeds:
-            _publish(self.cache, out, seed, keys.get(seed))
+            publish_seed(self.cache, out, seed, keys.get(seed))
 
         decision, path = validate(
             out,
@@ -412,8 +314,15 @@ class GateSession:
         notes = [o.properties["notes"] for o in outcomes.values() if o.properties.get("notes")]
         records = {s: a.record for s, a in decision.artifacts.items()}
         self.final_ensemble = decision.ensemble
-        self._write_reports(decision.report, records, path, notes)
+        write_reports(cfg, decision.report, records, path, notes, decision.ensemble)
         return decision.report, path
+
+    def require_export_extra(self) -> None:
+        """Raise :class:`~frreg.errors.InputError` when ``--frreg-export`` could not run
+        (the ``[export]`` extra is missing): checked before any training."""
+        from frreg.export.graph import require_export_extra
+
+        require_export_extra()
 
     def export(self, verdict_path: Path) -> ExportResult:
         """Export the promoted ensemble (``--frreg-export``), exactly as ``frreg-export``
@@ -440,124 +349,52 @@ class GateSession:
             return self.config.audit
         from frreg.schema import DEFAULT_AUDIT_JOBS
 
-        trained = {
-            int(o.properties["seed"])
-            for o in outcomes.values()
-            if o.properties.get("trained_now") and "seed" in o.properties
-        }
-        return 0 if trained >= set(self.config.seeds) else DEFAULT_AUDIT_JOBS
-
-    def _write_reports(
-        self,
-        report: GateReport,
-        records: Mapping[int, Any],
-        verdict_path: Path,
-        notes: Sequence[str],
-    ) -> None:
-        from frreg.gate.report import evidence_figure, heatmap, markdown, plcc_table
-
-        out = self.config.out_dir
-        sources, table = plcc_table(records)
-        files = {"verdict": str(verdict_path), "report": str(out / REPORT_MD)}
-        if sources and table:
-            heatmap(out / HEATMAP_PNG, sources, table, f"held-out PLCC — {report.verdict}")
-            files["heatmap"] = str(out / HEATMAP_PNG)
-        ensemble = self.final_ensemble
-        (out / EVIDENCE_PNG).unlink(missing_ok=True)  # never a stale figure beside a new verdict
-        if ensemble is not None:
-            title = f"ensemble bias and conformal half-width per held-out source — {report.verdict}"
-            evidence_figure(out / EVIDENCE_PNG, ensemble, self.config.thresholds.bias_max, title)
-            files["evidence figure"] = str(out / EVIDENCE_PNG)
-        with atomic_writer(out / REPORT_MD) as fh:
-            fh.write(markdown(report, sources, table, files=files, notes=notes, evidence=ensemble))
+        return 0 if trained_seeds(outcomes) >= set(self.config.seeds) else DEFAULT_AUDIT_JOBS
 
 
-def session_checks(
-    outcomes: Mapping[str, ItemOutcome], expected: Sequence[str], interrupted: str | None
-) -> list[Check]:
-    """What the session adds to the gate: failing items, an interruption.
+# ---------------------------------------------------------------------- the items
 
-    Only failures are added, so a clean session's verdict has exactly the
-    checks ``frreg-validate`` writes for the same artifacts.
+
+@dataclass(frozen=True)
+class ItemSpec:
+    """One gate item: its name, the :class:`GateSession` check it runs and that check's
+    arguments. ``seed_group``: items of one seed run on one xdist worker."""
+
+    name: str
+    check: Callable[..., dict[str, Any]]
+    args: tuple[Any, ...] = ()
+    seed_group: int | None = None
+
+    def run(self, session: GateSession) -> dict[str, Any]:
+        """Run the check on ``session``: its measured properties, or :class:`GateFailure`."""
+        return self.check(session, *self.args)
+
+
+def item_specs(
+    seeds: Sequence[int], sources: Sequence[str], *, baseline: bool = False
+) -> list[ItemSpec]:
+    """Every gate item, in collection order (the controller's expected list uses it too).
+
+    The names are the item ids after ``frreg-gate::``. The ensemble and evidence
+    items are the gate's criteria that have items of their own
+    (:func:`~frreg.gate.checks.gate_item_criteria`), one per held-out source for a
+    per-source criterion: a criterion added there is an item here.
     """
-    checks = []
-    missing = [n for n in expected if n not in outcomes]
-    not_passed = [n for n in expected if n in outcomes and outcomes[n].outcome != "passed"]
-    if missing or not_passed:
-        checks.append(
-            Check(
-                ITEMS_CHECK,
-                False,
-                f"gate items: {len(expected) - len(missing) - len(not_passed)} of {len(expected)} passed"
-                + (f"; not run: {len(missing)}" if missing else "")
-                + (f"; failed: {', '.join(not_passed[:5])}" if not_passed else ""),
-            )
-        )
-    if interrupted:
-        checks.append(Check(RUN_CHECK, False, f"run: {interrupted}"))
-    return checks
-
-
-def items_line(outcomes: Mapping[str, ItemOutcome], expected: Sequence[str]) -> str:
-    """One line for the terminal: how many gate items passed."""
-    passed = sum(1 for n in expected if n in outcomes and outcomes[n].outcome == "passed")
-    return f"gate items: {passed} of {len(expected)} passed"
-
-
-def summary_lines(
-    session: GateSession,
-    report: GateReport,
-    verdict_path: Path | None,
-    outcomes: Mapping[str, ItemOutcome],
-    expected: Sequence[str],
-) -> list[str]:
-    """The terminal summary: PLCC table, per-seed means, gate parts, verdict, files."""
-    from frreg.gate.checks import load_loso_dir
-    from frreg.gate.report import plcc_table, table_lines
-
-    out = session.config.out_dir
-    arts = load_loso_dir(out, session.config.seeds)
-    sources, table = plcc_table({s: a.record for s, a in arts.items()})
-    lines = table_lines(sources, table, report.seed_means) if table else ["(no trained seeds)"]
-    lines.append("")
-    if session.final_ensemble is not None:
-        from frreg.gate.report import evidence_lines
-
-        lines += evidence_lines(session.final_ensemble)
-        lines.append("")
-    lines += report.lines()
-    lines.append(items_line(outcomes, expected))
-    reported = [o.properties for o in outcomes.values() if "seed" in o.properties]
-    trained = sorted({int(p["seed"]) for p in reported if p.get("trained_now")})
-    obtained = {int(p["seed"]) for p in reported if "cache_key" in p}
-    cached = [s for s in session.config.seeds if s in obtained and s not in trained]
-    absent = [s for s in session.config.seeds if s not in obtained]
-    lines.append(
-        f"trained this run: {', '.join(map(str, trained)) or 'none'}; "
-        f"from cache: {', '.join(map(str, cached)) or 'none'} ({session.config.cache_dir})"
-        + (f"; not trained: {', '.join(map(str, absent))}" if absent else "")
-    )
-    if verdict_path is not None:
-        lines.append(f"verdict: {verdict_path}")
-    lines.append(f"report: {out / REPORT_MD}")
-    lines.append(f"log: {out / LOG_FILE}")
-    if (out / HEATMAP_PNG).exists():
-        lines.append(f"heatmap: {out / HEATMAP_PNG}")
-    if (out / EVIDENCE_PNG).exists():
-        lines.append(f"evidence figure: {out / EVIDENCE_PNG}")
-    return lines
-
-
-def _publish(cache: SeedCache, out: Path, seed: int, key: str | None) -> None:
-    """Copy one seed's cached artifact into ``out``, or remove a stale one."""
-    from frreg.schema import seed_files
-
-    names = seed_files(seed)
-    src_dir = cache.entry_dir(key) if key else None
-    if src_dir is None or not all((src_dir / n).is_file() for n in names):
-        for name in names:
-            (out / name).unlink(missing_ok=True)
-        return
-    for name in names:  # the JSON last, so it never points at a missing file
-        with atomic_writer(out / name, "wb") as fh:
-            fh.write((src_dir / name).read_bytes())
+    specs = [ItemSpec("corpus", GateSession.check_corpus)]
+    specs += [
+        ItemSpec(f"fold[seed{s}-{src}]", GateSession.check_fold, (s, src), s)
+        for s in seeds
+        for src in sources
+    ]
+    specs += [ItemSpec(f"seed[seed{s}]", GateSession.check_seed, (s,), s) for s in seeds]
+    for c in gate_item_criteria(baseline=baseline):
+        if c.stage == STAGE_ENSEMBLE:
+            specs.append(ItemSpec(c.item_id(), GateSession.check_ensemble, (c.check_name(),)))
+        elif c.scope == "per-source":
+            specs += [
+                ItemSpec(c.item_id(src), GateSession.check_evidence, (c.check_name(src), src))
+                for src in sources
+            ]
+        else:
+            specs.append(ItemSpec(c.item_id(), GateSession.check_evidence, (c.check_name(),)))
+    return specs

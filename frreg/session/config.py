@@ -1,0 +1,78 @@
+"""What a gate session is asked to do: :class:`GateConfig`, built once from the plugin's values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from frreg.gate.checks import Thresholds
+from frreg.producer.settings import ProducerSettings, producer_settings
+from frreg.schema import DEFAULT_ENSEMBLE_ID
+from frreg.training.loso import Engine
+from frreg.training.settings import TrainSettings
+
+#: The plugin options that say how to produce a missing corpus.
+PRODUCER_KEYS = ("sources", "encoders", "cqs", "scheduler")
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """Everything a gate session needs, resolved from options / ini / defaults."""
+
+    corpus: Path
+    out_dir: Path
+    cache_dir: Path
+    settings: TrainSettings
+    thresholds: Thresholds
+    #: How a missing corpus is produced (the plugin's --frreg-sources/encoders/cqs).
+    producer: ProducerSettings = field(default_factory=ProducerSettings)
+    engine: Engine = "batched"
+    device: str = "cpu"
+    #: Jobs to retrain for the verdict's audit; ``None``: 1 unless this session
+    #: trained every seed itself (then the evidence is its own, and 0).
+    audit: int | None = None
+    #: A previous verdict for the baseline-relative evidence check.
+    baseline: Path | None = None
+    #: After a PROMOTE, export the ensemble here (``None``: no export).
+    export_dir: Path | None = None
+    ensemble_id: str = DEFAULT_ENSEMBLE_ID
+    export_registry: Path | None = None
+    export_force: bool = False
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return self.thresholds.seeds
+
+
+def gate_config(values: Mapping[str, Any], base: Path, *, prefix: str = "--frreg-") -> GateConfig:
+    """Build a :class:`GateConfig` from resolved option values (keyed by option dest).
+
+    Relative paths are taken relative to ``base`` (the invocation directory).
+    """
+    from frreg import settings
+
+    def path(value: Any) -> Path:
+        p = Path(str(value)).expanduser()
+        return p if p.is_absolute() else base / p
+
+    return GateConfig(
+        corpus=path(values["corpus"]),
+        out_dir=path(values["out_dir"]),
+        cache_dir=path(values["cache_dir"]),
+        settings=settings.train_settings(values, prefix=prefix),
+        thresholds=settings.thresholds(values),
+        # Only the producer's own keys: the plugin's cache_dir is the seed cache.
+        producer=producer_settings({k: values[k] for k in PRODUCER_KEYS}, base),
+        engine=values["engine"],
+        device=settings.device(values, prefix=prefix),
+        audit=values.get("audit"),
+        baseline=None if values.get("baseline") is None else path(values["baseline"]),
+        export_dir=None if values.get("export_dir") is None else path(values["export_dir"]),
+        ensemble_id=values.get("ensemble_id") or DEFAULT_ENSEMBLE_ID,
+        export_registry=None
+        if values.get("export_registry") is None
+        else path(values["export_registry"]),
+        export_force=bool(values.get("export_force")),
+    )

@@ -1,0 +1,68 @@
+"""What the gate items reported, and what that adds to the verdict."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from frreg.gate.checks import ITEMS_CHECK, RUN_CHECK, Check
+
+
+@dataclass
+class ItemOutcome:
+    """What the controller learned about one gate item from its reports."""
+
+    nodeid: str
+    outcome: str
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+def session_checks(
+    outcomes: Mapping[str, ItemOutcome], expected: Sequence[str], interrupted: str | None
+) -> list[Check]:
+    """What the session adds to the gate: failing items, an interruption.
+
+    Only failures are added, so a clean session's verdict has exactly the
+    checks ``frreg-validate`` writes for the same artifacts.
+    """
+    checks = []
+    missing = [n for n in expected if n not in outcomes]
+    not_passed = [n for n in expected if n in outcomes and outcomes[n].outcome != "passed"]
+    if missing or not_passed:
+        checks.append(
+            Check(
+                ITEMS_CHECK,
+                False,
+                f"gate items: {len(expected) - len(missing) - len(not_passed)} of {len(expected)} passed"
+                + (f"; not run: {len(missing)}" if missing else "")
+                + (f"; failed: {', '.join(not_passed[:5])}" if not_passed else ""),
+            )
+        )
+    if interrupted:
+        checks.append(Check(RUN_CHECK, False, f"run: {interrupted}"))
+    return checks
+
+
+def items_line(outcomes: Mapping[str, ItemOutcome], expected: Sequence[str]) -> str:
+    """One line for the terminal: how many gate items passed."""
+    passed = sum(1 for n in expected if n in outcomes and outcomes[n].outcome == "passed")
+    return f"gate items: {passed} of {len(expected)} passed"
+
+
+def reported_cache_keys(outcomes: Mapping[str, ItemOutcome]) -> dict[int, str]:
+    """The cache key of every seed an item reported (its fold and seed items carry it)."""
+    keys = {}
+    for o in outcomes.values():
+        if "cache_key" in o.properties and "seed" in o.properties:
+            keys[int(o.properties["seed"])] = str(o.properties["cache_key"])
+    return keys
+
+
+def trained_seeds(outcomes: Mapping[str, ItemOutcome]) -> set[int]:
+    """The seeds this session trained itself (not served from the cache)."""
+    return {
+        int(o.properties["seed"])
+        for o in outcomes.values()
+        if o.properties.get("trained_now") and "seed" in o.properties
+    }

@@ -1,0 +1,127 @@
+"""What a gate session writes and prints: its log, the published seed files, the
+markdown report and figures, and the terminal summary."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from frreg._io import atomic_writer
+from frreg.cache import SeedCache
+from frreg.gate.checks import GateReport
+from frreg.gate.criteria import BIAS
+from frreg.session.outcomes import ItemOutcome, items_line, reported_cache_keys, trained_seeds
+
+if TYPE_CHECKING:
+    from frreg.gate.ensemble import EnsembleEvidence
+    from frreg.session.config import GateConfig
+    from frreg.session.gate_session import GateSession
+
+#: File names the gate session writes into its out dir, besides the seed artifacts.
+REPORT_MD = "frreg-report.md"
+HEATMAP_PNG = "frreg-plcc.png"
+EVIDENCE_PNG = "frreg-evidence.png"
+#: Progress of long work (corpus production, training), one timestamped line per event.
+#: Workers cannot draw on the terminal, so `tail -f` this file to watch a run.
+LOG_FILE = "frreg-gate.log"
+
+
+def file_log(path: Path) -> Callable[[str], None]:
+    """A ``log(message)`` that appends timestamped lines to ``path`` (shared by processes)."""
+
+    def log(message: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        # One short append per line: concurrent writers interleave whole lines.
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(f"{stamp} pid {os.getpid()}: {message}\n")
+
+    return log
+
+
+def publish_seed(cache: SeedCache, out: Path, seed: int, key: str | None) -> None:
+    """Copy one seed's cached artifact into ``out``, or remove a stale one."""
+    from frreg.schema import seed_files
+
+    names = seed_files(seed)
+    src_dir = cache.entry_dir(key) if key else None
+    if src_dir is None or not all((src_dir / n).is_file() for n in names):
+        for name in names:
+            (out / name).unlink(missing_ok=True)
+        return
+    for name in names:  # the JSON last, so it never points at a missing file
+        with atomic_writer(out / name, "wb") as fh:
+            fh.write((src_dir / name).read_bytes())
+
+
+def write_reports(
+    config: GateConfig,
+    report: GateReport,
+    records: Mapping[int, Any],
+    verdict_path: Path,
+    notes: Sequence[str],
+    ensemble: EnsembleEvidence | None,
+) -> None:
+    """The markdown report, the PLCC heatmap and the evidence figure, beside the verdict."""
+    from frreg.gate.report import evidence_figure, heatmap, markdown, plcc_table
+
+    out = config.out_dir
+    sources, table = plcc_table(records)
+    files = {"verdict": str(verdict_path), "report": str(out / REPORT_MD)}
+    if sources and table:
+        heatmap(out / HEATMAP_PNG, sources, table, f"held-out PLCC — {report.verdict}")
+        files["heatmap"] = str(out / HEATMAP_PNG)
+    (out / EVIDENCE_PNG).unlink(missing_ok=True)  # never a stale figure beside a new verdict
+    if ensemble is not None:
+        title = f"ensemble bias and conformal half-width per held-out source — {report.verdict}"
+        evidence_figure(out / EVIDENCE_PNG, ensemble, config.thresholds[BIAS], title)
+        files["evidence figure"] = str(out / EVIDENCE_PNG)
+    with atomic_writer(out / REPORT_MD) as fh:
+        fh.write(markdown(report, sources, table, files=files, notes=notes, evidence=ensemble))
+
+
+def summary_lines(
+    session: GateSession,
+    report: GateReport,
+    verdict_path: Path | None,
+    outcomes: Mapping[str, ItemOutcome],
+    expected: Sequence[str],
+) -> list[str]:
+    """The terminal summary: PLCC table, per-seed means, gate parts, verdict, files."""
+    from frreg.gate.checks import load_loso_dir
+    from frreg.gate.report import plcc_table, table_lines
+
+    config = session.config
+    out = config.out_dir
+    arts = load_loso_dir(out, config.seeds)
+    sources, table = plcc_table({s: a.record for s, a in arts.items()})
+    lines = table_lines(sources, table, report.seed_means) if table else ["(no trained seeds)"]
+    lines.append("")
+    if session.final_ensemble is not None:
+        from frreg.gate.report import evidence_lines
+
+        lines += evidence_lines(session.final_ensemble)
+        lines.append("")
+    lines += report.lines()
+    lines.append(items_line(outcomes, expected))
+    trained = sorted(trained_seeds(outcomes))
+    obtained = set(reported_cache_keys(outcomes))
+    cached = [s for s in config.seeds if s in obtained and s not in trained]
+    absent = [s for s in config.seeds if s not in obtained]
+    lines.append(
+        f"trained this run: {', '.join(map(str, trained)) or 'none'}; "
+        f"from cache: {', '.join(map(str, cached)) or 'none'} ({config.cache_dir})"
+        + (f"; not trained: {', '.join(map(str, absent))}" if absent else "")
+    )
+    if verdict_path is not None:
+        lines.append(f"verdict: {verdict_path}")
+    lines.append(f"report: {out / REPORT_MD}")
+    lines.append(f"log: {out / LOG_FILE}")
+    if (out / HEATMAP_PNG).exists():
+        lines.append(f"heatmap: {out / HEATMAP_PNG}")
+    if (out / EVIDENCE_PNG).exists():
+        lines.append(f"evidence figure: {out / EVIDENCE_PNG}")
+    return lines
