@@ -5,8 +5,9 @@ The public surface, by step of the runbook:
 - corpus: :func:`produce_corpus` (``frreg-corpus``), :func:`load_corpus`, :class:`Corpus`
 - training: :class:`LeaveOneSourceOut`, :class:`TrainSettings`, :class:`MLPConfig`,
   :func:`run_loso` (``frreg-train``), :class:`SeedRecord` (``loso_seed{N}.json``)
-- gate: :class:`Thresholds`, :func:`evaluate`, :func:`load_loso_dir` (``frreg-gate``)
-- verdict: :func:`validate` (``frreg-validate``)
+- gate: :data:`CRITERIA`, :class:`Thresholds`, :func:`evaluate`, :func:`load_loso_dir`
+  (``frreg-gate``)
+- verdict: :func:`judge` (writes nothing), :func:`judge_and_write` (``frreg-validate``)
 - export: :func:`export_ensemble` (``frreg-export``), :func:`check_export` (``--check``)
 - the pytest session behind the plugin: :class:`GateSession`
 
@@ -31,11 +32,13 @@ _EXPORTS = {
     "SeedRecord": "frreg.training.record",
     "FoldRecord": "frreg.training.record",
     "run_loso": "frreg.training.loso",
-    "Thresholds": "frreg.gate.checks",
+    "CRITERIA": "frreg.gate.criteria",
+    "Thresholds": "frreg.gate.criteria",
     "GateReport": "frreg.gate.checks",
     "evaluate": "frreg.gate.checks",
     "load_loso_dir": "frreg.gate.checks",
-    "validate": "frreg.gate.verdict",
+    "judge": "frreg.gate.verdict",
+    "judge_and_write": "frreg.gate.verdict",
     "export_ensemble": "frreg.export.ship",
     "ExportRequest": "frreg.export.ship",
     "check_export": "frreg.export.check",

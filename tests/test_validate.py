@@ -133,7 +133,7 @@ def test_a_crash_is_exit_3_and_leaves_no_verdict(loso_copy, capsys, monkeypatch)
     def boom(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(verdict, "decide", boom)  # a bug anywhere past the clearing
+    monkeypatch.setattr(verdict, "judge", boom)  # a bug anywhere past the clearing
     assert validate(loso) == 3
     assert (
         "frreg-validate: internal error: RuntimeError: disk on fire (exit 3"

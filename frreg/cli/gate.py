@@ -68,10 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
 @guarded(PROG)
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from frreg.gate.verdict import decide
+    from frreg.gate.verdict import READ_ONLY, judge
 
     try:
-        decision = decide(args.loso_dir, **gate_inputs(args), require_evidence=False)
+        decision = judge(args.loso_dir, **gate_inputs(args), policy=READ_ONLY)
     except FrregError as err:
         return fail(PROG, err)
     report = decision.report

@@ -347,10 +347,10 @@ def _rederive_promote(
 ) -> Decision:
     """The gate's decision re-derived from the evidence beside the verdict; it must
     still be a recomputed PROMOTE (a forged or stale PROMOTE.json does not export)."""
-    from frreg.gate.verdict import decide
+    from frreg.gate.verdict import judge
 
     say(f"re-deriving the verdict from the evidence in {verdict_path.parent}")
-    decision = decide(verdict_path.parent, thresholds, corpus=request.corpus, audit_jobs=0)
+    decision = judge(verdict_path.parent, thresholds, corpus=request.corpus, audit_jobs=0)
     if not (decision.report.passed and decision.recomputed):
         failures = "; ".join(c.message for c in decision.report.failures()) or "not recomputed"
         raise InputError(

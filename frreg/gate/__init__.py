@@ -3,7 +3,7 @@
 
 Every front end (``frreg-gate``, ``frreg-validate``, the pytest plugin) runs
 the same checks through :func:`~frreg.gate.checks.evaluate` and writes
-verdicts through :func:`~frreg.gate.verdict.validate`.
+verdicts through :func:`~frreg.gate.verdict.judge_and_write`.
 
 Names load on first use, so importing a light submodule (the gate's option
 table, :mod:`.options`, which ``pytest --help`` reads) does not import numpy.

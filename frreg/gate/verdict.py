@@ -1,8 +1,8 @@
 """The verdict file: ``PROMOTE.json`` or ``HOLD.json``, never both.
 
-One function decides (:func:`decide`) and one builds the document
-(:func:`build_verdict`); ``frreg-validate`` and the pytest plugin's controller
-both go through :func:`validate`, so the same artifacts, corpus and thresholds
+One function judges (:func:`judge`, which writes nothing) and one builds the
+document (:func:`build_verdict`); ``frreg-validate`` and the pytest plugin's
+controller both go through :func:`judge_and_write`, so the same artifacts, corpus and thresholds
 give the same verdict content whoever wrote it (only ``created_at``, its
 fork-named twin ``generated_at_utc``, and ``written_by`` differ).
 
@@ -92,6 +92,30 @@ class Decision:
     loaded: Corpus | None = None
 
 
+@dataclass(frozen=True)
+class Policy:
+    """How a front end treats what it cannot judge; one of the named policies below."""
+
+    #: Numbers that cannot be recomputed are a failed check (every verdict writer),
+    #: or only said (``frreg-gate``, which writes nothing).
+    require_evidence: bool = True
+    #: A missing seed file is an input error (exit 2, as in the fork), or a failed
+    #: gate (the plugin, where a seed that did not train is a HOLD).
+    missing_seeds_are_errors: bool = True
+    #: ``--accept-unverified``: judge self-reported numbers instead of HOLDing on them.
+    accept_unverified: bool = False
+
+
+#: ``frreg-validate`` and ``frreg-export``: a verdict on recomputed numbers only.
+VERDICT_WRITER: Final = Policy()
+#: ``frreg-validate --accept-unverified``: self-reported numbers judged, and the verdict says so.
+ACCEPT_UNVERIFIED: Final = Policy(accept_unverified=True)
+#: ``frreg-gate``: read-only; what could not be recomputed is said, not failed.
+READ_ONLY: Final = Policy(require_evidence=False)
+#: The pytest plugin's controller: a seed that did not train is a failed gate.
+GATE_SESSION: Final = Policy(missing_seeds_are_errors=False)
+
+
 def corpus_check(
     corpus: str | Path | None, artifacts: Mapping[int, SeedArtifact]
 ) -> tuple[str | None, str | None]:
@@ -111,32 +135,27 @@ def corpus_check(
     return str(corpus), None
 
 
-def decide(
+def judge(
     loso_dir: str | Path,
     thresholds: Thresholds,
     *,
+    policy: Policy = VERDICT_WRITER,
     corpus: str | Path | None = None,
     audit_jobs: int = 0,
     extra_checks: Sequence[Check] = (),
-    require_evidence: bool = True,
     rng: random.Random | None = None,
     baseline: str | Path | None = None,
-    missing_seeds_are_errors: bool = True,
-    accept_unverified: bool = False,
 ) -> Decision:
-    """Gate ``loso_dir`` on numbers recomputed from the corpus and each seed's files.
+    """Gate ``loso_dir`` on numbers recomputed from the corpus and each seed's files;
+    write nothing (:func:`judge_and_write` writes the verdict).
 
     ``audit_jobs`` (seed, fold) jobs are retrained to check that the recorded
     recipe really gives the recorded predictions. When nothing can be
     recomputed (no corpus; the fork's artifacts, which carry no predictions),
-    the self-reported numbers are judged and the decision says so; with
-    ``require_evidence`` (every verdict writer) that is also a failed check,
-    unless ``accept_unverified``. A missing seed file is an input error
-    (:class:`~frreg.errors.ArtifactError`, exit 2, as in the fork) unless
-    ``missing_seeds_are_errors`` is off (the plugin, where a seed that did not
-    train is a failed gate).
+    the self-reported numbers are judged and the decision says so; what else
+    follows is the ``policy``'s (:class:`Policy`).
     """
-    artifacts = _read_seed_files(loso_dir, thresholds.seeds, missing_seeds_are_errors)
+    artifacts = _read_seed_files(loso_dir, thresholds.seeds, policy.missing_seeds_are_errors)
     path, problem = corpus_check(corpus, artifacts)
     fork = sorted(s for s, a in artifacts.items() if a.record.from_fork)
     if fork:
@@ -146,7 +165,7 @@ def decide(
         )
     if problem is not None or path is None:
         report = _judge_self_reported(artifacts, thresholds, path, fork=bool(fork))
-        if require_evidence and not accept_unverified:
+        if policy.require_evidence and not policy.accept_unverified:
             report.checks.append(Check(CORPUS_CHECK, False, f"corpus: {problem}"))
         report.checks.extend(extra_checks)
         return Decision(
@@ -157,7 +176,7 @@ def decide(
             audit_requested=audit_jobs,
             loso_dir=str(loso_dir),
             unverified=problem,
-            accept_unverified=accept_unverified,
+            accept_unverified=policy.accept_unverified,
         )
     decision = _judge_recomputed(
         loso_dir, artifacts, thresholds, path, baseline=baseline, audit_jobs=audit_jobs, rng=rng
@@ -501,33 +520,31 @@ def clear_verdict(out_dir: str | Path) -> None:
             raise InputError(f"{path}: cannot remove the earlier verdict: {exc.strerror}") from None
 
 
-def validate(
+def judge_and_write(
     loso_dir: str | Path,
     thresholds: Thresholds,
     *,
+    policy: Policy = VERDICT_WRITER,
     corpus: str | Path | None = None,
     audit_jobs: int = 0,
     written_by: str = "frreg-validate",
     extra_checks: Sequence[Check] = (),
     baseline: str | Path | None = None,
-    missing_seeds_are_errors: bool = True,
-    accept_unverified: bool = False,
 ) -> tuple[Decision, Path]:
-    """Gate ``loso_dir``, check the corpus digest, write the verdict there.
+    """:func:`judge` ``loso_dir`` and write the verdict there.
 
     Any earlier verdict is removed first, so neither bad input (which raises
     :class:`~frreg.errors.FrregError`) nor a crash leaves a stale PROMOTE behind.
     """
     if Path(loso_dir).is_dir():
         clear_verdict(loso_dir)
-    decision = decide(
+    decision = judge(
         loso_dir,
         thresholds,
+        policy=policy,
         corpus=corpus,
         audit_jobs=audit_jobs,
         extra_checks=extra_checks,
         baseline=baseline,
-        missing_seeds_are_errors=missing_seeds_are_errors,
-        accept_unverified=accept_unverified,
     )
     return decision, write_verdict(loso_dir, build_verdict(decision, written_by=written_by))

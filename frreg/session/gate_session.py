@@ -286,10 +286,10 @@ class GateSession:
 
         Runs once, on the controller, after every item reported. PROMOTE needs
         every expected item to have passed, an uninterrupted run, and the
-        gate (:func:`frreg.gate.verdict.validate`, exactly what
+        gate (:func:`frreg.gate.verdict.judge_and_write`, exactly what
         ``frreg-validate`` runs) to pass on the artifacts the items produced.
         """
-        from frreg.gate.verdict import clear_verdict, validate
+        from frreg.gate.verdict import GATE_SESSION, clear_verdict, judge_and_write
 
         cfg = self.config
         out = cfg.out_dir
@@ -300,15 +300,15 @@ class GateSession:
         for seed in cfg.seeds:
             publish_seed(self.cache, out, seed, keys.get(seed))
 
-        decision, path = validate(
+        decision, path = judge_and_write(
             out,
             cfg.thresholds,
+            # A seed that did not train is a failed gate here, not an input error.
+            policy=GATE_SESSION,
             corpus=cfg.corpus,
             audit_jobs=self.audit_jobs(outcomes),
             baseline=cfg.baseline,
             written_by="pytest-frreg",
-            # A seed that did not train is a failed gate here, not an input error.
-            missing_seeds_are_errors=False,
             extra_checks=session_checks(outcomes, expected, interrupted),
         )
         notes = [o.properties["notes"] for o in outcomes.values() if o.properties.get("notes")]
