@@ -34,7 +34,7 @@ from frreg.training.settings import FoldJob, TrainSettings, fold_inputs, fold_se
 from frreg.training.splits import LeaveOneSourceOut
 
 CONFIG = MLPConfig()
-LAYOUT = Layout(CONFIG.in_features, CONFIG.hidden)
+LAYOUT = Layout(CONFIG)
 NATIVE = native_module()
 
 #: Both kernels of the batched engine; the compiled one is skipped only where it
@@ -188,7 +188,7 @@ def test_dropout_bits_drop_units_at_rate_p() -> None:
     assert abs(p_eff - DROPOUT) <= 2**-17
     rand = engine._Randomness(
         [torch.Generator().manual_seed(5)], np.array([10_000]), np.array([313]), 32,
-        CONFIG.hidden, DROPOUT, torch.float32, torch.device("cpu"),
+        CONFIG, torch.float32, torch.device("cpu"),
     )  # fmt: skip
     masks = rand.dropout_masks(0, engine.STEPS_PER_CHUNK)
     values = torch.unique(masks).tolist()

@@ -12,24 +12,26 @@ import torch
 from torch import nn
 
 from frreg.schema import DEFAULT_LR, DEFAULT_WEIGHT_DECAY, DROPOUT
-from frreg.training.batched import drop_threshold, native_module
-from frreg.training.batched.adam import ADAM_EPS, BETA1, BETA2
+from frreg.training.batched import native_module
+from frreg.training.batched.engine import native_recipe
 from frreg.training.batched.kernels import gelu_backward_public, gelu_public
 from frreg.training.batched.layout import Layout
 from frreg.training.model import FrRegressorMLP, MLPConfig
+from frreg.training.settings import TrainSettings
 
 NATIVE = native_module()
 needs_native = pytest.mark.skipif(NATIVE is None, reason="the native kernel is not built here")
 CONFIG = MLPConfig()
-LAYOUT = Layout(CONFIG.in_features, CONFIG.hidden)
+LAYOUT = Layout(CONFIG)
 H = CONFIG.hidden
 N_IN1 = CONFIG.in_features + 1
 BATCH = 32
 
 
 def recipe(*, dropout: float = DROPOUT, batch: int = BATCH, lr: float = DEFAULT_LR) -> tuple:
-    return (N_IN1, H, batch, drop_threshold(dropout) + 2**15, 1 / (1 - dropout), lr,
-            DEFAULT_WEIGHT_DECAY, BETA1, BETA2, ADAM_EPS)  # fmt: skip
+    """The engine's own recipe tuple for the default network with these settings."""
+    config = MLPConfig(dropout=dropout)
+    return native_recipe(TrainSettings(batch_size=batch, lr=lr, model=config))
 
 
 def test_ci_builds_the_native_kernel() -> None:
@@ -88,9 +90,9 @@ def test_native_gradients_match_autograd_in_float64(nb: int) -> None:
         ((torch.rand(nb, H, generator=gen) >= DROPOUT).numpy() * scale).astype(np.float32)
         for _ in range(2)
     ]
-    grads = [np.zeros(r * c, dtype=np.float32) for r, c in LAYOUT.shapes]
-    w = [row[: r * c].copy() for row, (r, c) in zip(layers, LAYOUT.shapes, strict=True)]
-    NATIVE.forward_backward(xb, yb, *masks, *w, *grads, recipe())
+    grads = tuple(np.zeros(r * c, dtype=np.float32) for r, c in LAYOUT.shapes)
+    w = tuple(row[: r * c].copy() for row, (r, c) in zip(layers, LAYOUT.shapes, strict=True))
+    NATIVE.forward_backward(xb, yb, tuple(masks), w, grads, recipe())
 
     net = as_module(layers, torch.float64)
     x = torch.from_numpy(xb[:, :-1].astype(np.float64))
@@ -118,14 +120,14 @@ def test_native_steps_follow_torch_adam_without_dropout() -> None:
     x = torch.randn(n, CONFIG.in_features, generator=gen)
     y = torch.randn(n, generator=gen) * 5 + 50
     table = np.hstack([x.numpy(), np.ones((n, 1), np.float32), y.numpy()[:, None]])
-    params = [row[None, :].copy() for row in layers]
-    moments = [np.zeros_like(p) for p in params for _ in range(2)]
+    params = tuple(row[None, :].copy() for row in layers)
+    moments = [tuple(np.zeros_like(p) for p in params) for _ in range(2)]
     step = np.zeros(1, np.int64)
     rng = np.array([[1, 2, 3, 4]], dtype=np.uint64)
     for _ in range(epochs):
         NATIVE.train_epoch(
             np.ascontiguousarray(table, dtype=np.float32), np.zeros(1, np.int64),
-            np.full(1, n, np.int64), *params, *moments, step, rng,
+            np.full(1, n, np.int64), params, *moments, step, rng,
             recipe(dropout=0.0, batch=n, lr=1e-2),
         )  # fmt: skip
     assert step[0] == epochs
@@ -151,11 +153,11 @@ def test_native_dropout_drops_at_rate_p_and_scales_the_rest() -> None:
     layers = random_layers(gen)
     table = np.hstack([torch.randn(n, CONFIG.in_features, generator=gen).numpy(),
                        np.ones((n, 1), np.float32), np.full((n, 1), 50, np.float32)])  # fmt: skip
-    params = [row[None, :].copy() for row in layers]
+    params = tuple(row[None, :].copy() for row in layers)
     before = params[1].copy()
-    moments = [np.zeros_like(p) for p in params for _ in range(2)]
+    moments = [tuple(np.zeros_like(p) for p in params) for _ in range(2)]
     args = (np.ascontiguousarray(table, dtype=np.float32), np.zeros(1, np.int64),
-            np.full(1, n, np.int64), *params, *moments, np.zeros(1, np.int64),
+            np.full(1, n, np.int64), params, *moments, np.zeros(1, np.int64),
             np.array([[7, 7, 7, 7]], dtype=np.uint64))  # fmt: skip
     NATIVE.train_epoch(*args, recipe(dropout=0.5, batch=1, lr=1e-3))
     # 4000 single-row steps with p=0.5: every unit is dropped about half the time, so
@@ -166,19 +168,26 @@ def test_native_dropout_drops_at_rate_p_and_scales_the_rest() -> None:
 @needs_native
 def test_bad_buffers_are_refused_with_a_value_error() -> None:
     table = np.zeros((10, N_IN1 + 1), np.float32)
-    params = [np.zeros((1, w), np.float32) for w in LAYOUT.widths]
-    moments = [np.zeros_like(p) for p in params for _ in range(2)]
+    params = tuple(np.zeros((1, w), np.float32) for w in LAYOUT.widths)
+    avgs, sqs = (tuple(np.zeros_like(p) for p in params) for _ in range(2))
     ok = (np.zeros(1, np.int64), np.full(1, 10, np.int64))
     rest = (np.zeros(1, np.int64), np.ones((1, 4), np.uint64), recipe())
-    NATIVE.train_epoch(table, *ok, *params, *moments, *rest)
+    NATIVE.train_epoch(table, *ok, params, avgs, sqs, *rest)
     with pytest.raises(ValueError, match="outside the table"):
-        NATIVE.train_epoch(table, np.zeros(1, np.int64), np.full(1, 11, np.int64), *params,
-                           *moments, *rest)  # fmt: skip
+        NATIVE.train_epoch(table, np.zeros(1, np.int64), np.full(1, 11, np.int64), params,
+                           avgs, sqs, *rest)  # fmt: skip
     with pytest.raises(ValueError, match="exp_avg"):
-        NATIVE.train_epoch(table, *ok, *params, np.zeros((1, 3), np.float32), *moments[1:], *rest)
+        NATIVE.train_epoch(table, *ok, params, (np.zeros((1, 3), np.float32), *avgs[1:]), sqs,
+                           *rest)  # fmt: skip
+    with pytest.raises(ValueError, match="a tuple of 3 layer buffers"):
+        NATIVE.train_epoch(table, *ok, params[:2], avgs, sqs, *rest)
     with pytest.raises(ValueError, match="bad recipe"):
-        NATIVE.train_epoch(table, *ok, *params, *moments, *rest[:2], (N_IN1, 0, 32, 0, 1.0, 1e-3,
-                           0.0, 0.9, 0.999, 1e-8))  # fmt: skip
+        NATIVE.train_epoch(table, *ok, params, avgs, sqs, *rest[:2], (N_IN1, 0, 2, 32, 0, 1.0,
+                           1e-3, 0.0, 0.9, 0.999, 1e-8))  # fmt: skip
+    multiple = NATIVE.hidden_multiple()  # a width that is not whole vectors
+    with pytest.raises(ValueError, match=f"multiples of {multiple}"):
+        NATIVE.train_epoch(table, *ok, params, avgs, sqs, *rest[:2], (N_IN1, multiple + 4, 2, 32,
+                           0, 1.0, 1e-3, 0.0, 0.9, 0.999, 1e-8))  # fmt: skip
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -9,6 +9,7 @@ import pytest
 
 from frreg.gate.checks import Thresholds
 from frreg.session import GateConfig, GateSession
+from frreg.training.batched import KERNEL_ENV, native_module
 from frreg.training.loso import run_config
 from frreg.training.model import MLPConfig
 from frreg.training.settings import TrainSettings
@@ -77,10 +78,14 @@ def test_changing_the_model_configuration_retrains(tiny_corpus, tmp_path):
     assert retrained.record().config["model"]["hidden"] == 16
 
 
-def test_the_batched_engine_refuses_a_shape_it_does_not_implement(tiny_corpus, tmp_path):
-    deep = TrainSettings(epochs=1, model=MLPConfig(depth=3))
-    with pytest.raises(ValueError, match="batched engine implements depth 2"):
-        session(tiny_corpus, tmp_path, deep).seed_entry(0)
+@pytest.mark.skipif(native_module() is None, reason="the refusal is the native kernel's")
+def test_the_batched_engine_refuses_a_shape_its_kernel_does_not_train(
+    tiny_corpus, tmp_path, monkeypatch
+):
+    monkeypatch.delenv(KERNEL_ENV, raising=False)
+    odd = TrainSettings(epochs=1, model=MLPConfig(hidden=native_module().hidden_multiple() + 4))
+    with pytest.raises(ValueError, match="the native kernel trains hidden widths"):
+        session(tiny_corpus, tmp_path, odd).seed_entry(0)
 
 
 @pytest.mark.slow

@@ -56,15 +56,23 @@ def require_export_extra() -> None:
 
 
 def member_module(layers: Sequence[np.ndarray], config: MLPConfig) -> Any:
-    """The eval-mode ``nn.Module`` ``(features, codec_onehot) -> score`` of one member.
+    """The eval-mode ``nn.Module`` ``(features, codec_onehot) -> score`` of one member:
+    ``FrRegressorMLP(config)`` holding ``layers``.
 
     ``layers`` are the stored ``(fan_in + 1, fan_out)`` matrices (bias last),
-    as :class:`~frreg.training.settings.Fit` holds them.
+    as :class:`~frreg.training.settings.Fit` holds them; their shapes must be
+    ``config.layer_shapes``.
     """
     import torch
     from torch import nn
 
     from frreg.training.model import FrRegressorMLP
+
+    found = [tuple(np.shape(layer)) for layer in layers]
+    if found != list(config.layer_shapes):
+        raise ValueError(
+            f"stored layers {found} do not fit {config}: expected {list(config.layer_shapes)}"
+        )
 
     class Member(nn.Module):
         def __init__(self) -> None:
@@ -76,17 +84,9 @@ def member_module(layers: Sequence[np.ndarray], config: MLPConfig) -> Any:
             return out
 
     module = Member()
-    linears = [m for m in module.mlp.net if isinstance(m, nn.Linear)]
-    if len(linears) != len(layers):
-        raise ValueError(f"{len(layers)} stored layers for a network of {len(linears)}")
     with torch.no_grad():
-        for linear, layer in zip(linears, layers, strict=True):
+        for linear, layer in zip(module.mlp.linears(), layers, strict=True):
             matrix = torch.from_numpy(np.ascontiguousarray(layer, dtype=np.float32))
-            if tuple(matrix.shape) != (linear.in_features + 1, linear.out_features):
-                raise ValueError(
-                    f"stored layer {tuple(matrix.shape)} does not fit "
-                    f"Linear({linear.in_features}, {linear.out_features})"
-                )
             linear.weight.copy_(matrix[:-1].T)
             linear.bias.copy_(matrix[-1])
     return module.eval()
@@ -120,14 +120,15 @@ def _quiet_exporter() -> Iterator[None]:
 
 
 def export_member(module: Any) -> bytes:
-    """The member as ONNX bytes, through torch's exporter (``dynamo=True``, which needs
+    """The member (a :func:`member_module`) as ONNX bytes, through torch's exporter (``dynamo=True``, which needs
     onnxscript), weights embedded, batch axis dynamic."""
     import torch
 
     batch = torch.export.Dim("batch")
+    config = module.mlp.config  # the inputs' widths are the network's own
     example = (
-        torch.zeros(_EXAMPLE_BATCH, len(CANONICAL_6)),
-        torch.zeros(_EXAMPLE_BATCH, NUM_CODECS),
+        torch.zeros(_EXAMPLE_BATCH, config.n_features),
+        torch.zeros(_EXAMPLE_BATCH, config.num_codecs),
     )
     with _quiet_exporter():
         program = torch.onnx.export(

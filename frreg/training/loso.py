@@ -34,6 +34,7 @@ from frreg.schema import (
     seed_weights_name,
 )
 from frreg.training.metrics import fold_metrics
+from frreg.training.model import MLPConfig
 from frreg.training.record import FileRef, FoldRecord, SeedRecord
 from frreg.training.settings import Fit, FoldJob, TrainSettings
 from frreg.training.splits import LeaveOneSourceOut
@@ -95,14 +96,17 @@ def fold_record(job: FoldJob, target: np.ndarray, pred: np.ndarray) -> FoldRecor
     )
 
 
-def engine_kernel(engine: str, device: str = "cpu", kernel: str | None = None) -> str:
-    """The kernel that trains: for the batched engine its compiled (``native``) or
-    ``torch`` kernel (:func:`frreg.training.batched.resolve_kernel`); the reference
-    loop is always ``torch``. Part of every run's ``config``, so of its cache key."""
+def engine_kernel(
+    engine: str, device: str = "cpu", kernel: str | None = None, model: MLPConfig | None = None
+) -> str:
+    """The kernel that trains ``model`` (default: ``MLPConfig()``): for the batched engine
+    its compiled (``native``) or ``torch`` kernel, refusing a shape it does not train
+    (:func:`frreg.training.batched.resolve_kernel`); the reference loop is always
+    ``torch``. Part of every run's ``config``, so of its cache key."""
     if engine == "batched":
         from frreg.training.batched import resolve_kernel
 
-        return resolve_kernel(device, kernel)
+        return resolve_kernel(device, kernel, model)
     if kernel not in (None, "torch"):
         raise ValueError(f"the {engine} engine has only the torch kernel, not {kernel!r}")
     return "torch"
@@ -197,7 +201,7 @@ def run_config(
         "encoder_vocab_version": ENCODER_VOCAB_VERSION,
         "engine": engine,
         "engine_version": engine_version(engine),
-        "kernel": engine_kernel(engine, device, kernel),
+        "kernel": engine_kernel(engine, device, kernel, settings.model),
         "device": device,
         "dry_run": dry_run,
         "frreg": v["frreg"],
@@ -368,7 +372,7 @@ def run_loso(
 ) -> dict[int, Path]:
     """Train all seeds' folds together and write one artifact per seed; return their paths."""
     start = time.perf_counter()
-    kernel = engine_kernel(engine, device, kernel)
+    kernel = engine_kernel(engine, device, kernel, settings.model)
     jobs = plan_jobs(corpus, seeds)
     results = train_jobs(
         corpus, jobs, settings, engine=engine, device=device, progress=progress, kernel=kernel

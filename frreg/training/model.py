@@ -1,12 +1,16 @@
 """The fr_regressor_v2 network: a config dataclass and the ``nn.Module``.
 
 Nothing here knows about video, corpora or folds. :class:`MLPConfig` is the
-whole shape of the network; it is part of every cache key, so changing any
-field retrains rather than reusing models of another shape.
+whole shape of the network and the one specification every implementation
+takes its shapes from (this module, the batched engine's torch and native
+kernels, the stored weights, the ONNX export): :attr:`MLPConfig.layer_shapes`.
+It is part of every cache key, so changing any field retrains rather than
+reusing models of another shape.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -46,8 +50,21 @@ class MLPConfig:
     def in_features(self) -> int:
         return self.n_features + self.num_codecs
 
+    @property
+    def layer_shapes(self) -> tuple[tuple[int, int], ...]:
+        """Each linear layer as ``(fan_in + 1, fan_out)``, input first, head last."""
+        return layer_shapes(self.in_features, self.hidden, self.depth)
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def layer_shapes(in_features: int, hidden: int, depth: int) -> tuple[tuple[int, int], ...]:
+    """The ``(fan_in + 1, fan_out)`` of each linear layer of a network of this shape: a
+    layer as the batched kernels and the weights files store it, the transposed
+    ``nn.Linear`` weight with its bias as the last row."""
+    widths = [in_features, *([hidden] * depth), 1]
+    return tuple((a + 1, b) for a, b in itertools.pairwise(widths))
 
 
 class FrRegressorMLP(nn.Module):
@@ -56,13 +73,16 @@ class FrRegressorMLP(nn.Module):
     def __init__(self, config: MLPConfig | None = None) -> None:
         super().__init__()
         self.config = cfg = config or MLPConfig()
+        *hidden, (head_rows, _) = cfg.layer_shapes
         layers: list[nn.Module] = []
-        width = cfg.in_features
-        for _ in range(cfg.depth):
-            layers += [nn.Linear(width, cfg.hidden), nn.GELU(), nn.Dropout(cfg.dropout)]
-            width = cfg.hidden
-        layers.append(nn.Linear(width, 1))
+        for rows, cols in hidden:
+            layers += [nn.Linear(rows - 1, cols), nn.GELU(), nn.Dropout(cfg.dropout)]
+        layers.append(nn.Linear(head_rows - 1, 1))
         self.net = nn.Sequential(*layers)
+
+    def linears(self) -> list[nn.Linear]:
+        """The linear layers, input first: one per entry of ``config.layer_shapes``."""
+        return [m for m in self.net if isinstance(m, nn.Linear)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.net(x)

@@ -11,7 +11,6 @@ float32 matrix (the bias is the last row).
 from __future__ import annotations
 
 import io
-import itertools
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -80,9 +79,11 @@ def predict(layers: FoldLayers, x: np.ndarray) -> np.ndarray:
 
 
 def layer_shapes(in_features: int, hidden: int, depth: int) -> list[tuple[int, int]]:
-    """The ``(fan_in + 1, fan_out)`` shapes of a network of this shape."""
-    widths = [in_features, *([hidden] * depth), 1]
-    return [(a + 1, b) for a, b in itertools.pairwise(widths)]
+    """The ``(fan_in + 1, fan_out)`` shapes of a network of this shape
+    (:func:`frreg.training.model.layer_shapes`)."""
+    from frreg.training.model import layer_shapes as shapes
+
+    return list(shapes(in_features, hidden, depth))
 
 
 def check_shapes(

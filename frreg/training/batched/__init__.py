@@ -28,6 +28,14 @@ models advance together:
   own thread with single-threaded ops: OpenMP inside ops this small costs more
   in synchronisation than it saves, and on a busy machine it collapses.
 
+Shapes. Both kernels take every size from the run's
+:class:`~frreg.training.model.MLPConfig` (its ``layer_shapes``): the torch
+kernel trains any depth and width; the native kernel the widths and depths its
+build declares (multiples of its widest vector, so no scalar remainder), and
+:func:`check_supported` refuses any other shape before training, in one line,
+even when the kernel was not asked for: an unsupported shape is never quietly
+handed to the slower kernel.
+
 Independence. All randomness of a model -- initial weights, per-epoch
 shuffles, dropout -- comes from its own generators, seeded from
 :func:`~frreg.training.settings.fold_seed` of its job, and a model draws the same amounts
@@ -55,6 +63,7 @@ from frreg.training.batched.engine import (
     drop_threshold,
     fit_folds_batched,
     native_module,
+    native_recipe,
     resolve_kernel,
 )
 
@@ -67,5 +76,6 @@ __all__ = [
     "drop_threshold",
     "fit_folds_batched",
     "native_module",
+    "native_recipe",
     "resolve_kernel",
 ]

@@ -1,9 +1,13 @@
 /*
  * frreg's compiled training kernel: whole epochs of many small MLPs, one model at a time.
  *
- * The network is frreg's fr_regressor_v2 shape, (n_in + 1) -> H -> H -> 1 with exact GELU
- * and inverted dropout after each hidden layer, trained with minibatch MSE and Adam with L2
- * weight decay: the recipe of frreg.training.reference, step for step. What the Python
+ * The network is frreg's MLPConfig, (n_in + 1) -> H -> ... -> H -> 1 (depth hidden layers)
+ * with exact GELU and inverted dropout after each hidden layer, trained with minibatch MSE and
+ * Adam with L2 weight decay: the recipe of frreg.training.reference, step for step. Every
+ * size comes with the call (the recipe tuple, built by the engine from the MLPConfig); what
+ * the kernel can train is declared here once, FRREG_HIDDEN_MULTIPLE and FRREG_MAX_DEPTH,
+ * refused otherwise, and read by the engine (hidden_multiple(), max_depth()) to refuse a
+ * shape before training rather than run it slower. What the Python
  * engine (frreg/training/batched/engine.py) does with one batched torch op per layer for a
  * whole group of models, this file does for one model at a time, for a whole epoch per call:
  * the model's weights, moments and activations stay in the core's caches, and there is no
@@ -12,7 +16,7 @@
  *
  * Randomness per model: a xoshiro256** stream, seeded by the caller from the model's own
  * torch generator. Each epoch draws a Fisher-Yates shuffle of the model's training rows
- * (Lemire's bounded integers), then, per step, 2 * batch * H 16-bit dropout draws (four per
+ * (Lemire's bounded integers), then, per step, depth * batch * H 16-bit dropout draws (four per
  * 64-bit output): a unit is dropped when its draw is below the threshold.
  *
  * GELU is 0.5 x (1 + erf(x / sqrt 2)) with erf from Abramowitz & Stegun 7.1.26 (1.5e-7 in
@@ -109,27 +113,55 @@ FRREG_INLINE float erf_f(float x) {
  * One model
  * ------------------------------------------------------------------------------------------ */
 
+/* The widths the kernel trains are the multiples of this: the floats in the widest vector
+ * register compiled (AVX-512), so each row of H units is whole vectors on every target. */
+#define FRREG_HIDDEN_MULTIPLE 16
+/* The most hidden layers it trains (its per-layer pointers are fixed arrays). */
+#define FRREG_MAX_DEPTH 16
+#define FRREG_MAX_LAYERS (FRREG_MAX_DEPTH + 1)
+
 typedef struct {
     int n_in1;  /* inputs plus the bias column of ones */
-    int hidden; /* H */
+    int hidden; /* H, a multiple of FRREG_HIDDEN_MULTIPLE */
+    int depth;  /* hidden layers, 1 .. FRREG_MAX_DEPTH */
     int batch;
     uint32_t drop_below; /* a 16-bit draw below this drops the unit */
     float drop_scale;    /* 1 / (1 - p): the multiplier of a kept unit */
     float lr, weight_decay, beta1, beta2, eps;
 } Recipe;
 
+/* Layer l's fan-in plus one (the bias row). */
+FRREG_INLINE int layer_rows(const Recipe *rc, int l) { return l == 0 ? rc->n_in1 : rc->hidden + 1; }
+
+/* Layer l's fan-out: H for a hidden layer, 1 for the head. */
+FRREG_INLINE int layer_cols(const Recipe *rc, int l) { return l == rc->depth ? 1 : rc->hidden; }
+
+/* The floats of layer l: the (fan_in + 1, fan_out) matrix, bias row last. */
+FRREG_INLINE size_t layer_size(const Recipe *rc, int l) {
+    return (size_t)layer_rows(rc, l) * (size_t)layer_cols(rc, l);
+}
+
 typedef struct {
-    float *xb, *yb, *z1, *h1, *z2, *h2, *g, *gz, *gh, *w2t, *m1, *m2, *gw1, *gw2, *gw3;
+    float *xb, *yb, *g, *gz, *gh, *wt;
+    float *z[FRREG_MAX_DEPTH], *h[FRREG_MAX_DEPTH], *m[FRREG_MAX_DEPTH]; /* per hidden layer */
+    float *gw[FRREG_MAX_LAYERS];
     int32_t *perm;
     uint16_t *draws; /* 4 * ceil(batch * H / 4) */
 } Scratch;
+
+/* Where a one-model epoch copies its draws (tests): perm (n_train,) and masks
+ * (steps, depth, batch, H), each step's nb rows of each layer. */
+typedef struct {
+    int64_t *perm;
+    float *masks;
+} Trace;
 
 typedef struct {
     const float *table;
     int n_cols;
     const int64_t *base, *n_train;
-    float *w[3], *avg[3], *sq[3];
-    int64_t width[3];
+    float *w[FRREG_MAX_LAYERS], *avg[FRREG_MAX_LAYERS], *sq[FRREG_MAX_LAYERS];
+    int64_t width[FRREG_MAX_LAYERS];
     int64_t *step;
     uint64_t *rng;
     int64_t models;
@@ -139,9 +171,8 @@ typedef struct {
  * The kernel, once per instruction set, and the choice among them at load time
  * ------------------------------------------------------------------------------------------ */
 
-typedef void (*group_epoch_fn)(const Recipe *, const Group *, Scratch *);
-typedef void (*one_step_fn)(const Recipe *, int, const float *, const float *, const float *,
-                            Scratch *);
+typedef void (*group_epoch_fn)(const Recipe *, const Group *, Scratch *, const Trace *);
+typedef void (*one_step_fn)(const Recipe *, int, const float *const *, Scratch *);
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(FRREG_BASELINE_ONLY)
 #define FRREG_X86_TARGETS 1
@@ -210,10 +241,10 @@ static int need(Py_buffer *b, Py_ssize_t items, Py_ssize_t itemsize, const char 
     return 1;
 }
 
-static void *alloc_scratch(Scratch *ws, int n_in1, int H, int batch, int64_t max_train) {
-    const size_t B = (size_t)batch, h = (size_t)H;
-    const size_t floats = B * n_in1 + B + 4 * B * (h + 1) + B + 2 * B * h + h * h + 2 * B * h +
-                          (size_t)n_in1 * h + (h + 1) * h + (h + 1);
+static void *alloc_scratch(Scratch *ws, const Recipe *rc, int64_t max_train) {
+    const size_t B = (size_t)rc->batch, h = (size_t)rc->hidden, D = (size_t)rc->depth;
+    size_t floats = B * (size_t)rc->n_in1 + 2 * B + 2 * B * h + h * h + D * (B * h + B * (h + 1) + B * h);
+    for (int l = 0; l <= rc->depth; l++) floats += layer_size(rc, l);
     float *f = calloc(floats, sizeof(float));
     int32_t *perm = calloc((size_t)(max_train > 0 ? max_train : 1), sizeof(int32_t));
     uint16_t *draws = calloc(4 * ((B * h + 3) / 4), sizeof(uint16_t));
@@ -225,93 +256,128 @@ static void *alloc_scratch(Scratch *ws, int n_in1, int H, int batch, int64_t max
     }
     ws->draws = draws;
     float *p = f;
-#define TAKE(name, count) (ws->name = p, p += (count))
-    TAKE(xb, B * n_in1);
+#define TAKE(field, count) (ws->field = p, p += (count))
+    TAKE(xb, B * (size_t)rc->n_in1);
     TAKE(yb, B);
-    TAKE(z1, B * (h + 1));
-    TAKE(h1, B * (h + 1));
-    TAKE(z2, B * (h + 1));
-    TAKE(h2, B * (h + 1));
     TAKE(g, B);
     TAKE(gz, B * h);
     TAKE(gh, B * h);
-    TAKE(w2t, h * h);
-    TAKE(m1, B * h);
-    TAKE(m2, B * h);
-    TAKE(gw1, (size_t)n_in1 * h);
-    TAKE(gw2, (h + 1) * h);
-    TAKE(gw3, h + 1);
+    TAKE(wt, h * h);
+    for (int l = 0; l < rc->depth; l++) {
+        TAKE(z[l], B * h);
+        TAKE(h[l], B * (h + 1));
+        TAKE(m[l], B * h);
+    }
+    for (int l = 0; l <= rc->depth; l++) TAKE(gw[l], layer_size(rc, l));
 #undef TAKE
     ws->perm = perm;
     return f;
 }
 
+static void free_scratch(Scratch *ws, void *block) {
+    free(block);
+    free(ws->perm);
+    free(ws->draws);
+}
+
 static int parse_recipe(PyObject *tuple, Recipe *rc) {
-    /* (n_in1, hidden, batch, drop_below, drop_scale, lr, weight_decay, beta1, beta2, eps) */
+    /* (n_in1, hidden, depth, batch, drop_below, drop_scale, lr, weight_decay, beta1, beta2, eps) */
     unsigned int drop_below;
-    if (!PyArg_ParseTuple(tuple, "iiiIffffff", &rc->n_in1, &rc->hidden, &rc->batch, &drop_below,
-                          &rc->drop_scale, &rc->lr, &rc->weight_decay, &rc->beta1, &rc->beta2,
-                          &rc->eps))
+    if (!PyArg_ParseTuple(tuple, "iiiiIffffff", &rc->n_in1, &rc->hidden, &rc->depth, &rc->batch,
+                          &drop_below, &rc->drop_scale, &rc->lr, &rc->weight_decay, &rc->beta1,
+                          &rc->beta2, &rc->eps))
         return 0;
     rc->drop_below = drop_below;
-    if (rc->n_in1 < 1 || rc->hidden < 1 || rc->hidden > 4096 || rc->batch < 1 ||
-        drop_below > 65536) {
+    if (rc->n_in1 < 1 || rc->batch < 1 || drop_below > 65536) {
         PyErr_SetString(PyExc_ValueError, "bad recipe: sizes must be >= 1, drop_below <= 65536");
+        return 0;
+    }
+    if (rc->hidden < 1 || rc->hidden > 4096 || rc->hidden % FRREG_HIDDEN_MULTIPLE ||
+        rc->depth < 1 || rc->depth > FRREG_MAX_DEPTH) {
+        PyErr_Format(PyExc_ValueError,
+                     "bad recipe: hidden %d, depth %d; the kernel trains hidden widths that are "
+                     "multiples of %d (up to 4096) at depth 1 to %d",
+                     rc->hidden, rc->depth, FRREG_HIDDEN_MULTIPLE, FRREG_MAX_DEPTH);
         return 0;
     }
     return 1;
 }
 
-#define N_EPOCH_BUFFERS 14
+/* Buffers of every layer from a tuple of depth + 1 objects, each C-contiguous float32 with at
+ * least `items[l]` (times `models`) floats, writable if asked; `taken` counts those to release. */
+static int layer_buffers(PyObject *seq, const char *what, int writable, int layers,
+                         Py_buffer *out, int *taken) {
+    if (!PyTuple_Check(seq) || PyTuple_GET_SIZE(seq) != layers) {
+        PyErr_Format(PyExc_ValueError, "%s: expected a tuple of %d layer buffers", what, layers);
+        return 0;
+    }
+    for (int l = 0; l < layers; l++) {
+        const int flags = PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0);
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(seq, l), &out[l], flags) < 0) return 0;
+        *taken += 1;
+    }
+    return 1;
+}
 
-/* train_epoch(table, base, n_train, w1, w2, w3, avg1, sq1, avg2, sq2, avg3, sq3, step, rng,
- *             recipe): every buffer C-contiguous; table float32 (rows, n_in1 + 1): inputs, a
- * one, the target; base/n_train/step int64 (models,); the layer and moment buffers float32
- * (models, width_k); rng uint64 (models, 4). Updates weights, moments, steps and streams. */
-static PyObject *train_epoch(PyObject *self, PyObject *args) {
+/* train_epoch(table, base, n_train, weights, avgs, sqs, step, rng, recipe, trace=None): every
+ * buffer C-contiguous; table float32 (rows, n_in1 + 1): inputs, a one, the target;
+ * base/n_train/step int64 (models,); weights, avgs, sqs tuples of depth + 1 float32 buffers
+ * (models, width_l); rng uint64 (models, 4); trace (tests, one model): (perm int64 (n_train,),
+ * masks float32 (steps, depth, batch, hidden)). Updates weights, moments, steps and streams. */
+static PyObject *train_epoch(PyObject *self, PyObject *args, PyObject *kwargs) {
     (void)self;
-    Py_buffer b[N_EPOCH_BUFFERS];
+    static char *keywords[] = {"table", "base", "n_train", "weights", "avgs", "sqs", "step",
+                               "rng", "recipe", "trace", NULL};
+    Py_buffer b[5];
+    Py_buffer layers[3 * FRREG_MAX_LAYERS];
+    Py_buffer traced[2];
+    int n_layers = 0, n_traced = 0;
     memset(b, 0, sizeof b);
-    PyObject *recipe;
+    PyObject *seqs[3], *recipe, *trace_obj = Py_None;
     Recipe rc;
     PyObject *result = NULL;
     void *scratch = NULL;
-    if (!PyArg_ParseTuple(args, "y*y*y*w*w*w*w*w*w*w*w*w*w*w*O!", &b[0], &b[1], &b[2], &b[3],
-                          &b[4], &b[5], &b[6], &b[7], &b[8], &b[9], &b[10], &b[11], &b[12],
-                          &b[13], &PyTuple_Type, &recipe))
+    Scratch ws;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*y*y*OOOw*w*O!|O", keywords, &b[0], &b[1],
+                                     &b[2], &seqs[0], &seqs[1], &seqs[2], &b[3], &b[4],
+                                     &PyTuple_Type, &recipe, &trace_obj))
         goto done;
     if (!parse_recipe(recipe, &rc)) goto done;
+    const int L = rc.depth + 1;
+    if (!layer_buffers(seqs[0], "weights", 1, L, layers, &n_layers) ||
+        !layer_buffers(seqs[1], "avgs", 1, L, layers + L, &n_layers) ||
+        !layer_buffers(seqs[2], "sqs", 1, L, layers + 2 * L, &n_layers))
+        goto done;
     const Py_ssize_t models = b[2].len / (Py_ssize_t)sizeof(int64_t);
     const int n_cols = rc.n_in1 + 1;
-    const Py_ssize_t H = rc.hidden;
     Group gp;
     gp.models = models;
     gp.n_cols = n_cols;
     gp.table = (const float *)b[0].buf;
     gp.base = (const int64_t *)b[1].buf;
     gp.n_train = (const int64_t *)b[2].buf;
-    const Py_ssize_t used[3] = {rc.n_in1 * H, (H + 1) * H, H + 1};
-    for (int k = 0; k < 3; k++) {
-        if (models < 1 || b[3 + k].len % (models * (Py_ssize_t)sizeof(float)) != 0) {
+    for (int l = 0; l < L; l++) {
+        Py_buffer *w = &layers[l];
+        if (models < 1 || w->len % (models * (Py_ssize_t)sizeof(float)) != 0) {
             PyErr_SetString(PyExc_ValueError, "layer buffers must be (models, width) float32");
             goto done;
         }
-        gp.width[k] = b[3 + k].len / (models * (Py_ssize_t)sizeof(float));
-        if (gp.width[k] < used[k]) {
-            PyErr_Format(PyExc_ValueError, "layer %d: width %lld < %zd", k,
-                         (long long)gp.width[k], used[k]);
+        gp.width[l] = w->len / (models * (Py_ssize_t)sizeof(float));
+        if ((size_t)gp.width[l] < layer_size(&rc, l)) {
+            PyErr_Format(PyExc_ValueError, "layer %d: width %lld < %zu", l,
+                         (long long)gp.width[l], layer_size(&rc, l));
             goto done;
         }
-        if (!need(&b[6 + 2 * k], models * gp.width[k], sizeof(float), "exp_avg") ||
-            !need(&b[7 + 2 * k], models * gp.width[k], sizeof(float), "exp_avg_sq"))
+        if (!need(&layers[L + l], models * gp.width[l], sizeof(float), "exp_avg") ||
+            !need(&layers[2 * L + l], models * gp.width[l], sizeof(float), "exp_avg_sq"))
             goto done;
-        gp.w[k] = (float *)b[3 + k].buf;
-        gp.avg[k] = (float *)b[6 + 2 * k].buf;
-        gp.sq[k] = (float *)b[7 + 2 * k].buf;
+        gp.w[l] = (float *)w->buf;
+        gp.avg[l] = (float *)layers[L + l].buf;
+        gp.sq[l] = (float *)layers[2 * L + l].buf;
     }
     if (!need(&b[1], models, sizeof(int64_t), "base") ||
-        !need(&b[12], models, sizeof(int64_t), "step") ||
-        !need(&b[13], models * 4, sizeof(uint64_t), "rng"))
+        !need(&b[3], models, sizeof(int64_t), "step") ||
+        !need(&b[4], models * 4, sizeof(uint64_t), "rng"))
         goto done;
     if (b[0].len % ((Py_ssize_t)sizeof(float) * n_cols) != 0) {
         PyErr_SetString(PyExc_ValueError, "table must be (rows, n_in1 + 1) float32");
@@ -328,74 +394,106 @@ static PyObject *train_epoch(PyObject *self, PyObject *args) {
         }
         if (gp.n_train[m] > max_train) max_train = gp.n_train[m];
     }
-    gp.step = (int64_t *)b[12].buf;
-    gp.rng = (uint64_t *)b[13].buf;
-    Scratch ws;
-    scratch = alloc_scratch(&ws, rc.n_in1, rc.hidden, rc.batch, max_train);
+    gp.step = (int64_t *)b[3].buf;
+    gp.rng = (uint64_t *)b[4].buf;
+    Trace trace;
+    const Trace *tp = NULL;
+    if (trace_obj != Py_None) {
+        PyObject *perm_obj, *masks_obj;
+        if (!PyArg_ParseTuple(trace_obj, "OO", &perm_obj, &masks_obj)) goto done;
+        if (PyObject_GetBuffer(perm_obj, &traced[0], PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0)
+            goto done;
+        n_traced++;
+        if (PyObject_GetBuffer(masks_obj, &traced[1], PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0)
+            goto done;
+        n_traced++;
+        const Py_ssize_t steps = (Py_ssize_t)((gp.n_train[0] + rc.batch - 1) / rc.batch);
+        if (models != 1) {
+            PyErr_SetString(PyExc_ValueError, "trace: only a one-model group is traced");
+            goto done;
+        }
+        if (!need(&traced[0], (Py_ssize_t)gp.n_train[0], sizeof(int64_t), "trace perm") ||
+            !need(&traced[1], steps * rc.depth * rc.batch * rc.hidden, sizeof(float),
+                  "trace masks"))
+            goto done;
+        trace.perm = (int64_t *)traced[0].buf;
+        trace.masks = (float *)traced[1].buf;
+        tp = &trace;
+    }
+    scratch = alloc_scratch(&ws, &rc, max_train);
     if (!scratch) {
         PyErr_NoMemory();
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
-    group_epoch(&rc, &gp, &ws);
+    group_epoch(&rc, &gp, &ws, tp);
     Py_END_ALLOW_THREADS
-    free(ws.perm);
-    free(ws.draws);
+    free_scratch(&ws, scratch);
+    scratch = NULL;
     result = Py_None;
     Py_INCREF(result);
 done:
-    free(scratch);
-    for (int i = 0; i < N_EPOCH_BUFFERS; i++)
+    if (scratch) free_scratch(&ws, scratch);
+    for (int i = 0; i < 5; i++)
         if (b[i].obj) PyBuffer_Release(&b[i]);
+    for (int i = 0; i < n_layers; i++) PyBuffer_Release(&layers[i]);
+    for (int i = 0; i < n_traced; i++) PyBuffer_Release(&traced[i]);
     return result;
 }
 
-/* forward_backward(xb, yb, m1, m2, w1, w2, w3, gw1, gw2, gw3, recipe): one step's gradients
- * for nb = len(yb) rows, for tests against autograd. */
+/* forward_backward(xb, yb, masks, weights, grads, recipe): one step's gradients for
+ * nb = len(yb) rows, for tests against autograd; masks a tuple of depth (nb, H) float32
+ * buffers, weights and grads tuples of depth + 1 (fan_in + 1, fan_out) float32 buffers. */
 static PyObject *forward_backward_py(PyObject *self, PyObject *args) {
     (void)self;
-    Py_buffer b[10];
+    Py_buffer b[2];
+    Py_buffer layers[3 * FRREG_MAX_LAYERS];
+    int n_layers = 0;
     memset(b, 0, sizeof b);
-    PyObject *recipe;
+    PyObject *seqs[3], *recipe;
     Recipe rc;
     PyObject *result = NULL;
     void *scratch = NULL;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*w*w*w*O!", &b[0], &b[1], &b[2], &b[3], &b[4],
-                          &b[5], &b[6], &b[7], &b[8], &b[9], &PyTuple_Type, &recipe))
+    Scratch ws;
+    if (!PyArg_ParseTuple(args, "y*y*OOOO!", &b[0], &b[1], &seqs[0], &seqs[1], &seqs[2],
+                          &PyTuple_Type, &recipe))
         goto done;
     if (!parse_recipe(recipe, &rc)) goto done;
-    const Py_ssize_t H = rc.hidden, nb = b[1].len / (Py_ssize_t)sizeof(float);
-    if (nb < 1 || nb > rc.batch || !need(&b[0], nb * rc.n_in1, sizeof(float), "xb") ||
-        !need(&b[2], nb * H, sizeof(float), "m1") || !need(&b[3], nb * H, sizeof(float), "m2") ||
-        !need(&b[4], rc.n_in1 * H, sizeof(float), "w1") ||
-        !need(&b[5], (H + 1) * H, sizeof(float), "w2") ||
-        !need(&b[6], H + 1, sizeof(float), "w3") ||
-        !need(&b[7], rc.n_in1 * H, sizeof(float), "gw1") ||
-        !need(&b[8], (H + 1) * H, sizeof(float), "gw2") ||
-        !need(&b[9], H + 1, sizeof(float), "gw3"))
+    const int D = rc.depth, L = D + 1;
+    if (!layer_buffers(seqs[0], "masks", 0, D, layers, &n_layers) ||
+        !layer_buffers(seqs[1], "weights", 0, L, layers + D, &n_layers) ||
+        !layer_buffers(seqs[2], "grads", 1, L, layers + D + L, &n_layers))
         goto done;
-    Scratch ws;
-    scratch = alloc_scratch(&ws, rc.n_in1, rc.hidden, rc.batch, 1);
+    const Py_ssize_t H = rc.hidden, nb = b[1].len / (Py_ssize_t)sizeof(float);
+    if (nb < 1 || nb > rc.batch || !need(&b[0], nb * rc.n_in1, sizeof(float), "xb"))
+        goto done;
+    const float *w[FRREG_MAX_LAYERS];
+    for (int l = 0; l < D; l++)
+        if (!need(&layers[l], nb * H, sizeof(float), "mask")) goto done;
+    for (int l = 0; l < L; l++) {
+        if (!need(&layers[D + l], (Py_ssize_t)layer_size(&rc, l), sizeof(float), "weights") ||
+            !need(&layers[D + L + l], (Py_ssize_t)layer_size(&rc, l), sizeof(float), "grads"))
+            goto done;
+        w[l] = layers[D + l].buf;
+    }
+    scratch = alloc_scratch(&ws, &rc, 1);
     if (!scratch) {
         PyErr_NoMemory();
         goto done;
     }
     memcpy(ws.xb, b[0].buf, (size_t)b[0].len);
     memcpy(ws.yb, b[1].buf, (size_t)b[1].len);
-    memcpy(ws.m1, b[2].buf, (size_t)b[2].len);
-    memcpy(ws.m2, b[3].buf, (size_t)b[3].len);
-    one_step(&rc, (int)nb, b[4].buf, b[5].buf, b[6].buf, &ws);
-    memcpy(b[7].buf, ws.gw1, (size_t)b[7].len);
-    memcpy(b[8].buf, ws.gw2, (size_t)b[8].len);
-    memcpy(b[9].buf, ws.gw3, (size_t)b[9].len);
-    free(ws.perm);
-    free(ws.draws);
+    for (int l = 0; l < D; l++) memcpy(ws.m[l], layers[l].buf, (size_t)layers[l].len);
+    one_step(&rc, (int)nb, w, &ws);
+    for (int l = 0; l < L; l++)
+        memcpy(layers[D + L + l].buf, ws.gw[l], (size_t)layers[D + L + l].len);
     result = Py_None;
     Py_INCREF(result);
 done:
-    free(scratch);
-    for (int i = 0; i < 10; i++)
+    if (scratch) free_scratch(&ws, scratch);
+    for (int i = 0; i < 2; i++)
         if (b[i].obj) PyBuffer_Release(&b[i]);
+    for (int i = 0; i < n_layers; i++) PyBuffer_Release(&layers[i]);
     return result;
 }
 
@@ -429,13 +527,29 @@ static PyObject *target_py(PyObject *self, PyObject *unused) {
     return PyUnicode_FromString(target_name);
 }
 
+static PyObject *hidden_multiple_py(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    return PyLong_FromLong(FRREG_HIDDEN_MULTIPLE);
+}
+
+static PyObject *max_depth_py(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    return PyLong_FromLong(FRREG_MAX_DEPTH);
+}
+
 static PyMethodDef methods[] = {
-    {"train_epoch", train_epoch, METH_VARARGS, "Train every model of a group for one epoch."},
+    {"train_epoch", (PyCFunction)(void (*)(void))train_epoch, METH_VARARGS | METH_KEYWORDS,
+     "Train every model of a group for one epoch."},
     {"forward_backward", forward_backward_py, METH_VARARGS, "One step's gradients (tests)."},
     {"erf", erf_py, METH_VARARGS, "The kernel's erf, elementwise (tests)."},
     {"exp", exp_py, METH_VARARGS, "The kernel's exp, elementwise (tests)."},
     {"gelu", gelu_py, METH_VARARGS, "The kernel's GELU, elementwise (tests)."},
     {"target", target_py, METH_NOARGS, "The instruction set the kernel runs with."},
+    {"hidden_multiple", hidden_multiple_py, METH_NOARGS,
+     "The kernel trains hidden widths that are multiples of this."},
+    {"max_depth", max_depth_py, METH_NOARGS, "The most hidden layers the kernel trains."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -31,6 +31,8 @@ ENGINE_VERSION: Final = 1
 #: (``_native.c``, CPU only), one model at a time for a whole epoch per call; and
 #: ``torch``, the same recipe as batched torch ops (any device). They draw their
 #: randomness differently, so they agree in distribution, not bit for bit.
+#: Both take every size from the run's :class:`MLPConfig`; the shapes each trains
+#: are :func:`check_supported`'s.
 KERNELS: Final = ("native", "torch")
 #: Set to ``torch`` to run the torch kernel even where the native one is built.
 KERNEL_ENV: Final = "FRREG_KERNEL"
@@ -72,17 +74,23 @@ def native_module() -> Any | None:
     return _native
 
 
-def resolve_kernel(device: str = "cpu", requested: str | None = None) -> str:
-    """The kernel a batched run uses: ``requested``, else ``native`` on the CPU where it is
-    built (and :data:`KERNEL_ENV` does not say ``torch``), else ``torch``.
+def resolve_kernel(
+    device: str = "cpu", requested: str | None = None, model: MLPConfig | None = None
+) -> str:
+    """The kernel a batched run of ``model`` (default: ``MLPConfig()``) uses:
+    ``requested``, else :data:`KERNEL_ENV`, else ``native`` on the CPU where it is
+    built, else ``torch``.
 
-    Raises ``ValueError`` for an unknown kernel, or ``native`` where it cannot run.
+    Raises ``ValueError`` for an unknown kernel, ``native`` where it cannot run, and a
+    shape the chosen kernel does not train (:func:`check_supported`): on the CPU that
+    includes the default choice, so a shape the native kernel lacks is refused, never
+    quietly handed to the slower torch kernel; ask for ``torch`` to train it there.
     """
     if requested is None:
         requested = os.environ.get(KERNEL_ENV) or None
         if requested is None:
             native = torch.device(device).type == "cpu" and native_module() is not None
-            return "native" if native else "torch"
+            requested = "native" if native else "torch"
     if requested not in KERNELS:
         raise ValueError(f"unknown kernel {requested!r}; expected one of {', '.join(KERNELS)}")
     if requested == "native":
@@ -93,20 +101,29 @@ def resolve_kernel(device: str = "cpu", requested: str | None = None) -> str:
                 "the native kernel is not available here (not built, or this CPU lacks "
                 "AVX2 and FMA): reinstall frreg with a C compiler, or use the torch kernel"
             )
+    check_supported(model or MLPConfig(), requested)
     return requested
 
 
-def check_supported(config: MLPConfig) -> None:
-    """Raise ``ValueError`` unless the hand-written kernels implement ``config``.
+def check_supported(config: MLPConfig, kernel: str) -> None:
+    """Raise a one-line ``ValueError`` unless ``kernel`` trains networks of ``config``'s shape.
 
-    The kernels are written for two hidden layers with exact GELU and dropout
-    after each; any other shape must be trained with the reference engine
-    until the kernels learn it.
+    The torch kernel trains every :class:`MLPConfig` (any depth and width). The native
+    kernel trains the widths and depths its build declares (``_native.hidden_multiple()``,
+    ``_native.max_depth()``): widths that fill its vector registers exactly, where any
+    other would run scalar code, slower than the torch kernel.
     """
-    if config.depth != 2 or config.activation != "gelu":
+    if kernel != "native":
+        return
+    native = native_module()
+    if native is None:
+        return  # resolve_kernel says why it cannot run
+    multiple, max_depth = int(native.hidden_multiple()), int(native.max_depth())
+    if config.hidden % multiple or config.depth > max_depth:
         raise ValueError(
-            f"the batched engine implements depth 2 with exact GELU, not depth "
-            f"{config.depth} with {config.activation!r}; use --engine reference"
+            f"the native kernel trains hidden widths that are multiples of {multiple} at depth "
+            f"1 to {max_depth}, not hidden {config.hidden} at depth {config.depth}: choose such "
+            f"a shape, or set {KERNEL_ENV}=torch to train this one with the torch kernel"
         )
 
 
@@ -176,8 +193,7 @@ class _Randomness:
         n_train: np.ndarray,
         steps: np.ndarray,
         batch: int,
-        hidden: int,
-        dropout: float,
+        config: MLPConfig,
         dtype: torch.dtype,
         device: torch.device,
     ) -> None:
@@ -192,15 +208,16 @@ class _Randomness:
             ]
         self.device = device
         self.n_train, self.steps = n_train, steps
-        draws = 2 * batch * hidden  # two dropout layers per step
+        depth, hidden = config.depth, config.hidden
+        draws = depth * batch * hidden  # a dropout layer after each hidden layer
         words = -(-draws // _DRAWS_PER_WORD)
         shape = (len(streams), STEPS_PER_CHUNK, words)
         self.words = torch.empty(shape, dtype=torch.int64, device=device)
         bits = self.words.view(torch.int16)[..., :draws]
-        self.bits = bits.view(*bits.shape[:-1], 2, batch, hidden)
+        self.bits = bits.view(*bits.shape[:-1], depth, batch, hidden)
         self.masks = torch.empty(self.bits.shape, dtype=dtype, device=device)
-        self.threshold = drop_threshold(dropout)
-        self.scale = 1 / (1 - dropout)  # nn.Dropout's multiplier for kept units
+        self.threshold = drop_threshold(config.dropout)
+        self.scale = 1 / (1 - config.dropout)  # nn.Dropout's multiplier for kept units
 
     def shuffle(self, order: torch.Tensor) -> None:
         """Write each model's permutation of its training rows into ``order[m, :n_m]``."""
@@ -209,7 +226,7 @@ class _Randomness:
             torch.randperm(n, generator=gen, device=self.device, out=order[m, :n])
 
     def dropout_masks(self, first_step: int, n_steps: int) -> torch.Tensor:
-        """Masks ``(models, n_steps, 2, batch, hidden)`` for steps ``first_step ...``.
+        """Masks ``(models, n_steps, depth, batch, hidden)`` for steps ``first_step ...``.
 
         A model draws only for the steps it takes, so its stream never depends
         on how many steps the other models take.
@@ -256,13 +273,11 @@ class _ModelGroup:
         starts = np.flatnonzero(np.r_[True, np.diff(self.steps) != 0])
         stops = np.r_[starts[1:], models]
         blocks = list(zip(starts.tolist(), stops.tolist(), strict=True))
-        self.ws = Workspace(Layout(config.in_features, config.hidden), params, batch)
+        self.ws = Workspace(Layout(config), params, batch)
         self.adam = FlatAdam(
             params, self.ws.grad_buffers, settings.lr, settings.weight_decay, blocks
         )
-        self.rand = _Randomness(
-            streams, n_train, self.steps, batch, config.hidden, config.dropout, dtype, dev
-        )
+        self.rand = _Randomness(streams, n_train, self.steps, batch, config, dtype, dev)
         # Loss weight of each (step, model, slot): 2 / rows in that batch, 0 on padding.
         pos = np.arange(max_steps * batch).reshape(max_steps, 1, batch)
         in_batch = np.minimum(n_train[None, :, None] - (pos - pos % batch), batch)
@@ -289,16 +304,14 @@ class _ModelGroup:
         for first in range(0, self.max_steps, STEPS_PER_CHUNK):
             n_chunk = min(STEPS_PER_CHUNK, self.max_steps - first)
             masks = self.rand.dropout_masks(first, n_chunk)
-            for s, mask1, mask2 in zip(
-                range(first, first + n_chunk), masks[:, :, 0].unbind(1),
-                masks[:, :, 1].unbind(1), strict=True,
-            ):  # fmt: skip
+            for s, step_masks in zip(range(first, first + n_chunk), masks.unbind(1), strict=True):
                 torch.index_select(packed.table, 0, step_rows[s], out=ws.rows)
-                forward_backward(ws, self.coef[s], mask1, mask2)  # into adam.grads
+                # step_masks: (models, depth, batch, hidden), one mask per hidden layer
+                forward_backward(ws, self.coef[s], *step_masks.unbind(1))  # into adam.grads
                 adam.step(self.active[s])
 
     def fits(self) -> list[Fit]:
-        return _fits(self.packed, self.members, (self.ws.w1, self.ws.w2, self.ws.w3))
+        return _fits(self.packed, self.members, self.ws.weights)
 
 
 def _fits(packed: _Packed, members: np.ndarray, views: Sequence[torch.Tensor]) -> list[Fit]:
@@ -315,6 +328,25 @@ def _fits(packed: _Packed, members: np.ndarray, views: Sequence[torch.Tensor]) -
         layers = tuple(w.detach().cpu().numpy().astype(np.float32) for w in weights)
         fits.append(Fit(preds, layers))
     return fits
+
+
+def native_recipe(settings: TrainSettings) -> tuple[int | float, ...]:
+    """The native kernel's recipe tuple: the network's shape from ``settings.model``, then
+    the batch, dropout and Adam settings, in ``_native.c``'s ``parse_recipe`` order."""
+    config = settings.model
+    return (
+        config.in_features + 1,
+        config.hidden,
+        config.depth,
+        settings.batch_size,
+        drop_threshold(config.dropout) + (1 << (_MASK_BITS - 1)),  # as an unsigned threshold
+        1.0 / (1.0 - config.dropout),
+        settings.lr,
+        settings.weight_decay,
+        BETA1,
+        BETA2,
+        ADAM_EPS,
+    )
 
 
 def _stream_seed(stream: torch.Generator) -> np.ndarray:
@@ -342,41 +374,31 @@ class _NativeGroup:
         streams: Sequence[torch.Generator],
         settings: TrainSettings,
     ) -> None:
-        config = settings.model
-        layout = Layout(config.in_features, config.hidden)
         self.members = members
         self.packed = packed
-        self.views = layout.views(params)
-        self.params = [p.numpy() for p in params]
-        self.moments = [np.zeros_like(p) for p in self.params for _ in range(2)]
+        self.views = Layout(settings.model).views(params)
+        self.params = tuple(p.numpy() for p in params)
+        self.exp_avg = tuple(np.zeros_like(p) for p in self.params)
+        self.exp_avg_sq = tuple(np.zeros_like(p) for p in self.params)
         self.step = np.zeros(len(members), dtype=np.int64)
         self.rng = np.stack([_stream_seed(s) for s in streams])
         self.base = np.ascontiguousarray(packed.base[members], dtype=np.int64)
         self.n_train = np.ascontiguousarray(packed.n_train[members], dtype=np.int64)
         self.table = packed.table.numpy()
-        p = config.dropout
-        self.recipe = (
-            config.in_features + 1,
-            config.hidden,
-            settings.batch_size,
-            drop_threshold(p) + (1 << (_MASK_BITS - 1)),  # as an unsigned 16-bit threshold
-            1.0 / (1.0 - p),
-            settings.lr,
-            settings.weight_decay,
-            BETA1,
-            BETA2,
-            ADAM_EPS,
-        )
+        self.recipe = native_recipe(settings)
         native = native_module()
         if native is None:
             raise RuntimeError("the native kernel is not built")
         self.native: Any = native
 
-    def train_epoch(self) -> None:
-        m1, s1, m2, s2, m3, s3 = self.moments
+    def train_epoch(self, trace: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """One epoch of every member. ``trace`` (tests; a one-model group): arrays the
+        kernel copies its draws into, the epoch's permutation of the training rows
+        (``(n_train,)`` int64) and each step's dropout masks
+        (``(steps, depth, batch, hidden)`` float32, a partial batch's first rows)."""
         self.native.train_epoch(
-            self.table, self.base, self.n_train, *self.params,
-            m1, s1, m2, s2, m3, s3, self.step, self.rng, self.recipe,
+            self.table, self.base, self.n_train, self.params, self.exp_avg, self.exp_avg_sq,
+            self.step, self.rng, self.recipe, trace=trace,
         )  # fmt: skip
 
     def fits(self) -> list[Fit]:
@@ -492,10 +514,9 @@ def fit_folds_batched(
     dev = torch.device(device)
     dtype = torch.float32
     config = settings.model
-    check_supported(config)
-    kernel = resolve_kernel(device, kernel)
+    kernel = resolve_kernel(device, kernel, config)  # refuses a shape the kernel lacks
     group_type = _NativeGroup if kernel == "native" else _ModelGroup
-    layout = Layout(config.in_features, config.hidden)
+    layout = Layout(config)
     if workers is None:
         workers = _cpu_cores() if dev.type == "cpu" else 1
     if workers < 1:

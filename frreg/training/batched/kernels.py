@@ -13,42 +13,50 @@ from frreg.training.batched.layout import Layout
 class Workspace:
     """Weights, inputs, activations and gradients of one training step for a group.
 
-    ``params`` are the group's layer buffers (:class:`Layout`); the weight views
-    follow their in-place updates. Gradients land in :attr:`grad_buffers`, laid
-    out like ``params``. Fill :attr:`rows` (``(models * batch, n_in + 2)``:
-    inputs, a one, the target), or its views :attr:`x` (``(models, batch, n_in + 1)``,
-    last column ones) and :attr:`y` (``(models, batch, 1)``), then call
-    :func:`forward_backward`.
+    ``params`` are the group's layer buffers (:class:`Layout`), one per layer of
+    ``layout.config`` (any depth); the weight views follow their in-place
+    updates. Gradients land in :attr:`grad_buffers`, laid out like ``params``.
+    Fill :attr:`rows` (``(models * batch, n_in + 2)``: inputs, a one, the
+    target), or its views :attr:`x` (``(models, batch, n_in + 1)``, last column
+    ones) and :attr:`y` (``(models, batch, 1)``), then call :func:`forward_backward`.
     """
 
     def __init__(self, layout: Layout, params: Sequence[torch.Tensor], batch: int) -> None:
-        models, h = params[0].shape[0], layout.hidden
+        config = layout.config
+        models, h, depth = params[0].shape[0], config.hidden, config.depth
         dtype, device = params[0].dtype, params[0].device
+
+        def empty(width: int) -> torch.Tensor:
+            return torch.empty(models, batch, width, dtype=dtype, device=device)
+
         self.layout = layout
-        self.w1, self.w2, self.w3 = layout.views(params)
-        self.w2_hidden_t = self.w2[:, :h, :].transpose(1, 2)
-        self.w3_row = self.w3.transpose(1, 2)
-        self.w3_hidden_row = self.w3[:, :h, :].transpose(1, 2)
+        self.weights = layout.views(params)  # input layer first, head last
+        head = self.weights[-1]
+        # Hidden layer k >= 1's weight rows, transposed (``hidden_t[k - 1]``): the
+        # gradient's way back from layer k to layer k - 1.
+        self.hidden_t = [w[:, :h, :].transpose(1, 2) for w in self.weights[1:-1]]
+        self.head_row = head.transpose(1, 2)
+        self.head_hidden_row = head[:, :h, :].transpose(1, 2)
 
         # One gathered row per (model, slot): n_in inputs, a one, the target.
-        self.rows = torch.empty(models * batch, layout.n_in + 2, dtype=dtype, device=device)
+        self.rows = torch.empty(models * batch, config.in_features + 2, dtype=dtype, device=device)
         self.x = self.rows.view(models, batch, -1)[..., :-1]
         self.y = self.rows.view(models, batch, -1)[..., -1:]
-        self.z1 = torch.empty(models, batch, h, dtype=dtype, device=device)
-        self.z2 = torch.empty(models, batch, h, dtype=dtype, device=device)
-        self.a = torch.empty(models, batch, h, dtype=dtype, device=device)
+        self.z = [empty(h) for _ in range(depth)]  # each hidden layer's pre-activations
+        self.a = empty(h)
         # Hidden activations carry a trailing column of ones (the next bias).
-        self.h1 = torch.ones(models, batch, h + 1, dtype=dtype, device=device)
-        self.h2 = torch.ones(models, batch, h + 1, dtype=dtype, device=device)
-        self.h1_units, self.h2_units = self.h1[..., :h], self.h2[..., :h]
-        self.wide = torch.empty(models, batch, h + 1, dtype=dtype, device=device)
-        self.out = torch.empty(models, batch, 1, dtype=dtype, device=device)
-        self.g = torch.empty(models, batch, 1, dtype=dtype, device=device)
-        self.gh = torch.empty(models, batch, h, dtype=dtype, device=device)
-        self.gz = torch.empty(models, batch, h, dtype=dtype, device=device)
+        self.hidden = [torch.ones(models, batch, h + 1, dtype=dtype, device=device)
+                       for _ in range(depth)]  # fmt: skip
+        self.units = [hk[..., :h] for hk in self.hidden]
+        self.inputs = [self.x, *self.hidden[:-1]]  # what each hidden layer multiplies
+        self.wide = empty(h + 1)
+        self.out = empty(1)
+        self.g = empty(1)
+        self.gh = empty(h)
+        self.gz = empty(h)
         self.grad_buffers = layout.buffers(models, dtype=dtype, device=device)
         self.grads = layout.views(self.grad_buffers)
-        self.gw3_row = self.grads[2].transpose(1, 2)
+        self.gw_head_row = self.grads[-1].transpose(1, 2)
 
 
 _INV_SQRT2 = 0.7071067811865476
@@ -101,43 +109,43 @@ def _gelu_backward(grad: torch.Tensor, z: torch.Tensor, *, grad_input: torch.Ten
 
 
 def forward_backward(
-    ws: Workspace, coef: torch.Tensor, mask1: torch.Tensor, mask2: torch.Tensor
+    ws: Workspace, coef: torch.Tensor, *masks: torch.Tensor
 ) -> tuple[torch.Tensor, ...]:
     """One step's forward pass and hand-written backward, for every model of a group.
 
     ``coef`` (``(models, batch, 1)``) is ``2 / rows in the batch`` for real rows
     and 0 for padding, so the result is the gradient of each model's mean
-    squared error over its batch. ``mask1``/``mask2`` (``(models, batch, hidden)``)
-    are the dropout multipliers, 0 or ``1 / (1 - p)``. Returns the per-layer
-    gradients, ``(models, fan_in + 1, fan_out)`` each (``ws.grads``).
+    squared error over its batch. ``masks`` (one ``(models, batch, hidden)`` per
+    hidden layer) are the dropout multipliers, 0 or ``1 / (1 - p)``. Returns the
+    per-layer gradients, ``(models, fan_in + 1, fan_out)`` each (``ws.grads``).
     """
-    gw1, gw2, _ = ws.grads
+    depth = len(ws.z)
+    if len(masks) != depth:
+        raise ValueError(f"{len(masks)} dropout masks for {depth} hidden layers")
     # GELU goes to a contiguous buffer first: on torch 2.13's CPU, gelu.out into a
-    # strided view (such as ``h1[..., :h]``) writes wrong float32 values -- its
+    # strided view (such as ``hidden[k][..., :h]``) writes wrong float32 values -- its
     # oneDNN path is picked by the input's layout and writes the output as if
     # contiguous (tests/test_batched.py checks the float32 gradients).
-    torch.bmm(ws.x, ws.w1, out=ws.z1)
-    _gelu(ws.z1, out=ws.a)
-    torch.mul(ws.a, mask1, out=ws.h1_units)
-    torch.bmm(ws.h1, ws.w2, out=ws.z2)
-    _gelu(ws.z2, out=ws.a)
-    torch.mul(ws.a, mask2, out=ws.h2_units)
+    for k in range(depth):
+        torch.bmm(ws.inputs[k], ws.weights[k], out=ws.z[k])
+        _gelu(ws.z[k], out=ws.a)
+        torch.mul(ws.a, masks[k], out=ws.units[k])
     # The one-column head is cheaper as multiply-and-sum than as a bmm.
-    torch.mul(ws.h2, ws.w3_row, out=ws.wide)
+    top = ws.hidden[-1]
+    torch.mul(top, ws.head_row, out=ws.wide)
     torch.sum(ws.wide, -1, keepdim=True, out=ws.out)
 
     torch.sub(ws.out, ws.y, out=ws.g)
     ws.g.mul_(coef)  # d(loss)/d(output); zero on padding rows
-    torch.mul(ws.h2, ws.g, out=ws.wide)
-    torch.sum(ws.wide, 1, keepdim=True, out=ws.gw3_row)
-    torch.mul(ws.g, ws.w3_hidden_row, out=ws.gh)
-    ws.gh.mul_(mask2)
-    _gelu_backward(ws.gh, ws.z2, grad_input=ws.gz)
-    torch.bmm(ws.h1.transpose(1, 2), ws.gz, out=gw2)
-    torch.bmm(ws.gz, ws.w2_hidden_t, out=ws.gh)
-    ws.gh.mul_(mask1)
-    _gelu_backward(ws.gh, ws.z1, grad_input=ws.gz)
-    torch.bmm(ws.x.transpose(1, 2), ws.gz, out=gw1)
+    torch.mul(top, ws.g, out=ws.wide)
+    torch.sum(ws.wide, 1, keepdim=True, out=ws.gw_head_row)
+    torch.mul(ws.g, ws.head_hidden_row, out=ws.gh)  # d(loss)/d(top hidden units)
+    for k in reversed(range(depth)):
+        ws.gh.mul_(masks[k])
+        _gelu_backward(ws.gh, ws.z[k], grad_input=ws.gz)
+        torch.bmm(ws.inputs[k].transpose(1, 2), ws.gz, out=ws.grads[k])
+        if k:
+            torch.bmm(ws.gz, ws.hidden_t[k - 1], out=ws.gh)
     return ws.grads
 
 

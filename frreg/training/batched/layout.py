@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from frreg.training.model import FrRegressorMLP, MLPConfig
 from frreg.training.settings import FoldJob, fold_seed
@@ -21,18 +20,17 @@ class Layout:
     Layer ``k`` of a model is one ``(fan_in + 1, fan_out)`` matrix -- the
     transposed ``nn.Linear`` weight with the bias appended as the last row --
     stored as the first ``(fan_in + 1) * fan_out`` elements of its row in buffer
-    ``k``. Rows are padded with zeros (which Adam leaves at zero) to a multiple
+    ``k``; the shapes are the config's own (:attr:`MLPConfig.layer_shapes`).
+    Rows are padded with zeros (which Adam leaves at zero) to a multiple
     of :data:`_ROW_ALIGN` elements, so that vectorised kernels (Adam's above
     all) treat a model's numbers alike wherever the model sits in the group.
     """
 
-    n_in: int
-    hidden: int
+    config: MLPConfig
 
     @property
     def shapes(self) -> tuple[tuple[int, int], ...]:
-        h = self.hidden
-        return ((self.n_in + 1, h), (h + 1, h), (h + 1, 1))
+        return self.config.layer_shapes
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -62,18 +60,12 @@ def initial_parameters(
     ``fold_seed(job.seed, job.held_out)``, exactly as the reference builds
     them; the global RNG is left as it was.
     """
-    layout = Layout(config.in_features, config.hidden)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(fold_seed(job.seed, job.held_out))
         model = FrRegressorMLP(config)
         stream = torch.Generator()
         stream.set_state(torch.random.get_rng_state())
-    linears = [m for m in model.net if isinstance(m, nn.Linear)]
-    found = [(m.in_features + 1, m.out_features) for m in linears]
-    if found != list(layout.shapes):
-        raise RuntimeError(
-            f"frreg.training.batched expects layers {list(layout.shapes)} (fan_in + 1, fan_out) but "
-            f"FrRegressorMLP has {found}; frreg/training/batched must change with frreg/training/model.py"
-        )
-    layers = tuple(torch.cat([m.weight.detach().T, m.bias.detach()[None, :]]) for m in linears)
+    layers = tuple(
+        torch.cat([m.weight.detach().T, m.bias.detach()[None, :]]) for m in model.linears()
+    )
     return layers, stream
