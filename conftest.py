@@ -62,7 +62,7 @@ def _lenient_adr_gate() -> tuple[str, ...]:
         arg
         for _, c in threshold_criteria()
         if c.profile == PROFILE_ADR and c.default is not None
-        for arg in (f"--{c.option}", f"{c.lenient:g}")
+        for arg in (f"--{c.option}", f"{c.most_permissive:g}")
     )
 
 

@@ -174,10 +174,12 @@ class Option:
     #: Other names of the flag, offered by every parser that offers the option
     #: (``--encoder`` and ``--encoders``; ``--frreg-encoder`` and ``--frreg-encoders``).
     aliases: tuple[str, ...] = ()
-    #: A list option: ``type`` reads one list (``a,b``, ``a b``) into a tuple, the
-    #: option may be repeated, and the lists of every occurrence are joined. A CLI
-    #: also takes several lists after one flag (``--encoder a b``, the fork's argv);
-    #: see :func:`add_options`.
+    #: A list option: ``type`` reads one list (``a,b``, ``a b``) into a tuple. On a
+    #: CLI the option may be repeated and take several lists after one flag
+    #: (``--encoder a b``, the fork's argv), and every list is joined; in the plugin
+    #: it takes one list per flag and, like every pytest option, a later occurrence
+    #: overrides an earlier one (so the command line overrides ``addopts``). See
+    #: :func:`add_options`.
     repeatable: bool = False
 
     def __post_init__(self) -> None:
@@ -220,12 +222,11 @@ class Option:
             kw["choices"] = self.choices
         if self.nargs is not None:
             kw["nargs"] = self.nargs
-        if self.repeatable:
-            # "extend" joins the lists (StrictParser's extend opens them);
-            # one word per occurrence is "append", joined by convert().
-            kw["action"] = "append" if single_word else "extend"
-            if not single_word:
-                kw["nargs"] = "+"
+        if self.repeatable and not single_word:
+            # "extend" joins the lists (StrictParser's extend opens them); one word
+            # per occurrence is a plain store: the last occurrence wins.
+            kw["action"] = "extend"
+            kw["nargs"] = "+"
         return kw
 
     def convert(self, raw: str | Sequence[str]) -> Any:
@@ -276,9 +277,11 @@ def add_options(
 ) -> None:
     """Add ``options`` through ``add`` (``add_argument`` or ``addoption``) with a flag prefix.
 
-    ``single_word``: a list option takes one word per occurrence (``--frreg-cqs 22,30``,
-    repeatable) instead of several (``--cq 22 30``). pytest's parser needs this: the
-    words after an option may be test paths. Otherwise a list option needs a
+    ``single_word``: a list option takes one word (``--frreg-cqs 22,30``), and a later
+    occurrence overrides an earlier one as any pytest option's does, instead of
+    several words joined over every occurrence (``--cq 22 30 --cq 38``). pytest's
+    parser needs this: the words after an option may be test paths, and the command
+    line must override ``addopts``. Otherwise a list option needs a
     :class:`StrictParser`, whose ``extend`` joins its lists.
     """
     for opt in options:

@@ -70,13 +70,13 @@ PLUGIN_EXPORT = Option(
 PLUGIN_EXPORT_REGISTRY = replace(EXPORT_REGISTRY, name="export-registry", dest="export_registry")
 PLUGIN_EXPORT_FORCE = replace(EXPORT_FORCE, name="export-force", dest="export_force", type=boolean)
 
+#: The plugin's options that say how to produce a missing corpus (the producer's).
+PRODUCER_OPTIONS = (GATE_SOURCES, ENCODERS, CQS, SCHEDULER)
+
 #: Every ``--frreg-*`` option, in help order.
 PLUGIN_OPTIONS = (
     GATE_CORPUS,
-    GATE_SOURCES,
-    ENCODERS,
-    CQS,
-    SCHEDULER,
+    *PRODUCER_OPTIONS,
     SEEDS,
     *TRAINING_OPTIONS,
     ENGINE,

@@ -70,3 +70,20 @@ def write_loso_dir(
 
 def passing_docs(level: float = 0.97) -> list[dict[str, Any]]:
     return [seed_doc(s, level) for s in range(5)]
+
+
+def run_fresh(code: str, *args: str, timeout: float = 300) -> Any:
+    """Run ``code`` in a fresh interpreter (so it can change a declaration before any
+    frreg module reads it) and return the JSON its last output line prints."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

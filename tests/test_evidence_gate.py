@@ -129,7 +129,7 @@ def test_baseline_relative_drop_is_reported_and_enforced_under_strict(loso_copy,
             arg
             for _, c in threshold_criteria()
             if c.profile == PROFILE_STRICT and c is not BASELINE_DROP
-            for arg in (f"--{c.option}", f"{c.lenient:g}")
+            for arg in (f"--{c.option}", f"{c.most_permissive:g}")
         ),
         "--strict",
     ]

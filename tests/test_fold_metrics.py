@@ -9,13 +9,10 @@ with no second list to forget.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
-from factories import seed_doc
+from factories import run_fresh, seed_doc
 
 from frreg.errors import ArtifactError
 from frreg.gate.checks import Thresholds, fold_problems
@@ -126,15 +123,7 @@ _ADD_A_METRIC = textwrap.dedent(
 
 @pytest.mark.slow
 def test_a_metric_added_as_one_record_is_written_read_summarised_and_verified(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-c", _ADD_A_METRIC, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out = run_fresh(_ADD_A_METRIC, str(tmp_path))
     assert out["fold_keys"][-1] == "mae"
     assert out["mean_mae"] == pytest.approx(sum(out["fold_mae"]) / len(out["fold_mae"]))
     assert out["verified"] is True

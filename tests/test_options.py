@@ -99,8 +99,10 @@ CLI_FORMS = [
 # ... and as the plugin takes it (one word per flag: test paths may follow).
 PLUGIN_FORMS = [
     ["--frreg-encoders=libx264,libx265", "--frreg-cqs=22,30"],
-    ["--frreg-encoders", "libx264", "--frreg-encoders", "libx265", "--frreg-cqs=22,30"],
-    ["--frreg-encoder=libx264 libx265", "--frreg-cq", "22", "--frreg-cq", "30"],
+    ["--frreg-encoders", "libx264 libx265", "--frreg-cqs=22, 30"],
+    ["--frreg-encoder=libx264,libx265", "--frreg-cq", "22 30"],
+    # A later occurrence overrides an earlier one (the command line overrides addopts).
+    ["--frreg-encoders=h264_nvenc", "--frreg-encoders=libx264,libx265", "--frreg-cqs=22,30"],
 ]
 
 
@@ -117,8 +119,7 @@ def test_the_plugin_takes_every_spelling(pytester, argv):
     assert values == {"encoders": ("libx264", "libx265"), "cqs": (22, 30)}
     # The contract guard's parser of the plugin's options takes them too (one list per flag).
     args = plugin_cli().parser().parse_args(argv)
-    joined = [tuple(v for listed in lists for v in listed) for lists in (args.encoders, args.cqs)]
-    assert joined == [("libx264", "libx265"), (22, 30)]
+    assert (args.encoders, args.cqs) == (("libx264", "libx265"), (22, 30))
 
 
 def test_the_plugin_leaves_words_after_a_list_option_to_pytest(pytester):

@@ -73,7 +73,11 @@ def test_pass_writes_promote_and_the_table(pytester, corpus, workers):
     assert (out / "frreg-report.md").read_text().startswith("# fr_regressor_v2 ensemble gate")
     assert (out / "frreg-plcc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "frreg-evidence.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "## Ensemble evidence (reported, not enforced)" in (out / "frreg-report.md").read_text()
+    report = (out / "frreg-report.md").read_text()
+    assert "## Ensemble evidence (reported, not enforced)" in report
+    assert (
+        "| seed | mean PLCC | std PLCC | min PLCC | max PLCC | mean SROCC | mean RMSE |" in report
+    )
     result.stdout.fnmatch_lines(["source * ens PLCC * OLS PLCC * bias *", "pooled PLCC: 0 *"])
     # Every item the records declare ran and passed (tests/test_criteria.py pins the ids).
     expected = len(item_specs(range(5), [f"synth{i:02d}" for i in range(4)]))

@@ -1,6 +1,5 @@
-"""What every frreg CLI shares: error reporting, the crash guard and terminal progress
-(:func:`~frreg._terminal.progress_printer`, which lives in the library because the
-export draws with it too)."""
+"""What every frreg CLI shares: error reporting and the crash guard (terminal progress
+is :func:`frreg._terminal.progress_printer`, which the export draws with too)."""
 
 from __future__ import annotations
 
@@ -10,7 +9,6 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from frreg._terminal import progress_printer as progress_printer
 from frreg.errors import FrregError
 from frreg.schema import EXIT_INTERNAL, EXIT_INTERRUPTED
 

@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise CorpusError(
                 corpus_path, None, "corpus not found; " + CORPUS_PRESTEP.format(path=corpus_path)
             )
-        from frreg.cli._common import progress_printer
+        from frreg._terminal import progress_printer
         from frreg.corpus import load_corpus
         from frreg.gate.verdict import clear_verdict
         from frreg.training.loso import engine_kernel, remove_stale_temporaries, run_loso

@@ -40,13 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
 @guarded(PROG)
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from frreg.gate.verdict import ACCEPT_UNVERIFIED, VERDICT_WRITER, judge_and_write
+    from frreg.gate.verdict import UNVERIFIED_ACCEPTED, VERDICT_WRITER, judge_and_write
 
     try:
         decision, path = judge_and_write(
             args.loso_dir,
             **gate_inputs(args),
-            policy=ACCEPT_UNVERIFIED if args.accept_unverified else VERDICT_WRITER,
+            policy=UNVERIFIED_ACCEPTED if args.accept_unverified else VERDICT_WRITER,
             written_by=PROG,
         )
     except FrregError as err:

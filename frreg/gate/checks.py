@@ -43,6 +43,7 @@ from frreg.gate.criteria import (
     GateInputs,
     Thresholds,
     by_stage,
+    finite,
     fmt_metric,
     item_criteria,
 )
@@ -221,19 +222,15 @@ def load_loso_dir(loso_dir: str | Path, seeds: Sequence[int]) -> dict[int, SeedA
 # --------------------------------------------------------------------------
 
 
-def _finite(x: float | None) -> bool:
-    return x is not None and math.isfinite(x)
-
-
 def fold_problems(seed: int, fold: FoldRecord, thresholds: Thresholds) -> list[str]:
     """What is wrong with one fold: undefined metrics, or PLCC below ``fold_min``."""
-    bad = [m.name for m in FOLD_METRICS if not _finite(fold.metrics.get(m.name))]
+    bad = [m.name for m in FOLD_METRICS if not finite(fold.metrics.get(m.name))]
     if bad:
         return [
             f"seed {seed} fold {fold.held_out}: {', '.join(bad)} undefined "
             "(is the held-out source's vmaf constant?)"
         ]
-    floor = thresholds[FOLD_MIN]
+    floor = thresholds.optional(FOLD_MIN)
     if floor is not None and fold.plcc is not None and fold.plcc < floor:
         return [f"seed {seed} fold {fold.held_out} PLCC {fold.plcc:.4f} < {floor}"]
     return []
@@ -263,7 +260,7 @@ def check_seed(art: SeedArtifact, thresholds: Thresholds) -> tuple[list[Check], 
     if len(rec.sources) < 2:
         problems.append(f"only {len(rec.sources)} source(s); LOSO needs at least two")
     for f in folds:
-        if not _finite(f.plcc):
+        if not finite(f.plcc):
             problems.append(
                 f"fold '{f.held_out}' PLCC is {'null (undefined)' if f.plcc is None else f.plcc}"
             )
@@ -375,8 +372,15 @@ def evidence_checks(
         return [Check(EVIDENCE_COMPUTED, False, message, enforced=thresholds.strict)]
     inputs = GateInputs(evidence=evidence, baseline=baseline)
     stage = by_stage(STAGE_EVIDENCE)
-    per_source = [c.compute(c, inputs, thresholds) for c in stage if c.scope == "per-source"]
-    out = [check for of_source in zip(*per_source, strict=True) for check in of_source]
+    per_source = [c for c in stage if c.scope == "per-source"]
+    # A source's checks together, sources in the evidence's order.
+    order = {
+        c.check_name(src.source): (i, j)
+        for i, src in enumerate(evidence.sources)
+        for j, c in enumerate(per_source)
+    }
+    found = [check for c in per_source for check in c.compute(c, inputs, thresholds)]
+    out = sorted(found, key=lambda check: order[check.name])
     for c in stage:
         if c.scope != "per-source":
             out.extend(c.compute(c, inputs, thresholds))

@@ -21,6 +21,7 @@ import json
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from frreg.options import (
@@ -112,7 +113,7 @@ class GateInputs:
 Compute = Callable[["Criterion", GateInputs, "Thresholds"], list[Check]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Criterion:
     """One gate criterion (see the module docstring)."""
 
@@ -143,8 +144,10 @@ class Criterion:
     shown_default: str | None = None
     #: Whether a threshold other than :attr:`default` deviates from ADR-0303.
     deviation: bool = False
-    #: A threshold at which it cannot fail: how a test or a brief run switches it off.
-    lenient: float | None = None
+    #: The most permissive threshold its option accepts (a floor at the bottom of its
+    #: range, a ceiling at the top): how a test or a brief demo run sets it aside.
+    #: For an optional criterion (default ``None``: off) it turns the check on.
+    most_permissive: float | None = None
     #: An input it needs (``"baseline"``: a previous verdict); no item without it.
     requires: str | None = None
 
@@ -173,7 +176,11 @@ class Criterion:
 class Thresholds:
     """What one gate run applies: a threshold per criterion that has one (``values``,
     keyed by :attr:`Criterion.key`; missing keys take the criterion's default), the
-    seeds the ensemble must contain, and the profile (``strict``)."""
+    seeds the ensemble must contain, and the profile (``strict``).
+
+    Immutable and hashable. Every value is a finite number; only an optional
+    criterion (default ``None``: off) may be ``None``.
+    """
 
     seeds: tuple[int, ...] = ENSEMBLE_SEEDS
     strict: bool = False
@@ -184,12 +191,30 @@ class Thresholds:
         unknown = sorted(set(self.values) - set(known))
         if unknown:
             raise ValueError(f"unknown threshold(s) {', '.join(unknown)}; expected {known}")
-        resolved = {key: self.values.get(key, c.default) for key, c in threshold_criteria()}
-        object.__setattr__(self, "values", resolved)
+        resolved: dict[str, float | None] = {}
+        for key, c in threshold_criteria():
+            value = self.values.get(key, c.default)
+            if value is None and c.default is not None:
+                raise ValueError(f"{key} cannot be null: {c.name} has no 'off'")
+            if value is not None and (not _is_number(value) or not math.isfinite(value)):
+                raise ValueError(f"{key} is {value!r}, not a finite number")
+            resolved[key] = value
+        object.__setattr__(self, "values", MappingProxyType(resolved))
         object.__setattr__(self, "seeds", tuple(self.seeds))
 
-    def __getitem__(self, criterion: Criterion) -> Any:
-        """The threshold applied for ``criterion``."""
+    def __hash__(self) -> int:
+        return hash((self.seeds, self.strict, tuple(self.values.items())))
+
+    def __getitem__(self, criterion: Criterion) -> float:
+        """The threshold applied for ``criterion`` (see :meth:`optional` for one that
+        can be off)."""
+        value = self.optional(criterion)
+        if value is None:
+            raise KeyError(f"{criterion.name} is off; read it with Thresholds.optional")
+        return value
+
+    def optional(self, criterion: Criterion) -> float | None:
+        """The threshold applied for ``criterion``, ``None`` when it is off."""
         assert criterion.key is not None, f"{criterion.name} has no threshold"
         return self.values[criterion.key]
 
@@ -213,16 +238,11 @@ class Thresholds:
             raise ValueError("seeds must be a list of integers")
         if not isinstance(doc["strict"], bool):
             raise ValueError("strict must be true or false")
-        values: dict[str, float | None] = {}
-        for key, c in threshold_criteria():
-            value = doc[key]
-            if value is None and c.default is None:
-                values[key] = None
-                continue
-            if not _is_number(value) or not math.isfinite(value):
-                raise ValueError(f"{key} is {value!r}, not a finite number")
-            values[key] = float(value)
-        return cls(seeds=tuple(seeds), strict=doc["strict"], values=values)
+        return cls(
+            seeds=tuple(seeds),
+            strict=doc["strict"],
+            values={key: doc[key] for key, _ in threshold_criteria()},
+        )
 
     @classmethod
     def from_options(cls, values: Mapping[str, Any]) -> Thresholds:
@@ -272,7 +292,7 @@ def fmt_metric(x: float | None) -> str:
     return "null" if x is None else f"{x:.4f}"
 
 
-def _finite(x: float | None) -> bool:
+def finite(x: float | None) -> bool:
     return x is not None and math.isfinite(x)
 
 
@@ -282,7 +302,7 @@ def _defined_means(c: Criterion, inputs: GateInputs, th: Thresholds) -> list[flo
     defined = [m for m in means if m is not None and math.isfinite(m)]
     if inputs.seeds and len(defined) == len(means):
         return defined
-    missing = ", ".join(str(s) for s, m in zip(inputs.seeds, means, strict=True) if not _finite(m))
+    missing = ", ".join(str(s) for s, m in zip(inputs.seeds, means, strict=True) if not finite(m))
     message = f"{c.name} undefined: no usable mean PLCC for seed(s) {missing or '(none)'}"
     return Check(c.name, False, message, None, th[c])
 
@@ -305,7 +325,7 @@ def _seed_mean_statistic(statistic: Callable[[list[float]], float], op: str) -> 
 
 
 def _fold_min(c: Criterion, inputs: GateInputs, th: Thresholds) -> list[Check]:
-    floor = th[c]
+    floor = th.optional(c)
     if floor is None:
         return []  # off: no check
     # Undefined folds already fail their seed's checks; this one is about the floor.
@@ -513,23 +533,23 @@ def _baseline_drop(c: Criterion, inputs: GateInputs, th: Thresholds) -> list[Che
 # --------------------------------------------------------------------------
 
 ENSEMBLE_SIZE_CRITERION: Final = Criterion(
-    "ensemble size",
-    "size",
-    STAGE_ENSEMBLE,
-    "overall",
-    PROFILE_ADR,
-    "at least N seeds are gated (N fixed: the deployed ensemble's size)",
-    _ensemble_size,
+    name="ensemble size",
+    item="size",
+    stage=STAGE_ENSEMBLE,
+    scope="overall",
+    profile=PROFILE_ADR,
+    passes_when="at least N seeds are gated (N fixed: the deployed ensemble's size)",
+    compute=_ensemble_size,
     default=ENSEMBLE_SIZE,
 )
 MEAN_PLCC: Final = Criterion(
-    "mean PLCC",
-    "mean-plcc",
-    STAGE_ENSEMBLE,
-    "overall",
-    PROFILE_ADR,
-    "the mean over seeds of each seed's mean held-out PLCC >= X",
-    _seed_mean_statistic(lambda means: sum(means) / len(means), ">="),
+    name="mean PLCC",
+    item="mean-plcc",
+    stage=STAGE_ENSEMBLE,
+    scope="overall",
+    profile=PROFILE_ADR,
+    passes_when="the mean over seeds of each seed's mean held-out PLCC >= X",
+    compute=_seed_mean_statistic(lambda means: sum(means) / len(means), ">="),
     key="mean_plcc_min",
     default=MEAN_PLCC_MIN,
     unit="PLCC",
@@ -538,16 +558,16 @@ MEAN_PLCC: Final = Criterion(
     parse=plcc_threshold,
     help="minimum mean over seeds of the per-seed mean PLCC, in [0, 1]",
     deviation=True,
-    lenient=0.0,
+    most_permissive=0.0,
 )
 PLCC_SPREAD: Final = Criterion(
-    "PLCC spread",
-    "plcc-spread",
-    STAGE_ENSEMBLE,
-    "overall",
-    PROFILE_ADR,
-    "max - min of the per-seed mean PLCCs <= X",
-    _seed_mean_statistic(lambda means: max(means) - min(means), "<="),
+    name="PLCC spread",
+    item="plcc-spread",
+    stage=STAGE_ENSEMBLE,
+    scope="overall",
+    profile=PROFILE_ADR,
+    passes_when="max - min of the per-seed mean PLCCs <= X",
+    compute=_seed_mean_statistic(lambda means: max(means) - min(means), "<="),
     key="plcc_spread_max",
     default=PLCC_SPREAD_MAX,
     unit="PLCC",
@@ -556,16 +576,16 @@ PLCC_SPREAD: Final = Criterion(
     parse=spread_threshold,
     help="maximum max-min spread of per-seed mean PLCC, in [0, 1]",
     deviation=True,
-    lenient=1.0,
+    most_permissive=1.0,
 )
 PER_SEED_MIN: Final = Criterion(
-    "per-seed minimum PLCC",
-    "per-seed-min",
-    STAGE_ENSEMBLE,
-    "overall",
-    PROFILE_ADR,
-    "every seed's mean PLCC >= X (each seed's item, and the lowest here)",
-    _seed_mean_statistic(min, ">="),
+    name="per-seed minimum PLCC",
+    item="per-seed-min",
+    stage=STAGE_ENSEMBLE,
+    scope="overall",
+    profile=PROFILE_ADR,
+    passes_when="every seed's mean PLCC >= X (each seed's item, and the lowest here)",
+    compute=_seed_mean_statistic(min, ">="),
     key="per_seed_min",
     default=PER_SEED_PLCC_MIN,
     unit="PLCC",
@@ -574,16 +594,16 @@ PER_SEED_MIN: Final = Criterion(
     parse=plcc_threshold,
     help="minimum mean PLCC of every seed, in [0, 1]",
     deviation=True,
-    lenient=0.0,
+    most_permissive=0.0,
 )
 FOLD_MIN: Final = Criterion(
-    "fold minimum PLCC",
-    None,
-    STAGE_ENSEMBLE,
-    "per-fold",
-    PROFILE_ADR,
-    "when set, every fold's held-out PLCC >= X (the fold items judge it too)",
-    _fold_min,
+    name="fold minimum PLCC",
+    item=None,
+    stage=STAGE_ENSEMBLE,
+    scope="per-fold",
+    profile=PROFILE_ADR,
+    passes_when="when set, every fold's held-out PLCC >= X (the fold items judge it too)",
+    compute=_fold_min,
     key="fold_min",
     default=None,
     unit="PLCC",
@@ -593,25 +613,25 @@ FOLD_MIN: Final = Criterion(
     help="also fail any fold whose held-out PLCC is below this, in [0, 1]",
     shown_default="off",
     deviation=True,
-    lenient=0.0,
+    most_permissive=0.0,
 )
 PROVENANCE: Final = Criterion(
-    "provenance",
-    "provenance",
-    STAGE_ENSEMBLE,
-    "overall",
-    PROFILE_ADR,
-    "every seed was trained on the same corpus digest with the same settings and run",
-    _provenance,
+    name="provenance",
+    item="provenance",
+    stage=STAGE_ENSEMBLE,
+    scope="overall",
+    profile=PROFILE_ADR,
+    passes_when="every seed was trained on the same corpus digest with the same settings and run",
+    compute=_provenance,
 )
 OLS_MARGIN: Final = Criterion(
-    "evidence ols-margin",
-    "ols-margin",
-    STAGE_EVIDENCE,
-    "per-source",
-    PROFILE_STRICT,
-    "`margin_plcc >= X`",
-    _ols_margin,
+    name="evidence ols-margin",
+    item="ols-margin",
+    stage=STAGE_EVIDENCE,
+    scope="per-source",
+    profile=PROFILE_STRICT,
+    passes_when="`margin_plcc >= X`",
+    compute=_ols_margin,
     key="margin_min",
     default=EVIDENCE_MARGIN_MIN,
     unit="PLCC",
@@ -619,16 +639,16 @@ OLS_MARGIN: Final = Criterion(
     dest="margin_min",
     parse=finite_float,
     help="evidence: on every fold the ensemble's PLCC minus the OLS baseline's is at least this",
-    lenient=-2.0,
+    most_permissive=-2.0,
 )
 BIAS: Final = Criterion(
-    "evidence bias",
-    "bias",
-    STAGE_EVIDENCE,
-    "per-source",
-    PROFILE_STRICT,
-    "`abs(bias) <= B`",
-    _bias,
+    name="evidence bias",
+    item="bias",
+    stage=STAGE_EVIDENCE,
+    scope="per-source",
+    profile=PROFILE_STRICT,
+    passes_when="`abs(bias) <= B`",
+    compute=_bias,
     key="bias_max",
     default=EVIDENCE_BIAS_MAX,
     unit="VMAF",
@@ -637,16 +657,16 @@ BIAS: Final = Criterion(
     parse=nonnegative_float,
     metavar="VMAF",
     help="evidence: on every held-out source |mean(y - ensemble)| is at most this many VMAF points",
-    lenient=1e9,
+    most_permissive=1e9,
 )
 COVERAGE: Final = Criterion(
-    "evidence coverage",
-    "coverage",
-    STAGE_EVIDENCE,
-    "per-source",
-    PROFILE_STRICT,
-    "`coverage_conformal >= C`",
-    _coverage,
+    name="evidence coverage",
+    item="coverage",
+    stage=STAGE_EVIDENCE,
+    scope="per-source",
+    profile=PROFILE_STRICT,
+    passes_when="`coverage_conformal >= C`",
+    compute=_coverage,
     key="coverage_min",
     default=EVIDENCE_COVERAGE_MIN,
     unit="share of frames",
@@ -654,25 +674,25 @@ COVERAGE: Final = Criterion(
     dest="coverage_min",
     parse=unit_interval,
     help="evidence: on every held-out source the conformal interval covers at least this share",
-    lenient=0.0,
+    most_permissive=0.0,
 )
 POOLED_PLCC: Final = Criterion(
-    "evidence pooled-plcc",
-    "pooled-plcc",
-    STAGE_EVIDENCE,
-    "overall",
-    PROFILE_STRICT,
-    "pooled PLCC of `mu` >= the members' mean pooled PLCC",
-    _pooled_plcc,
+    name="evidence pooled-plcc",
+    item="pooled-plcc",
+    stage=STAGE_EVIDENCE,
+    scope="overall",
+    profile=PROFILE_STRICT,
+    passes_when="pooled PLCC of `mu` >= the members' mean pooled PLCC",
+    compute=_pooled_plcc,
 )
 BASELINE_DROP: Final = Criterion(
-    "evidence baseline-relative",
-    "baseline-relative",
-    STAGE_EVIDENCE,
-    "overall",
-    PROFILE_STRICT,
-    "with a previous verdict, no source's `ensemble_plcc` drops by more than D",
-    _baseline_drop,
+    name="evidence baseline-relative",
+    item="baseline-relative",
+    stage=STAGE_EVIDENCE,
+    scope="overall",
+    profile=PROFILE_STRICT,
+    passes_when="with a previous verdict, no source's `ensemble_plcc` drops by more than D",
+    compute=_baseline_drop,
     key="baseline_drop_max",
     default=EVIDENCE_BASELINE_DROP_MAX,
     unit="PLCC",
@@ -680,7 +700,7 @@ BASELINE_DROP: Final = Criterion(
     dest="baseline_drop_max",
     parse=unit_interval,
     help="evidence: with --baseline, no source's ensemble PLCC drops by more than this",
-    lenient=1.0,
+    most_permissive=1.0,
     requires="baseline",
 )
 
@@ -728,8 +748,9 @@ def deviations(thresholds: Thresholds) -> list[str]:
     <default>)``, and the seeds when they are not the deployed ensemble's."""
     out = []
     for _, c in threshold_criteria():
-        if c.deviation and thresholds[c] != c.default:
-            out.append(f"{c.name} threshold {thresholds[c]} (ADR-0303: {c.default})")
+        value = thresholds.optional(c)
+        if c.deviation and value != c.default:
+            out.append(f"{c.name} threshold {value} (ADR-0303: {c.default})")
     if thresholds.seeds != ENSEMBLE_SEEDS:
         out.append(f"seeds {thresholds.seeds} (ADR-0303: {ENSEMBLE_SEEDS})")
     return out
@@ -762,6 +783,9 @@ def markdown_table() -> str:
         else:
             option = f"`--{c.option}` / `--frreg-{c.option}` / `frreg_{c.dest}`"
             default = c.shown_default or f"{c.default}" + (f" {c.unit}" if c.unit else "")
+        if c.requires == "baseline":
+            option += " (with `--baseline VERDICT` / `--frreg-baseline`)"
+            default = f"off without a baseline; {default}"
         deviation = "yes" if c.deviation else "no"
         lines.append(
             f"| {item} | {c.profile} | {c.scope} | {c.passes_when} | {option} | {default} "

@@ -399,9 +399,9 @@ def _rerun(
     path: Path, jobs: Sequence[FoldJob], corpus: Corpus, pred: np.ndarray, model: MLPConfig
 ) -> list[str]:
     """Re-run every stored fold model on its held-out rows; name the folds that differ."""
-    from frreg.training.weights import check_shapes, layer_shapes, predict, read_weights
+    from frreg.training.weights import check_shapes, predict, read_weights
 
-    shapes = layer_shapes(model.in_features, model.hidden, model.depth)
+    shapes = list(model.layer_shapes)
     try:
         weights = read_weights(path, len(shapes))
         check_shapes(path, weights, shapes)

@@ -109,7 +109,7 @@ class Policy:
 #: ``frreg-validate`` and ``frreg-export``: a verdict on recomputed numbers only.
 VERDICT_WRITER: Final = Policy()
 #: ``frreg-validate --accept-unverified``: self-reported numbers judged, and the verdict says so.
-ACCEPT_UNVERIFIED: Final = Policy(accept_unverified=True)
+UNVERIFIED_ACCEPTED: Final = Policy(accept_unverified=True)
 #: ``frreg-gate``: read-only; what could not be recomputed is said, not failed.
 READ_ONLY: Final = Policy(require_evidence=False)
 #: The pytest plugin's controller: a seed that did not train is a failed gate.

@@ -7,14 +7,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from frreg.gate.checks import Thresholds
+from frreg.gate.criteria import Thresholds
 from frreg.producer.settings import ProducerSettings, producer_settings
 from frreg.schema import DEFAULT_ENSEMBLE_ID
+from frreg.session_options import PRODUCER_OPTIONS
 from frreg.training.loso import Engine
 from frreg.training.settings import TrainSettings
 
 #: The plugin options that say how to produce a missing corpus.
-PRODUCER_KEYS = ("sources", "encoders", "cqs", "scheduler")
+#: The plugin options that say how to produce a missing corpus, by dest.
+PRODUCER_KEYS = tuple(opt.dest for opt in PRODUCER_OPTIONS)
 
 
 @dataclass(frozen=True)

@@ -216,7 +216,8 @@ class GateSession:
         return self._report
 
     def check_ensemble(self, name: str) -> dict[str, Any]:
-        """One ensemble-level check by name (see :data:`~frreg.gate.checks.ENSEMBLE_CHECKS`)."""
+        """One ensemble-level check by name (a criterion of the ensemble stage,
+        :mod:`frreg.gate.criteria`)."""
         matches = self.ensemble_report().named(name)
         if not matches:
             raise GateFailure(f"no ensemble check named {name!r}")

@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from frreg._io import atomic_writer
 from frreg.cache import SeedCache
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from frreg.gate.ensemble import EnsembleEvidence
     from frreg.session.config import GateConfig
     from frreg.session.gate_session import GateSession
+    from frreg.training.record import SeedRecord
 
 #: File names the gate session writes into its out dir, besides the seed artifacts.
 REPORT_MD = "frreg-report.md"
@@ -60,7 +61,7 @@ def publish_seed(cache: SeedCache, out: Path, seed: int, key: str | None) -> Non
 def write_reports(
     config: GateConfig,
     report: GateReport,
-    records: Mapping[int, Any],
+    records: Mapping[int, SeedRecord],
     verdict_path: Path,
     notes: Sequence[str],
     ensemble: EnsembleEvidence | None,
@@ -80,7 +81,17 @@ def write_reports(
         evidence_figure(out / EVIDENCE_PNG, ensemble, config.thresholds[BIAS], title)
         files["evidence figure"] = str(out / EVIDENCE_PNG)
     with atomic_writer(out / REPORT_MD) as fh:
-        fh.write(markdown(report, sources, table, files=files, notes=notes, evidence=ensemble))
+        fh.write(
+            markdown(
+                report,
+                sources,
+                table,
+                files=files,
+                notes=notes,
+                evidence=ensemble,
+                records=records,
+            )
+        )
 
 
 def summary_lines(

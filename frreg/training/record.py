@@ -149,7 +149,7 @@ class SeedRecord:
     @property
     def mean_plcc(self) -> Metric:
         """The seed's mean held-out PLCC as recorded (the ADR-0303 gate's number)."""
-        return self.summary.get("mean_plcc")
+        return self.summary.get(f"mean_{GATE_METRIC}")
 
     @property
     def std_plcc(self) -> Metric:

@@ -78,14 +78,6 @@ def predict(layers: FoldLayers, x: np.ndarray) -> np.ndarray:
     return out
 
 
-def layer_shapes(in_features: int, hidden: int, depth: int) -> list[tuple[int, int]]:
-    """The ``(fan_in + 1, fan_out)`` shapes of a network of this shape
-    (:func:`frreg.training.model.layer_shapes`)."""
-    from frreg.training.model import layer_shapes as shapes
-
-    return list(shapes(in_features, hidden, depth))
-
-
 def check_shapes(
     path: Path, weights: Mapping[str, FoldLayers], shapes: list[tuple[int, int]]
 ) -> None:
