@@ -172,8 +172,9 @@ _ADD_A_CRITERION = textwrap.dedent(
         ]
 
     SROCC = C.Criterion(
-        "evidence srocc", "srocc", C.STAGE_EVIDENCE, "per-source", C.PROFILE_STRICT,
-        "`ensemble_srocc >= S`", srocc_floor, key="srocc_min", default=0.9, unit="SROCC",
+        name="evidence srocc", item="srocc", stage=C.STAGE_EVIDENCE, scope="per-source",
+        profile=C.PROFILE_STRICT, passes_when="`ensemble_srocc >= S`", compute=srocc_floor,
+        key="srocc_min", default=0.9, unit="SROCC",
         option="srocc-min", dest="srocc_min", parse=unit_interval,
         help="evidence: on every held-out source the ensemble's SROCC is at least this",
         most_permissive=0.0,
