@@ -61,7 +61,7 @@ def _lenient_adr_gate() -> tuple[str, ...]:
     return tuple(
         arg
         for _, c in threshold_criteria()
-        if c.profile == PROFILE_ADR and c.default is not None
+        if PROFILE_ADR in c.decides_under and c.default is not None
         for arg in (f"--{c.option}", f"{c.most_permissive:g}")
     )
 

@@ -38,7 +38,7 @@ def test_names_and_items_are_unique():
     items = [(c.stage, c.item) for c in CRITERIA if c.item is not None]
     assert len(set(names)) == len(names)
     assert len(set(items)) == len(items)
-    assert {c.profile for c in CRITERIA} == {PROFILE_ADR, PROFILE_STRICT}
+    assert set().union(*(c.decides_under for c in CRITERIA)) == {PROFILE_ADR, PROFILE_STRICT}
     # A threshold without an option could not be set; an option without a threshold
     # would set nothing.
     for c in CRITERIA:
@@ -73,6 +73,10 @@ def test_thresholds_round_trip_and_refuse_unknown_keys():
             "bias_max",
             "coverage_min",
             "baseline_drop_max",
+            # added with the strict profile's evidence (issue 19)
+            "rmse_ratio_max",
+            "interval_q_max",
+            "stable_spread_max",
         ]
     )
     assert hash(th) == hash(Thresholds.from_json(th.to_json()))
@@ -105,8 +109,11 @@ def test_every_threshold_option_is_what_its_record_says():
 def test_the_strict_help_names_every_strict_criterion():
     parser = gate_cli.build_parser()
     (strict,) = [a for a in parser._actions if a.dest == "strict"]
+    enforced, _, reported = strict.help.partition("; report ")
     for c in CRITERIA:
-        assert ((c.item or c.name) in strict.help) == (c.profile == PROFILE_STRICT), c.name
+        name = c.item or c.name
+        assert (name in enforced) == (c.decides_under == {PROFILE_STRICT}), c.name
+        assert (name in reported) == (c.decides_under == {PROFILE_ADR}), c.name
 
 
 def test_deviation_lines_read_as_pinned():
@@ -173,7 +180,7 @@ _ADD_A_CRITERION = textwrap.dedent(
 
     SROCC = C.Criterion(
         name="evidence srocc", item="srocc", stage=C.STAGE_EVIDENCE, scope="per-source",
-        profile=C.PROFILE_STRICT, passes_when="`ensemble_srocc >= S`", compute=srocc_floor,
+        decides_under=frozenset({C.PROFILE_STRICT}), passes_when="`ensemble_srocc >= S`", compute=srocc_floor,
         key="srocc_min", default=0.9, unit="SROCC",
         option="srocc-min", dest="srocc_min", parse=unit_interval,
         help="evidence: on every held-out source the ensemble's SROCC is at least this",
@@ -236,11 +243,15 @@ def test_item_ids_are_pinned():
         "ensemble[provenance]",
         "evidence[ols-margin-a]",
         "evidence[ols-margin-b]",
+        "evidence[rmse-vs-ols-a]",
+        "evidence[rmse-vs-ols-b]",
         "evidence[bias-a]",
         "evidence[bias-b]",
         "evidence[coverage-a]",
         "evidence[coverage-b]",
         "evidence[pooled-plcc]",
+        "evidence[interval-width]",
+        "evidence[stability]",
     ]
     with_baseline = [spec.name for spec in item_specs((0,), ("a",), baseline=True)]
     assert with_baseline[-1] == "evidence[baseline-relative]"

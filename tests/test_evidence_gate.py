@@ -11,7 +11,7 @@ import pytest
 from conftest import LENIENT_GATE
 from frreg.cli import validate as validate_cli
 from frreg.corpus import load_corpus
-from frreg.gate.criteria import BASELINE_DROP, PROFILE_STRICT, threshold_criteria
+from frreg.gate.criteria import BASELINE_DROP, BIAS, PROFILE_ADR, threshold_criteria
 from frreg.schema import CANONICAL_6, EXIT_FAIL, EXIT_OK, HOLD_FILE, PROMOTE_FILE
 from frreg.synthetic import synthetic_rows, write_corpus
 from frreg.training.loso import run_loso
@@ -71,19 +71,30 @@ def test_one_source_offset_by_a_constant_fails_its_bias_check_and_nothing_else(t
     plain = load_corpus(write_corpus(tmp_path / "plain.jsonl", rows))
     rng = np.random.default_rng(11)
     preds = {s: plain.target + rng.normal(0.0, 1.0, plain.n_rows) for s in range(5)}
-    offset = [dict(r, vmaf=r["vmaf"] - 6.0) if r["src"] == "synth02" else r for r in rows]
+    shift = 2 * BIAS.default  # well past the bias limit
+    offset = [dict(r, vmaf=r["vmaf"] - shift) if r["src"] == "synth02" else r for r in rows]
     shifted = load_corpus(write_corpus(tmp_path / "shifted.jsonl", offset))
 
     before = evidence_checks(ensemble_evidence(plain, preds), Thresholds())
     after = evidence_checks(ensemble_evidence(shifted, preds), Thresholds())
     assert all(c.passed for c in before)
     failed = {c.name for c in after if not c.passed}
-    # Off by more than its interval too, so its coverage says so; every other
-    # source and every other criterion is untouched.
-    assert failed == {"evidence bias-synth02", "evidence coverage-synth02"}
+    # Off by more than its interval too, so its coverage says so, and a quarter of the
+    # rows that far off widen the shipped interval; every other source and every
+    # other criterion is untouched.
+    assert failed == {
+        "evidence bias-synth02",
+        "evidence coverage-synth02",
+        "evidence interval-width",
+    }
     assert all(not c.enforced and c.status == "WARN" for c in after if not c.passed)
     strict = evidence_checks(ensemble_evidence(shifted, preds), Thresholds(strict=True))
-    assert {c.name for c in strict if c.status == "FAIL"} == failed
+    # Strict decides on the bias; the coverage is reported, deciding under no profile.
+    assert {c.name for c in strict if c.status == "FAIL"} == {
+        "evidence bias-synth02",
+        "evidence interval-width",
+    }
+    assert {c.name for c in strict if c.status == "WARN"} == {"evidence coverage-synth02"}
 
 
 def test_evidence_that_cannot_be_computed_never_passes_under_strict(loso_copy):
@@ -128,7 +139,7 @@ def test_baseline_relative_drop_is_reported_and_enforced_under_strict(loso_copy,
         *(
             arg
             for _, c in threshold_criteria()
-            if c.profile == PROFILE_STRICT and c is not BASELINE_DROP
+            if PROFILE_ADR not in c.decides_under and c is not BASELINE_DROP
             for arg in (f"--{c.option}", f"{c.most_permissive:g}")
         ),
         "--strict",

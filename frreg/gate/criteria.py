@@ -28,6 +28,7 @@ from frreg.options import (
     finite_float,
     nonnegative_float,
     plcc_threshold,
+    positive_float,
     spread_threshold,
     unit_interval,
 )
@@ -38,7 +39,10 @@ from frreg.schema import (
     EVIDENCE_BASELINE_DROP_MAX,
     EVIDENCE_BIAS_MAX,
     EVIDENCE_COVERAGE_MIN,
+    EVIDENCE_INTERVAL_Q_MAX,
     EVIDENCE_MARGIN_MIN,
+    EVIDENCE_RMSE_RATIO_MAX,
+    EVIDENCE_STABLE_SPREAD_MAX,
     MEAN_PLCC_MIN,
     PER_SEED_PLCC_MIN,
     PLCC_SPREAD_MAX,
@@ -52,10 +56,18 @@ if TYPE_CHECKING:
 # Profiles, stages, scopes
 # --------------------------------------------------------------------------
 
-#: ADR-0303's gate: its criteria decide under every profile (the default decision).
+#: ADR-0303's gate, the default decision.
 PROFILE_ADR: Final = "adr-0303"
-#: frreg's evidence: always computed and reported; it decides only under ``--strict``.
+#: frreg's profile (``--strict``), the one a CI should run: chosen by the gate-power
+#: benchmark (docs/evidence.md) to HOLD harmful faults and PROMOTE clean ensembles.
 PROFILE_STRICT: Final = "strict"
+#: Every profile; each criterion names those under which it decides (:attr:`Criterion.decides_under`),
+#: and every criterion is computed and reported under every profile.
+PROFILES: Final = (PROFILE_ADR, PROFILE_STRICT)
+#: Decides under every profile.
+ALL_PROFILES: Final = frozenset(PROFILES)
+#: Reported under every profile, decides under none.
+REPORTED_ONLY: Final = frozenset[str]()
 
 Stage = Literal["ensemble", "evidence"]
 #: Judged on the seed artifacts (:func:`frreg.gate.checks.evaluate`); plugin items
@@ -124,7 +136,8 @@ class Criterion:
     item: str | None
     stage: Stage
     scope: Scope
-    profile: str
+    #: The profiles under which a failure HOLDs; under the others it is a WARN.
+    decides_under: frozenset[str]
     #: When it passes, for the docs (one line).
     passes_when: str
     compute: Compute
@@ -151,13 +164,9 @@ class Criterion:
     #: An input it needs (``"baseline"``: a previous verdict); no item without it.
     requires: str | None = None
 
-    @property
-    def enforced_always(self) -> bool:
-        return self.profile == PROFILE_ADR
-
     def enforced(self, thresholds: Thresholds) -> bool:
         """Whether a failure of this criterion HOLDs under ``thresholds``' profile."""
-        return self.enforced_always or thresholds.strict
+        return thresholds.profile in self.decides_under
 
     def check_name(self, source: str | None = None) -> str:
         return self.name + (f"-{source}" if source is not None else "")
@@ -201,6 +210,11 @@ class Thresholds:
             resolved[key] = value
         object.__setattr__(self, "values", MappingProxyType(resolved))
         object.__setattr__(self, "seeds", tuple(self.seeds))
+
+    @property
+    def profile(self) -> str:
+        """The profile that decides: :data:`PROFILE_STRICT` with ``--strict``, else ADR-0303's."""
+        return PROFILE_STRICT if self.strict else PROFILE_ADR
 
     def __hash__(self) -> int:
         return hash((self.seeds, self.strict, tuple(self.values.items())))
@@ -304,12 +318,14 @@ def _defined_means(c: Criterion, inputs: GateInputs, th: Thresholds) -> list[flo
         return defined
     missing = ", ".join(str(s) for s, m in zip(inputs.seeds, means, strict=True) if not finite(m))
     message = f"{c.name} undefined: no usable mean PLCC for seed(s) {missing or '(none)'}"
-    return Check(c.name, False, message, None, th[c])
+    return Check(c.name, False, message, None, th[c], c.enforced(th))
 
 
 def _ensemble_size(c: Criterion, inputs: GateInputs, th: Thresholds) -> list[Check]:
     assert c.default is not None
-    return [compare(c.name, len(inputs.seeds), ">=", int(c.default), fmt="d")]
+    return [
+        compare(c.name, len(inputs.seeds), ">=", int(c.default), fmt="d", enforced=c.enforced(th))
+    ]
 
 
 def _seed_mean_statistic(statistic: Callable[[list[float]], float], op: str) -> Compute:
@@ -319,7 +335,7 @@ def _seed_mean_statistic(statistic: Callable[[list[float]], float], op: str) -> 
         means = _defined_means(c, inputs, th)
         if isinstance(means, Check):
             return [means]
-        return [compare(c.name, statistic(means), op, th[c])]
+        return [compare(c.name, statistic(means), op, th[c], enforced=c.enforced(th))]
 
     return compute
 
@@ -341,8 +357,9 @@ def _fold_min(c: Criterion, inputs: GateInputs, th: Thresholds) -> list[Check]:
         listed = ", ".join(f"seed {s} {src} {p:.4f}" for s, src, p in below[:5])
         more = f" and {len(below) - 5} more" if len(below) > 5 else ""
         message = f"{c.name}: {len(below)} fold(s) < {floor}: {listed}{more}"
-        return [Check(c.name, False, message, worst, floor)]
-    return [Check(c.name, True, f"{c.name} {fmt_metric(worst)} >= {floor}", worst, floor)]
+        return [Check(c.name, False, message, worst, floor, c.enforced(th))]
+    message = f"{c.name} {fmt_metric(worst)} >= {floor}"
+    return [Check(c.name, True, message, worst, floor, c.enforced(th))]
 
 
 #: Fields that must agree across every seed of one ensemble.
@@ -397,7 +414,7 @@ def _provenance(c: Criterion, inputs: GateInputs, th: Thresholds) -> list[Check]
     if not arts:
         problems.append("no seed artifacts to compare")
     if problems:
-        return [Check(c.name, False, f"{c.name}: " + "; ".join(problems))]
+        return [Check(c.name, False, f"{c.name}: " + "; ".join(problems), enforced=c.enforced(th))]
     digest = arts[0].record.corpus_sha256
     if not digest:
         return [
@@ -528,6 +545,54 @@ def _baseline_drop(c: Criterion, inputs: GateInputs, th: Thresholds) -> list[Che
     return [Check(c.name, ok, message, observed, limit, c.enforced(th))]
 
 
+def _rmse_vs_ols(c: Criterion, inputs: GateInputs, th: Thresholds) -> list[Check]:
+    out = []
+    ratio = th[c]
+    for src in _sources(inputs):
+        ens, ols = src.ensemble_rmse, src.baseline_rmse
+        ok = ens is not None and ols is not None and ens <= ratio * ols
+        shown = "undefined" if ens is None or ols is None else f"{ens:.2f} vs OLS {ols:.2f}"
+        out.append(
+            Check(
+                c.check_name(src.source),
+                ok,
+                f"{src.source}: ensemble RMSE {shown} VMAF {'<=' if ok else '>'} {ratio} x OLS",
+                ens,
+                None if ols is None else ratio * ols,
+                c.enforced(th),
+            )
+        )
+    return out
+
+
+def _interval_width(c: Criterion, inputs: GateInputs, th: Thresholds) -> list[Check]:
+    assert inputs.evidence is not None
+    q = inputs.evidence.shipped_q
+    limit = th[c]
+    ok = math.isfinite(q) and q <= limit
+    message = (
+        f"shipped interval half-width q {q:.2f} VMAF {'<=' if ok else '>'} {limit} "
+        "(conformal quantile of every held-out residual of the ensemble mean)"
+    )
+    return [Check(c.name, ok, message, q if math.isfinite(q) else None, limit, c.enforced(th))]
+
+
+def _stability(c: Criterion, inputs: GateInputs, th: Thresholds) -> list[Check]:
+    assert inputs.evidence is not None
+    interval = inputs.evidence.spread_interval
+    limit = th[c]
+    if interval is None:
+        message = "spread interval undefined (fewer than two folds, or an undefined fold)"
+        return [Check(c.name, False, message, None, limit, c.enforced(th))]
+    low, high = interval
+    ok = low <= limit
+    message = (
+        f"ADR spread {fmt_metric(inputs.evidence.spread)}, bootstrap 95 % interval "
+        f"[{low:.4f}, {high:.4f}]: lower end {'<=' if ok else '>'} {limit}"
+    )
+    return [Check(c.name, ok, message, low, limit, c.enforced(th))]
+
+
 # --------------------------------------------------------------------------
 # The criteria
 # --------------------------------------------------------------------------
@@ -537,7 +602,7 @@ ENSEMBLE_SIZE_CRITERION: Final = Criterion(
     item="size",
     stage=STAGE_ENSEMBLE,
     scope="overall",
-    profile=PROFILE_ADR,
+    decides_under=ALL_PROFILES,
     passes_when="at least N seeds are gated (N fixed: the deployed ensemble's size)",
     compute=_ensemble_size,
     default=ENSEMBLE_SIZE,
@@ -547,7 +612,7 @@ MEAN_PLCC: Final = Criterion(
     item="mean-plcc",
     stage=STAGE_ENSEMBLE,
     scope="overall",
-    profile=PROFILE_ADR,
+    decides_under=ALL_PROFILES,
     passes_when="the mean over seeds of each seed's mean held-out PLCC >= X",
     compute=_seed_mean_statistic(lambda means: sum(means) / len(means), ">="),
     key="mean_plcc_min",
@@ -565,7 +630,7 @@ PLCC_SPREAD: Final = Criterion(
     item="plcc-spread",
     stage=STAGE_ENSEMBLE,
     scope="overall",
-    profile=PROFILE_ADR,
+    decides_under=frozenset({PROFILE_ADR}),
     passes_when="max - min of the per-seed mean PLCCs <= X",
     compute=_seed_mean_statistic(lambda means: max(means) - min(means), "<="),
     key="plcc_spread_max",
@@ -583,7 +648,7 @@ PER_SEED_MIN: Final = Criterion(
     item="per-seed-min",
     stage=STAGE_ENSEMBLE,
     scope="overall",
-    profile=PROFILE_ADR,
+    decides_under=ALL_PROFILES,
     passes_when="every seed's mean PLCC >= X (each seed's item, and the lowest here)",
     compute=_seed_mean_statistic(min, ">="),
     key="per_seed_min",
@@ -601,7 +666,7 @@ FOLD_MIN: Final = Criterion(
     item=None,
     stage=STAGE_ENSEMBLE,
     scope="per-fold",
-    profile=PROFILE_ADR,
+    decides_under=ALL_PROFILES,
     passes_when="when set, every fold's held-out PLCC >= X (the fold items judge it too)",
     compute=_fold_min,
     key="fold_min",
@@ -620,7 +685,7 @@ PROVENANCE: Final = Criterion(
     item="provenance",
     stage=STAGE_ENSEMBLE,
     scope="overall",
-    profile=PROFILE_ADR,
+    decides_under=ALL_PROFILES,
     passes_when="every seed was trained on the same corpus digest with the same settings and run",
     compute=_provenance,
 )
@@ -629,7 +694,7 @@ OLS_MARGIN: Final = Criterion(
     item="ols-margin",
     stage=STAGE_EVIDENCE,
     scope="per-source",
-    profile=PROFILE_STRICT,
+    decides_under=frozenset({PROFILE_STRICT}),
     passes_when="`margin_plcc >= X`",
     compute=_ols_margin,
     key="margin_min",
@@ -646,7 +711,7 @@ BIAS: Final = Criterion(
     item="bias",
     stage=STAGE_EVIDENCE,
     scope="per-source",
-    profile=PROFILE_STRICT,
+    decides_under=frozenset({PROFILE_STRICT}),
     passes_when="`abs(bias) <= B`",
     compute=_bias,
     key="bias_max",
@@ -664,7 +729,7 @@ COVERAGE: Final = Criterion(
     item="coverage",
     stage=STAGE_EVIDENCE,
     scope="per-source",
-    profile=PROFILE_STRICT,
+    decides_under=REPORTED_ONLY,
     passes_when="`coverage_conformal >= C`",
     compute=_coverage,
     key="coverage_min",
@@ -681,7 +746,7 @@ POOLED_PLCC: Final = Criterion(
     item="pooled-plcc",
     stage=STAGE_EVIDENCE,
     scope="overall",
-    profile=PROFILE_STRICT,
+    decides_under=frozenset({PROFILE_STRICT}),
     passes_when="pooled PLCC of `mu` >= the members' mean pooled PLCC",
     compute=_pooled_plcc,
 )
@@ -690,7 +755,7 @@ BASELINE_DROP: Final = Criterion(
     item="baseline-relative",
     stage=STAGE_EVIDENCE,
     scope="overall",
-    profile=PROFILE_STRICT,
+    decides_under=frozenset({PROFILE_STRICT}),
     passes_when="with a previous verdict, no source's `ensemble_plcc` drops by more than D",
     compute=_baseline_drop,
     key="baseline_drop_max",
@@ -704,6 +769,63 @@ BASELINE_DROP: Final = Criterion(
     requires="baseline",
 )
 
+RMSE_VS_OLS: Final = Criterion(
+    name="evidence rmse-vs-ols",
+    item="rmse-vs-ols",
+    stage=STAGE_EVIDENCE,
+    scope="per-source",
+    decides_under=frozenset({PROFILE_STRICT}),
+    passes_when="`ensemble_rmse <= R * baseline_rmse` (in VMAF points, the in-fold OLS's)",
+    compute=_rmse_vs_ols,
+    key="rmse_ratio_max",
+    default=EVIDENCE_RMSE_RATIO_MAX,
+    unit="x OLS RMSE",
+    option="rmse-ratio-max",
+    dest="rmse_ratio_max",
+    parse=positive_float,
+    metavar="R",
+    help="evidence: on every held-out source the ensemble's RMSE is at most this multiple of "
+    "the in-fold OLS baseline's",
+    most_permissive=1e9,
+)
+INTERVAL_WIDTH: Final = Criterion(
+    name="evidence interval-width",
+    item="interval-width",
+    stage=STAGE_EVIDENCE,
+    scope="overall",
+    decides_under=frozenset({PROFILE_STRICT}),
+    passes_when="the shipped conformal half-width `shipped_q <= Q` VMAF",
+    compute=_interval_width,
+    key="interval_q_max",
+    default=EVIDENCE_INTERVAL_Q_MAX,
+    unit="VMAF",
+    option="interval-q-max",
+    dest="interval_q_max",
+    parse=positive_float,
+    metavar="VMAF",
+    help="evidence: the shipped interval's half-width (the conformal quantile of every "
+    "held-out residual) is at most this many VMAF points",
+    most_permissive=1e9,
+)
+STABILITY: Final = Criterion(
+    name="evidence stability",
+    item="stability",
+    stage=STAGE_EVIDENCE,
+    scope="overall",
+    decides_under=frozenset({PROFILE_STRICT}),
+    passes_when="the lower end of the ADR spread's bootstrap 95 % interval (over folds) <= S",
+    compute=_stability,
+    key="stable_spread_max",
+    default=EVIDENCE_STABLE_SPREAD_MAX,
+    unit="PLCC",
+    option="stable-spread-max",
+    dest="stable_spread_max",
+    parse=spread_threshold,
+    help="evidence: the lower end of the ADR spread's bootstrap 95 %% interval over folds is "
+    "at most this (the spread is seed noise unless even that end exceeds it)",
+    most_permissive=1.0,
+)
+
 #: Every criterion, in the order the verdict lists its checks.
 CRITERIA: Final = (
     ENSEMBLE_SIZE_CRITERION,
@@ -713,9 +835,12 @@ CRITERIA: Final = (
     FOLD_MIN,
     PROVENANCE,
     OLS_MARGIN,
+    RMSE_VS_OLS,
     BIAS,
     COVERAGE,
     POOLED_PLCC,
+    INTERVAL_WIDTH,
+    STABILITY,
     BASELINE_DROP,
 )
 
@@ -731,7 +856,8 @@ def by_stage(stage: str) -> tuple[Criterion, ...]:
 
 
 def by_profile(profile: str) -> tuple[Criterion, ...]:
-    return tuple(c for c in CRITERIA if c.profile == profile)
+    """The criteria that decide under ``profile``."""
+    return tuple(c for c in CRITERIA if profile in c.decides_under)
 
 
 def item_criteria(stage: str, *, baseline: bool = False) -> Iterator[Criterion]:
@@ -757,19 +883,26 @@ def deviations(thresholds: Thresholds) -> list[str]:
 
 
 def strict_help() -> str:
-    """The ``--strict`` help: which checks it enforces, named from the records."""
-    names = ", ".join(c.item or c.name for c in by_profile(PROFILE_STRICT))
-    return (
-        f"enforce frreg's ensemble evidence ({names}): a failed evidence check HOLDs instead "
-        "of warning"
+    """The ``--strict`` help: what the profile changes, named from the records."""
+    adds = ", ".join(
+        c.item or c.name for c in CRITERIA if c.decides_under == frozenset({PROFILE_STRICT})
     )
+    drops = ", ".join(
+        c.item or c.name
+        for c in CRITERIA
+        if PROFILE_ADR in c.decides_under and PROFILE_STRICT not in c.decides_under
+    )
+    text = f"decide with frreg's profile instead of ADR-0303's: also enforce {adds}"
+    if drops:
+        text += f"; report {drops} without deciding on it"
+    return text + " (docs/verdict.md, Criteria)"
 
 
 def markdown_table() -> str:
     """The docs' table of every criterion (docs/verdict.md embeds it; a test compares)."""
     head = (
-        "| check (plugin item) | profile | scope | passes when | option (CLI / plugin / ini) "
-        "| default | ADR deviation |"
+        "| check (plugin item) | decides under | scope | passes when "
+        "| option (CLI / plugin / ini) | default | ADR deviation |"
     )
     lines = [head, "|---|---|---|---|---|---|---|"]
     for c in CRITERIA:
@@ -787,8 +920,9 @@ def markdown_table() -> str:
             option += " (with `--baseline VERDICT` / `--frreg-baseline`)"
             default = f"off without a baseline; {default}"
         deviation = "yes" if c.deviation else "no"
+        profiles = ", ".join(p for p in PROFILES if p in c.decides_under) or "none (reported)"
         lines.append(
-            f"| {item} | {c.profile} | {c.scope} | {c.passes_when} | {option} | {default} "
+            f"| {item} | {profiles} | {c.scope} | {c.passes_when} | {option} | {default} "
             f"| {deviation} |"
         )
     return "\n".join(lines) + "\n"

@@ -9,7 +9,7 @@ once in :func:`frreg.settings.thresholds`. Light: no numpy, as ``pytest
 
 from __future__ import annotations
 
-from frreg.gate.criteria import Criterion, strict_help, threshold_criteria
+from frreg.gate.criteria import PROFILE_ADR, Criterion, strict_help, threshold_criteria
 from frreg.options import (
     Option,
     boolean,
@@ -53,10 +53,10 @@ def threshold_options() -> tuple[Option, ...]:
     """Every threshold option, from :data:`~frreg.gate.criteria.CRITERIA`: the ADR-0303
     gate's, then ``--strict`` and frreg's evidence (``--baseline`` before the threshold
     that needs it)."""
-    adr = [threshold_option(c) for _, c in threshold_criteria() if c.enforced_always]
+    adr = [threshold_option(c) for _, c in threshold_criteria() if PROFILE_ADR in c.decides_under]
     evidence: list[Option] = []
     for _, c in threshold_criteria():
-        if c.enforced_always:
+        if PROFILE_ADR in c.decides_under:
             continue
         if c.requires == "baseline":
             evidence.append(BASELINE)

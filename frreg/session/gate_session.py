@@ -221,10 +221,14 @@ class GateSession:
         matches = self.ensemble_report().named(name)
         if not matches:
             raise GateFailure(f"no ensemble check named {name!r}")
-        failing = [c.message for c in matches if not c.passed]
-        if failing:
-            raise GateFailure("; ".join(failing))
-        return {"check": name, "observed": matches[0].observed, "threshold": matches[0].threshold}
+        check = matches[0]
+        props = {
+            "check": name,
+            "status": check.status,
+            "observed": check.observed,
+            "threshold": check.threshold,
+        }
+        return _outcome(matches, props)
 
     def evidence_checks(self) -> list[Check]:
         """frreg's ensemble evidence over the cached seeds, computed once per session."""
@@ -267,12 +271,7 @@ class GateSession:
             for src in self._ensemble.sources:
                 if src.source == source:
                     props.update({k: v for k, v in src.to_json().items() if k != "source"})
-        if check.passed:
-            return props
-        if not check.enforced:
-            warnings.warn(EvidenceWarning(f"WARN {check.message}"), stacklevel=1)
-            return props
-        raise GateFailure(check.message, props)
+        return _outcome([check], props)
 
     # ------------------------------------------------------------------ verdict
 
@@ -369,6 +368,17 @@ class ItemSpec:
     def run(self, session: GateSession) -> dict[str, Any]:
         """Run the check on ``session``: its measured properties, or :class:`GateFailure`."""
         return self.check(session, *self.args)
+
+
+def _outcome(checks: Sequence[Check], props: dict[str, Any]) -> dict[str, Any]:
+    """An item's result from its checks: passes; warns when only checks that do not
+    decide under this profile failed; fails when a deciding one did."""
+    failing = [c for c in checks if not c.passed]
+    if any(c.enforced for c in failing):
+        raise GateFailure("; ".join(c.message for c in failing if c.enforced), props)
+    for c in failing:
+        warnings.warn(EvidenceWarning(f"WARN {c.message}"), stacklevel=2)
+    return props
 
 
 def item_specs(
