@@ -279,19 +279,27 @@ def svr_fold_predictions(
         rng = np.random.default_rng(SVR_SEED)
         fit_idx = np.sort(rng.choice(fit_idx, size=SVR_MAX_ROWS, replace=False))
     x, y = features[fit_idx], target[fit_idx]
-    lo = x.min(axis=0)
-    span = x.max(axis=0) - lo
-    span = np.where(span > 0, span, 1.0)  # a constant feature stays as it is
-    y_lo = float(y.min())
-    y_span = float(y.max()) - y_lo or 1.0
-    model = NuSVR(**SVR_PARAMS).fit((x - lo) / span, (y - y_lo) / y_span)
-    scaled = model.predict((features[test_idx] - lo) / span)
-    out: np.ndarray = np.clip(scaled * y_span + y_lo, *SVR_SCORE_CLIP)
+    # vmaf's linear rescale: slope * v + intercept, slope 1 / (max - min) (1 for a
+    # constant column), intercept -min * slope; the score is mapped back by its inverse.
+    x_slope, x_icpt = _rescale(x)
+    y_slope, y_icpt = _rescale(y.reshape(-1, 1))
+    model = NuSVR(**SVR_PARAMS).fit(x * x_slope + x_icpt, y * y_slope + y_icpt[0])
+    scaled = model.predict(features[test_idx] * x_slope + x_icpt)
+    out: np.ndarray = np.clip((scaled - y_icpt[0]) / y_slope[0], *SVR_SCORE_CLIP)
     return out
 
 
-#: Held-out SVR predictions by input digest: a gate session computes the evidence twice
-#: (its items, then the verdict) on one corpus; a few entries are enough.
+def _rescale(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column: the slope and intercept that map the column's [min, max] onto [0, 1]."""
+    lo = x.min(axis=0)
+    span = x.max(axis=0) - lo
+    slope = 1.0 / np.where(span > 0, span, 1.0)
+    return slope, -lo * slope
+
+
+#: Held-out SVR predictions by a digest of the inputs and the recipe: a gate session
+#: computes the evidence twice (its items, then the verdict) on one corpus; a few entries
+#: are enough.
 _SVR_CACHE: dict[str, np.ndarray] = {}
 _SVR_CACHE_SIZE: Final = 4
 
@@ -303,7 +311,7 @@ def svr_loso_predictions(corpus: Corpus) -> np.ndarray | None:
         import sklearn.svm  # noqa: F401  (the extra; imported for real in the fold fit)
     except ImportError:
         return None
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(repr((SVR_PARAMS, SVR_MAX_ROWS, SVR_SEED)).encode())
     for arr in (corpus.features, corpus.target):
         digest.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
     digest.update("\0".join(map(str, corpus.groups)).encode("utf-8", "surrogatepass"))
@@ -366,7 +374,9 @@ def ensemble_evidence(
     )
     inside_conformal = np.zeros(corpus.n_rows, dtype=bool)
     ols = np.empty(corpus.n_rows, dtype=np.float64)
-    svr = svr_loso_predictions(corpus) if strong_baseline else None
+    svr, svr_note = (
+        _strong_baseline(corpus) if strong_baseline else (None, "SVR baseline not requested")
+    )
     out = []
     for k, (src, te) in enumerate(folds):
         others = np.ones(corpus.n_rows, dtype=bool)
@@ -416,12 +426,20 @@ def ensemble_evidence(
         pooled_rmse=rmse(y, mu),
         pooled_rmse_ols=rmse(y, ols),
         pooled_rmse_svr=None if svr is None else rmse(y, svr),
-        svr_note=None
-        if svr is not None
-        else (SVR_MISSING if strong_baseline else "SVR baseline not requested"),
+        svr_note=svr_note,
         level=level,
         source_level_q=source_level_quantile(resid, corpus.groups, level, level),
     )
+
+
+def _strong_baseline(corpus: Corpus) -> tuple[np.ndarray | None, str | None]:
+    """The SVR's held-out predictions, or why there are none. It is reported, never
+    judged, so nothing it raises may turn into evidence that cannot be computed."""
+    try:
+        pred = svr_loso_predictions(corpus)
+    except (ValueError, ArithmeticError, MemoryError) as exc:
+        return None, f"SVR baseline not computed: {type(exc).__name__}: {exc}"
+    return (None, SVR_MISSING) if pred is None else (pred, None)
 
 
 def _nan(x: float | None) -> float:
