@@ -34,6 +34,7 @@ from frreg.errors import ArtifactError
 from frreg.gate.checks import SeedArtifact
 from frreg.schema import DRY_RUN_EPOCHS, DRY_RUN_NOTE
 from frreg.training.batched.engine import KERNELS
+from frreg.training.code_digest import CodeDigest
 from frreg.training.loso import ENGINES, PREDICTIONS_HEADER, Engine, engine_version, fold_record
 from frreg.training.metrics import FOLD_METRICS
 from frreg.training.model import MLPConfig
@@ -62,6 +63,8 @@ class RecordedRun:
     dry_run: bool
     #: The kernel that trained it (records from before kernels were recorded: ``torch``).
     kernel: str = "torch"
+    #: The code that trained it (``None``: a record from before the code was recorded).
+    code: CodeDigest | None = None
 
 
 def recorded_run(record: SeedRecord, path: Path) -> RecordedRun:
@@ -130,7 +133,15 @@ def recorded_run(record: SeedRecord, path: Path) -> RecordedRun:
     kernel = cfg.get("kernel", "torch")
     if kernel not in KERNELS:
         raise ArtifactError(path, f"config.kernel {kernel!r} is not one of {', '.join(KERNELS)}")
-    return RecordedRun(settings, engine, integer("engine_version", 0), device, dry_run, kernel)
+    code = None
+    if "code" in cfg:
+        try:
+            code = CodeDigest.from_json(cfg["code"])
+        except ValueError as exc:
+            raise ArtifactError(path, f"config.code {exc}") from None
+    return RecordedRun(
+        settings, engine, integer("engine_version", 0), device, dry_run, kernel, code
+    )
 
 
 def is_dry_run(record: SeedRecord, run: RecordedRun | None) -> bool:

@@ -60,6 +60,7 @@ from frreg.schema import (
     VERDICT_SCHEMA,
     seed_artifact_name,
 )
+from frreg.training.code_digest import CodeDigest, difference, same_code, this_code
 from frreg.training.model import MLPConfig
 
 
@@ -397,8 +398,64 @@ ADR_RECIPE: Final = {
 }
 
 
-def verification(decision: Decision) -> dict[str, Any]:
-    """The verdict's account of what was recomputed and audited."""
+def _recorded_code(art: SeedArtifact) -> CodeDigest | None:
+    """The code a seed file says trained it (``None``: not recorded, or unreadable; the
+    recomputation refuses a malformed ``config.code`` before a verdict is built)."""
+    try:
+        return CodeDigest.from_json(art.record.config["code"])
+    except (KeyError, ValueError):
+        return None
+
+
+def code_block(decision: Decision) -> dict[str, Any]:
+    """Which code trained the judged seeds (their ``config.code``) and which verified them
+    (this process): ``trainer``, ``verifier``, ``same_code``, ``same_sources`` and a
+    one-line ``message``.
+
+    ``same_code`` also needs the native kernel's binary to be the one that trained
+    (where it trained); ``same_sources`` compares the Python sources alone (two
+    installs of one checkout compile different binaries). Both are ``None`` when it
+    cannot be said: the seeds record no code, or different code (which the provenance
+    criterion fails). Different code is not a failure: it is what gating with pinned
+    code intends (docs/verdict.md).
+    """
+    verifier = this_code()
+    recorded = {seed: _recorded_code(art) for seed, art in sorted(decision.artifacts.items())}
+    distinct = set(recorded.values())
+    block: dict[str, Any] = {
+        "trainer": None,
+        "verifier": verifier.to_json(),
+        "same_code": None,
+        "same_sources": None,
+    }
+    trainer = next(iter(distinct)) if len(distinct) == 1 else None
+    if trainer is None and len(distinct) > 1:
+        block["trainer_by_seed"] = {
+            str(seed): None if code is None else code.to_json() for seed, code in recorded.items()
+        }
+        listed = ", ".join(
+            f"seed {seed} {'unrecorded' if code is None else code.short()}"
+            for seed, code in recorded.items()
+        )
+        message = f"the seeds were trained by different code: {listed}"
+    elif trainer is None:
+        message = "the seed files do not record the code that trained them"
+    elif same_code(trainer, verifier):
+        block.update(trainer=trainer.to_json(), same_code=True, same_sources=True)
+        message = (
+            f"verified by the code that trained it ({trainer.short()}): a fault in that code "
+            "would pass its own recomputation and audit; gate with pinned code to catch one"
+        )
+    else:
+        same_sources = trainer.sources == verifier.sources
+        block.update(trainer=trainer.to_json(), same_code=False, same_sources=same_sources)
+        message = f"verified by other code than trained it: {difference(trainer, verifier)}"
+    return {**block, "message": message}
+
+
+def verification(decision: Decision, code: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The verdict's account of what was recomputed and audited, and by which code
+    (``code``: :func:`code_block`, computed here when not given)."""
     return {
         "recomputed": decision.recomputed,
         "seeds": {
@@ -414,6 +471,7 @@ def verification(decision: Decision) -> dict[str, Any]:
             "requested": decision.audit_requested,
             "jobs": [r.to_json() for r in decision.audit],
         },
+        "code": dict(code_block(decision) if code is None else code),
     }
 
 
@@ -433,6 +491,7 @@ def build_verdict(decision: Decision, *, written_by: str) -> dict[str, Any]:
     """
     report = decision.report
     deviations = recipe_deviations(decision)
+    code = code_block(decision)
     promote = report.passed and (decision.recomputed or decision.accept_unverified)
     unverified = None
     if not decision.recomputed:
@@ -455,6 +514,9 @@ def build_verdict(decision: Decision, *, written_by: str) -> dict[str, Any]:
     else:
         failures = report.failures() or [Check(EVIDENCE_CHECK, False, "nothing was recomputed")]
         recommendation = "hold: " + "; ".join(c.message for c in failures)
+    if code["same_code"] is False:
+        # Pinned code verifying a branch's run: say so, and (on HOLD) where to look.
+        recommendation += f"; {code['message']}"
     created = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     # A verdict on unrecomputed numbers says so before anything else.
     head = {} if unverified is None else {"unverified": unverified}
@@ -481,7 +543,7 @@ def build_verdict(decision: Decision, *, written_by: str) -> dict[str, Any]:
             for seed, art in sorted(decision.artifacts.items())
         },
         "gate": report.to_dict(),
-        "verification": verification(decision),
+        "verification": verification(decision, code),
         "evidence": evidence_block(decision),
     }
 

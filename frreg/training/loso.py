@@ -33,6 +33,7 @@ from frreg.schema import (
     seed_predictions_name,
     seed_weights_name,
 )
+from frreg.training.code_digest import code_digest
 from frreg.training.metrics import fold_metrics
 from frreg.training.model import MLPConfig
 from frreg.training.record import FileRef, FoldRecord, SeedRecord
@@ -189,9 +190,13 @@ def run_config(
     Stored in the artifact as ``config``; its sha256 is the cache key, so the
     two can never disagree about what a cached result depends on. It names the
     data (corpus digest), the recipe, the network's shape, the engine and its
-    numerics version, the device and the library versions.
+    numerics version, the device, the library versions and the code itself
+    (``code``: :mod:`frreg.training.code_digest`), so any change to frreg's
+    sources, or to the native binary that trained, retrains instead of serving
+    a cached seed.
     """
     v = versions()
+    resolved = engine_kernel(engine, device, kernel, settings.model)
     return {
         "schema_version": SEED_RECORD_VERSION,
         "corpus_sha256": corpus_sha256,
@@ -201,11 +206,12 @@ def run_config(
         "encoder_vocab_version": ENCODER_VOCAB_VERSION,
         "engine": engine,
         "engine_version": engine_version(engine),
-        "kernel": engine_kernel(engine, device, kernel, settings.model),
+        "kernel": resolved,
         "device": device,
         "dry_run": dry_run,
         "frreg": v["frreg"],
         "torch": v["torch"],
+        "code": code_digest(resolved).to_json(),
     }
 
 
@@ -373,6 +379,9 @@ def run_loso(
     """Train all seeds' folds together and write one artifact per seed; return their paths."""
     start = time.perf_counter()
     kernel = engine_kernel(engine, device, kernel, settings.model)
+    # Digest the code now, before training: the seed files name the code as it was
+    # when the run started, not as it is minutes later (run_config reuses this digest).
+    code_digest(kernel)
     jobs = plan_jobs(corpus, seeds)
     results = train_jobs(
         corpus, jobs, settings, engine=engine, device=device, progress=progress, kernel=kernel
