@@ -174,6 +174,22 @@ EVIDENCE_INTERVAL_Q_MAX: Final = 8.0
 #: spread itself is one draw of seed noise; its interval says whether it is more).
 EVIDENCE_STABLE_SPREAD_MAX: Final = PLCC_SPREAD_MAX
 
+#: Data validity (frreg/corpus/validity.py; measured in docs/verdict.md, "Data validity").
+#: Two source ids hold the same content when at least this share of either's rows (and at
+#: least DATA_SOURCE_ROWS_MIN rows) has a match under the other id ...
+DATA_SHARED_ROWS_MIN: Final = 0.5
+#: ... a match being an identical six-feature vector, or a row of the same (encoder, cq)
+#: within one frame index whose six features all lie within this many of the corpus's
+#: standard deviations (the largest share of two sources of the clean 13-source corpus is
+#: 0.28; a copy, re-encoded, noised or shifted by a frame, shares 0.58-1.0 of its original).
+DATA_NEAR_SD: Final = 0.2
+#: A source with fewer rows fails: its held-out PLCC is ±1 by construction at two rows and
+#: reaches 0.95 for unrelated predictions with probability 1.5e-4 at eight.
+DATA_SOURCE_ROWS_MIN: Final = 8
+#: A source with fewer distinct frames (one second at 24 fps, the built-ins' lowest rate),
+#: or one (encoder, cq) cell or one cq only, is reported: its held-out PLCC measures little.
+DATA_SOURCE_FRAMES_MIN: Final = 24
+
 #: Nominal coverage of the confidence intervals frreg reports (and exports).
 NOMINAL_COVERAGE: Final = 0.95
 

@@ -230,6 +230,10 @@ def test_item_ids_are_pinned():
     names = [spec.name for spec in item_specs((0, 1), ("a", "b"))]
     assert names == [
         "corpus",
+        "data[same-content]",
+        "data[source-rows]",
+        "data[manifest]",
+        "data[source-span]",
         "fold[seed0-a]",
         "fold[seed0-b]",
         "fold[seed1-a]",

@@ -36,6 +36,7 @@ from frreg.gate.criteria import (
     MEAN_PLCC,
     PER_SEED_MIN,
     PLCC_SPREAD,
+    STAGE_DATA,
     STAGE_ENSEMBLE,
     STAGE_EVIDENCE,
     Check,
@@ -52,6 +53,7 @@ from frreg.training.metrics import FOLD_METRICS
 from frreg.training.record import FoldRecord, SeedRecord
 
 if TYPE_CHECKING:
+    from frreg.corpus import Corpus
     from frreg.gate.ensemble import EnsembleEvidence
 
 __all__ = [
@@ -61,6 +63,7 @@ __all__ = [
     "SeedArtifact",
     "Thresholds",
     "check_seed",
+    "data_checks",
     "evaluate",
     "evidence_checks",
     "fold_problems",
@@ -387,9 +390,24 @@ def evidence_checks(
     return out
 
 
+def data_checks(corpus: Corpus, thresholds: Thresholds) -> list[Check]:
+    """Every criterion of the data stage on ``corpus``: whether its LOSO evidence can be
+    valid at all (the same content under two ids, sources too small to score, a producer
+    manifest that disagrees with the rows; :mod:`frreg.corpus.validity` measures).
+
+    They are judged wherever a corpus is loaded for a verdict, and all but the reported
+    ones decide under every profile: a leaked evaluation is no evidence.
+    """
+    from frreg.corpus.validity import assess
+
+    inputs = GateInputs(data=assess(corpus))
+    return [check for c in by_stage(STAGE_DATA) for check in c.compute(c, inputs, thresholds)]
+
+
 def gate_item_criteria(*, baseline: bool = False) -> list[Criterion]:
-    """The criteria with plugin items of their own, ensemble stage then evidence stage."""
+    """The criteria with plugin items of their own: data, ensemble, then evidence stage."""
     return [
+        *item_criteria(STAGE_DATA, baseline=baseline),
         *item_criteria(STAGE_ENSEMBLE, baseline=baseline),
         *item_criteria(STAGE_EVIDENCE, baseline=baseline),
     ]

@@ -33,6 +33,10 @@ from frreg.options import (
     unit_interval,
 )
 from frreg.schema import (
+    DATA_NEAR_SD,
+    DATA_SHARED_ROWS_MIN,
+    DATA_SOURCE_FRAMES_MIN,
+    DATA_SOURCE_ROWS_MIN,
     ENCODER_VOCAB_VERSION,
     ENSEMBLE_SEEDS,
     ENSEMBLE_SIZE,
@@ -49,6 +53,7 @@ from frreg.schema import (
 )
 
 if TYPE_CHECKING:
+    from frreg.corpus.validity import DataValidity
     from frreg.gate.checks import SeedArtifact
     from frreg.gate.ensemble import EnsembleEvidence, SourceEvidence
 
@@ -69,7 +74,10 @@ ALL_PROFILES: Final = frozenset(PROFILES)
 #: Reported under every profile, decides under none.
 REPORTED_ONLY: Final = frozenset[str]()
 
-Stage = Literal["ensemble", "evidence"]
+Stage = Literal["data", "ensemble", "evidence"]
+#: Judged on the corpus (:func:`frreg.gate.checks.data_checks`): whether its LOSO evidence
+#: can be valid at all; plugin items ``frreg-gate::data[<item>]``, after ``corpus``.
+STAGE_DATA: Final = "data"
 #: Judged on the seed artifacts (:func:`frreg.gate.checks.evaluate`); plugin items
 #: ``frreg-gate::ensemble[<item>]``.
 STAGE_ENSEMBLE: Final = "ensemble"
@@ -120,6 +128,8 @@ class GateInputs:
     corpus_sha256: str | None = None
     evidence: EnsembleEvidence | None = None
     baseline: Mapping[str, Mapping[str, Any]] | None = None
+    #: What :func:`frreg.corpus.validity.assess` found in the corpus (data stage only).
+    data: DataValidity | None = None
 
 
 Compute = Callable[["Criterion", GateInputs, "Thresholds"], list[Check]]
@@ -826,6 +836,170 @@ STABILITY: Final = Criterion(
     most_permissive=1.0,
 )
 
+# --------------------------------------------------------------------------
+# The data stage: whether the corpus can give valid LOSO evidence at all
+# (frreg/corpus/validity.py measures; docs/verdict.md, "Data validity").
+# --------------------------------------------------------------------------
+
+
+def _data(inputs: GateInputs) -> DataValidity:
+    assert inputs.data is not None, "data criteria need the corpus's data validity"
+    return inputs.data
+
+
+def _listed(items: Sequence[str], shown: int = 5) -> str:
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more
+
+
+def _same_content(c: Criterion, inputs: GateInputs, th: Thresholds) -> list[Check]:
+    data = _data(inputs)
+    files = {(f.first, f.second): f for f in data.same_files}
+    shared = {p.ids: p for p in data.shared}
+    out = []
+    for first, second in sorted(set(files) | set(shared)):
+        found = []
+        if (first, second) in files:
+            digest = files[first, second].sha256
+            found.append(f"the producer manifest records one file for both (sha256 {digest[:12]}…)")
+        pair = shared.get((first, second))
+        if pair is not None:
+            found.append(
+                f"{pair.rows} of the {pair.n} rows of {pair.of!a} ({pair.share:.0%}) match a row "
+                f"of {pair.other!a} ({pair.exact} identical six-feature vectors)"
+            )
+        out.append(
+            Check(
+                c.name,
+                False,
+                f"{c.name}: sources {first!a} and {second!a} hold the same content: "
+                + "; ".join(found)
+                + "; LOSO scores each on a model that trained on the other",
+                None if pair is None else pair.share,
+                DATA_SHARED_ROWS_MIN,
+                c.enforced(th),
+            )
+        )
+    if out:
+        return out
+    top = data.largest
+    if top is None:
+        message = (
+            f"{c.name}: no row of the {len(data.sources)} sources matches one under another id"
+        )
+    else:
+        message = (
+            f"{c.name}: no two of the {len(data.sources)} sources share content (largest share "
+            f"{top.share:.2f}, {top.of!a} in {top.other!a}, < {DATA_SHARED_ROWS_MIN})"
+        )
+    observed = 0.0 if top is None else top.share
+    return [Check(c.name, True, message, observed, DATA_SHARED_ROWS_MIN, c.enforced(th))]
+
+
+def _source_rows(c: Criterion, inputs: GateInputs, th: Thresholds) -> list[Check]:
+    data = _data(inputs)
+    floor = DATA_SOURCE_ROWS_MIN
+    small = data.small_sources()
+    smallest = min(data.shapes, key=lambda s: s.rows)
+    if small:
+        listed = _listed([f"{s.source!a} ({s.rows})" for s in small])
+        message = (
+            f"{c.name}: {len(small)} source(s) with fewer than {floor} rows: {listed}; a held-out "
+            "PLCC on so few rows is near 1 by chance (a source split into small ids scores "
+            "about 1.0 on each)"
+        )
+        return [Check(c.name, False, message, smallest.rows, floor, c.enforced(th))]
+    message = (
+        f"{c.name}: every source has at least {floor} rows (fewest: {smallest.source!a}, "
+        f"{smallest.rows})"
+    )
+    return [Check(c.name, True, message, smallest.rows, floor, c.enforced(th))]
+
+
+def _manifest(c: Criterion, inputs: GateInputs, th: Thresholds) -> list[Check]:
+    found = _data(inputs).manifest
+    name = found.path.name
+    if not found.present:
+        message = (
+            f"{c.name}: no producer manifest ({name}; the fork's producer writes none): nothing "
+            "ties the source ids to video files, only the rows can show a clip under two ids"
+        )
+        # Said under every profile, never deciding: the fork's corpora have none.
+        return [Check(c.name, False, message, enforced=False)]
+    if found.problems:
+        message = f"{c.name}: {name} disagrees with the corpus: " + _listed(found.problems, 3)
+        return [Check(c.name, False, message, len(found.problems), 0, c.enforced(th))]
+    missing = f" ({found.cells_missing} recorded missing)" if found.cells_missing else ""
+    message = f"{c.name}: the rows are the {found.cells_done} cells {name} records{missing}"
+    return [Check(c.name, True, message, 0, 0, c.enforced(th))]
+
+
+def _source_span(c: Criterion, inputs: GateInputs, th: Thresholds) -> list[Check]:
+    data = _data(inputs)
+    narrow = data.narrow_sources()
+    if narrow:
+        listed = _listed([f"{s.source!a} ({why})" for s, why in narrow])
+        message = (
+            f"{c.name}: {len(narrow)} of {len(data.shapes)} sources are narrow or short: "
+            f"{listed}; their held-out PLCC measures little"
+        )
+        return [Check(c.name, False, message, len(narrow), 0, c.enforced(th))]
+    message = (
+        f"{c.name}: every source spans more than one cq and at least {DATA_SOURCE_FRAMES_MIN} "
+        "frames"
+    )
+    return [Check(c.name, True, message, 0, 0, c.enforced(th))]
+
+
+SAME_CONTENT: Final = Criterion(
+    name="data same-content",
+    item="same-content",
+    stage=STAGE_DATA,
+    scope="overall",
+    decides_under=ALL_PROFILES,
+    passes_when=(
+        "no two source ids hold the same content: neither has "
+        f"{DATA_SHARED_ROWS_MIN:.0%} of its rows (and {DATA_SOURCE_ROWS_MIN} or more) matched "
+        "under the other (an identical six-feature vector, or a row of the same encoder and "
+        f"cq, frame index within 1, every feature within {DATA_NEAR_SD} SD), and the producer "
+        "manifest records no file under two ids"
+    ),
+    compute=_same_content,
+)
+SOURCE_ROWS: Final = Criterion(
+    name="data source-rows",
+    item="source-rows",
+    stage=STAGE_DATA,
+    scope="overall",
+    decides_under=ALL_PROFILES,
+    passes_when="every source has at least N rows (a smaller one's held-out PLCC is chance)",
+    compute=_source_rows,
+    default=DATA_SOURCE_ROWS_MIN,
+)
+PRODUCER_MANIFEST: Final = Criterion(
+    name="data manifest",
+    item="manifest",
+    stage=STAGE_DATA,
+    scope="overall",
+    decides_under=ALL_PROFILES,
+    passes_when=(
+        "every cell the producer manifest records as done has exactly its frames as rows, and "
+        "no row is outside one; a corpus without a manifest is a WARN under every profile"
+    ),
+    compute=_manifest,
+)
+SOURCE_SPAN: Final = Criterion(
+    name="data source-span",
+    item="source-span",
+    stage=STAGE_DATA,
+    scope="overall",
+    decides_under=REPORTED_ONLY,
+    passes_when="every source spans more than one cq and at least N distinct frames",
+    compute=_source_span,
+    default=DATA_SOURCE_FRAMES_MIN,
+)
+
+
 #: Every criterion, in the order the verdict lists its checks.
 CRITERIA: Final = (
     ENSEMBLE_SIZE_CRITERION,
@@ -834,6 +1008,10 @@ CRITERIA: Final = (
     PER_SEED_MIN,
     FOLD_MIN,
     PROVENANCE,
+    SAME_CONTENT,
+    SOURCE_ROWS,
+    PRODUCER_MANIFEST,
+    SOURCE_SPAN,
     OLS_MARGIN,
     RMSE_VS_OLS,
     BIAS,

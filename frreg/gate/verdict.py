@@ -33,6 +33,7 @@ from frreg.gate.checks import (
     EVIDENCE_CHECK,
     GateReport,
     SeedArtifact,
+    data_checks,
     evaluate,
     evidence_checks,
     load_loso_dir,
@@ -206,12 +207,15 @@ def _judge_self_reported(
     artifacts: Mapping[int, SeedArtifact], thresholds: Thresholds, path: str | None, *, fork: bool
 ) -> GateReport:
     """The gate on the numbers the seed files state (nothing could be recomputed); the
-    fork's folds are still checked against the corpus's split when it is there."""
+    fork's folds are still checked against the corpus's split, and the corpus's data
+    checks run, when it is there."""
     from frreg.corpus import load_corpus
 
     report = evaluate(artifacts, thresholds)
     if fork and path is not None and Path(path).is_file():
-        report.checks.extend(fork_fold_checks(artifacts, load_corpus(path)))
+        corpus = load_corpus(path)
+        report.checks.extend(fork_fold_checks(artifacts, corpus))
+        report.checks.extend(data_checks(corpus, thresholds))
     return report
 
 
@@ -248,6 +252,7 @@ def _judge_recomputed(
     report.checks.append(
         Check(CORPUS_CHECK, True, f"corpus: sha256 {loaded.sha256[:12]}… verified", loaded.sha256)
     )
+    report.checks.extend(data_checks(loaded, thresholds))
     for ev in evidence:
         if ev.recomputed is not None:
             report.checks.extend(

@@ -66,7 +66,12 @@ from frreg.producer.encoders import (
 )
 from frreg.producer.progress import PlainProgress, ProgressCallback, ProgressEvent
 from frreg.producer.settings import ProducerSettings
-from frreg.producer.sources import Source, check_unique_ids, load_manifest
+from frreg.producer.sources import (
+    Source,
+    check_distinct_files,
+    check_unique_ids,
+    load_manifest,
+)
 from frreg.schema import EXIT_FAIL, EXIT_OK, SCHEMA_VERSION
 
 #: A temporary file nobody has written to for this long (seconds) is debris of
@@ -232,6 +237,7 @@ def _plan(sources: Sequence[Source], settings: ProducerSettings) -> _Plan:
     if max_frames is not None and max_frames < 1:
         raise InputError(f"max_frames must be a positive integer, not {max_frames}")
     check_unique_ids(sources)
+    check_distinct_files(sources)
     vmaf_bin = settings.vmaf_bin
     vmaf_bin_path = ff.check_vmaf_bin(vmaf_bin) if vmaf_bin is not None else None
     exe = ff.resolve_ffmpeg(settings.ffmpeg)

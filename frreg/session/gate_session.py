@@ -33,7 +33,7 @@ from frreg.gate.checks import (
     fold_problems,
     gate_item_criteria,
 )
-from frreg.gate.criteria import STAGE_ENSEMBLE
+from frreg.gate.criteria import STAGE_DATA, STAGE_ENSEMBLE
 from frreg.session.config import GateConfig
 from frreg.session.outcomes import (
     ItemOutcome,
@@ -81,6 +81,7 @@ class GateSession:
         self._entries: dict[int, CacheEntry] = {}
         self._report: GateReport | None = None
         self._evidence: list[Check] | None = None
+        self._data: list[Check] | None = None
         self._ensemble: EnsembleEvidence | None = None
         #: The verdict's ensemble evidence, once :meth:`finalize` ran.
         self.final_ensemble: EnsembleEvidence | None = None
@@ -130,6 +131,28 @@ class GateSession:
             "sources": ",".join(corpus.sources),
             "notes": " | ".join(corpus.warnings()),
         }
+
+    def data_checks(self) -> list[Check]:
+        """The data criteria on the corpus (:func:`frreg.gate.checks.data_checks`), once."""
+        if self._data is None:
+            from frreg.gate.checks import data_checks
+
+            self._data = data_checks(self.corpus(), self.config.thresholds)
+        return self._data
+
+    def check_data(self, name: str) -> dict[str, Any]:
+        """One data check by name: passes, warns (a check that does not decide: no
+        producer manifest, narrow sources) or fails (under every profile)."""
+        matches = [c for c in self.data_checks() if c.name == name]
+        if not matches:
+            raise GateFailure(f"no data check named {name!r}")
+        props = {
+            "check": name,
+            "status": "FAIL" if any(c.status == "FAIL" for c in matches) else matches[0].status,
+            "observed": matches[0].observed,
+            "threshold": matches[0].threshold,
+        }
+        return _outcome(matches, props)
 
     # ------------------------------------------------------------------ training
 
@@ -386,19 +409,27 @@ def item_specs(
 ) -> list[ItemSpec]:
     """Every gate item, in collection order (the controller's expected list uses it too).
 
-    The names are the item ids after ``frreg-gate::``. The ensemble and evidence
+    The names are the item ids after ``frreg-gate::``. The data, ensemble and evidence
     items are the gate's criteria that have items of their own
     (:func:`~frreg.gate.checks.gate_item_criteria`), one per held-out source for a
     per-source criterion: a criterion added there is an item here.
     """
+    criteria = gate_item_criteria(baseline=baseline)
     specs = [ItemSpec("corpus", GateSession.check_corpus)]
+    specs += [
+        ItemSpec(c.item_id(), GateSession.check_data, (c.check_name(),))
+        for c in criteria
+        if c.stage == STAGE_DATA
+    ]
     specs += [
         ItemSpec(f"fold[seed{s}-{src}]", GateSession.check_fold, (s, src), s)
         for s in seeds
         for src in sources
     ]
     specs += [ItemSpec(f"seed[seed{s}]", GateSession.check_seed, (s,), s) for s in seeds]
-    for c in gate_item_criteria(baseline=baseline):
+    for c in criteria:
+        if c.stage == STAGE_DATA:
+            continue  # collected after the corpus, above
         if c.stage == STAGE_ENSEMBLE:
             specs.append(ItemSpec(c.item_id(), GateSession.check_ensemble, (c.check_name(),)))
         elif c.scope == "per-source":

@@ -23,6 +23,7 @@ from frreg.producer.sources.builtins import DEFAULT_BUILTIN_IDS
 from frreg.producer.sources.model import (
     GEOMETRY_KEYS,
     Source,
+    check_distinct_files,
     check_src_id,
     check_unique_ids,
     container_source,
@@ -82,6 +83,7 @@ def load_manifest(
         sources.append(_manifest_entry(mpath, text, index, entry, ffmpeg))
     try:
         check_unique_ids(sources)
+        check_distinct_files(sources)
     except InputError as exc:
         raise ManifestError(mpath, str(exc)) from None
     return SourceManifest(mpath, tuple(sources), encoders, cqs, presets)

@@ -242,3 +242,20 @@ def check_unique_ids(sources: Iterable[Source]) -> None:
                 f"give one of them an explicit id"
             )
         seen[src_id_key(src.id)] = src
+
+
+def check_distinct_files(sources: Iterable[Source]) -> None:
+    """Raise InputError if two sources are one file (the same content sha256) under two ids.
+
+    LOSO holds out one id at a time: the same clip under a second id is in the training
+    set of its own fold, and the gate would score a model on what it trained on.
+    """
+    seen: dict[str, Source] = {}
+    for src in sources:
+        first = seen.setdefault(src.sha256, src)
+        if first is not src and first.id != src.id:
+            raise InputError(
+                f"sources {first.id!a} ({first.path}) and {src.id!a} ({src.path}) are one file "
+                f"(sha256 {src.sha256[:12]}…): LOSO would score each on a model that trained on "
+                "the other; give the clip one id"
+            )
