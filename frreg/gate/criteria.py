@@ -501,7 +501,7 @@ def _coverage(c: Criterion, inputs: GateInputs, th: Thresholds) -> list[Check]:
                 ok,
                 f"{src.source}: conformal coverage {src.coverage_conformal:.3f} "
                 f"{'>=' if ok else '<'} {floor} (q {src.conformal_q:.2f} VMAF; "
-                f"gaussian {src.coverage_gaussian:.3f})",
+                f"the members' ±1.96 sigma band {src.coverage_gaussian:.3f})",
                 src.coverage_conformal,
                 floor,
                 c.enforced(th),

@@ -315,16 +315,21 @@ def fork_fold_checks(artifacts: Mapping[int, SeedArtifact], corpus: Corpus) -> l
 
 
 def ensemble_of(
-    evidence: Sequence[SeedEvidence], corpus: Corpus, thresholds: Thresholds
+    evidence: Sequence[SeedEvidence],
+    corpus: Corpus,
+    thresholds: Thresholds,
+    *,
+    strong_baseline: bool = True,
 ) -> tuple[EnsembleEvidence | None, str | None]:
-    """The ensemble evidence of the expected seeds, or why it cannot be computed."""
+    """The ensemble evidence of the expected seeds, or why it cannot be computed
+    (``strong_baseline``: also the SVR baseline, which no criterion reads)."""
     by_seed = {ev.seed: ev.predictions for ev in evidence}
     missing = [s for s in thresholds.seeds if by_seed.get(s) is None]
     if missing:
         return None, f"no usable predictions for seed(s) {', '.join(map(str, missing))}"
     try:
         preds = {s: p for s, p in by_seed.items() if s in thresholds.seeds and p is not None}
-        return ensemble_evidence(corpus, preds), None
+        return ensemble_evidence(corpus, preds, strong_baseline=strong_baseline), None
     except ValueError as exc:
         return None, str(exc)
 

@@ -266,7 +266,10 @@ class GateSession:
                 recompute(self.seed_artifact(s), corpus, keys=keys, rerun=False)
                 for s in self.config.seeds
             ]
-            ensemble, problem = ensemble_of(evidence, corpus, self.config.thresholds)
+            # The items judge; the verdict (finalize) computes the report's SVR baseline once.
+            ensemble, problem = ensemble_of(
+                evidence, corpus, self.config.thresholds, strong_baseline=False
+            )
             baseline = None if self.config.baseline is None else read_baseline(self.config.baseline)
             self._evidence = evidence_checks(
                 ensemble, self.config.thresholds, problem=problem, baseline=baseline
