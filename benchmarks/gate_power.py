@@ -807,6 +807,8 @@ class Run:
     harm: str = ""
     gates: dict[str, Outcome] = field(default_factory=dict)
     self_gates: dict[str, Outcome] = field(default_factory=dict)
+    #: The pinned code's ensemble evidence and per-seed means (what the thresholds judge).
+    evidence: dict[str, Any] | None = None
 
     @property
     def label(self) -> str:
@@ -833,6 +835,7 @@ class Run:
             "harm": self.harm,
             "gates": {p: o.to_json() for p, o in self.gates.items()},
             "own_code_gates": {p: o.to_json() for p, o in self.self_gates.items()},
+            "evidence": self.evidence,
         }
 
 
@@ -1072,12 +1075,18 @@ def _judge_profiles(run: Run, profiles: Sequence[str], audit_jobs: int) -> None:
                 audit_jobs=audit_jobs if audit is None else 0,
                 rng=rng,
                 extra_checks=audit or (),
+                strong_baseline=False,  # the SVR is reported, never judged
             )
         except FrregError as err:
             run.gates[profile] = Outcome("REFUSED", note=str(err).splitlines()[0])
             continue
         if audit is None:
             audit = [c for c in decision.report.checks if c.name == AUDIT_CHECK]
+        if run.evidence is None and decision.ensemble is not None:
+            run.evidence = {
+                **decision.ensemble.to_json(),
+                "seed_means": {str(k): v for k, v in decision.report.seed_means.items()},
+            }
         report = decision.report
         promote = report.passed and decision.recomputed
         run.gates[profile] = Outcome(

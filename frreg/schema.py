@@ -189,6 +189,11 @@ DATA_SOURCE_ROWS_MIN: Final = 8
 #: A source with fewer distinct frames (one second at 24 fps, the built-ins' lowest rate),
 #: or one (encoder, cq) cell or one cq only, is reported: its held-out PLCC measures little.
 DATA_SOURCE_FRAMES_MIN: Final = 24
+#: The target is VMAF on its 0-100 scale: a corpus whose largest vmaf is at most this is
+#: on another scale (VMAF/100, a 0-1 MOS), on which every VMAF-point check passes trivially
+#: (a real corpus's best frames score 80-100; the gate-power benchmark's label-scale fault
+#: has 0.99 at most).
+DATA_TARGET_MAX_MIN: Final = 1.5
 
 #: Nominal coverage of the confidence intervals frreg reports (and exports).
 NOMINAL_COVERAGE: Final = 0.95

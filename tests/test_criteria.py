@@ -233,6 +233,7 @@ def test_item_ids_are_pinned():
         "data[same-content]",
         "data[source-rows]",
         "data[manifest]",
+        "data[target-scale]",
         "data[source-span]",
         "fold[seed0-a]",
         "fold[seed0-b]",

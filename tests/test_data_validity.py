@@ -266,7 +266,7 @@ def test_a_copy_relabelled_to_other_frames_and_cells_still_matches_exactly(tmp_p
 def test_the_clean_corpora_have_no_data_failure(trained_loso, tmp_path):
     corpus, _ = trained_loso
     checks = {c.name: c for c in data_checks(load_corpus(corpus), Thresholds())}
-    assert [c.status for c in checks.values()] == ["PASS", "PASS", "WARN", "WARN"]
+    assert [c.status for c in checks.values()] == ["PASS", "PASS", "WARN", "PASS", "WARN"]
     assert "no two of the 4 sources share content" in checks[SAME_CONTENT.name].message
     assert (
         "no producer manifest (corpus.jsonl.manifest.json" in checks[PRODUCER_MANIFEST.name].message
@@ -527,3 +527,17 @@ def pytester_dup(pytester: pytest.Pytester) -> tuple[Any, Path]:
         timeout=300,
     )  # fmt: skip
     return result, pytester.path / "runs" / "frreg-gate"
+
+
+def test_labels_off_vmafs_scale_fail_the_target_scale_check(tmp_path):
+    """VMAF/100 labels make every check in VMAF points pass trivially (the gate-power
+    benchmark's label-scale-all fault PROMOTEd under both profiles before this check)."""
+    rows = base_rows()
+    scaled = [dict(r, vmaf=r["vmaf"] / 100.0) for r in rows]
+    assert [c.passed for c in checks_of(rows, tmp_path / "clean.jsonl")["data target-scale"]] == [
+        True
+    ]
+    (check,) = checks_of(scaled, tmp_path / "scaled.jsonl")["data target-scale"]
+    assert not check.passed
+    assert check.enforced
+    assert "not on VMAF's 0-100 scale" in check.message

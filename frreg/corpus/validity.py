@@ -133,6 +133,8 @@ class DataValidity:
     same_files: tuple[SameFile, ...]
     shapes: tuple[SourceShape, ...]
     manifest: ManifestAgreement
+    #: The largest target value in the corpus (the scale the labels are on).
+    target_max: float
 
     def small_sources(self) -> list[SourceShape]:
         return [s for s in self.shapes if s.rows < DATA_SOURCE_ROWS_MIN]
@@ -157,6 +159,7 @@ def assess(corpus: Corpus) -> DataValidity:
         manifest=manifest
         if manifest_doc is None
         else _agreement(corpus, manifest_doc, manifest.path),
+        target_max=float(np.max(corpus.target)),
     )
 
 

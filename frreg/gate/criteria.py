@@ -37,6 +37,7 @@ from frreg.schema import (
     DATA_SHARED_ROWS_MIN,
     DATA_SOURCE_FRAMES_MIN,
     DATA_SOURCE_ROWS_MIN,
+    DATA_TARGET_MAX_MIN,
     ENCODER_VOCAB_VERSION,
     ENSEMBLE_SEEDS,
     ENSEMBLE_SIZE,
@@ -50,6 +51,7 @@ from frreg.schema import (
     MEAN_PLCC_MIN,
     PER_SEED_PLCC_MIN,
     PLCC_SPREAD_MAX,
+    TARGET,
 )
 
 if TYPE_CHECKING:
@@ -988,6 +990,31 @@ PRODUCER_MANIFEST: Final = Criterion(
     ),
     compute=_manifest,
 )
+
+
+def _target_scale(c: Criterion, inputs: GateInputs, th: Thresholds) -> list[Check]:
+    top = _data(inputs).target_max
+    floor = DATA_TARGET_MAX_MIN
+    if top <= floor:
+        message = (
+            f"{c.name}: the largest {TARGET} in the corpus is {top:.4g}, not on VMAF's 0-100 "
+            "scale (VMAF/100 or a 0-1 MOS?): every check in VMAF points would pass on it"
+        )
+        return [Check(c.name, False, message, top, floor, c.enforced(th))]
+    message = f"{c.name}: the largest {TARGET} is {top:.2f}, on VMAF's 0-100 scale"
+    return [Check(c.name, True, message, top, floor, c.enforced(th))]
+
+
+TARGET_SCALE: Final = Criterion(
+    name="data target-scale",
+    item="target-scale",
+    stage=STAGE_DATA,
+    scope="overall",
+    decides_under=ALL_PROFILES,
+    passes_when=f"the largest `{TARGET}` exceeds N: the labels are on VMAF's 0-100 scale",
+    compute=_target_scale,
+    default=DATA_TARGET_MAX_MIN,
+)
 SOURCE_SPAN: Final = Criterion(
     name="data source-span",
     item="source-span",
@@ -1011,6 +1038,7 @@ CRITERIA: Final = (
     SAME_CONTENT,
     SOURCE_ROWS,
     PRODUCER_MANIFEST,
+    TARGET_SCALE,
     SOURCE_SPAN,
     OLS_MARGIN,
     RMSE_VS_OLS,

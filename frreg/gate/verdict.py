@@ -147,9 +147,11 @@ def judge(
     extra_checks: Sequence[Check] = (),
     rng: random.Random | None = None,
     baseline: str | Path | None = None,
+    strong_baseline: bool = True,
 ) -> Decision:
     """Gate ``loso_dir`` on numbers recomputed from the corpus and each seed's files;
-    write nothing (:func:`judge_and_write` writes the verdict).
+    write nothing (:func:`judge_and_write` writes the verdict). ``strong_baseline``:
+    also compute the SVR baseline the report shows (no criterion reads it).
 
     ``audit_jobs`` (seed, fold) jobs are retrained to check that the recorded
     recipe really gives the recorded predictions. When nothing can be
@@ -181,7 +183,14 @@ def judge(
             accept_unverified=policy.accept_unverified,
         )
     decision = _judge_recomputed(
-        loso_dir, artifacts, thresholds, path, baseline=baseline, audit_jobs=audit_jobs, rng=rng
+        loso_dir,
+        artifacts,
+        thresholds,
+        path,
+        baseline=baseline,
+        audit_jobs=audit_jobs,
+        rng=rng,
+        strong_baseline=strong_baseline,
     )
     decision.report.checks.extend(extra_checks)
     return decision
@@ -228,6 +237,7 @@ def _judge_recomputed(
     baseline: str | Path | None,
     audit_jobs: int,
     rng: random.Random | None,
+    strong_baseline: bool,
 ) -> Decision:
     """The gate on numbers recomputed from the corpus, each seed's predictions and its
     stored models, then the ensemble evidence and the audit."""
@@ -260,7 +270,9 @@ def _judge_recomputed(
                 for p in ev.problems
             )
     report.checks.append(_evidence_check(evidence))
-    ensemble, ensemble_problem = ensemble_of(evidence, loaded, thresholds)
+    ensemble, ensemble_problem = ensemble_of(
+        evidence, loaded, thresholds, strong_baseline=strong_baseline
+    )
     report.checks.extend(
         evidence_checks(
             ensemble,
