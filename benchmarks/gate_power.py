@@ -1389,6 +1389,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="(seed, fold) jobs each gate retrains, as frreg-validate's --audit (default: 1)",
     )
     p.add_argument(
+        "--trained-by",
+        metavar="SHA256",
+        help="reuse the runs under --out that the frreg package with this digest trained "
+        "(a previous table's frreg_sha256) and gate them with this checkout: after a change "
+        "to the gate alone, nothing retrains (default: this checkout's digest)",
+    )
+    p.add_argument(
         "--no-own-code",
         dest="own_code",
         action="store_false",
@@ -1444,7 +1451,9 @@ def run_benchmark(
         log(f"{PROG}: {line}")
     pinned_root = package_root()
     pkg = pinned_root / "frreg"
-    pkg_sha256 = package_digest(pkg)
+    gated_by = package_digest(pkg)
+    # The digest in every run's key: the package that trained it.
+    pkg_sha256 = args.trained_by or gated_by
 
     corpus = (
         args.corpus.resolve()
@@ -1551,6 +1560,7 @@ def run_benchmark(
         "profiles": list(args.profiles),
         "audit_jobs": args.audit,
         "frreg_sha256": pkg_sha256,
+        "gated_by_frreg_sha256": gated_by,
         "runs": [r.to_json() for r in runs],
         "summary": summary,
     }
@@ -1559,6 +1569,8 @@ def run_benchmark(
         f"Command: `{' '.join(command)}`",
         f"Corpus: {corpus.name} ({len(sources)} sources, sha256 {clean_sha256[:12]}…); "
         f"one-source faults on {source}; audit {args.audit}.",
+        f"Trained by frreg {pkg_sha256[:12]}…, gated by frreg {gated_by[:12]}…"
+        + (" (the same code)." if pkg_sha256 == gated_by else " (reused runs, --trained-by)."),
         *start_machine,
         f"at the end: {end_load}; wall {wall:.0f} s",
     ]

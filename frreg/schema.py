@@ -155,20 +155,26 @@ PLCC_SPREAD_MAX: Final = 0.005
 #: Every seed's mean PLCC must reach this.
 PER_SEED_PLCC_MIN: Final = 0.95
 #: frreg's ensemble evidence thresholds (reported always, deciding under the strict
-#: profile; docs/evidence.md says how the gate-power benchmark chose them). On every fold the ensemble's
-#: PLCC must be at least the OLS baseline's plus this:
+#: profile unless said otherwise; docs/evidence.md, "Gate power", says how the benchmark
+#: chose them). On every fold the ensemble's PLCC at least the OLS baseline's plus this
+#: (reported, deciding under no profile: clean 30-epoch ensembles miss it by up to 0.07 on
+#: zoneplate while no harmful fault needs it):
 EVIDENCE_MARGIN_MIN: Final = 0.0
-#: ... its mean bias |y - mu| on every held-out source at most this many VMAF points:
-EVIDENCE_BIAS_MAX: Final = 6.0
+#: ... its mean bias |y - mu| on every held-out source at most this many VMAF points (clean
+#: ensembles reach 4.4 at 30 epochs, 2.7 at 200; the harmful faults it alone catches, 5.3):
+EVIDENCE_BIAS_MAX: Final = 5.0
 #: ... the conformal interval's coverage on every held-out source at least this (reported,
 #: deciding under no profile: a broken model's wide interval wins it):
 EVIDENCE_COVERAGE_MIN: Final = 0.8
 #: ... and, against a previous verdict, no source's ensemble PLCC lower by more than this.
 EVIDENCE_BASELINE_DROP_MAX: Final = 0.01
-#: ... on every held-out source the ensemble's RMSE at most this multiple of the in-fold OLS's:
-EVIDENCE_RMSE_RATIO_MAX: Final = 1.0
+#: ... on every held-out source the ensemble's RMSE at most this multiple of the in-fold
+#: OLS's (reported, deciding under no profile: clean built-in ensembles reach 1.67 at 30
+#: epochs, on zoneplate, and on a near-linear target the OLS error is tiny so the ratio is
+#: large for a good model; no harmful fault of the benchmark needs it):
+EVIDENCE_RMSE_RATIO_MAX: Final = 2.0
 #: ... the shipped interval's half-width (the conformal q of every LOSO residual) at most
-#: this many VMAF points:
+#: this many VMAF points (clean: 4.1-6.0; shuffled features 12-23, broken scaling 40-99):
 EVIDENCE_INTERVAL_Q_MAX: Final = 8.0
 #: ... and the lower end of the ADR spread's bootstrap 95 % interval at most this (the
 #: spread itself is one draw of seed noise; its interval says whether it is more).

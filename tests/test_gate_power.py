@@ -198,7 +198,6 @@ def test_harm_is_measured(result: dict[str, Any]) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="strict profile not yet calibrated (issue 19)")
 def test_strict_holds_every_harmful_fault_and_promotes_the_clean_set(
     result: dict[str, Any],
 ) -> None:
@@ -206,4 +205,5 @@ def test_strict_holds_every_harmful_fault_and_promotes_the_clean_set(
     harmful = [r["fault"] for r in result["runs"] if r["harmful"]]
     assert harmful
     assert {f: verdicts[f] for f in harmful} == dict.fromkeys(harmful, "HOLD")
-    assert verdicts["clean"] == "PROMOTE", _row(result, "clean")["gates"]["strict"]
+    clean = _row(result, "clean")["gates"]["strict"]
+    assert verdicts["clean"] == "PROMOTE", clean
