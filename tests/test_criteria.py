@@ -234,6 +234,7 @@ def test_item_ids_are_pinned():
         "data[source-rows]",
         "data[manifest]",
         "data[target-scale]",
+        "data[label-oracle]",
         "data[source-span]",
         "fold[seed0-a]",
         "fold[seed0-b]",

@@ -33,6 +33,7 @@ from frreg.corpus.validity import assess, content_shares
 from frreg.errors import EvidenceWarning
 from frreg.gate.checks import data_checks
 from frreg.gate.criteria import (
+    LABEL_ORACLE,
     PRODUCER_MANIFEST,
     PROFILE_ADR,
     SAME_CONTENT,
@@ -266,7 +267,8 @@ def test_a_copy_relabelled_to_other_frames_and_cells_still_matches_exactly(tmp_p
 def test_the_clean_corpora_have_no_data_failure(trained_loso, tmp_path):
     corpus, _ = trained_loso
     checks = {c.name: c for c in data_checks(load_corpus(corpus), Thresholds())}
-    assert [c.status for c in checks.values()] == ["PASS", "PASS", "WARN", "PASS", "WARN"]
+    # The synthetic target is no libvmaf model: without a manifest the oracle only reports.
+    assert [c.status for c in checks.values()] == ["PASS", "PASS", "WARN", "PASS", "WARN", "WARN"]
     assert "no two of the 4 sources share content" in checks[SAME_CONTENT.name].message
     assert (
         "no producer manifest (corpus.jsonl.manifest.json" in checks[PRODUCER_MANIFEST.name].message
@@ -415,6 +417,12 @@ def test_a_real_producer_manifest_agrees_until_a_row_is_dropped(tmp_path, capsys
         f"{PRODUCER_MANIFEST.name}: the rows are the 4 cells c.jsonl.manifest.json records"
     )
     assert checks[SAME_CONTENT.name].passed
+    # Real libvmaf labels are the label oracle's own scores of the six features.
+    oracle = checks[LABEL_ORACLE.name]
+    assert oracle.passed
+    assert oracle.enforced is False  # the default profile reports it
+    assert isinstance(oracle.observed, float)
+    assert oracle.observed < 1e-3
     # One frame gone, and the manifest's digest and row count made to match (as a
     # careless or hostile edit would): it loads, and the data check fails.
     lines = out.read_text().splitlines(keepends=True)
@@ -541,3 +549,37 @@ def test_labels_off_vmafs_scale_fail_the_target_scale_check(tmp_path):
     assert not check.passed
     assert check.enforced
     assert "not on VMAF's 0-100 scale" in check.message
+
+
+def _oracle_rows() -> list[Row]:
+    """Rows whose vmaf is the label oracle's score of their own features (as libvmaf's is)."""
+    from frreg.corpus.label_oracle import oracle_scores
+
+    rows = base_rows()
+    features = np.array([[r[c] for c in CANONICAL_6] for r in rows])
+    return [
+        dict(r, vmaf=round(float(v), 6)) for r, v in zip(rows, oracle_scores(features), strict=True)
+    ]
+
+
+@pytest.mark.parametrize("offset", [0.0, 10.0])
+def test_labels_offset_consistently_fail_the_label_oracle_under_strict(tmp_path, offset):
+    """Every label +10 is consistent with itself: the model learns it and LOSO scores it on
+    the same labels (the gate-power benchmark's label-offset-all PROMOTEd under both profiles
+    before this check). Only the labels recomputed from the features show it."""
+    rows = [dict(r, vmaf=min(100.0, r["vmaf"] + offset)) for r in _oracle_rows()]
+    path = write_corpus(tmp_path / "c.jsonl", rows)
+    write_manifest(path, rows)
+    corpus = load_corpus(path)
+    strict = {c.name: c for c in data_checks(corpus, Thresholds(strict=True))}
+    default = {c.name: c for c in data_checks(corpus, Thresholds())}
+    check = strict[LABEL_ORACLE.name]
+    assert check.passed is (offset == 0.0)
+    assert check.enforced
+    assert default[LABEL_ORACLE.name].status == ("PASS" if offset == 0.0 else "WARN")
+    if offset:
+        assert "labels edited, offset or rescaled" in check.message
+    # Without a producer manifest nothing says which model scored it: reported only.
+    manifest_path(path).unlink()
+    bare = {c.name: c for c in data_checks(load_corpus(path), Thresholds(strict=True))}
+    assert bare[LABEL_ORACLE.name].enforced is False

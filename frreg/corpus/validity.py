@@ -119,6 +119,16 @@ class ManifestAgreement:
 
 
 @dataclass(frozen=True)
+class LabelAgreement:
+    """The corpus's target against the label oracle (:mod:`frreg.corpus.label_oracle`)."""
+
+    model: str
+    rmse: float
+    worst_source: str
+    worst_rmse: float
+
+
+@dataclass(frozen=True)
 class DataValidity:
     """What :func:`assess` found (the data criteria turn it into checks)."""
 
@@ -135,6 +145,8 @@ class DataValidity:
     manifest: ManifestAgreement
     #: The largest target value in the corpus (the scale the labels are on).
     target_max: float
+    #: The target against libvmaf's model recomputed from the six features.
+    labels: LabelAgreement
 
     def small_sources(self) -> list[SourceShape]:
         return [s for s in self.shapes if s.rows < DATA_SOURCE_ROWS_MIN]
@@ -160,7 +172,19 @@ def assess(corpus: Corpus) -> DataValidity:
         if manifest_doc is None
         else _agreement(corpus, manifest_doc, manifest.path),
         target_max=float(np.max(corpus.target)),
+        labels=_labels(corpus),
     )
+
+
+def _labels(corpus: Corpus) -> LabelAgreement:
+    from frreg.corpus.label_oracle import ORACLE_MODEL, oracle_scores
+
+    err = (oracle_scores(corpus.features) - corpus.target) ** 2
+    per_source = {
+        str(src): math.sqrt(float(err[corpus.groups == src].mean())) for src in corpus.sources
+    }
+    worst = max(per_source, key=lambda s: per_source[s])
+    return LabelAgreement(ORACLE_MODEL, math.sqrt(float(err.mean())), worst, per_source[worst])
 
 
 def content_shares(corpus: Corpus, tolerance: float = DATA_NEAR_SD) -> tuple[SharedContent, ...]:

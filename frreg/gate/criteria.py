@@ -34,6 +34,7 @@ from frreg.options import (
 )
 from frreg.schema import (
     DATA_NEAR_SD,
+    DATA_ORACLE_RMSE_MAX,
     DATA_SHARED_ROWS_MIN,
     DATA_SOURCE_FRAMES_MIN,
     DATA_SOURCE_ROWS_MIN,
@@ -1015,6 +1016,43 @@ TARGET_SCALE: Final = Criterion(
     compute=_target_scale,
     default=DATA_TARGET_MAX_MIN,
 )
+
+
+def _label_oracle(c: Criterion, inputs: GateInputs, th: Thresholds) -> list[Check]:
+    data = _data(inputs)
+    found = data.labels
+    limit = DATA_ORACLE_RMSE_MAX
+    ok = found.rmse <= limit
+    said = (
+        f"{c.name}: {TARGET} against libvmaf's {found.model} of the six features: RMSE "
+        f"{found.rmse:.2g} VMAF {'<=' if ok else '>'} {limit} (worst source "
+        f"{found.worst_source!a}, {found.worst_rmse:.2g})"
+    )
+    if not data.manifest.present:
+        # Nothing says which model scored a corpus without a producer manifest (the fork's
+        # producer, hand-made corpora): said under every profile, never deciding.
+        message = said + ("" if ok else "; no producer manifest says which model scored it")
+        return [Check(c.name, ok, message, found.rmse, limit, enforced=False)]
+    if not ok:
+        said += ": labels edited, offset or rescaled, or scored by another model"
+    return [Check(c.name, ok, said, found.rmse, limit, c.enforced(th))]
+
+
+LABEL_ORACLE: Final = Criterion(
+    name="data label-oracle",
+    item="label-oracle",
+    stage=STAGE_DATA,
+    scope="overall",
+    decides_under=frozenset({PROFILE_STRICT}),
+    passes_when=(
+        f"the corpus's `{TARGET}` is libvmaf's vmaf_v0.6.1 of its own six features to RMSE "
+        "<= N VMAF (deciding only beside a producer manifest, which says the corpus was "
+        "scored with that model; reported without one)"
+    ),
+    compute=_label_oracle,
+    default=DATA_ORACLE_RMSE_MAX,
+    unit="VMAF",
+)
 SOURCE_SPAN: Final = Criterion(
     name="data source-span",
     item="source-span",
@@ -1039,6 +1077,7 @@ CRITERIA: Final = (
     SOURCE_ROWS,
     PRODUCER_MANIFEST,
     TARGET_SCALE,
+    LABEL_ORACLE,
     SOURCE_SPAN,
     OLS_MARGIN,
     RMSE_VS_OLS,
