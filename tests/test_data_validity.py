@@ -578,7 +578,7 @@ def test_labels_offset_consistently_fail_the_label_oracle_under_strict(tmp_path,
     assert check.enforced
     assert default[LABEL_ORACLE.name].status == ("PASS" if offset == 0.0 else "WARN")
     if offset:
-        assert "labels edited, offset or rescaled" in check.message
+        assert "labels or features edited, offset or rescaled" in check.message
     # Without a producer manifest nothing says which model scored it: reported only.
     manifest_path(path).unlink()
     bare = {c.name: c for c in data_checks(load_corpus(path), Thresholds(strict=True))}

@@ -1022,20 +1022,21 @@ def _label_oracle(c: Criterion, inputs: GateInputs, th: Thresholds) -> list[Chec
     data = _data(inputs)
     found = data.labels
     limit = DATA_ORACLE_RMSE_MAX
-    ok = found.rmse <= limit
+    # Judged per source: a label or feature fault on one source of many hides in a pooled RMSE.
+    ok = found.worst_rmse <= limit
     said = (
-        f"{c.name}: {TARGET} against libvmaf's {found.model} of the six features: RMSE "
-        f"{found.rmse:.2g} VMAF {'<=' if ok else '>'} {limit} (worst source "
-        f"{found.worst_source!a}, {found.worst_rmse:.2g})"
+        f"{c.name}: {TARGET} against libvmaf's {found.model} of the six features: worst "
+        f"source {found.worst_source!a} RMSE {found.worst_rmse:.2g} VMAF "
+        f"{'<=' if ok else '>'} {limit} (pooled {found.rmse:.2g})"
     )
     if not data.manifest.present:
         # Nothing says which model scored a corpus without a producer manifest (the fork's
         # producer, hand-made corpora): said under every profile, never deciding.
         message = said + ("" if ok else "; no producer manifest says which model scored it")
-        return [Check(c.name, ok, message, found.rmse, limit, enforced=False)]
+        return [Check(c.name, ok, message, found.worst_rmse, limit, enforced=False)]
     if not ok:
-        said += ": labels edited, offset or rescaled, or scored by another model"
-    return [Check(c.name, ok, said, found.rmse, limit, c.enforced(th))]
+        said += ": labels or features edited, offset or rescaled, or scored by another model"
+    return [Check(c.name, ok, said, found.worst_rmse, limit, c.enforced(th))]
 
 
 LABEL_ORACLE: Final = Criterion(
@@ -1045,9 +1046,9 @@ LABEL_ORACLE: Final = Criterion(
     scope="overall",
     decides_under=frozenset({PROFILE_STRICT}),
     passes_when=(
-        f"the corpus's `{TARGET}` is libvmaf's vmaf_v0.6.1 of its own six features to RMSE "
-        "<= N VMAF (deciding only beside a producer manifest, which says the corpus was "
-        "scored with that model; reported without one)"
+        f"on every source the corpus's `{TARGET}` is libvmaf's vmaf_v0.6.1 of its own six "
+        "features to RMSE <= N VMAF (deciding only beside a producer manifest, which says "
+        "the corpus was scored with that model; reported without one)"
     ),
     compute=_label_oracle,
     default=DATA_ORACLE_RMSE_MAX,
