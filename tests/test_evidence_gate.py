@@ -38,7 +38,9 @@ def statuses(doc: dict) -> dict[str, str]:
     return {c["name"]: c["status"] for c in doc["evidence"]["checks"]}
 
 
-def test_a_linear_target_lets_ols_beat_the_mlp_strict_holds_default_promotes(tmp_path):
+def test_a_linear_target_lets_ols_beat_the_mlp_reported_under_both_profiles(tmp_path):
+    # The gate-power benchmark set the OLS margin aside as a decision (clean 30-epoch
+    # ensembles lose to least squares on one source): it is reported, WARN, under both.
     rows = base_rows()
     weights = np.array([8.0, 8.0, 8.0, 8.0, 8.0, 1.5])  # keeps vmaf inside [0, 100]
     for r in rows:  # exactly linear in the features: OLS is exact, a brief MLP is not
@@ -52,13 +54,13 @@ def test_a_linear_target_lets_ols_beat_the_mlp_strict_holds_default_promotes(tmp
     assert all(s["baseline_plcc"] > 0.999 for s in default["evidence"]["sources"].values())
     assert {v for k, v in statuses(default).items() if "ols-margin" in k} == {"WARN"}
 
-    assert validate_cli.main([str(loso), *LENIENT_GATE, "--strict"]) == EXIT_FAIL
+    validate_cli.main([str(loso), *LENIENT_GATE, "--strict"])
     strict = verdict(loso)
-    assert strict["verdict"] == "HOLD"
     assert strict["evidence"]["strict"] is True
-    assert "evidence ols-margin-synth00" in {
-        c["name"] for c in strict["gate"]["checks"] if c["status"] == "FAIL"
-    }
+    assert {v for k, v in statuses(strict).items() if "ols-margin" in k} == {"WARN"}
+    assert not any(
+        "ols-margin" in c["name"] for c in strict["gate"]["checks"] if c["status"] == "FAIL"
+    )
 
 
 def test_one_source_offset_by_a_constant_fails_its_bias_check_and_nothing_else(tmp_path):
