@@ -4,7 +4,7 @@
 
 Per held-out source: rows, the ensemble's RMSE beside the in-fold OLS's and
 the strong baseline's (nu-SVR in libvmaf's vmaf_v0.6.1 recipe), the nested
-coverage of the conformal interval at 0.90 and 0.95 (the source out of
+coverage of the conformal interval at 90 % and the nominal level (the source out of
 training and calibration), the in-sample coverage the shipped q gives it, and
 the members' band's coverage. Then the pooled figures, the shipped q, the
 source-level q at the levels this many sources allow, and the time the SVR took.
@@ -31,9 +31,9 @@ from frreg.gate.ensemble import (
     svr_loso_predictions,
 )
 from frreg.gate.evidence import corpus_keys, recompute
-from frreg.schema import ENSEMBLE_SEEDS
+from frreg.schema import ENSEMBLE_SEEDS, NOMINAL_COVERAGE
 
-LEVELS = (0.90, 0.95)
+LEVELS = (0.90, NOMINAL_COVERAGE)
 
 
 def main(argv: list[str]) -> int:
@@ -52,20 +52,20 @@ def main(argv: list[str]) -> int:
     svr = svr_loso_predictions(corpus)
     svr_s, svr_cpu = time.perf_counter() - start, time.process_time() - cpu
     by_level = {lv: ensemble_evidence(corpus, usable, level=lv) for lv in LEVELS}
-    ev = by_level[0.95]
+    ev = by_level[NOMINAL_COVERAGE]
     mu = np.mean([usable[s] for s in sorted(usable)], axis=0)
     resid = np.abs(corpus.target - mu)
     shipped = {lv: conformal_quantile(resid, lv) for lv in LEVELS}
 
-    head = ("source", "rows", "ensRMSE", "olsRMSE", "svrRMSE", "nest.90", "nest.95",
-            "insm.95", "band")  # fmt: skip
+    head = ("source", "rows", "ensRMSE", "olsRMSE", "svrRMSE", "nest90", "nestNom",
+            "insmNom", "band")  # fmt: skip
     print(f"{head[0]:26} " + " ".join(f"{h:>7}" for h in head[1:]))
     for k, s in enumerate(ev.sources):
         rows = corpus.groups == s.source
         cells = (
             s.ensemble_rmse, s.baseline_rmse, s.svr_rmse,
             by_level[0.90].sources[k].coverage_conformal, s.coverage_conformal,
-            float(np.mean(resid[rows] <= shipped[0.95])), s.coverage_gaussian,
+            float(np.mean(resid[rows] <= shipped[NOMINAL_COVERAGE])), s.coverage_gaussian,
         )  # fmt: skip
         print(f"{s.source:26} {s.n_rows:7d} " + " ".join(_cell(c) for c in cells))
     print(
@@ -86,8 +86,11 @@ def main(argv: list[str]) -> int:
     for conf in sorted({c for c in (0.5, 0.75, 0.8, 0.9, math.floor(top * 100) / 100)}):
         if conf > top:
             continue
-        q = source_level_quantile(resid, corpus.groups, coverage=0.95, confidence=conf)
-        print(f"source-level q (95 % of a new source's frames, confidence {conf}): {q:.3f}")
+        q = source_level_quantile(resid, corpus.groups, coverage=NOMINAL_COVERAGE, confidence=conf)
+        print(
+            f"source-level q ({NOMINAL_COVERAGE:.0%} of a new source's frames, "
+            f"confidence {conf}): {q:.3f}"
+        )
     print(f"members' band mu ± 1.96 sigma: pooled coverage {ev.pooled_coverage_gaussian:.3f}")
     print(
         f"SVR: {'not computed (no scikit-learn)' if svr is None else f'{svr_s:.2f} s wall, {svr_cpu:.2f} s CPU'} for "

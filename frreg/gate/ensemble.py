@@ -207,8 +207,8 @@ def sources_needed(level: float = NOMINAL_COVERAGE) -> int:
     """The fewest sources for which a source-level conformal quantile at ``level`` is finite.
 
     Treating each source as one exchangeable unit, the ``ceil((n + 1) level)``-th smallest
-    of ``n`` source scores exists only when ``n >= level / (1 - level)``: 19 sources for
-    0.95, 9 for 0.90. Counted with :func:`conformal_quantile`'s own arithmetic.
+    of ``n`` source scores exists only when ``n >= level / (1 - level)``: 19 sources at the
+    nominal level, 9 at 90 %. Counted with :func:`conformal_quantile`'s own arithmetic.
     """
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must lie in (0, 1), got {level!r}")
