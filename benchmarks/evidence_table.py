@@ -16,9 +16,8 @@ import platform
 import sys
 
 from frreg.corpus import load_corpus
-from frreg.gate.checks import load_loso_dir
 from frreg.gate.ensemble import ensemble_evidence
-from frreg.gate.evidence import corpus_keys, recompute
+from frreg.gate.evidence import held_out_predictions
 from frreg.schema import ENSEMBLE_SEEDS
 
 
@@ -28,10 +27,7 @@ def main(argv: list[str]) -> int:
         return 2
     loso, corpus_path = argv
     corpus = load_corpus(corpus_path)
-    keys = corpus_keys(corpus)
-    arts = load_loso_dir(loso, ENSEMBLE_SEEDS)
-    preds = {s: recompute(a, corpus, keys=keys, rerun=False).predictions for s, a in arts.items()}
-    ev = ensemble_evidence(corpus, {s: p for s, p in preds.items() if p is not None})
+    ev = ensemble_evidence(corpus, held_out_predictions(loso, corpus, ENSEMBLE_SEEDS))
     head = ("source", "ensPLCC", "olsPLCC", "margin", "bias", "RMSE", "covG", "covC", "q", "sdPLCC")
     print(f"{head[0]:26} " + " ".join(f"{h:>7}" for h in head[1:]))
     for s in ev.sources:

@@ -21,7 +21,6 @@ import time
 import numpy as np
 
 from frreg.corpus import load_corpus
-from frreg.gate.checks import load_loso_dir
 from frreg.gate.ensemble import (
     _SVR_CACHE,
     conformal_quantile,
@@ -30,7 +29,7 @@ from frreg.gate.ensemble import (
     sources_needed,
     svr_loso_predictions,
 )
-from frreg.gate.evidence import corpus_keys, recompute
+from frreg.gate.evidence import held_out_predictions
 from frreg.schema import ENSEMBLE_SEEDS, NOMINAL_COVERAGE
 
 LEVELS = (0.90, NOMINAL_COVERAGE)
@@ -42,10 +41,7 @@ def main(argv: list[str]) -> int:
         return 2
     loso, corpus_path = argv
     corpus = load_corpus(corpus_path)
-    keys = corpus_keys(corpus)
-    arts = load_loso_dir(loso, ENSEMBLE_SEEDS)
-    preds = {s: recompute(a, corpus, keys=keys, rerun=False).predictions for s, a in arts.items()}
-    usable = {s: p for s, p in preds.items() if p is not None}
+    usable = held_out_predictions(loso, corpus, ENSEMBLE_SEEDS)
 
     _SVR_CACHE.clear()
     start, cpu = time.perf_counter(), time.process_time()

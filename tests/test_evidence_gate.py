@@ -158,3 +158,15 @@ def test_a_baseline_that_is_not_a_verdict_is_one_line_exit_2(loso_copy, tmp_path
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert f"{bad}: not a frreg verdict with per-source evidence" in err
+
+
+def test_held_out_predictions_are_what_a_verdict_reads_and_skip_unusable_seeds(loso_copy):
+    from frreg.gate.evidence import held_out_predictions
+
+    corpus_path, loso = loso_copy
+    corpus = load_corpus(corpus_path)
+    preds = held_out_predictions(loso, corpus, (0, 1, 2, 3, 4))
+    assert sorted(preds) == [0, 1, 2, 3, 4]
+    assert all(p.shape == (corpus.n_rows,) and np.isfinite(p).all() for p in preds.values())
+    (loso / "loso_seed4.predictions.csv").unlink()
+    assert sorted(held_out_predictions(loso, corpus, (0, 1, 2, 3, 4))) == [0, 1, 2, 3]

@@ -31,7 +31,7 @@ import numpy as np
 from frreg._io import sha256_file
 from frreg.corpus import Corpus
 from frreg.errors import ArtifactError
-from frreg.gate.checks import SeedArtifact
+from frreg.gate.checks import SeedArtifact, load_loso_dir
 from frreg.schema import DRY_RUN_EPOCHS, DRY_RUN_NOTE
 from frreg.training.batched.engine import KERNELS
 from frreg.training.code_digest import CodeDigest
@@ -199,6 +199,20 @@ def corpus_keys(corpus: Corpus) -> dict[tuple[str, ...], int]:
         tuple(str(v) for v in key): i
         for i, key in enumerate(cols.itertuples(index=False, name=None))
     }
+
+
+def held_out_predictions(
+    loso_dir: str | Path, corpus: Corpus, seeds: Sequence[int]
+) -> dict[int, np.ndarray]:
+    """Each present seed's held-out predictions, hashed and checked against ``corpus`` as a
+    verdict reads them (the stored models are not re-run); seeds whose file is unusable
+    are left out."""
+    keys = corpus_keys(corpus)
+    found = {
+        seed: recompute(art, corpus, keys=keys, rerun=False).predictions
+        for seed, art in load_loso_dir(loso_dir, seeds).items()
+    }
+    return {seed: p for seed, p in found.items() if p is not None}
 
 
 def read_predictions(
