@@ -1101,11 +1101,6 @@ def by_stage(stage: str) -> tuple[Criterion, ...]:
     return tuple(c for c in CRITERIA if c.stage == stage)
 
 
-def by_profile(profile: str) -> tuple[Criterion, ...]:
-    """The criteria that decide under ``profile``."""
-    return tuple(c for c in CRITERIA if profile in c.decides_under)
-
-
 def item_criteria(stage: str, *, baseline: bool = False) -> Iterator[Criterion]:
     """The criteria of ``stage`` that have plugin items of their own (those needing a
     baseline only when one is given)."""
