@@ -26,9 +26,9 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,9 @@ class CacheEntry:
     directory: Path
     seed: int
     trained_now: bool
+    #: When ``trained_now``: each file's sha256 as this process wrote it, before the entry
+    #: was renamed into the shared cache (a gate session compares what it publishes).
+    built_sha256: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def artifact(self) -> Path:
@@ -198,7 +201,7 @@ class SeedCache:
             with open(self.root / _TRAIN_LOG, "a", encoding="utf-8") as log:
                 log.write(f"{key} seed={seed} pid={os.getpid()}\n")
             self.on_event(f"trained seed {seed} (cache key {key[:12]})")
-        return CacheEntry(key, final, seed, trained_now=True)
+        return CacheEntry(key, final, seed, trained_now=True, built_sha256=files)
 
     def trained_count(self) -> int:
         """How many entries this cache has ever built (one line per build in ``trained.log``)."""

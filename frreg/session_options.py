@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from frreg.export.options import ENSEMBLE_ID, EXPORT_FORCE, EXPORT_REGISTRY
-from frreg.gate.options import THRESHOLD_OPTIONS
-from frreg.options import Option, boolean, nonnegative_int
+from frreg.gate.options import THRESHOLD_OPTIONS, audit_request
+from frreg.options import Option, boolean
 from frreg.producer.options import CQS, ENCODERS, SCHEDULER, SOURCES
-from frreg.schema import DEFAULT_AUDIT_JOBS
+from frreg.schema import DEFAULT_AUDIT
 from frreg.training.options import DEVICE, ENGINE, SEEDS, TRAINING_OPTIONS
 
 GATE_CORPUS = Option(
@@ -52,11 +52,12 @@ GATE_CACHE_DIR = Option(
 PLUGIN_AUDIT = Option(
     "audit",
     "audit",
-    "retrain this many randomly chosen (seed, fold) jobs before writing the verdict",
+    "retrain these (seed, fold) jobs before writing the verdict: all, K (a partial audit) "
+    "or 0; the seeds this session trained itself, unchanged since, are exempt",
     None,
-    nonnegative_int,
-    "K",
-    shown_default=f"{DEFAULT_AUDIT_JOBS} unless this session trained every seed itself, else 0",
+    audit_request,
+    "all|K",
+    shown_default=f"{DEFAULT_AUDIT}, less the seeds this session trained itself",
 )
 #: The plugin's export options: --frreg-export=DIR turns the export on.
 PLUGIN_EXPORT = Option(

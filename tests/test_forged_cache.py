@@ -12,81 +12,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-from scipy.special import erf
+from forgery import EPOCHS, forge_cache
 
 # torch is imported here, not inside a test: pytester restores sys.modules
 # after each test, and importing torch twice into one process corrupts it.
 import frreg.gate.verdict  # noqa: F401
 from conftest import LENIENT_GATE
-from frreg._io import sha256_file, sha256_json, write_json_atomic
-from frreg.cache import SeedCache
 from frreg.cli import validate as validate_cli
-from frreg.corpus import Corpus, load_corpus
-from frreg.schema import EXIT_FAIL, EXIT_OK, HOLD_FILE, PROMOTE_FILE, seed_files
+from frreg.schema import EXIT_FAIL, EXIT_OK, HOLD_FILE, PROMOTE_FILE
 from frreg.synthetic import synthetic_rows, write_corpus
-from frreg.training.loso import (
-    TrainedFold,
-    fold_record,
-    plan_jobs,
-    run_config,
-    seed_record,
-    write_seed_artifacts,
-)
-from frreg.training.settings import Fit, TrainSettings, fold_inputs
-from frreg.training.weights import predict
 
 pytest_plugins = ["pytester"]
-
-EPOCHS = 30
-
-
-def gelu(x: np.ndarray) -> np.ndarray:
-    return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
-
-
-def forged_fit(corpus: Corpus, job, rng: np.random.Generator) -> Fit:  # type: ignore[no-untyped-def]
-    """A model nobody trained that predicts its held-out rows very well."""
-    x = fold_inputs(corpus.features, corpus.codec, job.train_idx, job.test_idx)
-    n_in, hidden = x.shape[1], 64
-    w1 = (rng.standard_normal((n_in + 1, hidden)) / np.sqrt(n_in)).astype(np.float32)
-    w2 = (rng.standard_normal((hidden + 1, hidden)) / np.sqrt(hidden)).astype(np.float32)
-    h = gelu(np.c_[gelu(np.c_[x, np.ones(len(x))] @ w1), np.ones(len(x))] @ w2)
-    coef, *_ = np.linalg.lstsq(np.c_[h, np.ones(len(h))], corpus.target[job.test_idx], rcond=None)
-    layers = (w1, w2, coef.astype(np.float32)[:, None])
-    return Fit(predict(layers, x), layers)
-
-
-def forge_cache(corpus_path: Path, cache_dir: Path) -> list[str]:
-    """Cache entries for seeds 0-4 under the plugin's default settings, made from nothing."""
-    corpus = load_corpus(corpus_path)
-    settings = TrainSettings(epochs=EPOCHS)
-    cache = SeedCache(cache_dir)
-    rng = np.random.default_rng(7)
-    keys = []
-    for seed in range(5):
-        config = run_config(corpus.sha256, seed, settings)
-        key = SeedCache.key(config)
-        directory = cache.entry_dir(key)
-        folds = []
-        for job in plan_jobs(corpus, [seed]):
-            fit = forged_fit(corpus, job, rng)
-            folds.append(TrainedFold(job, fit, fold_record(job, corpus.target, fit.predictions)))
-        record = seed_record(
-            corpus,
-            seed,
-            folds,
-            settings,
-            argv=["pytest-frreg", f"--frreg-seeds={seed}"],
-            wall_time_s=1.0,
-        )
-        write_seed_artifacts(directory, record, corpus, folds)
-        files = {name: sha256_file(directory / name) for name in seed_files(seed)}
-        write_json_atomic(directory / "entry.json", {"key": key, "config": config, "files": files})
-        assert sha256_json(config) == key
-        keys.append(key)
-    return keys
 
 
 @pytest.fixture
@@ -130,6 +67,65 @@ def test_the_plugin_audits_what_it_did_not_train(pytester, corpus):
     assert not (out / PROMOTE_FILE).exists()
     result.stdout.fnmatch_lines(["trained this run: none; from cache: 0, 1, 2, 3, 4 *"])
     hold = json.loads((out / HOLD_FILE).read_text())
-    [job] = hold["verification"]["audit"]["jobs"]
-    assert not job["passed"]
+    audit = hold["verification"]["audit"]
+    assert audit["exempt_seeds"] == []  # nothing was trained by this session
+    assert audit["retrained"] == audit["candidates"] > 5  # every job of every seed
+    assert not any(j["passed"] for j in audit["jobs"])
     assert "not what this recipe trains" in hold["recommendation"]
+
+
+@pytest.mark.slow
+def test_a_cache_entry_swapped_after_this_session_trained_it_is_audited(pytester, corpus):
+    # The session trains every seed itself, then -- before the controller publishes and
+    # judges -- every cache entry is replaced by a forgery. What this session's processes
+    # wrote is not what is published, so nothing is exempt and the audit catches it.
+    pytester.makeconftest(
+        f"""
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session):
+    from forgery import forge_cache
+
+    forge_cache(Path({str(corpus)!r}), Path({str(pytester.path / "runs" / "frreg-cache")!r}))
+"""
+    )
+    lenient = [
+        f"--frreg-{flag.removeprefix('--')}={value}"
+        for flag, value in zip(LENIENT_GATE[::2], LENIENT_GATE[1::2], strict=True)
+    ]
+    result = pytester.runpytest_subprocess(
+        f"--frreg-corpus={corpus}", f"--frreg-epochs={EPOCHS}", "-p", "no:cacheprovider", *lenient,
+        timeout=300,
+    )  # fmt: skip
+    out = pytester.path / "runs" / "frreg-gate"
+    assert not (out / PROMOTE_FILE).exists()
+    result.stdout.fnmatch_lines(["trained this run: 0, 1, 2, 3, 4*"])
+    hold = json.loads((out / HOLD_FILE).read_text())
+    audit = hold["verification"]["audit"]
+    assert audit["exempt_seeds"] == []
+    assert audit["retrained"] == audit["candidates"] > 5
+    assert "not what this recipe trains" in hold["recommendation"]
+
+
+@pytest.mark.slow
+def test_what_the_session_trained_itself_is_exempt_from_the_audit(pytester, corpus):
+    lenient = [
+        f"--frreg-{flag.removeprefix('--')}={value}"
+        for flag, value in zip(LENIENT_GATE[::2], LENIENT_GATE[1::2], strict=True)
+    ]
+    result = pytester.runpytest_subprocess(
+        f"--frreg-corpus={corpus}", f"--frreg-epochs={EPOCHS}", "-p", "no:cacheprovider", *lenient,
+        timeout=300,
+    )  # fmt: skip
+    assert result.ret == pytest.ExitCode.OK
+    verdict = json.loads((pytester.path / "runs" / "frreg-gate" / PROMOTE_FILE).read_text())
+    audit = verdict["verification"]["audit"]
+    assert audit["exempt_seeds"] == [0, 1, 2, 3, 4]
+    assert audit["retrained"] == 0

@@ -36,9 +36,13 @@ def test_promote_records_digests_and_removes_stale_hold(loso_copy):
         assert evidence["predictions_sha256"] == hashlib.sha256(pred.read_bytes()).hexdigest()
     assert verdict["gate"]["passed"] is True
     assert verdict["recommendation"].startswith("promote")
-    [job] = verdict["verification"]["audit"]["jobs"]  # the default audit: one job
-    assert job["passed"] is True
-    assert job["max_abs_diff"] == 0.0  # CPU training is exactly reproducible
+    audit = verdict["verification"]["audit"]
+    n_sources = len(verdict["evidence"]["sources"])
+    assert audit["requested"] == "all"  # the default audit: every (seed, fold) job
+    assert audit["retrained"] == audit["candidates"] == len(audit["jobs"])
+    assert {j["seed"] for j in audit["jobs"]} == set(range(5))
+    assert len(audit["jobs"]) == 5 * n_sources
+    assert all(j["passed"] and j["max_abs_diff"] == 0.0 for j in audit["jobs"])  # exact on CPU
 
 
 def test_custom_recipe_and_thresholds_are_written_prominently(loso_copy):
@@ -105,7 +109,7 @@ def test_malformed_artifact_is_exit_2_and_leaves_no_verdict(loso_copy, capsys):
         (["--per-seed-min", "1.5"], "expected a PLCC threshold in [0, 1]"),
         (["--plcc-spread-max", "5"], "expected a spread in [0, 1]"),
         (["--fold-min", "nan"], "expected a PLCC threshold in [0, 1]"),
-        (["--audit", "-1"], "expected an integer >= 0"),
+        (["--audit", "-1"], "expected 'all' or an integer >= 0"),
     ],
 )
 def test_thresholds_outside_their_meaning_are_refused(tmp_path, capsys, argv, needle):

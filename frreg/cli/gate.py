@@ -1,8 +1,9 @@
 """``frreg-gate``: apply the ship gate to a directory of ``loso_seed{N}.json`` (read-only).
 
 Every number is recomputed from the corpus (``--corpus``, else the path the
-seeds recorded), the seeds' predictions and their stored models, and
-``--audit K`` jobs are retrained, exactly as ``frreg-validate`` does. When the
+seeds recorded), the seeds' predictions and their stored models, and every
+(seed, fold) job is retrained (``--audit all``, the default; ``--audit K`` a
+partial audit), exactly as ``frreg-validate`` does. When the
 corpus cannot be found, the seeds' own numbers are judged and every line says
 they are self-reported; nothing is written either way.
 
@@ -40,8 +41,10 @@ def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
     add_options(parser.add_argument, (GATE_SEEDS, *THRESHOLD_OPTIONS, GATE_CORPUS_CHECK, AUDIT))
 
 
-def gate_inputs(args: argparse.Namespace) -> dict[str, Any]:
-    """What frreg-gate and frreg-validate hand the gate, from their shared arguments."""
+def gate_inputs(args: argparse.Namespace, prog: str) -> dict[str, Any]:
+    """What frreg-gate and frreg-validate hand the gate, from their shared arguments
+    (the audit's progress drawn on a terminal, as ``prog``)."""
+    from frreg._terminal import progress_printer
     from frreg.settings import thresholds
 
     return {
@@ -49,6 +52,7 @@ def gate_inputs(args: argparse.Namespace) -> dict[str, Any]:
         "corpus": args.corpus,
         "audit_jobs": args.audit,
         "baseline": args.baseline,
+        "progress": progress_printer(f"{prog}: audit, retraining (seed, fold) jobs"),
     }
 
 
@@ -71,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from frreg.gate.verdict import READ_ONLY, judge
 
     try:
-        decision = judge(args.loso_dir, **gate_inputs(args), policy=READ_ONLY)
+        decision = judge(args.loso_dir, **gate_inputs(args, PROG), policy=READ_ONLY)
     except FrregError as err:
         return fail(PROG, err)
     report = decision.report

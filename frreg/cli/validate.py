@@ -3,8 +3,9 @@
 Any earlier verdict in LOSO_DIR is removed first, whatever happens next.
 Every number is recomputed from the corpus (which must hash to the digest
 every seed recorded), each seed's predictions and its stored models, and
-``--audit K`` randomly chosen jobs are retrained; PROMOTE needs all of it to
-agree. What cannot be recomputed (no corpus; the fork's seed files) is HOLD,
+every (seed, fold) job is retrained (``--audit all``; ``--audit K`` retrains K
+jobs drawn from the artifacts' content, so a re-run draws the same ones, and
+a job that failed once stays failed); PROMOTE needs all of it to agree. What cannot be recomputed (no corpus; the fork's seed files) is HOLD,
 or with ``--accept-unverified`` judged on its own numbers in a verdict whose
 first field says so. Exit codes: 0 PROMOTE, 1 HOLD, 2 input error (a missing
 or malformed seed file: no verdict is written), 3 internal error.
@@ -45,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         decision, path = judge_and_write(
             args.loso_dir,
-            **gate_inputs(args),
+            **gate_inputs(args, PROG),
             policy=UNVERIFIED_ACCEPTED if args.accept_unverified else VERDICT_WRITER,
             written_by=PROG,
         )

@@ -19,9 +19,10 @@ so on the CPU the comparison is exact; on CUDA it is within
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -32,10 +33,18 @@ from frreg._io import sha256_file
 from frreg.corpus import Corpus
 from frreg.errors import ArtifactError
 from frreg.gate.checks import SeedArtifact, load_loso_dir
-from frreg.schema import DRY_RUN_EPOCHS, DRY_RUN_NOTE
+from frreg.gate.options import AuditRequest
+from frreg.schema import AUDIT_ALL, DRY_RUN_EPOCHS, DRY_RUN_NOTE
 from frreg.training.batched.engine import KERNELS
 from frreg.training.code_digest import CodeDigest
-from frreg.training.loso import ENGINES, PREDICTIONS_HEADER, Engine, engine_version, fold_record
+from frreg.training.loso import (
+    ENGINES,
+    PREDICTIONS_HEADER,
+    Engine,
+    Progress,
+    engine_version,
+    fold_record,
+)
 from frreg.training.metrics import FOLD_METRICS
 from frreg.training.model import MLPConfig
 from frreg.training.record import FoldRecord, SeedRecord
@@ -340,6 +349,11 @@ class SeedEvidence:
     predictions: np.ndarray | None  # per corpus row, when the file was usable
     predictions_sha256: str | None
     weights_sha256: str | None
+    #: sha256 of what the files hold, not of their bytes: the predictions in corpus row
+    #: order, the fold models' layers by held-out source (``None``: unreadable). A clone
+    #: with its CSV rows shuffled or its npz recompressed has the same content digest.
+    predictions_content: str | None = None
+    weights_content: str | None = None
 
     @property
     def seed(self) -> int:
@@ -387,8 +401,19 @@ def recompute(
         pred: np.ndarray | None = None,
         pred_sha: str | None = None,
         weights_sha: str | None = None,
+        weights_content: str | None = None,
     ) -> SeedEvidence:
-        return SeedEvidence(art, recomputed, tuple(problems), run, pred, pred_sha, weights_sha)
+        return SeedEvidence(
+            art,
+            recomputed,
+            tuple(problems),
+            run,
+            pred,
+            pred_sha,
+            weights_sha,
+            None if pred is None else array_digest([pred]),
+            weights_content,
+        )
 
     if record.corpus_sha256 != corpus.sha256:
         problems.append(
@@ -413,17 +438,33 @@ def recompute(
     recomputed = record.with_folds(folds, sources=corpus.sources, n_rows=corpus.n_rows)
 
     weights_path, weights_sha, problem = _hashed(art, "weights", record.weights)
+    weights_content = None
     if problem or weights_path is None:
         problems.append(problem or "weights missing")
     elif rerun:
-        problems += _rerun(weights_path, jobs, corpus, pred, run.settings.model)
-    return done(recomputed, pred, pred_sha, weights_sha)
+        rerun_problems, weights_content = _rerun(
+            weights_path, jobs, corpus, pred, run.settings.model
+        )
+        problems += rerun_problems
+    return done(recomputed, pred, pred_sha, weights_sha, weights_content)
+
+
+def array_digest(arrays: Iterable[np.ndarray]) -> str:
+    """sha256 of the arrays' dtypes, shapes and values, in order: what a file holds, not
+    how it was written."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def _rerun(
     path: Path, jobs: Sequence[FoldJob], corpus: Corpus, pred: np.ndarray, model: MLPConfig
-) -> list[str]:
-    """Re-run every stored fold model on its held-out rows; name the folds that differ."""
+) -> tuple[list[str], str | None]:
+    """Re-run every stored fold model on its held-out rows; name the folds that differ.
+    Also the weights' content digest (:func:`array_digest` by held-out source)."""
     from frreg.training.weights import check_shapes, predict, read_weights
 
     shapes = list(model.layer_shapes)
@@ -431,7 +472,12 @@ def _rerun(
         weights = read_weights(path, len(shapes))
         check_shapes(path, weights, shapes)
     except ArtifactError as exc:
-        return [f"weights: {exc.problem}"]
+        return [f"weights: {exc.problem}"], None
+    content = array_digest(
+        a
+        for held_out in sorted(weights)
+        for a in (np.frombuffer(held_out.encode(), np.uint8), *weights[held_out])
+    )
     problems = []
     for job in jobs:
         layers = weights.get(job.held_out)
@@ -445,13 +491,14 @@ def _rerun(
                 f"fold {job.held_out}: its stored model predicts up to {diff:.3g} away from the "
                 f"predictions file (tolerance {RERUN_ATOL})"
             )
-    return problems
+    return problems, content
 
 
 def duplicate_problems(evidence: Sequence[SeedEvidence]) -> list[str]:
-    """Seeds whose predictions or weights are byte-identical: one run filed as several seeds."""
+    """Seeds whose predictions or weights hold the same numbers (compared by content, so
+    shuffled CSV rows or a recompressed npz are still one run filed as several seeds)."""
     problems = []
-    for label, attr in (("predictions", "predictions_sha256"), ("weights", "weights_sha256")):
+    for label, attr in (("predictions", "predictions_content"), ("weights", "weights_content")):
         by_digest: dict[str, list[int]] = {}
         for ev in evidence:
             digest = getattr(ev, attr)
@@ -460,8 +507,8 @@ def duplicate_problems(evidence: Sequence[SeedEvidence]) -> list[str]:
         for seeds in by_digest.values():
             if len(seeds) > 1:
                 problems.append(
-                    f"seeds {', '.join(map(str, seeds))} have byte-identical {label} files "
-                    "(one run filed as several seeds)"
+                    f"seeds {', '.join(map(str, seeds))} have identical {label} (the same "
+                    "numbers: one run filed as several seeds)"
                 )
     return problems
 
@@ -515,38 +562,103 @@ class AuditResult:
         }
 
 
+def audit_key(evidence: Sequence[SeedEvidence], corpus: Corpus) -> str:
+    """What a partial audit's selection is drawn from: the corpus and every seed's
+    content (predictions and weights as numbers) and recipe. The same artifacts give
+    the same selection on every run, so re-running does not re-roll it; changing any
+    number of any seed draws anew (and the failures remembered for the old content
+    stay with it, see :mod:`frreg.gate.audit_log`)."""
+    h = hashlib.sha256(corpus.sha256.encode())
+    for ev in sorted(evidence, key=lambda e: e.seed):
+        h.update(
+            repr(
+                (ev.seed, ev.predictions_content, ev.weights_content, ev.run and repr(ev.run))
+            ).encode()
+        )
+    return h.hexdigest()
+
+
+def audit_candidates(
+    evidence: Sequence[SeedEvidence], corpus: Corpus, exempt: Iterable[int] = ()
+) -> list[tuple[SeedEvidence, str]]:
+    """Every (seed, fold) job an audit may retrain, in (seed, source) order: the seeds
+    whose predictions were readable, less ``exempt`` (seeds a gate session trained
+    itself in this run and whose files are still what it wrote)."""
+    skip = set(exempt)
+    return [
+        (ev, src)
+        for ev in sorted(evidence, key=lambda e: e.seed)
+        if ev.predictions is not None and ev.run and ev.seed not in skip
+        for src in corpus.sources
+    ]
+
+
+def audit_selection(
+    evidence: Sequence[SeedEvidence],
+    corpus: Corpus,
+    jobs: AuditRequest,
+    *,
+    exempt: Iterable[int] = (),
+    rng: random.Random | None = None,
+) -> list[tuple[SeedEvidence, str]]:
+    """The jobs an audit of ``jobs`` retrains: all of them, or the first ``jobs`` of a
+    permutation seeded by :func:`audit_key` (``rng``: tests only). A larger count
+    extends a smaller one's selection, never replaces it."""
+    candidates = audit_candidates(evidence, corpus, exempt)
+    if jobs == AUDIT_ALL:
+        return candidates
+    if jobs <= 0 or not candidates:
+        return []
+    chooser = rng or random.Random(int(audit_key(evidence, corpus), 16))
+    order = list(candidates)
+    chooser.shuffle(order)
+    chosen = order[:jobs]
+    return sorted(chosen, key=lambda c: (c[0].seed, c[1]))
+
+
+def detection_probability(n_jobs: int, n_audited: int, n_forged: int = 1) -> float:
+    """Probability that auditing ``n_audited`` of ``n_jobs`` jobs, drawn uniformly, hits
+    at least one of ``n_forged`` forged ones (hypergeometric)."""
+    if n_forged <= 0 or n_jobs <= 0:
+        return 0.0
+    n_audited = min(n_audited, n_jobs)
+    if n_audited > n_jobs - n_forged:
+        return 1.0
+    return 1.0 - math.comb(n_jobs - n_forged, n_audited) / math.comb(n_jobs, n_audited)
+
+
 def audit(
     evidence: Sequence[SeedEvidence],
     corpus: Corpus,
-    k: int,
+    jobs: AuditRequest,
     *,
+    exempt: Iterable[int] = (),
     rng: random.Random | None = None,
+    progress: Progress | None = None,
 ) -> list[AuditResult]:
-    """Retrain ``k`` randomly chosen (seed, fold) jobs and compare their predictions.
+    """Retrain the (seed, fold) jobs :func:`audit_selection` picks and compare their
+    predictions with the recorded ones (:func:`retrain`)."""
+    chosen = audit_selection(evidence, corpus, jobs, exempt=exempt, rng=rng)
+    return retrain(chosen, corpus, progress=progress)
 
-    Jobs are drawn from the seeds whose predictions were readable; the draw is
-    unpredictable by default (a system-entropy generator), so an artifact
-    cannot be forged for the jobs that will be checked.
-    """
+
+def retrain(
+    chosen: Sequence[tuple[SeedEvidence, str]],
+    corpus: Corpus,
+    *,
+    progress: Progress | None = None,
+) -> list[AuditResult]:
+    """Retrain each (seed, fold) job in ``chosen`` with its seed's recorded recipe and
+    compare the predictions with the recorded ones (exactly on the CPU). Jobs of one
+    recipe train together, as frreg-train trains them: a job's numbers depend only on
+    its own inputs."""
     from frreg.training.loso import train_jobs
 
-    candidates = [
-        (ev, src)
-        for ev in evidence
-        if ev.predictions is not None and ev.run
-        for src in corpus.sources
-    ]
-    if k <= 0 or not candidates:
-        return []
-    chooser = rng or random.SystemRandom()
-    chosen = chooser.sample(candidates, min(k, len(candidates)))
     folds = dict(LeaveOneSourceOut().test_indices(corpus.groups))
-    results = []
-    for ev, src in sorted(chosen, key=lambda c: (c[0].seed, c[1])):
+    results: dict[tuple[int, str], AuditResult] = {}
+    groups: dict[str, list[tuple[SeedEvidence, str]]] = {}
+    for ev, src in chosen:
         assert ev.run is not None
-        assert ev.predictions is not None
-        test_idx = folds[src]
-        job = FoldJob(ev.seed, src, None, test_idx, n_rows=corpus.n_rows)
         tol = 0.0 if ev.run.device == "cpu" else CUDA_AUDIT_ATOL
         missing = _unavailable(ev.run)
         if missing is not None:
@@ -554,22 +666,41 @@ def audit(
                 f"audit seed {ev.seed} fold {src}: {missing} is not available here, so the job "
                 "cannot be retrained"
             )
-            results.append(AuditResult(ev.seed, src, False, None, tol, message))
+            results[ev.seed, src] = AuditResult(ev.seed, src, False, None, tol, message)
             continue
-        [trained] = train_jobs(
+        groups.setdefault(repr(ev.run), []).append((ev, src))
+    done = 0
+    for members in groups.values():
+        run = members[0][0].run
+        assert run is not None
+        batch = [
+            FoldJob(ev.seed, src, None, folds[src], n_rows=corpus.n_rows) for ev, src in members
+        ]
+
+        def tick(k: int, n: int, base: int = done, size: int = len(batch)) -> None:
+            # train_jobs reports epochs (batched) or jobs (reference): scaled to jobs.
+            if progress is not None and n > 0:
+                progress(base + size * k // n, len(chosen))
+
+        trained = train_jobs(
             corpus,
-            [job],
-            ev.run.settings,
-            engine=ev.run.engine,
-            device=ev.run.device,
-            kernel=ev.run.kernel,
+            batch,
+            run.settings,
+            engine=run.engine,
+            device=run.device,
+            kernel=run.kernel,
+            progress=tick,
         )
-        diff = float(np.max(np.abs(trained.predictions - ev.predictions[test_idx]), initial=0.0))
-        passed = diff <= tol
-        message = (
-            f"audit seed {ev.seed} fold {src}: retrained, predictions "
-            + ("identical" if diff == 0 else f"differ by up to {diff:.3g}")
-            + ("" if passed else f" (tolerance {tol}): not what this recipe trains")
-        )
-        results.append(AuditResult(ev.seed, src, passed, diff, tol, message))
-    return results
+        done += len(batch)
+        for (ev, src), fit in zip(members, trained, strict=True):
+            assert ev.predictions is not None
+            tol = 0.0 if run.device == "cpu" else CUDA_AUDIT_ATOL
+            diff = float(np.max(np.abs(fit.predictions - ev.predictions[folds[src]]), initial=0.0))
+            passed = diff <= tol
+            message = (
+                f"audit seed {ev.seed} fold {src}: retrained, predictions "
+                + ("identical" if diff == 0 else f"differ by up to {diff:.3g}")
+                + ("" if passed else f" (tolerance {tol}): not what this recipe trains")
+            )
+            results[ev.seed, src] = AuditResult(ev.seed, src, passed, diff, tol, message)
+    return [results[k] for k in sorted(results)]

@@ -9,14 +9,16 @@ once in :func:`frreg.settings.thresholds`. Light: no numpy, as ``pytest
 
 from __future__ import annotations
 
+import argparse
+from typing import Literal
+
 from frreg.gate.criteria import PROFILE_ADR, Criterion, strict_help, threshold_criteria
 from frreg.options import (
     Option,
     boolean,
-    nonnegative_int,
     seed_list,
 )
-from frreg.schema import DEFAULT_AUDIT_JOBS, ENSEMBLE_SEEDS
+from frreg.schema import AUDIT_ALL, DEFAULT_AUDIT, ENSEMBLE_SEEDS
 
 GATE_SEEDS = Option(
     "seeds", "seeds", "seeds the ensemble must contain", ENSEMBLE_SEEDS, seed_list, "N[,N...]"
@@ -68,14 +70,43 @@ def threshold_options() -> tuple[Option, ...]:
 THRESHOLD_OPTIONS = threshold_options()
 
 
+#: How many (seed, fold) jobs an audit retrains: a count, or :data:`AUDIT_ALL`.
+AuditRequest = int | Literal["all"]
+
+
+def parse_audit(text: str) -> AuditRequest:
+    """``all`` or a non-negative job count (``--audit``)."""
+    if text.strip().lower() == AUDIT_ALL:
+        return AUDIT_ALL
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise ValueError(f"{text!r} is neither {AUDIT_ALL!r} nor a whole number") from None
+    if value < 0:
+        raise ValueError(f"{text!r} is negative")
+    return value
+
+
+def audit_request(text: str) -> AuditRequest:
+    """``--audit``: ``all`` or a job count >= 0."""
+    try:
+        return parse_audit(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid value {text!r}: expected {AUDIT_ALL!r} or an integer >= 0"
+        ) from None
+
+
 AUDIT = Option(
     "audit",
     "audit",
-    "retrain this many randomly chosen (seed, fold) jobs with the recorded recipe and "
-    "require the recorded predictions (0: no audit)",
-    DEFAULT_AUDIT_JOBS,
-    nonnegative_int,
-    "K",
+    f"retrain these (seed, fold) jobs with the recorded recipe and require the recorded "
+    f"predictions: {AUDIT_ALL!r} (every job), K (a partial audit: K jobs drawn from the "
+    "artifacts' content, so a re-run draws the same; the verdict states the chance it "
+    "had to find one forged job) or 0 (no audit)",
+    DEFAULT_AUDIT,
+    audit_request,
+    "all|K",
 )
 ACCEPT_UNVERIFIED = Option(
     "accept-unverified",

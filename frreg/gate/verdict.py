@@ -45,11 +45,15 @@ from frreg.gate.ensemble import EnsembleEvidence, ensemble_evidence
 from frreg.gate.evidence import (
     AuditResult,
     SeedEvidence,
-    audit,
+    audit_candidates,
+    audit_selection,
     corpus_keys,
+    detection_probability,
     duplicate_problems,
     recompute,
+    retrain,
 )
+from frreg.gate.options import AuditRequest
 from frreg.schema import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_EPOCHS,
@@ -62,6 +66,7 @@ from frreg.schema import (
     seed_artifact_name,
 )
 from frreg.training.code_digest import CodeDigest, difference, same_code, this_code
+from frreg.training.loso import Progress
 from frreg.training.model import MLPConfig
 
 
@@ -82,7 +87,11 @@ class Decision:
     recomputed: bool = False
     evidence: Sequence[SeedEvidence] = ()
     audit: Sequence[AuditResult] = ()
-    audit_requested: int = 0
+    audit_requested: AuditRequest = 0
+    #: The (seed, fold) jobs the audit could have retrained (the seeds a gate session
+    #: trained itself, unchanged, are exempt) and the seeds exempted.
+    audit_candidates: int = 0
+    audit_exempt: tuple[int, ...] = ()
     ensemble: EnsembleEvidence | None = None
     ensemble_problem: str | None = None
     loso_dir: str | None = None
@@ -143,18 +152,21 @@ def judge(
     *,
     policy: Policy = VERDICT_WRITER,
     corpus: str | Path | None = None,
-    audit_jobs: int = 0,
+    audit_jobs: AuditRequest = 0,
+    audit_exempt: Sequence[int] = (),
     extra_checks: Sequence[Check] = (),
     rng: random.Random | None = None,
     baseline: str | Path | None = None,
     strong_baseline: bool = True,
+    progress: Progress | None = None,
 ) -> Decision:
     """Gate ``loso_dir`` on numbers recomputed from the corpus and each seed's files;
     write nothing (:func:`judge_and_write` writes the verdict). ``strong_baseline``:
     also compute the SVR baseline the report shows (no criterion reads it).
 
-    ``audit_jobs`` (seed, fold) jobs are retrained to check that the recorded
-    recipe really gives the recorded predictions. When nothing can be
+    ``audit_jobs`` (seed, fold) jobs (``"all"``: every one) are retrained to check
+    that the recorded recipe really gives the recorded predictions; the seeds in
+    ``audit_exempt`` are not (a gate session's own, unchanged since it trained them). When nothing can be
     recomputed (no corpus; the fork's artifacts, which carry no predictions),
     the self-reported numbers are judged and the decision says so; what else
     follows is the ``policy``'s (:class:`Policy`).
@@ -189,8 +201,10 @@ def judge(
         path,
         baseline=baseline,
         audit_jobs=audit_jobs,
+        audit_exempt=tuple(audit_exempt),
         rng=rng,
         strong_baseline=strong_baseline,
+        progress=progress,
     )
     decision.report.checks.extend(extra_checks)
     return decision
@@ -235,9 +249,11 @@ def _judge_recomputed(
     path: str,
     *,
     baseline: str | Path | None,
-    audit_jobs: int,
+    audit_jobs: AuditRequest,
+    audit_exempt: tuple[int, ...],
     rng: random.Random | None,
     strong_baseline: bool,
+    progress: Progress | None,
 ) -> Decision:
     """The gate on numbers recomputed from the corpus, each seed's predictions and its
     stored models, then the ensemble evidence and the audit."""
@@ -281,9 +297,11 @@ def _judge_recomputed(
             baseline=None if baseline is None else read_baseline(baseline),
         )
     )
-    results = audit(evidence, loaded, audit_jobs, rng=rng) if audit_jobs > 0 else []
-    if audit_jobs > 0:
-        report.checks.append(_audit_check(results, audit_jobs))
+    candidates = len(audit_candidates(evidence, loaded, audit_exempt))
+    results: list[AuditResult] = []
+    if audit_jobs != 0:
+        results = _audit(loso_dir, evidence, loaded, audit_jobs, audit_exempt, rng, progress)
+        report.checks.append(_audit_check(results, audit_jobs, candidates, audit_exempt))
     return Decision(
         report,
         {**artifacts, **judged},
@@ -293,6 +311,8 @@ def _judge_recomputed(
         evidence=evidence,
         audit=results,
         audit_requested=audit_jobs,
+        audit_candidates=candidates,
+        audit_exempt=audit_exempt,
         ensemble=ensemble,
         ensemble_problem=ensemble_problem,
         loso_dir=str(loso_dir),
@@ -374,14 +394,87 @@ def _evidence_check(evidence: Sequence[SeedEvidence]) -> Check:
     )
 
 
-def _audit_check(results: Sequence[AuditResult], requested: int) -> Check:
-    if not results:
-        return Check(AUDIT_CHECK, False, f"audit: {requested} job(s) requested, none auditable")
+def _audit(
+    loso_dir: str | Path,
+    evidence: Sequence[SeedEvidence],
+    corpus: Corpus,
+    jobs: AuditRequest,
+    exempt: tuple[int, ...],
+    rng: random.Random | None,
+    progress: Progress | None,
+) -> list[AuditResult]:
+    """The audit, with failures remembered (:mod:`frreg.gate.audit_log`): a job of these
+    artifacts that failed before fails again without retraining, selected or not, and a
+    new failure is recorded."""
+    from frreg.gate import audit_log
+
+    def key(ev: SeedEvidence, src: str) -> str:
+        return audit_log.job_key(
+            corpus.sha256, ev.seed, src, ev.predictions_content, ev.weights_content, repr(ev.run)
+        )
+
+    everyone = audit_candidates(evidence, corpus, exempt)
+    keys = {(ev.seed, src): key(ev, src) for ev, src in everyone}
+    known = audit_log.known_failures(loso_dir, keys.values())
+    earlier = [
+        AuditResult(
+            ev.seed,
+            src,
+            False,
+            None,
+            0.0,
+            f"{known[keys[ev.seed, src]]} (failed before on "
+            "these same artifacts; remembered in " + audit_log.AUDIT_FAILURES_FILE + ")",
+        )
+        for ev, src in everyone
+        if keys[ev.seed, src] in known
+    ]
+    chosen = {
+        (ev.seed, src)
+        for ev, src in audit_selection(evidence, corpus, jobs, exempt=exempt, rng=rng)
+    }
+    todo = [
+        (ev, src)
+        for ev, src in everyone
+        if (ev.seed, src) in chosen and keys[ev.seed, src] not in known
+    ]
+    fresh = retrain(todo, corpus, progress=progress)
+    audit_log.remember(
+        loso_dir, {keys[r.seed, r.held_out]: r.message for r in fresh if not r.passed}
+    )
+    return sorted([*earlier, *fresh], key=lambda r: (r.seed, r.held_out))
+
+
+def _audit_check(
+    results: Sequence[AuditResult],
+    requested: AuditRequest,
+    candidates: int,
+    exempt: Sequence[int],
+) -> Check:
+    """The audit's check: passes when every retrained job reproduced. Its message says
+    how much was audited and, for a partial audit, how likely one forged job is found."""
+    scope = ""
+    if exempt:
+        scope = f"; seeds {', '.join(map(str, exempt))} exempt (trained by this session)"
     failed = [r for r in results if not r.passed]
     if failed:
         return Check(AUDIT_CHECK, False, "; ".join(r.message for r in failed))
-    jobs = ", ".join(f"seed {r.seed} {r.held_out}" for r in results)
-    return Check(AUDIT_CHECK, True, f"audit: {len(results)} retrained job(s) reproduce ({jobs})")
+    if not results:
+        if candidates == 0 and exempt:
+            return Check(AUDIT_CHECK, True, f"audit: nothing to retrain{scope}")
+        return Check(AUDIT_CHECK, False, f"audit: {requested} job(s) requested, none auditable")
+    n = len(results)
+    if n >= candidates:
+        return Check(
+            AUDIT_CHECK, True, f"audit: all {n} (seed, fold) jobs retrained, each reproduces{scope}"
+        )
+    p = detection_probability(candidates, n)
+    return Check(
+        AUDIT_CHECK,
+        True,
+        f"audit (partial): {n} of {candidates} (seed, fold) jobs retrained, each reproduces; "
+        f"one forged job would have been found with probability {p:.1%}{scope}",
+    )
 
 
 def recipe_deviations(decision: Decision) -> list[str]:
@@ -491,6 +584,9 @@ def verification(decision: Decision, code: Mapping[str, Any] | None = None) -> d
         },
         "audit": {
             "requested": decision.audit_requested,
+            "candidates": decision.audit_candidates,
+            "exempt_seeds": list(decision.audit_exempt),
+            "retrained": len(decision.audit),
             "jobs": [r.to_json() for r in decision.audit],
         },
         "code": dict(code_block(decision) if code is None else code),
@@ -610,10 +706,12 @@ def judge_and_write(
     *,
     policy: Policy = VERDICT_WRITER,
     corpus: str | Path | None = None,
-    audit_jobs: int = 0,
+    audit_jobs: AuditRequest = 0,
+    audit_exempt: Sequence[int] = (),
     written_by: str = "frreg-validate",
     extra_checks: Sequence[Check] = (),
     baseline: str | Path | None = None,
+    progress: Progress | None = None,
 ) -> tuple[Decision, Path]:
     """:func:`judge` ``loso_dir`` and write the verdict there.
 
@@ -628,7 +726,9 @@ def judge_and_write(
         policy=policy,
         corpus=corpus,
         audit_jobs=audit_jobs,
+        audit_exempt=audit_exempt,
         extra_checks=extra_checks,
         baseline=baseline,
+        progress=progress,
     )
     return decision, write_verdict(loso_dir, build_verdict(decision, written_by=written_by))

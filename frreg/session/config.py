@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from frreg.gate.criteria import Thresholds
+from frreg.gate.options import AuditRequest
 from frreg.producer.settings import ProducerSettings, producer_settings
 from frreg.schema import DEFAULT_ENSEMBLE_ID
 from frreg.session_options import PRODUCER_OPTIONS
 from frreg.training.loso import Engine
 from frreg.training.settings import TrainSettings
 
-#: The plugin options that say how to produce a missing corpus.
 #: The plugin options that say how to produce a missing corpus, by dest.
 PRODUCER_KEYS = tuple(opt.dest for opt in PRODUCER_OPTIONS)
 
@@ -32,9 +32,9 @@ class GateConfig:
     producer: ProducerSettings = field(default_factory=ProducerSettings)
     engine: Engine = "batched"
     device: str = "cpu"
-    #: Jobs to retrain for the verdict's audit; ``None``: 1 unless this session
-    #: trained every seed itself (then the evidence is its own, and 0).
-    audit: int | None = None
+    #: What the verdict's audit retrains (``all`` or a job count); ``None``: every job
+    #: of the seeds this session did not train itself (see ``GateSession.audit_plan``).
+    audit: AuditRequest | None = None
     #: A previous verdict for the baseline-relative evidence check.
     baseline: Path | None = None
     #: After a PROMOTE, export the ensemble here (``None``: no export).

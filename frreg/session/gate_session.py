@@ -37,15 +37,17 @@ from frreg.gate.criteria import STAGE_DATA, STAGE_ENSEMBLE
 from frreg.session.config import GateConfig
 from frreg.session.outcomes import (
     ItemOutcome,
+    built_digests,
+    published_digests,
     reported_cache_keys,
     session_checks,
-    trained_seeds,
 )
 from frreg.session.output import LOG_FILE, file_log, publish_seed, write_reports
 
 if TYPE_CHECKING:
     from frreg.export import ExportResult
     from frreg.gate.ensemble import EnsembleEvidence
+    from frreg.gate.options import AuditRequest
 
 
 def _epoch_logger(log: Callable[[str], None], label: str) -> Callable[[int, int], None]:
@@ -206,8 +208,7 @@ class GateSession:
             "held_out": source,
             "n_val": fold.n_val,
             **fold.metrics,
-            "cache_key": entry.key,
-            "trained_now": entry.trained_now,
+            **_cache_props(entry),
         }
         problems = fold_problems(seed, fold, self.config.thresholds)
         if problems:
@@ -221,8 +222,7 @@ class GateSession:
         props = {
             "seed": seed,
             "mean_plcc": mean,
-            "cache_key": entry.key,
-            "trained_now": entry.trained_now,
+            **_cache_props(entry),
         }
         failures = [c.message for c in checks if not c.passed]
         if failures:
@@ -326,13 +326,15 @@ class GateSession:
         for seed in cfg.seeds:
             publish_seed(self.cache, out, seed, keys.get(seed))
 
+        audit, exempt = self.audit_plan(outcomes)
         decision, path = judge_and_write(
             out,
             cfg.thresholds,
             # A seed that did not train is a failed gate here, not an input error.
             policy=GATE_SESSION,
             corpus=cfg.corpus,
-            audit_jobs=self.audit_jobs(outcomes),
+            audit_jobs=audit,
+            audit_exempt=exempt,
             baseline=cfg.baseline,
             written_by="pytest-frreg",
             extra_checks=session_checks(outcomes, expected, interrupted),
@@ -368,14 +370,21 @@ class GateSession:
         )
         return export_ensemble(request, log=self.log)
 
-    def audit_jobs(self, outcomes: Mapping[str, ItemOutcome]) -> int:
-        """How many jobs the verdict retrains: the option, else 1 unless every seed was
-        trained by this session (whatever came from the cache is audited)."""
-        if self.config.audit is not None:
-            return self.config.audit
-        from frreg.schema import DEFAULT_AUDIT_JOBS
+    def audit_plan(self, outcomes: Mapping[str, ItemOutcome]) -> tuple[AuditRequest, list[int]]:
+        """What the verdict retrains: ``--frreg-audit`` (default: every job) and the
+        seeds exempt from it -- those this session trained in its own processes and
+        whose published files are byte for byte what that process wrote. Whatever came
+        from the cache, or changed after it was trained, is audited."""
+        from frreg.schema import DEFAULT_AUDIT
 
-        return 0 if trained_seeds(outcomes) >= set(self.config.seeds) else DEFAULT_AUDIT_JOBS
+        audit = DEFAULT_AUDIT if self.config.audit is None else self.config.audit
+        built = built_digests(outcomes)
+        exempt = [
+            seed
+            for seed in self.config.seeds
+            if seed in built and published_digests(self.config.out_dir, seed) == built[seed]
+        ]
+        return audit, exempt
 
 
 # ---------------------------------------------------------------------- the items
@@ -443,3 +452,13 @@ def item_specs(
         else:
             specs.append(ItemSpec(c.item_id(), GateSession.check_evidence, (c.check_name(),)))
     return specs
+
+
+def _cache_props(entry: CacheEntry) -> dict[str, Any]:
+    """What an item reports about the seed's cache entry: its key, whether this process
+    trained it, and then the digests it wrote (the controller exempts such a seed from
+    the audit only while its published files still have them)."""
+    props: dict[str, Any] = {"cache_key": entry.key, "trained_now": entry.trained_now}
+    if entry.trained_now:
+        props["built_sha256"] = dict(entry.built_sha256)
+    return props

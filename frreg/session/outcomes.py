@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from frreg.gate.checks import ITEMS_CHECK, RUN_CHECK, Check
@@ -57,6 +58,28 @@ def reported_cache_keys(outcomes: Mapping[str, ItemOutcome]) -> dict[int, str]:
         if "cache_key" in o.properties and "seed" in o.properties:
             keys[int(o.properties["seed"])] = str(o.properties["cache_key"])
     return keys
+
+
+def built_digests(outcomes: Mapping[str, ItemOutcome]) -> dict[int, dict[str, str]]:
+    """The seeds this session trained, each with the files' sha256 as the training
+    process wrote them (reported by its items as ``built_sha256``)."""
+    out: dict[int, dict[str, str]] = {}
+    for o in outcomes.values():
+        built = o.properties.get("built_sha256")
+        if o.properties.get("trained_now") and "seed" in o.properties and isinstance(built, dict):
+            out[int(o.properties["seed"])] = {str(k): str(v) for k, v in built.items()}
+    return out
+
+
+def published_digests(out_dir: Path, seed: int) -> dict[str, str] | None:
+    """sha256 of the seed's files as published in ``out_dir`` (``None``: one is missing)."""
+    from frreg._io import sha256_file
+    from frreg.schema import seed_files
+
+    paths = {name: out_dir / name for name in seed_files(seed)}
+    if not all(p.is_file() and not p.is_symlink() for p in paths.values()):
+        return None
+    return {name: sha256_file(p) for name, p in paths.items()}
 
 
 def trained_seeds(outcomes: Mapping[str, ItemOutcome]) -> set[int]:
