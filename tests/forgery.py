@@ -1,5 +1,6 @@
-"""A cache forged from nothing: entries for seeds 0-4 whose every digest, metric and
-prediction is consistent, made without training (``test_forged_cache.py``).
+"""Forgeries whose every digest, metric and prediction is consistent: a cache made
+from nothing (``test_forged_cache.py``) and one (seed, fold) job swapped for another
+seed's real model (``test_audit.py``, ``test_export.py``).
 
 A module of its own (not a test file) so that a pytester session's conftest can
 import it too.
@@ -7,6 +8,10 @@ import it too.
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +29,9 @@ from frreg.training.loso import (
     seed_record,
     write_seed_artifacts,
 )
+from frreg.training.record import SeedRecord
 from frreg.training.settings import Fit, TrainSettings, fold_inputs
-from frreg.training.weights import predict
+from frreg.training.weights import predict, read_weights, write_weights
 
 #: The plugin's epochs in the sessions these forgeries are served to.
 EPOCHS = 30
@@ -76,3 +82,41 @@ def forge_cache(corpus_path: Path, cache_dir: Path) -> list[str]:
         assert sha256_json(config) == key
         keys.append(key)
     return keys
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def forge_one_job(loso: Path, seed: int, donor: int, source: str) -> None:
+    """Seed ``seed``'s fold ``source`` replaced by seed ``donor``'s real model of that fold,
+    with predictions, metrics and digests made consistent."""
+    n_layers = 3
+    mine = read_weights(loso / f"loso_seed{seed}.weights.npz", n_layers)
+    theirs = read_weights(loso / f"loso_seed{donor}.weights.npz", n_layers)
+    mine[source] = theirs[source]
+    write_weights(loso / f"loso_seed{seed}.weights.npz", sorted(mine.items()))
+
+    def rows(s: int) -> list[list[str]]:
+        return list(csv.reader(io.StringIO((loso / f"loso_seed{s}.predictions.csv").read_text())))
+
+    donor_rows = {tuple(r[:-1]): r for r in rows(donor)[1:] if r[0] == source}
+    own = rows(seed)
+    header, body = own[0], own[1:]
+    assert header[0] == "held_out"
+    patched = [donor_rows.get(tuple(r[:-1]), r) if r[0] == source else r for r in body]
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows([header, *patched])
+    (loso / f"loso_seed{seed}.predictions.csv").write_text(buf.getvalue())
+
+    doc = json.loads((loso / f"loso_seed{seed}.json").read_text())
+    donor_doc = json.loads((loso / f"loso_seed{donor}.json").read_text())
+    donor_fold = next(f for f in donor_doc["folds"] if f["held_out"] == source)
+    doc["folds"] = [donor_fold if f["held_out"] == source else f for f in doc["folds"]]
+    for key in ("predictions", "weights"):
+        doc[key]["sha256"] = sha(loso / doc[key]["file"])
+    path = loso / f"loso_seed{seed}.json"
+    path.write_text(json.dumps(doc))
+    record = SeedRecord.read(path)  # the summary recomputed from the folds, as a forger would
+    record = record.with_folds(record.folds, sources=record.sources, n_rows=record.n_rows)
+    path.write_text(json.dumps(record.to_json()))

@@ -10,7 +10,6 @@ that one job can tell.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import random
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from forgery import forge_one_job, sha
 
 from conftest import LENIENT_GATE
 from frreg.cli import validate as validate_cli
@@ -31,48 +31,8 @@ from frreg.gate.evidence import (
     recompute,
 )
 from frreg.schema import EXIT_FAIL, EXIT_OK, HOLD_FILE, PROMOTE_FILE
-from frreg.training.record import SeedRecord
-from frreg.training.weights import read_weights, write_weights
 
 SEEDS = (0, 1, 2, 3, 4)
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def forge_one_job(loso: Path, seed: int, donor: int, source: str) -> None:
-    """Seed ``seed``'s fold ``source`` replaced by seed ``donor``'s real model of that fold,
-    with predictions, metrics and digests made consistent."""
-    n_layers = 3
-    mine = read_weights(loso / f"loso_seed{seed}.weights.npz", n_layers)
-    theirs = read_weights(loso / f"loso_seed{donor}.weights.npz", n_layers)
-    mine[source] = theirs[source]
-    write_weights(loso / f"loso_seed{seed}.weights.npz", sorted(mine.items()))
-
-    def rows(s: int) -> list[list[str]]:
-        return list(csv.reader(io.StringIO((loso / f"loso_seed{s}.predictions.csv").read_text())))
-
-    donor_rows = {tuple(r[:-1]): r for r in rows(donor)[1:] if r[0] == source}
-    own = rows(seed)
-    header, body = own[0], own[1:]
-    assert header[0] == "held_out"
-    patched = [donor_rows.get(tuple(r[:-1]), r) if r[0] == source else r for r in body]
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows([header, *patched])
-    (loso / f"loso_seed{seed}.predictions.csv").write_text(buf.getvalue())
-
-    doc = json.loads((loso / f"loso_seed{seed}.json").read_text())
-    donor_doc = json.loads((loso / f"loso_seed{donor}.json").read_text())
-    donor_fold = next(f for f in donor_doc["folds"] if f["held_out"] == source)
-    doc["folds"] = [donor_fold if f["held_out"] == source else f for f in doc["folds"]]
-    for key in ("predictions", "weights"):
-        doc[key]["sha256"] = _sha(loso / doc[key]["file"])
-    path = loso / f"loso_seed{seed}.json"
-    path.write_text(json.dumps(doc))
-    record = SeedRecord.read(path)  # the summary recomputed from the folds, as a forger would
-    record = record.with_folds(record.folds, sources=record.sources, n_rows=record.n_rows)
-    path.write_text(json.dumps(record.to_json()))
 
 
 def _evidence(corpus: Path, loso: Path) -> tuple[Any, list[Any]]:
@@ -174,9 +134,9 @@ def test_clones_are_found_by_content_with_shuffled_rows(loso_copy, capsys):
         pred = loso / f"loso_seed{seed}.predictions.csv"
         pred.write_text(buf.getvalue())
         shutil.copy(loso / "loso_seed0.weights.npz", loso / f"loso_seed{seed}.weights.npz")
-        doc["predictions"] = {"file": pred.name, "sha256": _sha(pred)}
+        doc["predictions"] = {"file": pred.name, "sha256": sha(pred)}
         weights = loso / f"loso_seed{seed}.weights.npz"
-        doc["weights"] = {"file": weights.name, "sha256": _sha(weights)}
+        doc["weights"] = {"file": weights.name, "sha256": sha(weights)}
         (loso / f"loso_seed{seed}.json").write_text(json.dumps(doc))
     assert validate_cli.main([str(loso), *LENIENT_GATE, "--audit", "0"]) == EXIT_FAIL
     said = capsys.readouterr().out

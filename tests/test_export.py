@@ -22,6 +22,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 import torch  # noqa: E402  (after the extra is known to be there)
+from forgery import forge_one_job  # noqa: E402
 
 from conftest import LENIENT_GATE  # noqa: E402
 from frreg.cli import export as export_cli  # noqa: E402
@@ -65,9 +66,11 @@ def promote(corpus: Path, loso: Path) -> Path:
     return loso / PROMOTE_FILE
 
 
-def export(verdict: Path, corpus: Path, out: Path, *extra: str) -> int:
+def export(verdict: Path, corpus: Path, out: Path, *extra: str, lenient: bool = True) -> int:
+    """frreg-export; ``lenient``: the tests' verdicts are gated with LENIENT_GATE, which
+    the export accepts only when told."""
     argv = [f"--verdict={verdict}", f"--corpus={corpus}", f"--out-dir={out}", *extra]
-    return export_cli.main(argv)
+    return export_cli.main([*argv, "--accept-deviations"] if lenient else argv)
 
 
 def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
@@ -363,6 +366,56 @@ def test_a_forged_promote_is_refused_by_the_rederived_verdict(loso_copy, tmp_pat
     assert not (tmp_path / "tiny" / manifest_name(ENS)).exists()
 
 
+def test_export_runs_the_audit_a_forged_promote_skipped(loso_copy, tmp_path, capsys):
+    """One (seed, fold) job of 20 forged consistently: frreg-validate's audit HOLDs it;
+    the HOLD edited to PROMOTE and renamed does not export, because the export audits
+    too (it used to re-derive without an audit)."""
+    corpus, loso = loso_copy
+    forge_one_job(loso, 3, 1, load_corpus(corpus).sources[2])
+    assert validate_cli.main([str(loso), f"--corpus={corpus}", *LENIENT_GATE]) == EXIT_FAIL
+    hold = loso / HOLD_FILE
+    doc = json.loads(hold.read_text())
+    doc["verdict"] = "PROMOTE"
+    hold.rename(loso / PROMOTE_FILE)
+    (loso / PROMOTE_FILE).write_text(json.dumps(doc))
+    capsys.readouterr()
+    assert export(loso / PROMOTE_FILE, corpus, tmp_path / "tiny") == EXIT_USAGE
+    line = one_error_line(capsys)
+    assert "the evidence now gives HOLD" in line
+    assert "not what this recipe trains" in line
+    assert not (tmp_path / "tiny" / manifest_name(ENS)).exists()
+
+
+def test_thresholds_edited_in_the_verdict_are_refused_unless_accepted(loso_copy, tmp_path, capsys):
+    """An honest HOLD at the defaults, its plcc_spread_max raised in the file: the
+    export does not take the file's word for what was gated."""
+    corpus, loso = loso_copy
+    assert validate_cli.main([str(loso), f"--corpus={corpus}", "--audit=0"]) == EXIT_FAIL
+    doc = json.loads((loso / HOLD_FILE).read_text())
+    doc["verdict"] = "PROMOTE"
+    doc["gate"]["thresholds"]["plcc_spread_max"] = 1.0
+    (loso / PROMOTE_FILE).write_text(json.dumps(doc))
+    capsys.readouterr()
+    out = tmp_path / "tiny"
+    assert export(loso / PROMOTE_FILE, corpus, out, lenient=False) == EXIT_USAGE
+    line = one_error_line(capsys)
+    assert "other than frreg's defaults" in line
+    assert "plcc_spread_max 1.0 (default 0.005)" in line
+    assert not (out / manifest_name(ENS)).exists()
+
+
+def test_the_manifest_records_the_audit_the_export_ran(exported):
+    _, _, out = exported
+    verdict = json.loads((out / manifest_name(ENS)).read_text())["verdict"]
+    assert verdict["audit"] == {
+        "requested": "all",
+        "candidates": 20,
+        "retrained": 20,
+        "passed": True,
+    }
+    assert verdict["accepted_deviations"]  # the tests' lenient thresholds, recorded
+
+
 def test_the_forks_verdict_is_refused_as_not_frregs(loso_copy, tmp_path, capsys):
     corpus, loso = loso_copy
     fork_style = {
@@ -493,7 +546,7 @@ def test_a_killed_export_leaves_the_previous_set_intact(exported, tmp_path):
     promote(corpus, other)
     argv = [
         sys.executable, "-m", "frreg.cli.export", f"--verdict={other / PROMOTE_FILE}",
-        f"--corpus={corpus}", f"--out-dir={target}", "--force",
+        f"--corpus={corpus}", f"--out-dir={target}", "--force", "--accept-deviations",
     ]  # fmt: skip
     proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env={**os.environ})
     assert proc.stderr is not None

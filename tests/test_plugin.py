@@ -223,12 +223,20 @@ def test_plugin_and_frreg_validate_write_the_same_verdict(pytester, corpus, floo
     out = out_dir(pytester)
     plugin = _comparable(out / verdict_file)
     # frreg-validate on the very artifacts the plugin published, with the same thresholds.
-    # The plugin trained every seed itself, so it audits none (its default); nor does this.
+    # The plugin trained every seed itself, so its audit exempts all of them (and says
+    # so); this audits nothing.
     argv = [str(out), f"--corpus={corpus}", f"--fold-min={floor}", "--audit=0"]
     argv += [a.replace("--frreg-", "--") for a in LENIENT]
     code = validate_cli.main(argv)
     cli = _comparable(out / verdict_file)
     assert (result.ret, code) == ((0, 0) if verdict_file == PROMOTE_FILE else (1, 1))
+    audit = plugin["verification"].pop("audit")
+    cli["verification"].pop("audit")
+    assert (audit["exempt_seeds"], audit["retrained"]) == ([0, 1, 2, 3, 4], 0)
+    [audit_check] = [c for c in plugin["gate"]["checks"] if c["name"] == "audit"]
+    assert audit_check["passed"]
+    assert "exempt" in audit_check["message"]
+    plugin["gate"]["checks"].remove(audit_check)
     checks = plugin["gate"]["checks"]
     if verdict_file == HOLD_FILE:
         # The plugin also reports its failed items; everything else is the same gate.

@@ -72,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         license_id=args.license_id,
         license_url=args.license_url,
         written_by=PROG,
+        audit=args.audit,
+        accept_deviations=args.accept_deviations,
     )
     try:
         result = export_ensemble(request, log=_log)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -92,6 +92,11 @@ class Provenance:
     checks: Mapping[str, str]  # every re-derived check name -> PASS / FAIL / WARN
     deviations: tuple[str, ...]  # how recipe and thresholds differ from ADR-0303
     versions: Mapping[str, str]
+    #: The audit the export ran before trusting the verdict: requested, candidates,
+    #: retrained, passed.
+    audit: Mapping[str, Any] = field(default_factory=dict)
+    #: Thresholds or seeds other than frreg's defaults, exported under --accept-deviations.
+    accepted_deviations: tuple[str, ...] = ()
 
 
 def training_recipe(p: Provenance, seed: int) -> dict[str, Any]:
@@ -268,6 +273,8 @@ def manifest(
             "gate": dict(p.gate),
             "checks": dict(p.checks),
             "deviations": list(p.deviations),
+            "accepted_deviations": list(p.accepted_deviations),
+            "audit": dict(p.audit),
         },
         "probe": {**probe, "atol": EXPORT_ATOL},
         "smoke": False,

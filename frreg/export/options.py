@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import re
 
+from frreg.gate.options import audit_request
 from frreg.options import Option
 from frreg.schema import (
+    DEFAULT_AUDIT,
     DEFAULT_ENSEMBLE_ID,
     DEFAULT_MODEL_LICENSE,
     REGISTRY_ID_MAX,
@@ -102,6 +104,24 @@ EXPORT_DEVICE = Option(
     choices=("cpu", "cuda"),
     shown_default="the device the verdict's seeds were trained on",
 )
+EXPORT_AUDIT = Option(
+    "audit",
+    "audit",
+    "the audit the export runs before it trusts the verdict, as frreg-validate's: all (every "
+    "(seed, fold) job retrained), K (partial) or 0 (none; recorded as such)",
+    DEFAULT_AUDIT,
+    audit_request,
+    "all|K",
+)
+EXPORT_ACCEPT_DEVIATIONS = Option(
+    "accept-deviations",
+    "accept_deviations",
+    "export a verdict gated with thresholds or seeds other than frreg's defaults for its "
+    "profile (each is printed and recorded in the manifest); without it such a verdict "
+    "is refused",
+    False,
+    action="store_true",
+)
 EXPORT_CHECK = Option(
     "check",
     "check",
@@ -121,5 +141,7 @@ EXPORT_OPTIONS = (
     EXPORT_LICENSE,
     EXPORT_LICENSE_URL,
     EXPORT_DEVICE,
+    EXPORT_AUDIT,
+    EXPORT_ACCEPT_DEVIATIONS,
     EXPORT_CHECK,
 )

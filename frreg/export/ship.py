@@ -34,6 +34,7 @@ from frreg.errors import FrregError, InputError
 from frreg.export import documents as docs
 from frreg.export import graph
 from frreg.schema import (
+    DEFAULT_AUDIT,
     DEFAULT_ENSEMBLE_ID,
     EXIT_FAIL,
     EXPORT_ATOL,
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from frreg.corpus import Corpus
     from frreg.gate.criteria import Thresholds
     from frreg.gate.evidence import RecordedRun
+    from frreg.gate.options import AuditRequest
     from frreg.gate.verdict import Decision
     from frreg.training.loso import TrainedFold
     from frreg.training.settings import Scaler
@@ -85,6 +87,13 @@ class ExportRequest:
     license_id: str | None = None
     license_url: str | None = None
     written_by: str = "frreg-export"
+    #: The audit run before the verdict is trusted (as frreg-validate's ``--audit``).
+    audit: AuditRequest = DEFAULT_AUDIT
+    #: Export a verdict whose thresholds or seeds are not frreg's defaults.
+    accept_deviations: bool = False
+    #: Seeds the audit skips: only a gate session passes these, for the seeds its own
+    #: processes trained and published unchanged (the verdict binds their digests).
+    audit_exempt: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -166,6 +175,25 @@ def _thresholds(doc: Mapping[str, Any], where: Path) -> Thresholds:
         raise InputError(f"{where}: gate.thresholds is malformed: {exc}") from None
 
 
+def _check_deviations(thresholds: Thresholds, where: Path, accepted: bool, say: Log) -> None:
+    """The verdict file says which thresholds and seeds were gated, and whoever can write
+    the file can say anything: the export re-derives with frreg's defaults for the
+    verdict's profile unless told (``--accept-deviations``) to take what the file says."""
+    from frreg.gate.criteria import changed_from_defaults
+
+    changed = changed_from_defaults(thresholds)
+    if not changed:
+        return
+    if not accepted:
+        raise InputError(
+            f"{where}: gated with thresholds or seeds other than frreg's defaults for the "
+            f"{thresholds.profile} profile ({'; '.join(changed)}); re-validate with the "
+            "defaults, or pass --accept-deviations to export it with them recorded"
+        )
+    for line in changed:
+        say(f"accepted deviation: {line}")
+
+
 def _check_seed_files(doc: Mapping[str, Any], loso_dir: Path, where: Path) -> list[int]:
     files = doc.get("seed_files")
     if not isinstance(files, dict) or not files:
@@ -234,6 +262,7 @@ def export_ensemble(request: ExportRequest, log: Log | None = None) -> ExportRes
     graph.require_export_extra()
     verdict, verdict_path = read_verdict(request.verdict)
     thresholds = _thresholds(verdict, verdict_path)
+    _check_deviations(thresholds, verdict_path, request.accept_deviations, say)
     loso_dir = verdict_path.parent
     seeds = _check_seed_files(verdict, loso_dir, verdict_path)
     if sorted(seeds) != sorted(thresholds.seeds):
@@ -347,10 +376,21 @@ def _rederive_promote(
 ) -> Decision:
     """The gate's decision re-derived from the evidence beside the verdict; it must
     still be a recomputed PROMOTE (a forged or stale PROMOTE.json does not export)."""
+    from frreg._terminal import progress_printer
     from frreg.gate.verdict import judge
 
-    say(f"re-deriving the verdict from the evidence in {verdict_path.parent}")
-    decision = judge(verdict_path.parent, thresholds, corpus=request.corpus, audit_jobs=0)
+    say(
+        f"re-deriving the verdict from the evidence in {verdict_path.parent} "
+        f"(audit: {request.audit})"
+    )
+    decision = judge(
+        verdict_path.parent,
+        thresholds,
+        corpus=request.corpus,
+        audit_jobs=request.audit,
+        audit_exempt=request.audit_exempt,
+        progress=progress_printer("frreg-export: audit, retraining (seed, fold) jobs"),
+    )
     if not (decision.report.passed and decision.recomputed):
         failures = "; ".join(c.message for c in decision.report.failures()) or "not recomputed"
         raise InputError(
@@ -434,6 +474,7 @@ def _provenance(
     decision: Decision,
 ) -> docs.Provenance:
     """What every document says about where the members come from."""
+    from frreg.gate.criteria import changed_from_defaults
     from frreg.gate.verdict import recipe_deviations
     from frreg.training.loso import versions
 
@@ -460,6 +501,13 @@ def _provenance(
         checks={c.name: c.status for c in decision.report.checks},
         deviations=tuple(recipe_deviations(decision)),
         versions=versions(),
+        audit={
+            "requested": decision.audit_requested,
+            "candidates": decision.audit_candidates,
+            "retrained": len(decision.audit),
+            "passed": all(r.passed for r in decision.audit),
+        },
+        accepted_deviations=tuple(changed_from_defaults(decision.report.thresholds)),
     )
 
 

@@ -1123,6 +1123,20 @@ def deviations(thresholds: Thresholds) -> list[str]:
     return out
 
 
+def changed_from_defaults(thresholds: Thresholds) -> list[str]:
+    """Every threshold that is not its criterion's default, and the seeds when they are
+    not the deployed ensemble's: what a verdict's writer chose rather than frreg
+    (``frreg-export`` refuses these without ``--accept-deviations``)."""
+    out = []
+    for key, c in threshold_criteria():
+        value = thresholds.optional(c)
+        if value != c.default:
+            out.append(f"{key} {value} (default {c.default})")
+    if thresholds.seeds != ENSEMBLE_SEEDS:
+        out.append(f"seeds {list(thresholds.seeds)} (default {list(ENSEMBLE_SEEDS)})")
+    return out
+
+
 def strict_help() -> str:
     """The ``--strict`` help: what the profile changes, named from the records."""
     adds = ", ".join(

@@ -34,6 +34,7 @@ from frreg.gate.checks import (
     gate_item_criteria,
 )
 from frreg.gate.criteria import STAGE_DATA, STAGE_ENSEMBLE
+from frreg.schema import DEFAULT_AUDIT
 from frreg.session.config import GateConfig
 from frreg.session.outcomes import (
     ItemOutcome,
@@ -82,6 +83,8 @@ class GateSession:
         self._corpus: Corpus | None = None
         self._entries: dict[int, CacheEntry] = {}
         self._report: GateReport | None = None
+        #: What finalize audited (request, exempt seeds); the export runs the same.
+        self._audit_plan: tuple[AuditRequest, list[int]] = (DEFAULT_AUDIT, [])
         self._evidence: list[Check] | None = None
         self._data: list[Check] | None = None
         self._ensemble: EnsembleEvidence | None = None
@@ -326,7 +329,7 @@ class GateSession:
         for seed in cfg.seeds:
             publish_seed(self.cache, out, seed, keys.get(seed))
 
-        audit, exempt = self.audit_plan(outcomes)
+        audit, exempt = self._audit_plan = self.audit_plan(outcomes)
         decision, path = judge_and_write(
             out,
             cfg.thresholds,
@@ -367,6 +370,11 @@ class GateSession:
             registry=cfg.export_registry,
             force=cfg.export_force,
             written_by="pytest-frreg",
+            # The thresholds are this session's own options, not read from a file a
+            # forger could edit; they are recorded in the manifest all the same.
+            accept_deviations=True,
+            audit=self._audit_plan[0],
+            audit_exempt=tuple(self._audit_plan[1]),
         )
         return export_ensemble(request, log=self.log)
 
@@ -375,8 +383,6 @@ class GateSession:
         seeds exempt from it -- those this session trained in its own processes and
         whose published files are byte for byte what that process wrote. Whatever came
         from the cache, or changed after it was trained, is audited."""
-        from frreg.schema import DEFAULT_AUDIT
-
         audit = DEFAULT_AUDIT if self.config.audit is None else self.config.audit
         built = built_digests(outcomes)
         exempt = [
