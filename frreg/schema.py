@@ -9,7 +9,7 @@ module; a second copy of any of these numbers is a bug.
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Final, Literal
 
 # --------------------------------------------------------------------------
@@ -252,6 +252,18 @@ def seed_files(seed: int) -> tuple[str, ...]:
 
 
 SEED_ARTIFACT_GLOB: Final = "loso_seed*.json"
+
+
+def seeds_in(directory: str | Path) -> list[int]:
+    """The seeds whose ``loso_seed{N}.json`` is in ``directory`` (``N`` a plain decimal
+    without leading zeros, as frreg-train and the fork write it), sorted."""
+    out = []
+    for path in Path(directory).glob(SEED_ARTIFACT_GLOB):
+        digits = path.name[len("loso_seed") : -len(".json")]
+        if digits.isascii() and digits.isdigit() and str(int(digits)) == digits:
+            out.append(int(digits))
+    return sorted(out)
+
 
 # --------------------------------------------------------------------------
 # Export: the fork's tiny-AI ONNX contract (model/tiny/ in the fork)

@@ -1,11 +1,13 @@
 """``frreg-gate``: apply the ship gate to a directory of ``loso_seed{N}.json`` (read-only).
 
 Every number is recomputed from the corpus (``--corpus``, else the path the
-seeds recorded), the seeds' predictions and their stored models, and every
+seeds recorded, resolved from the seed files' directory when relative), the
+seeds' predictions and their stored models, and every
 (seed, fold) job is retrained (``--audit all``, the default; ``--audit K`` a
 partial audit), exactly as ``frreg-validate`` does. When the
-corpus cannot be found, the seeds' own numbers are judged and every line says
-they are self-reported; nothing is written either way.
+corpus cannot be found that is an input error (exit 2): hand-edited numbers
+would otherwise pass on their word; ``--self-reported`` judges the seeds' own
+numbers instead, and every line says so. Nothing is written either way.
 
 The fork's trainer's seed files are read too: their numbers are judged as
 self-reported (they carry no predictions, weights or corpus digest; their
@@ -13,7 +15,8 @@ self-reported (they carry no predictions, weights or corpus digest; their
 folds are checked against its LOSO split.
 
 Exit codes: 0 the ensemble passes, 1 it does not, 2 input error (missing
-directory, a missing or malformed seed file, a malformed corpus), 3 internal
+directory, a missing or malformed seed file, a malformed corpus, a corpus that
+cannot be found without --self-reported), 3 internal
 error.
 """
 
@@ -26,8 +29,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from frreg.cli._common import fail, guarded
-from frreg.errors import FrregError
-from frreg.gate.options import AUDIT, GATE_CORPUS_CHECK, GATE_SEEDS, THRESHOLD_OPTIONS
+from frreg.errors import FrregError, InputError
+from frreg.gate.options import (
+    ALLOW_SEED_SUBSET,
+    AUDIT,
+    GATE_CORPUS_CHECK,
+    GATE_SEEDS,
+    SELF_REPORTED,
+    THRESHOLD_OPTIONS,
+)
 from frreg.options import StrictParser, add_options
 from frreg.schema import EXIT_FAIL, EXIT_OK
 
@@ -38,7 +48,10 @@ def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
     """LOSO_DIR, --seeds, the thresholds, --corpus and --audit: shared by frreg-gate and
     frreg-validate."""
     parser.add_argument("loso_dir", metavar="LOSO_DIR", help="directory holding loso_seed{N}.json")
-    add_options(parser.add_argument, (GATE_SEEDS, *THRESHOLD_OPTIONS, GATE_CORPUS_CHECK, AUDIT))
+    add_options(
+        parser.add_argument,
+        (GATE_SEEDS, *THRESHOLD_OPTIONS, GATE_CORPUS_CHECK, AUDIT, ALLOW_SEED_SUBSET),
+    )
 
 
 def gate_inputs(args: argparse.Namespace, prog: str) -> dict[str, Any]:
@@ -52,6 +65,7 @@ def gate_inputs(args: argparse.Namespace, prog: str) -> dict[str, Any]:
         "corpus": args.corpus,
         "audit_jobs": args.audit,
         "baseline": args.baseline,
+        "allow_seed_subset": args.allow_seed_subset,
         "progress": progress_printer(f"{prog}: audit, retraining (seed, fold) jobs"),
     }
 
@@ -63,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit status: 0 pass, 1 fail, 2 input error, 3 internal error.",
     )
     add_gate_arguments(parser)
+    add_options(parser.add_argument, (SELF_REPORTED,))
     parser.add_argument(
         "--json", dest="json", action="store_true", help="print the gate report as JSON"
     )
@@ -78,6 +93,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         decision = judge(args.loso_dir, **gate_inputs(args, PROG), policy=READ_ONLY)
     except FrregError as err:
         return fail(PROG, err)
+    fork = any(a.record.from_fork for a in decision.artifacts.values())
+    if not decision.recomputed and not fork and not args.self_reported:
+        return fail(
+            PROG,
+            InputError(
+                f"{args.loso_dir}: {decision.unverified}; give --corpus PATH, or "
+                "--self-reported to judge the numbers the seed files state"
+            ),
+        )
     report = decision.report
     if args.json:
         doc = {

@@ -81,36 +81,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         from frreg.training.record import SeedRecord
 
         corpus = load_corpus(corpus_path)
-        # New seed files invalidate any verdict beside them: remove it before training.
-        clear_verdict(out_dir)
-        # A killed trainer's half-written seed files (idle temporaries only: a
-        # concurrent trainer's live ones stay; see remove_stale_temporaries).
-        for stale in remove_stale_temporaries(out_dir):
-            print(f"{PROG}: removed {stale.name}, left by a killed trainer", file=sys.stderr)
-        for note in corpus.warnings():
-            print(f"{PROG}: warning: {note}", file=sys.stderr)
-        epochs = train_settings.epochs
-        n_models = len(args.seeds) * len(corpus.sources)
-        kernel = engine_kernel(args.engine, device)
-        engine = f"{args.engine} {kernel}" if args.engine == "batched" else args.engine
-        print(
-            f"{PROG}: {corpus.n_rows} rows, {len(corpus.sources)} sources, seeds "
-            f"{','.join(map(str, args.seeds))}: {n_models} models x {epochs} epochs "
-            f"({engine}, {device}){' [dry-run]' if args.dry_run else ''}",
-            file=sys.stderr,
-        )
-        paths = run_loso(
-            corpus,
-            args.seeds,
-            train_settings,
-            out_dir,
-            argv=[PROG, *argv_list],
-            dry_run=args.dry_run,
-            engine=args.engine,
-            device=device,
-            progress=progress_printer(f"{PROG}: training"),
-            kernel=kernel,
-        )
+        from frreg.dirlock import holding
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        # Shared with other trainers, exclusive of a verdict writer (frreg.dirlock).
+        with holding(out_dir, exclusive=False, who=PROG):
+            # New seed files invalidate any verdict beside them: remove it before training.
+            clear_verdict(out_dir)
+            # A killed trainer's half-written seed files (idle temporaries only: a
+            # concurrent trainer's live ones stay; see remove_stale_temporaries).
+            for stale in remove_stale_temporaries(out_dir):
+                print(f"{PROG}: removed {stale.name}, left by a killed trainer", file=sys.stderr)
+            for note in corpus.warnings():
+                print(f"{PROG}: warning: {note}", file=sys.stderr)
+            epochs = train_settings.epochs
+            n_models = len(args.seeds) * len(corpus.sources)
+            kernel = engine_kernel(args.engine, device)
+            engine = f"{args.engine} {kernel}" if args.engine == "batched" else args.engine
+            print(
+                f"{PROG}: {corpus.n_rows} rows, {len(corpus.sources)} sources, seeds "
+                f"{','.join(map(str, args.seeds))}: {n_models} models x {epochs} epochs "
+                f"({engine}, {device}){' [dry-run]' if args.dry_run else ''}",
+                file=sys.stderr,
+            )
+            paths = run_loso(
+                corpus,
+                args.seeds,
+                train_settings,
+                out_dir,
+                argv=[PROG, *argv_list],
+                dry_run=args.dry_run,
+                engine=args.engine,
+                device=device,
+                progress=progress_printer(f"{PROG}: training"),
+                kernel=kernel,
+            )
     except FrregError as err:
         return fail(PROG, err)
     for seed, path in paths.items():

@@ -14,8 +14,10 @@ or malformed seed file: no verdict is written), 3 internal error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from frreg.cli._common import fail, guarded
 from frreg.cli.gate import add_gate_arguments, gate_inputs
@@ -41,15 +43,24 @@ def build_parser() -> argparse.ArgumentParser:
 @guarded(PROG)
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from frreg.dirlock import holding
     from frreg.gate.verdict import UNVERIFIED_ACCEPTED, VERDICT_WRITER, judge_and_write
 
     try:
-        decision, path = judge_and_write(
-            args.loso_dir,
-            **gate_inputs(args, PROG),
-            policy=UNVERIFIED_ACCEPTED if args.accept_unverified else VERDICT_WRITER,
-            written_by=PROG,
+        # No frreg-train may rewrite the seed files while they are judged (a missing
+        # directory is the gate's to report).
+        lock = (
+            holding(args.loso_dir, exclusive=True, who=PROG)
+            if Path(args.loso_dir).is_dir()
+            else contextlib.nullcontext()
         )
+        with lock:
+            decision, path = judge_and_write(
+                args.loso_dir,
+                **gate_inputs(args, PROG),
+                policy=UNVERIFIED_ACCEPTED if args.accept_unverified else VERDICT_WRITER,
+                written_by=PROG,
+            )
     except FrregError as err:
         return fail(PROG, err)
     if not decision.recomputed:

@@ -389,6 +389,7 @@ def _rederive_promote(
         corpus=request.corpus,
         audit_jobs=request.audit,
         audit_exempt=request.audit_exempt,
+        allow_seed_subset=request.accept_deviations,
         progress=progress_printer("frreg-export: audit, retraining (seed, fold) jobs"),
     )
     if not (decision.report.passed and decision.recomputed):

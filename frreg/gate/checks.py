@@ -78,6 +78,8 @@ __all__ = [
 CORPUS_CHECK: Final = "corpus"
 EVIDENCE_CHECK: Final = "evidence"
 AUDIT_CHECK: Final = "audit"
+#: Seed files in the directory that were not gated (cherry-picking, unless allowed).
+SEED_SELECTION_CHECK: Final = "seed selection"
 ITEMS_CHECK: Final = "gate items"
 RUN_CHECK: Final = "run"
 #: The one evidence check when the ensemble evidence cannot be computed at all; it

@@ -117,6 +117,24 @@ ACCEPT_UNVERIFIED = Option(
     False,
     action="store_true",
 )
+SELF_REPORTED = Option(
+    "self-reported",
+    "self_reported",
+    "frreg-gate only: when the corpus cannot be found, judge frreg seed files on the numbers "
+    "they state (every line says so) instead of refusing (exit 2); the fork's seed files, "
+    "which carry nothing to recompute, are always judged so",
+    False,
+    action="store_true",
+)
+ALLOW_SEED_SUBSET = Option(
+    "allow-seed-subset",
+    "allow_seed_subset",
+    "let the gated seeds be a subset of the seed files in LOSO_DIR (the verdict lists the "
+    "excluded seeds); without it, seed files left out of --seeds are a failed check: "
+    "gating the seeds that agree is cherry-picking",
+    False,
+    action="store_true",
+)
 GATE_CORPUS_CHECK = Option(
     "corpus",
     "corpus",

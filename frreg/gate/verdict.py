@@ -31,6 +31,7 @@ from frreg.gate.checks import (
     AUDIT_CHECK,
     CORPUS_CHECK,
     EVIDENCE_CHECK,
+    SEED_SELECTION_CHECK,
     GateReport,
     SeedArtifact,
     data_checks,
@@ -64,6 +65,7 @@ from frreg.schema import (
     SCHEMA_VERSION,
     VERDICT_SCHEMA,
     seed_artifact_name,
+    seeds_in,
 )
 from frreg.training.code_digest import CodeDigest, difference, same_code, this_code
 from frreg.training.loso import Progress
@@ -101,6 +103,8 @@ class Decision:
     accept_unverified: bool = False
     #: The corpus as loaded for the recomputation (``None`` when it was not).
     loaded: Corpus | None = None
+    #: Seed files in the directory that were not gated (see :func:`seed_selection_check`).
+    excluded_seeds: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,13 +137,24 @@ def corpus_check(
     """Locate the corpus the artifacts claim: ``(path, problem)``.
 
     With no explicit path, the path every artifact recorded is used (it must be
-    one path). A missing corpus means nothing can be recomputed: HOLD.
+    one path): as recorded (relative to where frreg-train ran), else, when
+    relative, from the seed files' directory and then its parent (frreg-train
+    run from the directory above its ``--out-dir``, the usual layout). A
+    missing corpus means nothing can be recomputed: HOLD.
     """
     if corpus is None:
         recorded = {a.record.corpus for a in artifacts.values()}
         if len(recorded) != 1:
             return None, "corpus path not given and the seed artifacts do not agree on one"
         corpus = next(iter(recorded))
+        found = Path(corpus)
+        seed_dirs = {a.path.parent for a in artifacts.values()}
+        if not found.is_file() and not found.is_absolute() and len(seed_dirs) == 1:
+            seed_dir = next(iter(seed_dirs))
+            for base in (seed_dir, seed_dir.parent):
+                if (base / found).is_file():
+                    corpus = str(base / found)
+                    break
     path = Path(corpus)
     if not path.is_file():
         return str(corpus), f"corpus {path} not found, so nothing can be recomputed"
@@ -159,6 +174,7 @@ def judge(
     baseline: str | Path | None = None,
     strong_baseline: bool = True,
     progress: Progress | None = None,
+    allow_seed_subset: bool = False,
 ) -> Decision:
     """Gate ``loso_dir`` on numbers recomputed from the corpus and each seed's files;
     write nothing (:func:`judge_and_write` writes the verdict). ``strong_baseline``:
@@ -172,6 +188,8 @@ def judge(
     follows is the ``policy``'s (:class:`Policy`).
     """
     artifacts = _read_seed_files(loso_dir, thresholds.seeds, policy.missing_seeds_are_errors)
+    excluded = tuple(s for s in seeds_in(loso_dir) if s not in thresholds.seeds)
+    extra_checks = [*extra_checks, *seed_selection_check(excluded, allow_seed_subset)]
     path, problem = corpus_check(corpus, artifacts)
     fork = sorted(s for s, a in artifacts.items() if a.record.from_fork)
     if fork:
@@ -193,6 +211,7 @@ def judge(
             loso_dir=str(loso_dir),
             unverified=problem,
             accept_unverified=policy.accept_unverified,
+            excluded_seeds=excluded,
         )
     decision = _judge_recomputed(
         loso_dir,
@@ -207,7 +226,33 @@ def judge(
         progress=progress,
     )
     decision.report.checks.extend(extra_checks)
-    return decision
+    return replace(decision, excluded_seeds=excluded)
+
+
+def seed_selection_check(excluded: Sequence[int], allowed: bool) -> list[Check]:
+    """Seed files in the directory that ``--seeds`` leaves out: training twelve seeds and
+    gating the five that agree is cherry-picking, so it fails unless allowed
+    (``--allow-seed-subset``), and is named either way. Nothing to say: no check."""
+    if not excluded:
+        return []
+    named = ", ".join(map(str, excluded))
+    if allowed:
+        return [
+            Check(
+                SEED_SELECTION_CHECK,
+                True,
+                f"seed selection: seed file(s) {named} in the directory were not gated "
+                "(--allow-seed-subset)",
+            )
+        ]
+    return [
+        Check(
+            SEED_SELECTION_CHECK,
+            False,
+            f"seed selection: seed file(s) {named} are in the directory but not gated; a "
+            "verdict on a subset of the seeds a run trained needs --allow-seed-subset",
+        )
+    ]
 
 
 def _read_seed_files(
@@ -660,6 +705,7 @@ def build_verdict(decision: Decision, *, written_by: str) -> dict[str, Any]:
             str(seed): {"file": art.path.name, "sha256": art.sha256}
             for seed, art in sorted(decision.artifacts.items())
         },
+        "excluded_seeds": list(decision.excluded_seeds),
         "gate": report.to_dict(),
         "verification": verification(decision, code),
         "evidence": evidence_block(decision),
@@ -712,6 +758,7 @@ def judge_and_write(
     extra_checks: Sequence[Check] = (),
     baseline: str | Path | None = None,
     progress: Progress | None = None,
+    allow_seed_subset: bool = False,
 ) -> tuple[Decision, Path]:
     """:func:`judge` ``loso_dir`` and write the verdict there.
 
@@ -730,5 +777,6 @@ def judge_and_write(
         extra_checks=extra_checks,
         baseline=baseline,
         progress=progress,
+        allow_seed_subset=allow_seed_subset,
     )
     return decision, write_verdict(loso_dir, build_verdict(decision, written_by=written_by))

@@ -43,7 +43,13 @@ from frreg.session.outcomes import (
     reported_cache_keys,
     session_checks,
 )
-from frreg.session.output import LOG_FILE, file_log, publish_seed, write_reports
+from frreg.session.output import (
+    LOG_FILE,
+    file_log,
+    publish_seed,
+    remove_foreign_seeds,
+    write_reports,
+)
 
 if TYPE_CHECKING:
     from frreg.export import ExportResult
@@ -318,30 +324,34 @@ class GateSession:
         gate (:func:`frreg.gate.verdict.judge_and_write`, exactly what
         ``frreg-validate`` runs) to pass on the artifacts the items produced.
         """
+        from frreg.dirlock import holding
         from frreg.gate.verdict import GATE_SESSION, clear_verdict, judge_and_write
 
         cfg = self.config
         out = cfg.out_dir
         out.mkdir(parents=True, exist_ok=True)
-        clear_verdict(out)
-        # Publish the seed artifacts the items reported, from the shared cache.
-        keys = reported_cache_keys(outcomes)
-        for seed in cfg.seeds:
-            publish_seed(self.cache, out, seed, keys.get(seed))
+        # No frreg-train may rewrite the seed files while they are published and judged.
+        with holding(out, exclusive=True, who="pytest-frreg"):
+            clear_verdict(out)
+            # Publish the seed artifacts the items reported, from the shared cache.
+            keys = reported_cache_keys(outcomes)
+            remove_foreign_seeds(out, cfg.seeds, self.log)
+            for seed in cfg.seeds:
+                publish_seed(self.cache, out, seed, keys.get(seed))
 
-        audit, exempt = self._audit_plan = self.audit_plan(outcomes)
-        decision, path = judge_and_write(
-            out,
-            cfg.thresholds,
-            # A seed that did not train is a failed gate here, not an input error.
-            policy=GATE_SESSION,
-            corpus=cfg.corpus,
-            audit_jobs=audit,
-            audit_exempt=exempt,
-            baseline=cfg.baseline,
-            written_by="pytest-frreg",
-            extra_checks=session_checks(outcomes, expected, interrupted),
-        )
+            audit, exempt = self._audit_plan = self.audit_plan(outcomes)
+            decision, path = judge_and_write(
+                out,
+                cfg.thresholds,
+                # A seed that did not train is a failed gate here, not an input error.
+                policy=GATE_SESSION,
+                corpus=cfg.corpus,
+                audit_jobs=audit,
+                audit_exempt=exempt,
+                baseline=cfg.baseline,
+                written_by="pytest-frreg",
+                extra_checks=session_checks(outcomes, expected, interrupted),
+            )
         notes = [o.properties["notes"] for o in outcomes.values() if o.properties.get("notes")]
         records = {s: a.record for s, a in decision.artifacts.items()}
         self.final_ensemble = decision.ensemble

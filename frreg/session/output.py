@@ -58,6 +58,20 @@ def publish_seed(cache: SeedCache, out: Path, seed: int, key: str | None) -> Non
             fh.write((src_dir / name).read_bytes())
 
 
+def remove_foreign_seeds(out: Path, seeds: Sequence[int], log: Callable[[str], None]) -> None:
+    """Remove seed files of other seeds from the session's out dir (an earlier session's,
+    with other --frreg-seeds): the verdict judges this session's seeds, and a directory
+    holding more seed files than it gated would be a cherry-picked verdict."""
+    from frreg.schema import seed_files, seeds_in
+
+    for seed in seeds_in(out):
+        if seed in seeds:
+            continue
+        for name in seed_files(seed):
+            (out / name).unlink(missing_ok=True)
+        log(f"removed seed {seed}'s files from {out}: not a seed of this session")
+
+
 def write_reports(
     config: GateConfig,
     report: GateReport,
