@@ -335,6 +335,42 @@ def test_check_catches_a_probe_that_the_members_do_not_reproduce(exported, tmp_p
     assert "differs from the recorded probe scores" in capsys.readouterr().out
 
 
+def test_check_applies_its_own_tolerance_not_the_manifests(exported, tmp_path, capsys):
+    """A manifest that sets its own probe tolerance would pass a member 99 VMAF off."""
+    target = copy_set(exported[2], tmp_path)
+    doc = manifest(target)
+    doc["probe"]["atol"] = 1e9
+    doc["probe"]["scores"]["2"] = [s + 99.0 for s in doc["probe"]["scores"]["2"]]
+    (target / manifest_name(ENS)).write_text(json.dumps(doc), encoding="utf-8")
+    assert export_cli.main([f"--check={target}"]) == EXIT_FAIL
+    text = capsys.readouterr().out
+    assert "probe.atol is 1000000000.0" in text
+    assert "member seed 2: onnxruntime differs from the recorded probe scores" in text
+
+
+def test_check_refuses_a_one_member_ensemble(exported, tmp_path, capsys):
+    target = copy_set(exported[2], tmp_path)
+    doc = manifest(target)
+    doc["members"] = doc["members"][:1]
+    doc["ensemble_size"] = 1
+    (target / manifest_name(ENS)).write_text(json.dumps(doc), encoding="utf-8")
+    assert export_cli.main([f"--check={target}"]) == EXIT_FAIL
+    assert "1 member(s); a deployed ensemble has at least 5" in capsys.readouterr().out
+
+
+def test_check_refuses_a_member_outside_the_directory(exported, tmp_path, capsys):
+    target = copy_set(exported[2], tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    doc = manifest(target)
+    name = doc["members"][1]["onnx"]
+    shutil.move(target / name, elsewhere / name)
+    doc["members"][1]["onnx"] = f"../elsewhere/{name}"
+    (target / manifest_name(ENS)).write_text(json.dumps(doc), encoding="utf-8")
+    assert export_cli.main([f"--check={target}"]) == EXIT_FAIL
+    assert f"../elsewhere/{name} is not a file in" in capsys.readouterr().out
+
+
 # --------------------------------------------------------------------------
 # Refusals: exit 2, one line, nothing written
 # --------------------------------------------------------------------------

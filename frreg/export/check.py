@@ -29,6 +29,7 @@ from frreg.schema import (
     CODEC_BLOCK_LAYOUT,
     ENCODER_VOCAB,
     ENCODER_VOCAB_VERSION,
+    ENSEMBLE_SIZE,
     EXPORT_ATOL,
     EXPORT_SCHEMA,
     NOMINAL_COVERAGE,
@@ -127,6 +128,10 @@ def _check_manifest(
     need(isinstance(ens, str) and re.match(REGISTRY_ID_PATTERN, ens) is not None, f"id {ens!r}")
     need(doc.get("kind") == ENSEMBLE_KIND, f"kind {doc.get('kind')!r}, expected {ENSEMBLE_KIND!r}")
     need(doc.get("ensemble_size") == len(members), "ensemble_size is not the number of members")
+    need(
+        len(members) >= ENSEMBLE_SIZE,
+        f"{len(members)} member(s); a deployed ensemble has at least {ENSEMBLE_SIZE}",
+    )
     seeds = [m.get("seed") for m in members if isinstance(m, dict)]
     need(len(set(map(str, seeds))) == len(members), f"member seeds {seeds} are not distinct")
     for key, expected in (
@@ -165,7 +170,14 @@ def _check_manifest(
         and len(x_raw) > 0,
         "probe rows missing or malformed",
     )
-    atol = float(probe.get("atol", EXPORT_ATOL))
+    # The tolerance is frreg's, not the manifest's: a manifest that set its own (1e9,
+    # NaN) would pass any member.
+    atol = EXPORT_ATOL
+    recorded_atol = probe.get("atol", EXPORT_ATOL)
+    need(
+        recorded_atol == EXPORT_ATOL,
+        f"probe.atol is {recorded_atol!r}; the check applies frreg's fixed {EXPORT_ATOL}",
+    )
     scores_by_member = []
     entries = {}
     if registry is not None:
@@ -178,6 +190,15 @@ def _check_manifest(
         mid = member_id(str(ens), seed) if isinstance(seed, int) else None
         label = f"{where}: member seed {seed}"
         need(m.get("id") == mid, f"member id {m.get('id')!r}, expected {mid!r}")
+        outside = [
+            str(m.get(k)) for k in ("onnx", "sidecar") if not _inside(path.parent, str(m.get(k)))
+        ]
+        if outside:
+            problems.append(
+                f"{label}: {', '.join(outside)} is not a file in {path.parent} (members live "
+                "beside their manifest)"
+            )
+            continue
         onnx_path = path.parent / str(m.get("onnx"))
         side_path = path.parent / str(m.get("sidecar"))
         if not onnx_path.is_file():
@@ -230,6 +251,15 @@ def _check_manifest(
         got_mean = np.mean(scores_by_member, axis=0)
         if ens_mean.shape != got_mean.shape or np.max(np.abs(ens_mean - got_mean)) > atol:
             problems.append(f"{where}: the probe's ensemble_mean is not the members' mean")
+
+
+def _inside(directory: Path, name: str) -> bool:
+    """``name`` is a plain file name in ``directory``: no separator, no ``..``, and not a
+    symlink out of it."""
+    if not name or Path(name).name != name or name in (".", ".."):
+        return False
+    target = directory / name
+    return not target.is_symlink() or target.resolve().parent == directory.resolve()
 
 
 def _vector(value: Any, n: int, *, positive: bool = False) -> bool:
