@@ -92,6 +92,17 @@ def require_creatable(path: str | os.PathLike[str], shown: object) -> None:
         raise InputError(f"{shown}: cannot create files in {ancestor} (not writable)")
 
 
+def append_line(path: str | os.PathLike[str], line: str) -> None:
+    """Append ``line`` (a newline added) to ``path`` in one write, creating it; never
+    through a symlink (``OSError`` then). Concurrent appenders interleave whole lines."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags, 0o644)
+    try:
+        os.write(fd, (line + "\n").encode("utf-8", "surrogateescape"))
+    finally:
+        os.close(fd)
+
+
 def check_output_dir(path: str | os.PathLike[str]) -> Path:
     """Refuse, before any work, an output directory that could not be written.
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from frreg._io import sha256_file, sha256_json, write_json_atomic
+from frreg._io import append_line, sha256_file, sha256_json, write_json_atomic
 from frreg.schema import seed_artifact_name, seed_files, seed_predictions_name
 from frreg.training.record import SeedRecord
 
@@ -198,8 +198,7 @@ class SeedCache:
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
-            with open(self.root / _TRAIN_LOG, "a", encoding="utf-8") as log:
-                log.write(f"{key} seed={seed} pid={os.getpid()}\n")
+            append_line(self.root / _TRAIN_LOG, f"{key} seed={seed} pid={os.getpid()}")
             self.on_event(f"trained seed {seed} (cache key {key[:12]})")
         return CacheEntry(key, final, seed, trained_now=True, built_sha256=files)
 

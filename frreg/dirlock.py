@@ -31,23 +31,45 @@ LOCK_FILE: Final = ".frreg-dir.lock"
 def holding(directory: str | Path, *, exclusive: bool, who: str) -> Iterator[None]:
     """Hold ``directory``'s lock (shared for a trainer, ``exclusive`` for a verdict
     writer) for the block; :class:`~frreg.errors.InputError` when the other kind holds it."""
-    path = Path(directory) / LOCK_FILE
+    other = "frreg-train is writing seed files" if exclusive else "a verdict is being written"
+    busy = (
+        f"{directory}: {other} here ({LOCK_FILE} is held); {who} waits for nothing, so run "
+        "it again when that finished"
+    )
+    with flocked(Path(directory) / LOCK_FILE, exclusive=exclusive, busy=busy):
+        yield
+
+
+@contextlib.contextmanager
+def flocked(path: Path, *, exclusive: bool, busy: str, remove: bool = False) -> Iterator[None]:
+    """An ``flock`` on ``path`` (created, never through a symlink) for the block, taken
+    without waiting: :class:`~frreg.errors.InputError` ``busy`` when it is held.
+
+    ``remove`` (exclusive locks only): unlink the file at the end, while still holding
+    it, so nothing is left beside what was written. A process that opened the file
+    before it was unlinked then holds a lock on a name that is gone, so every taker
+    checks, once locked, that the name still is the file it locked (else: ``busy``)."""
     flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags, 0o644)
     except OSError as exc:
-        raise InputError(f"{path}: cannot open the directory lock ({exc.strerror})") from None
+        raise InputError(f"{path}: cannot open the lock ({exc.strerror})") from None
     try:
         try:
             fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
         except BlockingIOError:
-            other = (
-                "frreg-train is writing seed files" if exclusive else "a verdict is being written"
-            )
-            raise InputError(
-                f"{directory}: {other} here ({LOCK_FILE} is held); {who} waits for nothing, "
-                "so run it again when that finished"
-            ) from None
-        yield
+            raise InputError(busy) from None
+        try:
+            same = os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:
+            raise InputError(busy)
+        try:
+            yield
+        finally:
+            if remove and exclusive:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
     finally:
         os.close(fd)

@@ -207,6 +207,18 @@ DATA_TARGET_MAX_MIN: Final = 1.5
 #: consistently is seen only so.
 DATA_ORACLE_RMSE_MAX: Final = 0.5
 
+#: Cells of a corpus produced on a Dask cluster that the client recomputes itself
+#: (``frreg-corpus --audit-cells``) before the corpus is complete: workers are not
+#: trusted to have scored what they say. Every cell is also checked without
+#: recomputing it (frreg.producer.cluster.result_problem).
+DEFAULT_AUDIT_CELLS: Final = 1
+
+#: A cell's mean per-frame vmaf agrees with libvmaf's pooled mean (its part header's and
+#: the manifest's ``vmaf_mean``) to this: both are printed with 6 decimals, so rounding
+#: alone accounts for up to 1e-6. The producer refuses a log that does not agree, and the
+#: data check fails a corpus whose rows do not (rows rewritten after scoring).
+CELL_VMAF_MEAN_ATOL: Final = 1e-5
+
 #: Nominal coverage of the confidence intervals frreg reports (and exports).
 NOMINAL_COVERAGE: Final = 0.95
 
@@ -271,6 +283,9 @@ def seeds_in(directory: str | Path) -> list[int]:
 
 #: The ensemble id the fork's registry knows; members are ``<id>_seed<N>``.
 DEFAULT_ENSEMBLE_ID: Final = "fr_regressor_v2_ensemble_v1"
+#: The ensemble id whose member sidecars (``<id>_seed<N>.json``) would be frreg-train's
+#: seed files: refused, so an export into a LOSO directory cannot overwrite them.
+RESERVED_ENSEMBLE_ID: Final = "loso"
 #: The fork's registry id pattern and length limit (model/tiny/registry.schema.json).
 REGISTRY_ID_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]*$"
 REGISTRY_ID_MAX: Final = 64

@@ -3,12 +3,14 @@ loopback, started and stopped by the tests."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -244,3 +246,80 @@ def test_the_plugin_produces_its_corpus_through_the_cluster(cluster, pytester):
     cells = manifest(corpus)["cells"]
     assert cells
     assert all(c["worker"]["address"] in workers for c in cells)
+
+
+# --------------------------------------------------------------------------
+# Workers are checked, not trusted
+# --------------------------------------------------------------------------
+
+
+def _failed(out: Path) -> list[str]:
+    """The error of every failed cell the run's manifest records."""
+    return [c["error"] for c in manifest(out)["cells"] if c["status"] == "failed"]
+
+
+@contextlib.contextmanager
+def _rogue_cluster(patch_name: str) -> Iterator[Any]:
+    """A fresh loopback cluster whose two worker processes run ``rogue_worker.<patch>``."""
+    import cloudpickle
+    import rogue_worker
+
+    cloudpickle.register_pickle_by_value(rogue_worker)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address=None, silence_logs=50,
+    ) as lc:  # fmt: skip
+        with distributed.Client(lc.scheduler_address, set_as_default=False) as client:
+            client.run(getattr(rogue_worker, patch_name))
+        yield lc
+
+
+@pytest.mark.parametrize(
+    ("patch", "needle"),
+    [
+        ("rewrite_scores", "its rows are not what its libvmaf log gives for this cell"),
+        ("rewrite_scores_and_log", "is not libvmaf's vmaf_v0.6.1 of its own features"),
+    ],
+)
+def test_a_worker_that_rewrites_scores_fails_its_cells_naming_it(patch, needle, tmp_path, capsys):
+    out = tmp_path / "c.jsonl"
+    with _rogue_cluster(patch) as lc:
+        argv = [*GRID, "--out", str(out), "--scheduler", lc.scheduler_address]
+        assert corpus_cli.main(argv) == EXIT_FAIL
+        workers = set(lc.scheduler_info["workers"])
+    assert not out.exists()  # never marked complete
+    assert Path(f"{out}.incomplete").exists()
+    failed = _failed(out)
+    assert len(failed) == 4
+    for message in failed:
+        assert needle in message
+        assert any(w in message for w in workers)
+    capsys.readouterr()
+
+
+def test_a_worker_that_scores_another_cell_is_caught_by_recomputing_it(tmp_path, capsys):
+    out = tmp_path / "c.jsonl"
+    with _rogue_cluster("wrong_quality") as lc:
+        base = [*GRID, "--out", str(out), "--scheduler", lc.scheduler_address]
+        # Internally consistent: without recomputing, nothing is wrong with these cells.
+        assert corpus_cli.main([*base, "--audit-cells", "0"]) == EXIT_OK
+        fresh = tmp_path / "audited" / "c.jsonl"
+        base[base.index(str(out))] = str(fresh)
+        assert corpus_cli.main(base) == EXIT_FAIL  # the default: one cell recomputed here
+    assert not fresh.exists()
+    [message] = _failed(fresh)
+    assert "recomputed here, its features or scores differ from worker" in message
+    capsys.readouterr()
+
+
+def test_a_failure_the_client_cannot_unpickle_ends_the_run_with_one_line(tmp_path, capsys):
+    out = tmp_path / "c.jsonl"
+    start = time.monotonic()
+    with _rogue_cluster("unpicklable_failure") as lc:
+        argv = [*GRID, "--out", str(out), "--scheduler", lc.scheduler_address]
+        assert corpus_cli.main(argv) == EXIT_FAIL
+    assert time.monotonic() - start < 120
+    failed = _failed(out)
+    assert len(failed) == 4
+    assert all("odd failure" in message for message in failed)
+    capsys.readouterr()

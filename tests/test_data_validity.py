@@ -391,6 +391,32 @@ def test_a_cell_with_fewer_rows_than_its_manifest_records_fails(tmp_path):
     assert "cell other/libx264/cq22 has 8 rows; the manifest does not record it" in check.message
 
 
+def test_rows_rewritten_after_scoring_disagree_with_the_recorded_pooled_mean(tmp_path):
+    # The producer records each cell's libvmaf pooled mean; a cell whose rows were
+    # rewritten (a rogue cluster worker, a hand edit) no longer averages to it.
+    rows = base_rows()
+    cells = json.loads(write_manifest(write_corpus(tmp_path / "x.jsonl", rows), rows).read_text())[
+        "cells"
+    ]
+    for cell in cells:
+        scores = [
+            r["vmaf"]
+            for r in rows
+            if (r["src"], r["encoder"], r["cq"]) == (cell["src"], cell["encoder"], cell["cq"])
+        ]
+        cell["vmaf_mean"] = sum(scores) / len(scores)
+    [check] = checks_of(rows, tmp_path / "c.jsonl", cells=cells)[PRODUCER_MANIFEST.name]
+    assert check.passed
+    lowered = [
+        {**r, "vmaf": r["vmaf"] - 15.0} if (r["src"], r["cq"]) == ("synth01", 38) else r
+        for r in rows
+    ]
+    [check] = checks_of(lowered, tmp_path / "l.jsonl", cells=cells)[PRODUCER_MANIFEST.name]
+    assert not check.passed
+    assert "cell synth01/libx264/cq38: its rows' mean vmaf is" in check.message
+    assert "the manifest records libvmaf's pooled mean" in check.message
+
+
 def test_a_manifest_recording_one_file_under_two_ids_fails_naming_both(tmp_path):
     rows = base_rows()
     one = "ab" * 32

@@ -452,6 +452,73 @@ def test_the_manifest_records_the_audit_the_export_ran(exported):
     assert verdict["accepted_deviations"]  # the tests' lenient thresholds, recorded
 
 
+def test_seed_keys_that_are_not_seed_numbers_are_refused_before_anything_moves(
+    loso_copy, tmp_path, capsys
+):
+    """'0', '00' and '000' are one seed three times: refused (exit 2), not a crash after
+    files were renamed into place."""
+    corpus, loso = loso_copy
+    verdict = promote(corpus, loso)
+    doc = json.loads(verdict.read_text())
+    entry = doc["seed_files"]["0"]
+    doc["seed_files"] = {"0": entry, "00": entry, "000": entry}
+    verdict.write_text(json.dumps(doc))
+    capsys.readouterr()
+    out = tmp_path / "tiny"
+    assert export(verdict, corpus, out) == EXIT_USAGE
+    assert "seed_files key '00' is not a seed number" in one_error_line(capsys)
+    assert not (out / manifest_name(ENS)).exists()
+
+
+@pytest.mark.parametrize(
+    ("ensemble", "needle"),
+    [
+        ("loso", "the name of frreg-train's seed files"),
+        ("ens\n", "must match"),
+    ],
+)
+def test_ensemble_ids_that_would_clobber_or_break_file_names_are_refused(
+    loso_copy, tmp_path, capsys, ensemble, needle
+):
+    corpus, loso = loso_copy
+    verdict = promote(corpus, loso)
+    before = {p.name: p.read_bytes() for p in loso.iterdir() if p.is_file()}
+    capsys.readouterr()
+    from frreg.errors import InputError
+    from frreg.export import ExportRequest, export_ensemble
+
+    request = ExportRequest(
+        verdict=verdict, corpus=corpus, out_dir=loso, ensemble_id=ensemble, force=True,
+        accept_deviations=True,
+    )  # fmt: skip
+    with pytest.raises(InputError, match=needle):
+        export_ensemble(request)
+    after = {p.name: p.read_bytes() for p in loso.iterdir() if p.is_file()}
+    assert after == before  # no seed file overwritten
+
+
+def test_the_export_lock_is_in_the_out_dir_and_refuses_a_second_export(loso_copy, tmp_path, capsys):
+    from frreg.dirlock import flocked
+
+    corpus, loso = loso_copy
+    verdict = promote(corpus, loso)
+    out = tmp_path / "tiny"
+    out.mkdir()
+    lock = out / f".frreg-export-{ENS}.lock"
+    with flocked(lock, exclusive=True, busy="held"):  # another export, mid-way
+        capsys.readouterr()
+        assert export(verdict, corpus, out) == EXIT_USAGE
+    assert f"another frreg-export of {ENS} is writing here" in one_error_line(capsys)
+    # A lock name squatted with a symlink is refused, and its target left alone.
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    lock.unlink()
+    lock.symlink_to(victim)
+    assert export(verdict, corpus, out) == EXIT_USAGE
+    assert "cannot open the lock" in one_error_line(capsys)
+    assert victim.read_text() == "keep"
+
+
 def test_the_forks_verdict_is_refused_as_not_frregs(loso_copy, tmp_path, capsys):
     corpus, loso = loso_copy
     fork_style = {

@@ -44,6 +44,7 @@ LEAVES = frozenset(
         "frreg._io",
         "frreg._lazy",
         "frreg._terminal",
+        "frreg.dirlock",
         "frreg.errors",
         "frreg.options",
         "frreg.schema",

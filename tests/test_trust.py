@@ -147,9 +147,43 @@ def test_the_lock_is_never_followed_through_a_symlink(tmp_path, capsys):
     victim.write_text("keep me")
     (loso / ".frreg-dir.lock").symlink_to(victim)
     with (
-        pytest.raises(Exception, match="cannot open the directory lock"),
+        pytest.raises(Exception, match="cannot open the lock"),
         holding(loso, exclusive=True, who="x"),
     ):
         pass
     assert victim.read_text() == "keep me"
     shutil.rmtree(loso)
+
+
+# --------------------------------------------------------------------------
+# Point 8: inputs that must be refused in one line, never followed or unpacked
+# --------------------------------------------------------------------------
+
+
+def test_a_weights_file_that_unpacks_huge_is_refused_before_it_is_unpacked(tmp_path):
+    import zipfile
+
+    from frreg.errors import ArtifactError
+    from frreg.training.weights import MAX_WEIGHTS_BYTES, read_weights
+
+    bomb = tmp_path / "loso_seed0.weights.npz"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("held_out.npy", b"\0" * (MAX_WEIGHTS_BYTES + 1))
+    assert bomb.stat().st_size < 1_000_000
+    with pytest.raises(ArtifactError, match="unpacks to"):
+        read_weights(bomb, 3)
+
+
+def test_logs_are_never_appended_through_a_symlink(tmp_path):
+    from frreg._io import append_line
+    from frreg.session.output import file_log
+
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    log = tmp_path / "frreg-gate.log"
+    log.symlink_to(victim)
+    with pytest.raises(OSError, match="symbolic link"):
+        append_line(log, "x")
+    with pytest.raises(OSError, match="symbolic link"):
+        file_log(log)("x")
+    assert victim.read_text() == "keep"

@@ -129,6 +129,7 @@ OPTION_TYPES: dict[str, tuple[str, Format | None]] = {
     "frreg.options.plcc_threshold": ("unit_interval", None),
     "frreg.options.spread_threshold": ("unit_interval", None),
     "frreg.gate.options.audit_request": ("audit_request", None),
+    "frreg.options.nonnegative_int": ("nonnegative_int", None),
     "frreg.options.unit_interval": ("unit_interval", None),
     "frreg.options.finite_float": ("finite_float", None),
     "frreg.export.options.ensemble_id": ("ensemble_id", None),
@@ -224,6 +225,10 @@ def _value_specs() -> dict[str, Callable[[], ValueSpec]]:
         "finite_float": lambda: ValueSpec(
             finite_floats(min_value=-1e6, max_value=1e6),
             st.sampled_from(["nan", "inf", "-inf", "x", ""]),
+        ),
+        "nonnegative_int": lambda: ValueSpec(
+            st.integers(0, 99).map(str),
+            st.sampled_from(["-1", "x", "1.5", "", "1e3"]),
         ),
         "audit_request": lambda: ValueSpec(
             st.one_of(st.integers(0, 99).map(str), st.sampled_from(["all", "ALL", "All"])),

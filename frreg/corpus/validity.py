@@ -38,10 +38,12 @@ from frreg.corpus.loader import Corpus
 from frreg.corpus.sidecar import manifest_path, read_producer_manifest
 from frreg.errors import CorpusError
 from frreg.schema import (
+    CELL_VMAF_MEAN_ATOL,
     DATA_NEAR_SD,
     DATA_SHARED_ROWS_MIN,
     DATA_SOURCE_FRAMES_MIN,
     DATA_SOURCE_ROWS_MIN,
+    TARGET,
 )
 
 #: Candidate row pairs compared at once (bounds memory: 2**21 pairs x 6 features).
@@ -395,6 +397,7 @@ def _agreement(corpus: Corpus, manifest: dict[str, Any], path: Path) -> Manifest
         return ManifestAgreement(path, True, ("records no cells",))
     problems: list[str] = []
     expected: dict[tuple[str, str, float], int] = {}
+    means: dict[tuple[str, str, float], float] = {}
     status: dict[tuple[str, str, float], str] = {}
     missing = 0
     for i, cell in enumerate(cells):
@@ -406,11 +409,14 @@ def _agreement(corpus: Corpus, manifest: dict[str, Any], path: Path) -> Manifest
         status[key] = str(cell.get("status"))
         if cell.get("status") == "done":
             expected[key] = frames
+            mean = cell.get("vmaf_mean")
+            if isinstance(mean, int | float) and not isinstance(mean, bool):
+                means[key] = float(mean)
         else:
             missing += 1
-    counts = corpus.frame.groupby(["src", "encoder", "cq"], sort=True)["frame_index"].agg(
-        ["size", "max"]
-    )
+    grouped = corpus.frame.groupby(["src", "encoder", "cq"], sort=True)
+    counts = grouped["frame_index"].agg(["size", "max"])
+    row_means = grouped[TARGET].mean()
     cells_seen: list[tuple[Any, Any, Any]] = counts.index.tolist()
     sizes, tops = counts["size"].tolist(), counts["max"].tolist()
     seen = set()
@@ -427,6 +433,13 @@ def _agreement(corpus: Corpus, manifest: dict[str, Any], path: Path) -> Manifest
                 f"cell {label} has {size} rows (frame indices up to {top}); the manifest "
                 f"records {expected[key]} frames"
             )
+        elif key in means:
+            got = float(row_means.loc[(src, encoder, cq)])
+            if not abs(got - means[key]) <= CELL_VMAF_MEAN_ATOL:
+                problems.append(
+                    f"cell {label}: its rows' mean vmaf is {got:.4f}; the manifest records "
+                    f"libvmaf's pooled mean {means[key]:.4f}"
+                )
     for key in sorted(set(expected) - seen, key=_label):
         problems.append(f"cell {_label(key)} has no rows; the manifest records {expected[key]}")
     recorded_rows = (manifest.get("corpus") or {}).get("rows")

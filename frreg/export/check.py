@@ -125,7 +125,7 @@ def _check_manifest(
     if not need(isinstance(members, list) and bool(members), "no members listed"):
         return
     ens = doc.get("id")
-    need(isinstance(ens, str) and re.match(REGISTRY_ID_PATTERN, ens) is not None, f"id {ens!r}")
+    need(isinstance(ens, str) and re.fullmatch(REGISTRY_ID_PATTERN, ens) is not None, f"id {ens!r}")
     need(doc.get("kind") == ENSEMBLE_KIND, f"kind {doc.get('kind')!r}, expected {ENSEMBLE_KIND!r}")
     need(doc.get("ensemble_size") == len(members), "ensemble_size is not the number of members")
     need(

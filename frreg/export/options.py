@@ -25,7 +25,10 @@ from frreg.schema import (
 def ensemble_id(text: str) -> str:
     """An ensemble id its member ids (``<id>_seed<N>``) can carry in the fork's registry."""
     value = str(text)
-    if not re.match(REGISTRY_ID_PATTERN, value) or len(value) + len("_seed99") > REGISTRY_ID_MAX:
+    if (
+        not re.fullmatch(REGISTRY_ID_PATTERN, value)
+        or len(value) + len("_seed99") > REGISTRY_ID_MAX
+    ):
         raise argparse.ArgumentTypeError(
             f"invalid ensemble id {text!r}: expected lowercase letters, digits, '_' and '-' "
             f"({REGISTRY_ID_PATTERN}), short enough for '<id>_seed<N>' to fit "

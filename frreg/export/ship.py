@@ -16,7 +16,6 @@ registry. An interrupted export leaves the previous set as it was.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import re
@@ -45,6 +44,7 @@ from frreg.schema import (
     REGISTRY_ID_MAX,
     REGISTRY_ID_PATTERN,
     REGISTRY_ONNX_PATTERN,
+    RESERVED_ENSEMBLE_ID,
     VERDICT_SCHEMA,
     manifest_name,
     member_id,
@@ -200,6 +200,8 @@ def _check_seed_files(doc: Mapping[str, Any], loso_dir: Path, where: Path) -> li
         raise InputError(f"{where}: the verdict lists no seed_files")
     seeds = []
     for key, entry in sorted(files.items()):
+        if not (key.isascii() and key.isdigit() and str(int(key)) == key and len(key) <= 9):
+            raise InputError(f"{where}: seed_files key {key!r} is not a seed number")
         if not isinstance(entry, dict) or not {"file", "sha256"} <= set(entry):
             raise InputError(f"{where}: seed_files[{key!r}] must name a file and its sha256")
         path = loso_dir / str(entry["file"])
@@ -218,8 +220,13 @@ def _check_seed_files(doc: Mapping[str, Any], loso_dir: Path, where: Path) -> li
 
 
 def _check_ensemble_id(ensemble_id: str, seeds: Sequence[int]) -> None:
+    if ensemble_id == RESERVED_ENSEMBLE_ID:
+        raise InputError(
+            f"--ensemble-id {ensemble_id!r}: its sidecars would be named "
+            f"{ensemble_id}_seed<N>.json, the name of frreg-train's seed files"
+        )
     longest = max((member_id(ensemble_id, s) for s in seeds), key=len)
-    if not re.match(REGISTRY_ID_PATTERN, ensemble_id) or len(longest) > REGISTRY_ID_MAX:
+    if not re.fullmatch(REGISTRY_ID_PATTERN, ensemble_id) or len(longest) > REGISTRY_ID_MAX:
         raise InputError(
             f"--ensemble-id {ensemble_id!r}: member ids like {longest!r} must match "
             f"{REGISTRY_ID_PATTERN} and be at most {REGISTRY_ID_MAX} characters (the fork's "
@@ -240,7 +247,7 @@ def _read_registry(path: Path) -> dict[str, Any]:
 
 def _registry_onnx_path(registry: Path, member: Path) -> str:
     rel = os.path.relpath(member.resolve(), registry.resolve().parent).replace(os.sep, "/")
-    if not re.match(REGISTRY_ONNX_PATTERN, rel):
+    if not re.fullmatch(REGISTRY_ONNX_PATTERN, rel):
         raise InputError(
             f"--registry {registry}: member {member.name} would be {rel!r} relative to the "
             f"registry, which the registry schema refuses ({REGISTRY_ONNX_PATTERN}); export "
@@ -256,7 +263,7 @@ def _registry_onnx_path(registry: Path, member: Path) -> str:
 
 def export_ensemble(request: ExportRequest, log: Log | None = None) -> ExportResult:
     """Export the promoted ensemble described by ``request``; see the module docstring."""
-    from filelock import FileLock
+    from frreg.dirlock import flocked
 
     say: Log = log or (lambda _line: None)
     graph.require_export_extra()
@@ -297,7 +304,13 @@ def export_ensemble(request: ExportRequest, log: Log | None = None) -> ExportRes
     device = _device(request.device)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(_lock_path(out_dir, request.ensemble_id))):
+    busy = (
+        f"{out_dir}: another frreg-export of {request.ensemble_id} is writing here "
+        f"({_lock_path(out_dir, request.ensemble_id).name} is held); run it again when that "
+        "finished"
+    )
+    lock = _lock_path(out_dir, request.ensemble_id)
+    with flocked(lock, exclusive=True, busy=busy, remove=True):
         _remove_stale_staging(out_dir, request.ensemble_id)
         stage = Path(
             tempfile.mkdtemp(prefix=f"{_STAGING_PREFIX}{request.ensemble_id}-", dir=out_dir)
@@ -309,10 +322,10 @@ def export_ensemble(request: ExportRequest, log: Log | None = None) -> ExportRes
 
 
 def _lock_path(out_dir: Path, ensemble_id: str) -> Path:
-    """One export of an ensemble id into a directory at a time. The lock lives in the
-    temporary directory, not beside the models (model/tiny/ is usually committed)."""
-    key = hashlib.sha256(f"{out_dir.resolve()}\0{ensemble_id}".encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"frreg-export-{key}.lock"
+    """One export of an ensemble id into a directory at a time. The lock lives in the out
+    dir (a name in a shared /tmp could be squatted), hidden, and is removed when the
+    export ends (model/tiny/ is usually committed)."""
+    return out_dir / f".frreg-export-{ensemble_id}.lock"
 
 
 def _device(requested: str | None) -> str | None:

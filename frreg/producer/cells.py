@@ -38,7 +38,14 @@ from frreg.errors import ToolError
 from frreg.producer import ffmpeg as ff
 from frreg.producer.encoders import HardwareDevices, encoder_spec
 from frreg.producer.sources import Source
-from frreg.schema import CANONICAL_6, KEY_COLUMNS, PRESET_COLUMN, SCHEMA_VERSION, TARGET
+from frreg.schema import (
+    CANONICAL_6,
+    CELL_VMAF_MEAN_ATOL,
+    KEY_COLUMNS,
+    PRESET_COLUMN,
+    SCHEMA_VERSION,
+    TARGET,
+)
 
 #: Bump when a code change alters the rows produced for identical inputs;
 #: it is part of every cell key, so old parts are then recomputed.
@@ -67,9 +74,8 @@ ROW_COLUMNS: Final = (
 #: Columns that vary between identical runs (wall-clock timing).
 NONDETERMINISTIC_COLUMNS: Final = (ENC_TIME_COLUMN,)
 
-#: |mean of per-frame vmaf - libvmaf's pooled mean| allowed: both are printed
-#: with 6 decimals, so rounding alone accounts for up to 1e-6.
-POOLED_TOLERANCE: Final = 1e-5
+#: |mean of per-frame vmaf - libvmaf's pooled mean| allowed (see the schema's).
+POOLED_TOLERANCE: Final = CELL_VMAF_MEAN_ATOL
 
 #: Per-call timeout floor and per-frame allowance (scaled by pixels / 720p)
 #: when the caller does not set one. Generous: a timeout only catches hangs.

@@ -38,6 +38,13 @@ CLUSTER_EXTRA: Final = "pip install 'frreg[cluster]'"
 CONNECT_TIMEOUT_S: Final = 10
 #: Retries of a cell whose task raised (a worker that dies is rescheduled by Dask).
 CELL_RETRIES: Final = 1
+#: A worker's gzipped libvmaf log is refused past this size once decompressed (bytes):
+#: a 1,000-frame cell's log is about 1 MB.
+MAX_LOG_BYTES: Final = 256 * 1024 * 1024
+#: A recomputed cell must reproduce the worker's features and scores to this (VMAF
+#: points / feature units; the same libvmaf build gives identical numbers, builds may
+#: differ in the last printed digits).
+AUDIT_CELL_ATOL: Final = 1e-3
 
 
 @dataclass(frozen=True)
@@ -103,7 +110,7 @@ def check_sources_on_workers(client: Any, cells: Sequence[Cell]) -> None:
             )
 
 
-def _with_local_source(cell: Cell, exe: Path) -> Cell:
+def with_local_source(cell: Cell, exe: Path) -> Cell:
     """The cell, its built-in source rendered here first if this worker lacks the file."""
     from frreg.producer.sources.builtins import default_cache_dir, render_here
 
@@ -120,20 +127,111 @@ def _worker_ffmpeg() -> tuple[Path, ff.FfmpegInfo]:
 
 def cell_task(cell: Cell, vmaf_threads: int, timeout: float | None) -> CellResult:
     """Run on a worker: compute one cell with that worker's ffmpeg (``FRREG_FFMPEG``, else
-    imageio-ffmpeg's)."""
+    imageio-ffmpeg's). Whatever goes wrong comes back as a :class:`ToolError` of plain
+    strings: an exception the client cannot unpickle would leave it waiting."""
     from distributed import get_worker
 
     worker = get_worker().address
-    exe, info = _worker_ffmpeg()
     try:
-        cell = _with_local_source(cell, exe)
+        exe, info = _worker_ffmpeg()
+        cell = with_local_source(cell, exe)
         with tempfile.TemporaryDirectory(prefix="frreg-cell-") as scratch:
             output = compute_cell(
                 cell, exe, Path(scratch), vmaf_threads=vmaf_threads, timeout=timeout
             )
     except ToolError as exc:  # say where it failed: a cluster has many ffmpegs
-        raise ToolError(f"{exc} (on worker {worker})", exc.argv, exc.stderr_tail) from None
+        raise ToolError(
+            f"{exc} (on worker {worker})", list(map(str, exc.argv or [])), str(exc.stderr_tail)
+        ) from None
+    except Exception as exc:
+        raise ToolError(f"{type(exc).__name__}: {exc} (on worker {worker})") from None
     return CellResult(output, worker, info.version, info.libvmaf_version)
+
+
+def result_problem(cell: Cell, result: Any) -> str | None:
+    """What the client can check of a worker's cell without recomputing it (``None``: it
+    holds). The part's header is the cell's and the log's; its rows are exactly what
+    libvmaf's log (shipped beside it) gives for this cell; and every row's vmaf is
+    libvmaf's vmaf_v0.6.1 of that row's own six features (the label oracle), so a worker
+    that rewrites scores must also rewrite features consistently with libvmaf's model
+    -- which the local recompute of a sample of cells (``--audit-cells``) then catches."""
+    import gzip
+    import io
+    import json
+    import zlib
+
+    import numpy as np
+
+    from frreg.corpus.label_oracle import oracle_scores
+    from frreg.producer.cells import BITSTREAM_BYTES_COLUMN, ENC_TIME_COLUMN, rows_from_log
+    from frreg.schema import CANONICAL_6, DATA_ORACLE_RMSE_MAX, TARGET
+
+    if not isinstance(result, CellResult) or not isinstance(result.output, CellOutput):
+        return f"the worker returned a {type(result).__name__}, not a cell result"
+    out = result.output
+    lines = out.part.splitlines() if isinstance(out.part, str) else []
+    try:
+        first = json.loads(lines[0]) if lines else None
+        rows = [json.loads(line) for line in lines[1:]]
+    except ValueError as exc:
+        return f"its part is not JSON lines ({exc})"
+    header = first.get("cell") if isinstance(first, dict) else None
+    if not isinstance(header, dict) or header != out.header:
+        return "its part's header is not the header it reported"
+    mismatch = [k for k, v in cell.record().items() if header.get(k) != v]
+    if mismatch:
+        return f"its header names another cell ({', '.join(mismatch)} differ)"
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(out.log_gz)) as fh:
+            raw = fh.read(MAX_LOG_BYTES + 1)
+        if len(raw) > MAX_LOG_BYTES:
+            return f"its libvmaf log is larger than {MAX_LOG_BYTES} bytes"
+        log = json.loads(raw)
+        expected = rows_from_log(log, cell, header[BITSTREAM_BYTES_COLUMN], header[ENC_TIME_COLUMN])
+    except (OSError, EOFError, zlib.error, ValueError, KeyError, TypeError) as exc:
+        return f"its libvmaf log is unusable ({type(exc).__name__})"
+    except ToolError as exc:
+        return f"its libvmaf log does not check out ({exc})"
+    if rows != expected:
+        return "its rows are not what its libvmaf log gives for this cell"
+    if header.get("vmaf_mean") != log["pooled_metrics"][TARGET]["mean"] or header.get(
+        "rows"
+    ) != len(rows):
+        return "its header's vmaf_mean or row count is not its log's"
+    features = np.array([[r[c] for c in CANONICAL_6] for r in rows], dtype=np.float64)
+    scores = np.array([r[TARGET] for r in rows], dtype=np.float64)
+    rmse = float(np.sqrt(np.mean((oracle_scores(features) - scores) ** 2)))
+    if not rmse <= DATA_ORACLE_RMSE_MAX:
+        return (
+            f"its vmaf is not libvmaf's vmaf_v0.6.1 of its own features (RMSE {rmse:.3g} > "
+            f"{DATA_ORACLE_RMSE_MAX})"
+        )
+    return None
+
+
+def recompute_problem(cell: Cell, result: CellResult, ffmpeg: Path, scratch: Path) -> str | None:
+    """The cell recomputed here, with the client's ffmpeg: ``None`` when its features and
+    scores agree with the worker's within :data:`AUDIT_CELL_ATOL`."""
+    import json
+
+    from frreg.producer.cells import compute_cell as compute
+    from frreg.schema import CANONICAL_6, TARGET
+
+    mine = compute(cell, ffmpeg, scratch, vmaf_threads=1)
+    theirs = [json.loads(line) for line in result.output.part.splitlines()[1:]]
+    ours = [json.loads(line) for line in mine.part.splitlines()[1:]]
+    if len(ours) != len(theirs):
+        return f"recomputed here it has {len(ours)} rows, the worker sent {len(theirs)}"
+    worst = 0.0
+    for a, b in zip(ours, theirs, strict=True):
+        for column in (*CANONICAL_6, TARGET):
+            worst = max(worst, abs(float(a[column]) - float(b[column])))
+    if worst > AUDIT_CELL_ATOL:
+        return (
+            f"recomputed here, its features or scores differ from worker {result.worker}'s "
+            f"by up to {worst:.3g} (> {AUDIT_CELL_ATOL})"
+        )
+    return None
 
 
 def run_cells(

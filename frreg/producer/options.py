@@ -20,9 +20,16 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from frreg.options import Option, OptionGroup, positive_float, positive_int, split_list
+from frreg.options import (
+    Option,
+    OptionGroup,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    split_list,
+)
 from frreg.producer.encoders import CQ_BOUNDS, ENCODER_SPECS, PRODUCIBLE_ENCODERS
-from frreg.schema import DEMO_CQS, DEMO_ENCODERS
+from frreg.schema import DEFAULT_AUDIT_CELLS, DEMO_CQS, DEMO_ENCODERS
 
 # --------------------------------------------------------------------------
 # Value checks: one per kind of value (an encoder, a cq, a preset, ...)
@@ -393,6 +400,17 @@ def corpus_option_groups() -> tuple[OptionGroup, ...]:
                 default=False,
             ),
             SCHEDULER,
+            opt(
+                "audit-cells",
+                "audit_cells",
+                "with --scheduler: recompute this many randomly chosen cells here, with this "
+                "machine's ffmpeg, and fail any whose worker's numbers differ (every cell is "
+                f"also checked against its own libvmaf log and libvmaf's model) (default: "
+                f"{DEFAULT_AUDIT_CELLS})",
+                type=nonnegative_int,
+                metavar="K",
+                default=DEFAULT_AUDIT_CELLS,
+            ),
             opt(
                 "allow-mixed-libvmaf",
                 "allow_mixed_libvmaf",

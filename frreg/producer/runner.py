@@ -364,15 +364,31 @@ class _Run:
             raise
         executor.shutdown(wait=True)
 
-    def run_on_cluster(self, client: Any, pdir: Path, timeout: float | None) -> None:
-        """Run every pending cell on the Dask cluster; this process writes each result."""
-        from frreg.producer.cluster import CellResult, check_sources_on_workers, run_cells
+    def run_on_cluster(
+        self, client: Any, pdir: Path, timeout: float | None, audit_cells: int
+    ) -> None:
+        """Run every pending cell on the Dask cluster; this process checks each result
+        (:func:`~frreg.producer.cluster.result_problem`), writes it, and finally
+        recomputes ``audit_cells`` of them itself (:meth:`audit_cells`)."""
+        from frreg.producer.cluster import (
+            CellResult,
+            check_sources_on_workers,
+            result_problem,
+            run_cells,
+        )
 
         if not self.pending:
             return
         check_sources_on_workers(client, self.pending)
+        done: dict[str, tuple[Cell, CellResult]] = {}
 
         def landed(cell: Cell, result: CellResult) -> None:
+            problem = result_problem(cell, result)
+            if problem is not None:
+                worker = getattr(result, "worker", "an unknown worker")
+                failed(cell, CellFailure(cell.label, cell.key, f"from {worker}: {problem}"))
+                return
+            done[cell.key] = (cell, result)
             header = write_cell_output(pdir, cell, result.output)
             # The manifest says which worker ran the cell, with which ffmpeg and libvmaf.
             self.headers[cell.key] = {
@@ -400,6 +416,39 @@ class _Run:
             on_result=landed,
             on_failure=failed,
         )
+        self.audit_cells(pdir, done, audit_cells)
+
+    def audit_cells(self, pdir: Path, done: Mapping[str, tuple[Cell, Any]], k: int) -> None:
+        """Recompute ``k`` randomly chosen cells of ``done`` with this machine's ffmpeg
+        (the draw is this process's, from system entropy: no worker can know it); a cell
+        whose worker's numbers differ fails, naming the worker, and its part is removed.
+        Cells this ffmpeg cannot encode (a hardware encoder it lacks) are not drawn."""
+        import random
+        import tempfile
+
+        from frreg.producer.cluster import recompute_problem, with_local_source
+
+        local = sorted(
+            key for key, (cell, _) in done.items() if cell.encoder in self.plan.info.encoders
+        )
+        if k <= 0 or not local:
+            return
+        for key in sorted(random.SystemRandom().sample(local, min(k, len(local)))):
+            cell, result = done[key]
+            self.report(f"checking {cell.label} from {result.worker} by recomputing it here")
+            try:
+                here = with_local_source(cell, self.plan.exe)
+                with tempfile.TemporaryDirectory(prefix="frreg-audit-cell-") as scratch:
+                    problem = recompute_problem(here, result, self.plan.exe, Path(scratch))
+            except ToolError as exc:
+                problem = f"could not be recomputed here to check it ({exc})"
+            if problem is None:
+                continue
+            self.failures[key] = CellFailure(cell.label, key, f"from {result.worker}: {problem}")
+            self.headers.pop(key, None)
+            (pdir / part_name(key)).unlink(missing_ok=True)
+            self.frames_done -= cell.frames
+            self.record.save(self.headers, self.failures, complete=False)
 
     def _settle(self, cell: Cell, fut: Future[dict[str, Any]]) -> None:
         try:
@@ -491,7 +540,7 @@ def _produce(
         if client is None:
             run.run_pending(pdir, settings.timeout)
         else:
-            run.run_on_cluster(client, pdir, settings.timeout)
+            run.run_on_cluster(client, pdir, settings.timeout, settings.audit_cells)
         result = _finish(corpus, run, settings.allow_missing)
         run.report(None, finished=True)
     return result

@@ -30,7 +30,7 @@ from frreg.producer.sources import (
     is_raw_path,
     raw_source,
 )
-from frreg.schema import DEMO_CQS, DEMO_ENCODERS
+from frreg.schema import DEFAULT_AUDIT_CELLS, DEMO_CQS, DEMO_ENCODERS
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,8 @@ class ProducerSettings:
     scheduler: str | None = None
     #: Accept cells scored by workers with different libvmaf builds.
     allow_mixed_libvmaf: bool = False
+    #: With a scheduler: cells the client recomputes to check the workers.
+    audit_cells: int = DEFAULT_AUDIT_CELLS
 
     @property
     def uses_builtin(self) -> bool:
@@ -192,4 +194,5 @@ def producer_settings(values: Mapping[str, Any], base: Path) -> ProducerSettings
         vmaf_bin=path("vmaf_bin"),
         scheduler=values.get("scheduler"),
         allow_mixed_libvmaf=bool(values.get("allow_mixed_libvmaf")),
+        audit_cells=int(values.get("audit_cells", DEFAULT_AUDIT_CELLS)),
     )

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from frreg._io import atomic_writer
+from frreg._io import append_line, atomic_writer
 from frreg.cache import SeedCache
 from frreg.gate.checks import GateReport
 from frreg.gate.criteria import BIAS
@@ -37,8 +37,7 @@ def file_log(path: Path) -> Callable[[str], None]:
         path.parent.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         # One short append per line: concurrent writers interleave whole lines.
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(f"{stamp} pid {os.getpid()}: {message}\n")
+        append_line(path, f"{stamp} pid {os.getpid()}: {message}")
 
     return log
 
