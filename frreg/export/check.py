@@ -161,8 +161,8 @@ def _check_manifest(
     need(doc.get("smoke") is False, "smoke must be false for a production set")
 
     probe = doc.get("probe") if isinstance(doc.get("probe"), dict) else {}
-    x_raw = np.asarray(probe.get("features_raw", []), dtype=np.float64)
-    codec = np.asarray(probe.get("codec_onehot", []), dtype=np.float64)
+    x_raw = _array(probe.get("features_raw"))
+    codec = _array(probe.get("codec_onehot"))
     probe_ok = need(
         x_raw.ndim == 2
         and x_raw.shape[1:] == (len(CANONICAL_6),)
@@ -223,7 +223,9 @@ def _check_manifest(
             _check_registry_entry(entries.get(mid), mid, digest, onnx_path, reg_path, problems)
         if not (probe_ok and scaling_ok):
             continue
-        recorded = np.asarray(probe.get("scores", {}).get(str(seed), []), dtype=np.float64)
+        raw_scores = probe.get("scores")
+        scores: dict[str, Any] = raw_scores if isinstance(raw_scores, dict) else {}
+        recorded = _array(scores.get(str(seed)))
         try:
             x = (x_raw - np.asarray(mean)) / np.asarray(std)
             got = graph.ort_scores(graph.session(data), x, codec).astype(np.float64)
@@ -247,10 +249,22 @@ def _check_manifest(
             f"{diff:.2g} of the recorded scores on {len(got)} probe rows"
         )
     if scores_by_member and len(scores_by_member) == len(members) and probe_ok:
-        ens_mean = np.asarray(probe.get("ensemble_mean", []), dtype=np.float64)
+        ens_mean = _array(probe.get("ensemble_mean"))
         got_mean = np.mean(scores_by_member, axis=0)
         if ens_mean.shape != got_mean.shape or np.max(np.abs(ens_mean - got_mean)) > atol:
             problems.append(f"{where}: the probe's ensemble_mean is not the members' mean")
+
+
+def _array(value: Any) -> np.ndarray:
+    """``value`` as a float64 array; an empty one when it is not a regular array of finite
+    numbers (a malformed probe is a problem the caller names, never a crash)."""
+    if not isinstance(value, list):
+        return np.empty(0)
+    try:
+        out = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        return np.empty(0)
+    return out if np.all(np.isfinite(out)) else np.empty(0)
 
 
 def _inside(directory: Path, name: str) -> bool:

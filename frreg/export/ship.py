@@ -242,6 +242,17 @@ def _read_registry(path: Path) -> dict[str, Any]:
         raise InputError(f"{path}: not a model registry (an object with a 'models' list)")
     if not all(isinstance(m, dict) for m in doc["models"]):
         raise InputError(f"{path}: every registry entry must be an object")
+    seen: set[str] = set()
+    for i, m in enumerate(doc["models"]):
+        mid = m.get("id")
+        if not isinstance(mid, str) or not mid:
+            raise InputError(f"{path}: models[{i}].id must be a non-empty string")
+        if mid in seen:
+            raise InputError(f"{path}: models[{i}]: id {mid!r} is listed twice")
+        seen.add(mid)
+        for key in ("kind", "onnx", "sha256", "license", "license_url", "sigstore_bundle"):
+            if key in m and m[key] is not None and not isinstance(m[key], str):
+                raise InputError(f"{path}: models[{i}].{key} must be a string")
     return doc
 
 
