@@ -112,6 +112,11 @@ def pytest_configure(config: pytest.Config) -> None:
     except FrregError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
+    if not hasattr(config, "workerinput"):
+        try:  # before any training: a baseline verdict that cannot be read
+            session.check_baseline()
+        except FrregError as exc:
+            raise pytest.UsageError(f"--{PREFIX}baseline: {exc}") from None
     if session.config.export_dir is not None and not hasattr(config, "workerinput"):
         try:  # before any training: an export that cannot run is a usage error now
             session.require_export_extra()

@@ -450,3 +450,15 @@ def test_frreg_export_ships_only_after_the_controller_wrote_promote(pytester, co
     assert result.ret == 1
     result.stdout.fnmatch_lines(["no export to *model-held: the verdict is HOLD"])
     assert not held.exists()
+
+
+def test_a_bad_baseline_is_a_usage_error_before_any_training(pytester, corpus):
+    bad = pytester.path / "bad.json"
+    bad.write_text('{"x":', encoding="utf-8")
+    result = gate(pytester, corpus, f"--frreg-baseline={bad}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = [line for line in result.stderr.lines if line.strip()]
+    assert err == [f"ERROR: --frreg-baseline: {bad}: the baseline verdict is not JSON "
+                   "(Expecting value: line 1 column 6 (char 5))"]  # fmt: skip
+    assert "Traceback" not in result.stdout.str()
+    assert not (pytester.path / "runs" / "frreg-cache").exists()  # nothing trained

@@ -647,3 +647,21 @@ def test_next_run_removes_what_killed_writers_left(tmp_path: Path) -> None:
     assert [p for p in [*stale, work, render] if p.exists()] == []
     assert [p for p in kept if not p.exists()] == []
     assert src.path.exists()
+
+
+def test_a_complete_corpus_of_another_grid_is_not_replaced_without_a_word(tmp_path, capsys):
+    out = tmp_path / "c.jsonl"
+    grid = ["--builtin", "testsrc2_30fps", "--frames", "3", "--builtin-size", "64x48",
+            "--encoder", "libx264", "--progress", "none", "--out", str(out)]  # fmt: skip
+    assert main([*grid, "--cq", "30"]) == EXIT_OK
+    first = out.read_bytes()
+    assert main([*grid, "--cq", "30"]) == EXIT_OK  # the same grid: confirmed, unchanged
+    assert out.read_bytes() == first
+    capsys.readouterr()
+    assert main([*grid, "--cq", "30", "38"]) == EXIT_USAGE
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1
+    assert "already a complete corpus of another grid (1 cells; this run plans 2: 1 new" in err[0]
+    assert out.read_bytes() == first
+    assert main([*grid, "--cq", "30", "38", "--replace"]) == EXIT_OK
+    assert out.read_bytes() != first

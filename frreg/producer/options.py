@@ -392,6 +392,14 @@ def corpus_option_groups() -> tuple[OptionGroup, ...]:
                 metavar="SECONDS",
             ),
             opt(
+                "replace",
+                "replace",
+                "replace a complete corpus of another grid at --out (default: refused, exit 2; "
+                "a rerun of the same grid resumes or confirms it)",
+                action="store_true",
+                default=False,
+            ),
+            opt(
                 "allow-missing",
                 "allow_missing",
                 "write the corpus even if cells failed, recording the gaps in the manifest "

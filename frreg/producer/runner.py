@@ -39,7 +39,7 @@ from frreg.corpus.sidecar import (
     mark_incomplete,
     parts_dir,
 )
-from frreg.errors import InputError, ToolError
+from frreg.errors import FrregError, InputError, ToolError
 from frreg.producer import ffmpeg as ff
 from frreg.producer.cells import (
     BITSTREAM_BYTES_COLUMN,
@@ -501,6 +501,8 @@ def produce_corpus(
     t0 = time.perf_counter()
     corpus = check_out_path(out)
     plan = _plan(sources, settings)
+    if not settings.replace:
+        _refuse_another_grid(corpus, plan.cells)
     client = None
     if settings.scheduler is not None:
         from frreg.producer.cluster import connect
@@ -511,6 +513,34 @@ def produce_corpus(
     finally:
         if client is not None:
             client.close()
+
+
+def _refuse_another_grid(corpus: Path, cells: Sequence[Cell]) -> None:
+    """A complete corpus at ``corpus`` whose manifest records other cells than this run
+    plans is not silently replaced: :class:`~frreg.errors.InputError` unless
+    ``--replace``. (Resuming or confirming the same grid is what a rerun is for.)"""
+    from frreg.corpus.sidecar import read_producer_manifest
+
+    if not corpus.is_file():
+        return
+    try:
+        doc = read_producer_manifest(corpus)
+    except FrregError:
+        return  # unreadable: the run rewrites it, as before
+    if not isinstance(doc, dict) or doc.get("complete") is not True:
+        return
+    recorded = doc.get("cells")
+    if not isinstance(recorded, list):
+        return
+    before = {str(c.get("key")) for c in recorded if isinstance(c, dict)}
+    now = {c.key for c in cells}
+    if before == now:
+        return
+    raise InputError(
+        f"{corpus}: already a complete corpus of another grid ({len(before)} cells; this run "
+        f"plans {len(now)}: {len(now - before)} new, {len(before - now)} dropped); pass "
+        "--replace to replace it, or write to another --out"
+    )
 
 
 def _produce(

@@ -358,6 +358,14 @@ class GateSession:
         write_reports(cfg, decision.report, records, path, notes, decision.ensemble)
         return decision.report, path
 
+    def check_baseline(self) -> None:
+        """Raise :class:`~frreg.errors.InputError` when ``--frreg-baseline`` names a file
+        that is not a verdict with per-source evidence: checked before any training."""
+        if self.config.baseline is not None:
+            from frreg.gate.verdict import read_baseline
+
+            read_baseline(self.config.baseline)
+
     def require_export_extra(self) -> None:
         """Raise :class:`~frreg.errors.InputError` when ``--frreg-export`` could not run
         (the ``[export]`` extra is missing): checked before any training."""
