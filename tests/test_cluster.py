@@ -323,3 +323,52 @@ def test_a_failure_the_client_cannot_unpickle_ends_the_run_with_one_line(tmp_pat
     assert len(failed) == 4
     assert all("odd failure" in message for message in failed)
     capsys.readouterr()
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate and its key for 127.0.0.1, made with the openssl CLI."""
+    import shutil
+
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    cert, key = directory / "node.pem", directory / "node.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+         "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_a_tls_cluster_is_reached_through_dasks_security_config(tmp_path, capsys):
+    import dask
+
+    cert, key = _self_signed(tmp_path)
+    security = distributed.Security(
+        tls_ca_file=str(cert),
+        tls_scheduler_cert=str(cert), tls_scheduler_key=str(key),
+        tls_worker_cert=str(cert), tls_worker_key=str(key),
+        tls_client_cert=str(cert), tls_client_key=str(key),
+        require_encryption=True,
+    )  # fmt: skip
+    out = tmp_path / "c.jsonl"
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+        protocol="tls://", security=security, dashboard_address=None, silence_logs=50,
+    ) as lc:  # fmt: skip
+        assert lc.scheduler_address.startswith("tls://")
+        argv = [*GRID, "--out", str(out), "--scheduler", lc.scheduler_address]
+        # Without the client's certificate in the Dask config: one line, exit 2.
+        assert corpus_cli.main(argv) == EXIT_USAGE
+        err = [line for line in capsys.readouterr().err.splitlines() if ": error: " in line]
+        assert len(err) == 1
+        config = {
+            "distributed.comm.require-encryption": True,
+            "distributed.comm.tls.ca-file": str(cert),
+            "distributed.comm.tls.client.cert": str(cert),
+            "distributed.comm.tls.client.key": str(key),
+        }
+        with dask.config.set(config):
+            assert corpus_cli.main(argv) == EXIT_OK
+    assert len(rows(out)) == 2 * 2 * 6

@@ -731,3 +731,46 @@ def test_verdict_carries_the_forks_gate_fields_with_the_forks_meanings(loso_copy
     assert gate["failing_seeds"] == failing
     assert gate["per_seed_pass"] == (not failing)
     assert gate["passed"] is lenient
+
+
+def test_a_foreign_member_with_every_digest_recomputed_is_caught_by_the_registry(
+    exported, tmp_path, capsys
+):
+    """Seed 1's member replaced by seed 2's, and the manifest, sidecar digests and probe
+    scores rewritten to match: self-consistent, so only the registry the export flipped
+    (which records what was exported) can tell."""
+    target = copy_set(exported[2], tmp_path)
+    doc = manifest(target)
+    one, two = (next(m for m in doc["members"] if m["seed"] == s) for s in (1, 2))
+    shutil.copy(target / two["onnx"], target / one["onnx"])
+    one["sha256"] = sha(target / one["onnx"])
+    doc["probe"]["scores"]["1"] = doc["probe"]["scores"]["2"]
+    scores = [doc["probe"]["scores"][str(s)] for s in range(5)]
+    doc["probe"]["ensemble_mean"] = [sum(col) / len(col) for col in zip(*scores, strict=True)]
+    side = json.loads((target / one["sidecar"]).read_text())
+    side["sha256"] = one["sha256"]
+    (target / one["sidecar"]).write_text(json.dumps(side))
+    one["sidecar_sha256"] = sha(target / one["sidecar"])
+    (target / manifest_name(ENS)).write_text(json.dumps(doc), encoding="utf-8")
+    registry = target / "registry.json"
+    moved = tmp_path / "registry-under-review.json"
+    shutil.move(registry, moved)
+    assert export_cli.main([f"--check={target}"]) in (EXIT_OK, EXIT_FAIL)
+    assert "no registry: the members were checked against their own manifest only" in (
+        capsys.readouterr().out
+    )
+    assert export_cli.main([f"--check={target}", f"--registry={moved}"]) == EXIT_FAIL
+    out = capsys.readouterr().out
+    assert f"{member_id(ENS, 1)} sha256 does not match" in out
+    # With the evidence instead of a registry: checked against a re-export.
+    corpus, loso, _ = exported
+    evidence = [
+        f"--verdict={loso / PROMOTE_FILE}", f"--corpus={corpus}", "--accept-deviations",
+        "--audit=0",
+    ]  # fmt: skip
+    assert export_cli.main([f"--check={target}", *evidence]) == EXIT_FAIL
+    out = capsys.readouterr().out
+    assert "member seed 1 is not what the verdict exports" in out
+    assert "member seed 2 is not what" not in out
+    assert export_cli.main([f"--check={exported[2]}", *evidence]) == EXIT_OK
+    assert "byte for byte the member the verdict exports again" in capsys.readouterr().out

@@ -93,10 +93,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from frreg.export import check_export
+    from frreg.export import ExportRequest, check_export
 
+    reexport = None
+    if args.verdict is not None and args.corpus is not None:
+        # With the evidence at hand, the set is checked against it: exported again.
+        reexport = ExportRequest(
+            verdict=Path(args.verdict),
+            corpus=Path(args.corpus),
+            out_dir=Path(args.check),
+            ensemble_id=args.ensemble_id or DEFAULT_ENSEMBLE_ID,
+            device=args.device,
+            audit=args.audit,
+            accept_deviations=args.accept_deviations,
+            written_by=PROG,
+        )
     try:
-        result = check_export(args.check, ensemble_id=args.ensemble_id, registry=args.registry)
+        result = check_export(
+            args.check, ensemble_id=args.ensemble_id, registry=args.registry, reexport=reexport
+        )
     except FrregError as err:
         return fail(PROG, err)
     for line in result.verified:
@@ -104,6 +119,16 @@ def _check(args: argparse.Namespace) -> int:
     for line in result.problems:
         print(f"FAIL  {line}")
     names = ", ".join(p.name for p in result.manifests)
+    if reexport is not None:
+        print(f"note  members checked against a re-export of {args.verdict}")
+    elif result.registry is None:
+        print(
+            "note  no registry: the members were checked against their own manifest only, "
+            "which whoever replaced a member could rewrite too; --registry PATH (the fork's "
+            "registry.json, under review) checks their digests against it"
+        )
+    else:
+        print(f"note  member digests checked against {result.registry}")
     if result.passed:
         print(f"verified: {names}")
         return EXIT_OK

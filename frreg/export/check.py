@@ -53,6 +53,10 @@ class CheckResult:
     manifests: list[Path] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     verified: list[str] = field(default_factory=list)
+    #: The registry the members' digests were checked against (``None``: none, so the
+    #: set was checked against its own manifest, which whoever replaced a member could
+    #: have rewritten too).
+    registry: Path | None = None
 
     @property
     def passed(self) -> bool:
@@ -87,11 +91,19 @@ def find_manifests(directory: Path, ensemble_id: str | None = None) -> list[Path
 
 
 def check_export(
-    directory: str | Path, *, ensemble_id: str | None = None, registry: str | Path | None = None
+    directory: str | Path,
+    *,
+    ensemble_id: str | None = None,
+    registry: str | Path | None = None,
+    reexport: Any = None,
 ) -> CheckResult:
     """Re-verify every exported set in ``directory``; see the module docstring.
 
     ``registry`` defaults to ``directory/registry.json`` when that exists.
+    ``reexport`` (an :class:`~frreg.export.ship.ExportRequest` whose ``out_dir`` is
+    ignored): also re-derive the verdict (with its audit) and export it again into a
+    temporary directory, and require every member to be byte for byte the one there
+    (CPU exports are reproducible): the set checked against the evidence, not itself.
     """
     graph.require_export_extra()
     directory = Path(directory)
@@ -100,9 +112,52 @@ def check_export(
     reg = _load(reg_path) if registry is not None or reg_path.is_file() else None
     if reg is not None and not (isinstance(reg, dict) and isinstance(reg.get("models"), list)):
         raise InputError(f"{reg_path}: not a model registry (an object with a 'models' list)")
+    result.registry = reg_path if reg is not None else None
     for path in result.manifests:
         _check_manifest(path, result, reg, reg_path)
+    if reexport is not None:
+        _check_against_reexport(directory, result, reexport)
     return result
+
+
+def _check_against_reexport(directory: Path, result: CheckResult, request: Any) -> None:
+    """Export ``request`` again into a temporary directory and compare the members."""
+    import dataclasses
+    import tempfile
+
+    from frreg.export.ship import export_ensemble
+
+    with tempfile.TemporaryDirectory(prefix="frreg-check-") as tmp:
+        fresh = export_ensemble(
+            dataclasses.replace(request, out_dir=Path(tmp), registry=None, force=True)
+        )
+        fresh_doc = _load(fresh.manifest)
+        ens = fresh_doc.get("id")
+        path = directory / manifest_name(str(ens))
+        if not path.is_file():
+            result.problems.append(f"{path.name}: the verdict exports {ens}, which is not here")
+            return
+        doc = _load(path)
+        mine = {m.get("seed"): m for m in doc.get("members", []) if isinstance(m, dict)}
+        for m in fresh_doc["members"]:
+            have = mine.get(m["seed"])
+            if have is None:
+                result.problems.append(f"{path.name}: member seed {m['seed']} is missing")
+            elif (
+                not (directory / str(have.get("onnx"))).is_file()
+                or sha256_file(directory / str(have.get("onnx"))) != m["sha256"]
+            ):
+                result.problems.append(
+                    f"{path.name}: member seed {m['seed']} is not what the verdict exports "
+                    f"({m['onnx']} re-exported has sha256 {m['sha256'][:12]}…)"
+                )
+            else:
+                result.verified.append(
+                    f"{m['onnx']}: byte for byte the member the verdict exports again"
+                )
+        extra = sorted(set(mine) - {m["seed"] for m in fresh_doc["members"]}, key=str)
+        for seed in extra:
+            result.problems.append(f"{path.name}: member seed {seed} is not in the verdict")
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -129,7 +129,9 @@ EXPORT_CHECK = Option(
     "check",
     "check",
     "re-verify the exported set(s) in DIR instead of exporting (digests, manifest, "
-    "graph contract, onnxruntime on the stored probe rows, the registry if any)",
+    "graph contract, onnxruntime on the stored probe rows, the registry if any); with "
+    "--verdict and --corpus also against the evidence: the verdict is re-derived and "
+    "exported again, and every member must be byte for byte that export's",
     None,
     metavar="DIR",
     shown_default="off",

@@ -76,6 +76,12 @@ def connect(address: str) -> Any:
         return distributed.Client(  # type: ignore[no-untyped-call]
             address, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False
         )
+    except TypeError as exc:  # distributed's way of saying TLS is not configured
+        raise InputError(
+            f"--scheduler {address}: Dask could not open a TLS connection ({exc}); set the "
+            "client's certificate in Dask's config (distributed.comm.tls.ca-file, "
+            "distributed.comm.tls.client.cert/key; docs/corpus.md)"
+        ) from None
     except (OSError, TimeoutError, ValueError) as exc:
         raise InputError(
             f"--scheduler {address}: no Dask scheduler answered within {CONNECT_TIMEOUT_S} s "
