@@ -479,7 +479,8 @@ def test_changed_settings_never_reuse_stale_cells(
     shutil.copytree(parts_dir(out), parts_dir(copy))
     chart = next(s for s in manifest.sources if s.id == "chart_24fps")
 
-    x264 = ProducerSettings(encoders=("libx264",), cqs=tuple(CQS))
+    # Each run changes the grid over a complete corpus: told to replace it.
+    x264 = ProducerSettings(encoders=("libx264",), cqs=tuple(CQS), replace_corpus=True)
     slower = produce_corpus(copy, [chart], replace(x264, presets={"libx264": "fast"}))
     assert slower.encodes == len(CQS)  # new preset: every x264 cell recomputed
     assert {r["preset"] for r in read_rows(copy)} == {"fast"}
@@ -730,7 +731,8 @@ def test_every_software_encoder_really_encodes(tmp_path: Path) -> None:
     assert sorted({r["encoder"] for r in rows}) == sorted(encoders)
     assert len(rows) == 3 * len(encoders)
     # A different quality really changes the bitstream for each encoder.
-    result = produce_corpus(out, src, ProducerSettings(encoders=tuple(encoders), cqs=(20, 40)))
+    wider = ProducerSettings(encoders=tuple(encoders), cqs=(20, 40), replace_corpus=True)
+    result = produce_corpus(out, src, wider)
     sizes = {(r["encoder"], r["cq"]): r["bitstream_bytes"] for r in read_rows(out)}
     for enc in encoders:
         assert sizes[(enc, 20)] > sizes[(enc, 40)], enc

@@ -68,6 +68,7 @@ def _inflate_and_lose_the_corpus(loso: Path) -> None:
         path = loso / f"loso_seed{seed}.json"
         doc = json.loads(path.read_text())
         doc["corpus"] = "nowhere/corpus.jsonl"
+        doc["corpus_abs"] = "/nowhere/corpus.jsonl"  # a runner without the corpus
         for fold in doc["folds"]:
             fold["plcc"] = 0.999
         path.write_text(json.dumps(doc))

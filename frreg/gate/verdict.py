@@ -137,10 +137,12 @@ def corpus_check(
     """Locate the corpus the artifacts claim: ``(path, problem)``.
 
     With no explicit path, the path every artifact recorded is used (it must be
-    one path): as recorded (relative to where frreg-train ran), else, when
-    relative, from the seed files' directory and then its parent (frreg-train
-    run from the directory above its ``--out-dir``, the usual layout). A
-    missing corpus means nothing can be recomputed: HOLD.
+    one path): as recorded (relative to where frreg-train ran), else the absolute
+    path frreg-train recorded beside it (``corpus_abs``), else, when relative, from
+    the seed files' directory and then its parent (frreg-train run from the
+    directory above its ``--out-dir``, the usual layout). The digest decides
+    whether what is found is the corpus. A missing corpus means nothing can be
+    recomputed: HOLD.
     """
     if corpus is None:
         recorded = {a.record.corpus for a in artifacts.values()}
@@ -149,12 +151,15 @@ def corpus_check(
         corpus = next(iter(recorded))
         found = Path(corpus)
         seed_dirs = {a.path.parent for a in artifacts.values()}
-        if not found.is_file() and not found.is_absolute() and len(seed_dirs) == 1:
+        absolute = {a.record.corpus_abs for a in artifacts.values()}
+        candidates: list[Path] = []
+        if len(absolute) == 1 and None not in absolute:
+            candidates.append(Path(str(next(iter(absolute)))))
+        if not found.is_absolute() and len(seed_dirs) == 1:
             seed_dir = next(iter(seed_dirs))
-            for base in (seed_dir, seed_dir.parent):
-                if (base / found).is_file():
-                    corpus = str(base / found)
-                    break
+            candidates += [seed_dir / found, seed_dir.parent / found]
+        if not found.is_file():
+            corpus = str(next((c for c in candidates if c.is_file()), found))
     path = Path(corpus)
     if not path.is_file():
         return str(corpus), f"corpus {path} not found, so nothing can be recomputed"

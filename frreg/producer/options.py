@@ -393,7 +393,7 @@ def corpus_option_groups() -> tuple[OptionGroup, ...]:
             ),
             opt(
                 "replace",
-                "replace",
+                "replace_corpus",
                 "replace a complete corpus of another grid at --out (default: refused, exit 2; "
                 "a rerun of the same grid resumes or confirms it)",
                 action="store_true",

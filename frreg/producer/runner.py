@@ -501,7 +501,7 @@ def produce_corpus(
     t0 = time.perf_counter()
     corpus = check_out_path(out)
     plan = _plan(sources, settings)
-    if not settings.replace:
+    if not settings.replace_corpus:
         _refuse_another_grid(corpus, plan.cells)
     client = None
     if settings.scheduler is not None:

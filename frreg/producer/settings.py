@@ -82,8 +82,8 @@ class ProducerSettings:
     allow_mixed_libvmaf: bool = False
     #: With a scheduler: cells the client recomputes to check the workers.
     audit_cells: int = DEFAULT_AUDIT_CELLS
-    #: Replace a complete corpus of another grid at the output path.
-    replace: bool = False
+    #: Replace a complete corpus of another grid at the output path (``--replace``).
+    replace_corpus: bool = False
 
     @property
     def uses_builtin(self) -> bool:
@@ -197,5 +197,5 @@ def producer_settings(values: Mapping[str, Any], base: Path) -> ProducerSettings
         scheduler=values.get("scheduler"),
         allow_mixed_libvmaf=bool(values.get("allow_mixed_libvmaf")),
         audit_cells=int(values.get("audit_cells", DEFAULT_AUDIT_CELLS)),
-        replace=bool(values.get("replace", False)),
+        replace_corpus=bool(values.get("replace_corpus", False)),
     )

@@ -235,6 +235,7 @@ def seed_record(
         [f.record for f in folds],
         seed=seed,
         corpus=str(corpus.path),
+        corpus_abs=str(Path(corpus.path).resolve()),
         corpus_sha256=corpus.sha256,
         n_rows=corpus.n_rows,
         sources=tuple(corpus.sources),

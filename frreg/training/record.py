@@ -95,7 +95,14 @@ FORK_FIELDS: Final = (
     "weight_decay", "num_codecs", "encoder_vocab_version", "wall_time_s",
 )  # fmt: skip
 #: Fields only frreg's artifacts carry.
-FRREG_ONLY_FIELDS: Final = ("corpus_sha256", "sources", "config", "predictions", "weights")
+FRREG_ONLY_FIELDS: Final = (
+    "corpus_sha256",
+    "corpus_abs",
+    "sources",
+    "config",
+    "predictions",
+    "weights",
+)
 #: What a fork record says where frreg records the engine, device and corpus digest.
 FORK_ENGINE: Final = "fork-trainer"
 FORK_UNKNOWN: Final = "unknown"
@@ -141,6 +148,9 @@ class SeedRecord:
     run_wall_time_s: float | None = None
     schema_version: int = SEED_RECORD_VERSION
     origin: str = ORIGIN_FRREG
+    #: The corpus path made absolute where frreg-train ran (``corpus`` stays as typed,
+    #: the fork's meaning): a gate run elsewhere finds it (``None``: an older record).
+    corpus_abs: str | None = None
 
     @property
     def from_fork(self) -> bool:
@@ -183,6 +193,7 @@ class SeedRecord:
             "schema_version": self.schema_version,
             "seed": self.seed,
             "corpus": self.corpus,
+            "corpus_abs": self.corpus_abs,
             "corpus_sha256": self.corpus_sha256,
             "n_rows": self.n_rows,
             "sources": list(self.sources),
@@ -255,6 +266,7 @@ class SeedRecord:
             schema_version=r.integer("schema_version"),
             seed=r.integer("seed"),
             corpus=r.get("corpus", str, "a string"),
+            corpus_abs=r.optional("corpus_abs", str, "a string"),
             corpus_sha256=r.get("corpus_sha256", str, "a string"),
             n_rows=r.integer("n_rows"),
             sources=r.strings("sources"),
