@@ -26,6 +26,18 @@ from frreg.synthetic import synthetic_rows, write_corpus
 pytest_plugins = ["pytester"]
 
 
+def lenient_session(pytester: pytest.Pytester, corpus: Path) -> pytest.RunResult:
+    """The plugin on ``corpus`` in a subprocess, with the tests' lenient gate."""
+    lenient = [
+        f"--frreg-{flag.removeprefix('--')}={value}"
+        for flag, value in zip(LENIENT_GATE[::2], LENIENT_GATE[1::2], strict=True)
+    ]
+    return pytester.runpytest_subprocess(
+        f"--frreg-corpus={corpus}", f"--frreg-epochs={EPOCHS}", "-p", "no:cacheprovider", *lenient,
+        timeout=300,
+    )  # fmt: skip
+
+
 @pytest.fixture
 def corpus(pytester: pytest.Pytester) -> Path:
     rows = synthetic_rows(n_sources=4, encoders=("libx264",), cqs=(22, 30, 38, 46), frames=8)
@@ -54,14 +66,7 @@ def test_the_forgery_is_self_consistent_and_only_the_audit_catches_it(corpus, tm
 @pytest.mark.slow
 def test_the_plugin_audits_what_it_did_not_train(pytester, corpus):
     forge_cache(corpus, pytester.path / "runs" / "frreg-cache")
-    lenient = [
-        f"--frreg-{flag.removeprefix('--')}={value}"
-        for flag, value in zip(LENIENT_GATE[::2], LENIENT_GATE[1::2], strict=True)
-    ]
-    result = pytester.runpytest_subprocess(
-        f"--frreg-corpus={corpus}", f"--frreg-epochs={EPOCHS}", "-p", "no:cacheprovider", *lenient,
-        timeout=300,
-    )  # fmt: skip
+    result = lenient_session(pytester, corpus)
     out = pytester.path / "runs" / "frreg-gate"
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert not (out / PROMOTE_FILE).exists()
@@ -96,14 +101,7 @@ def pytest_sessionfinish(session):
     forge_cache(Path({str(corpus)!r}), Path({str(pytester.path / "runs" / "frreg-cache")!r}))
 """
     )
-    lenient = [
-        f"--frreg-{flag.removeprefix('--')}={value}"
-        for flag, value in zip(LENIENT_GATE[::2], LENIENT_GATE[1::2], strict=True)
-    ]
-    result = pytester.runpytest_subprocess(
-        f"--frreg-corpus={corpus}", f"--frreg-epochs={EPOCHS}", "-p", "no:cacheprovider", *lenient,
-        timeout=300,
-    )  # fmt: skip
+    result = lenient_session(pytester, corpus)
     out = pytester.path / "runs" / "frreg-gate"
     assert not (out / PROMOTE_FILE).exists()
     result.stdout.fnmatch_lines(["trained this run: 0, 1, 2, 3, 4*"])
@@ -116,14 +114,7 @@ def pytest_sessionfinish(session):
 
 @pytest.mark.slow
 def test_what_the_session_trained_itself_is_exempt_from_the_audit(pytester, corpus):
-    lenient = [
-        f"--frreg-{flag.removeprefix('--')}={value}"
-        for flag, value in zip(LENIENT_GATE[::2], LENIENT_GATE[1::2], strict=True)
-    ]
-    result = pytester.runpytest_subprocess(
-        f"--frreg-corpus={corpus}", f"--frreg-epochs={EPOCHS}", "-p", "no:cacheprovider", *lenient,
-        timeout=300,
-    )  # fmt: skip
+    result = lenient_session(pytester, corpus)
     assert result.ret == pytest.ExitCode.OK
     verdict = json.loads((pytester.path / "runs" / "frreg-gate" / PROMOTE_FILE).read_text())
     audit = verdict["verification"]["audit"]

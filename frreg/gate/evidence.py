@@ -9,8 +9,10 @@ held-out rows and requires the predictions file to be what those models
 predict. Any disagreement is a named problem; the gate then judges only the
 recomputed record.
 
-:func:`audit` goes one step further: it retrains randomly chosen (seed, fold)
-jobs with the recorded settings and requires the same predictions. Training
+:func:`retrain` goes one step further: it retrains the (seed, fold) jobs
+:func:`audit_selection` picks (every one, or a partial draw seeded by the
+artifacts' content) with the recorded settings and requires the same
+predictions. Training
 is deterministic on the CPU and a job's numbers depend only on its own inputs,
 so on the CPU the comparison is exact; on CUDA it is within
 :data:`CUDA_AUDIT_ATOL`.
@@ -625,21 +627,6 @@ def detection_probability(n_jobs: int, n_audited: int, n_forged: int = 1) -> flo
     if n_audited > n_jobs - n_forged:
         return 1.0
     return 1.0 - math.comb(n_jobs - n_forged, n_audited) / math.comb(n_jobs, n_audited)
-
-
-def audit(
-    evidence: Sequence[SeedEvidence],
-    corpus: Corpus,
-    jobs: AuditRequest,
-    *,
-    exempt: Iterable[int] = (),
-    rng: random.Random | None = None,
-    progress: Progress | None = None,
-) -> list[AuditResult]:
-    """Retrain the (seed, fold) jobs :func:`audit_selection` picks and compare their
-    predictions with the recorded ones (:func:`retrain`)."""
-    chosen = audit_selection(evidence, corpus, jobs, exempt=exempt, rng=rng)
-    return retrain(chosen, corpus, progress=progress)
 
 
 def retrain(
