@@ -90,6 +90,12 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "frreg_gate: an item of the frreg ensemble ship gate")
+    if not config.pluginmanager.hasplugin("xdist"):
+        # The gate items carry xdist_group (a seed's items on one worker); without
+        # pytest-xdist nobody registers it, and --strict-markers would stop the run.
+        config.addinivalue_line(
+            "markers", "xdist_group(name): pytest-xdist's grouping (unused without xdist)"
+        )
     if not _active(config):
         return
     from frreg.errors import FrregError

@@ -462,3 +462,12 @@ def test_a_bad_baseline_is_a_usage_error_before_any_training(pytester, corpus):
                    "(Expecting value: line 1 column 6 (char 5))"]  # fmt: skip
     assert "Traceback" not in result.stdout.str()
     assert not (pytester.path / "runs" / "frreg-cache").exists()  # nothing trained
+
+
+@pytest.mark.slow
+def test_the_gate_runs_without_xdist_under_strict_markers(pytester, corpus):
+    result = gate(pytester, corpus, *LENIENT, "-p", "no:xdist", "--strict-markers", "-W",
+                  "error::pytest.PytestUnknownMarkWarning")  # fmt: skip
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-2000:]
+    assert "INTERNALERROR" not in result.stdout.str()
+    assert (out_dir(pytester) / PROMOTE_FILE).exists()

@@ -665,3 +665,9 @@ def test_a_complete_corpus_of_another_grid_is_not_replaced_without_a_word(tmp_pa
     assert out.read_bytes() == first
     assert main([*grid, "--cq", "30", "38", "--replace"]) == EXIT_OK
     assert out.read_bytes() != first
+
+
+def test_help_ends_with_the_exit_status(capsys):
+    assert main(["--help"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert out.rstrip().endswith("2 input error, 3 internal error, 130 interrupted.")

@@ -188,3 +188,41 @@ def test_logs_are_never_appended_through_a_symlink(tmp_path):
     with pytest.raises(OSError, match="symbolic link"):
         file_log(log)("x")
     assert victim.read_text() == "keep"
+
+
+# --------------------------------------------------------------------------
+# A wrong --corpus is an input error
+# --------------------------------------------------------------------------
+
+
+def test_a_wrong_corpus_is_exit_2_and_leaves_the_verdict_alone(loso_copy, tmp_path, capsys):
+    from frreg.synthetic import synthetic_rows, write_corpus
+
+    corpus, loso = loso_copy
+    assert validate_cli.main([str(loso), f"--corpus={corpus}", "--audit=0", *LENIENT_GATE]) == 0
+    before = (loso / PROMOTE_FILE).read_bytes()
+    other = write_corpus(tmp_path / "other.jsonl", synthetic_rows(n_sources=4, frames=4))
+    capsys.readouterr()
+    argv = [str(loso), f"--corpus={other}", "--audit=0", *LENIENT_GATE]
+    assert validate_cli.main(argv) == EXIT_USAGE
+    line = _last_error(capsys)
+    assert "is not the corpus the seed files were trained on" in line
+    assert "verdict is left as it was" in line
+    assert (loso / PROMOTE_FILE).read_bytes() == before
+    assert not (loso / HOLD_FILE).exists()
+    assert gate_cli.main(argv) == EXIT_USAGE
+    assert "is not the corpus the seed files were trained on" in _last_error(capsys)
+
+
+def test_the_arguments_swapped_say_so(trained_loso, capsys):
+    corpus, _ = trained_loso
+    assert gate_cli.main([str(corpus)]) == EXIT_USAGE
+    assert "is a file, not the LOSO directory of seed files" in _last_error(capsys)
+
+
+def test_check_with_a_verdict_but_no_corpus_is_not_silently_ignored(tmp_path, capsys):
+    from frreg.cli import export as export_cli
+
+    code = export_cli.main([f"--check={tmp_path}", f"--verdict={tmp_path / 'PROMOTE.json'}"])
+    assert code == EXIT_USAGE
+    assert "needs both --verdict and --corpus" in _last_error(capsys)

@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
             "source with libvmaf, writing one JSONL row per frame. Resumable: rerun the same "
             "command after an interruption and only unfinished cells run."
         ),
+        epilog="Exit status: 0 corpus written, 1 cells failed (no corpus; see OUT.incomplete), "
+        "2 input error, 3 internal error, 130 interrupted.",
         allow_abbrev=False,
     )
     for group in corpus_option_groups():

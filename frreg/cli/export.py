@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from frreg.cli._common import fail, guarded
-from frreg.errors import FrregError
+from frreg.errors import FrregError, InputError
 from frreg.export.options import EXPORT_OPTIONS
 from frreg.options import StrictParser, add_options
 from frreg.schema import DEFAULT_ENSEMBLE_ID, EXIT_FAIL, EXIT_OK, EXIT_USAGE
@@ -96,6 +96,15 @@ def _check(args: argparse.Namespace) -> int:
     from frreg.export import ExportRequest, check_export
 
     reexport = None
+    if (args.verdict is None) != (args.corpus is None):
+        given = "--verdict" if args.verdict is not None else "--corpus"
+        return fail(
+            PROG,
+            InputError(
+                f"--check with {given} checks the set against a re-export, which needs both "
+                "--verdict and --corpus"
+            ),
+        )
     if args.verdict is not None and args.corpus is not None:
         # With the evidence at hand, the set is checked against it: exported again.
         reexport = ExportRequest(

@@ -87,9 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
 @guarded(PROG)
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from frreg.gate.verdict import READ_ONLY, judge
+    from frreg.gate.verdict import READ_ONLY, corpus_mismatch, judge
 
     try:
+        mismatch = corpus_mismatch(args.loso_dir, args.seeds, args.corpus)
+        if mismatch is not None:
+            raise InputError(mismatch)
         decision = judge(args.loso_dir, **gate_inputs(args, PROG), policy=READ_ONLY)
     except FrregError as err:
         return fail(PROG, err)

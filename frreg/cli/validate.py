@@ -21,7 +21,7 @@ from pathlib import Path
 
 from frreg.cli._common import fail, guarded
 from frreg.cli.gate import add_gate_arguments, gate_inputs
-from frreg.errors import FrregError
+from frreg.errors import FrregError, InputError
 from frreg.gate.options import ACCEPT_UNVERIFIED
 from frreg.options import StrictParser, add_options
 from frreg.schema import EXIT_FAIL, EXIT_OK, HOLD_FILE, PROMOTE_FILE
@@ -44,9 +44,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from frreg.dirlock import holding
-    from frreg.gate.verdict import UNVERIFIED_ACCEPTED, VERDICT_WRITER, judge_and_write
+    from frreg.gate.verdict import (
+        UNVERIFIED_ACCEPTED,
+        VERDICT_WRITER,
+        corpus_mismatch,
+        judge_and_write,
+    )
 
     try:
+        # A wrong --corpus is an input error: refused before the verdict is touched.
+        mismatch = corpus_mismatch(args.loso_dir, args.seeds, args.corpus)
+        if mismatch is not None:
+            raise InputError(f"{mismatch}; {args.loso_dir}'s verdict is left as it was")
         # No frreg-train may rewrite the seed files while they are judged (a missing
         # directory is the gate's to report).
         lock = (

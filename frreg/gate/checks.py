@@ -212,6 +212,11 @@ def load_loso_dir(loso_dir: str | Path, seeds: Sequence[int]) -> dict[int, SeedA
     Raises :class:`ArtifactError` when the directory does not exist.
     """
     loso_dir = Path(loso_dir)
+    if loso_dir.is_file():
+        raise ArtifactError(
+            loso_dir,
+            "is a file, not the LOSO directory of seed files (a corpus goes in --corpus)",
+        )
     if not loso_dir.is_dir():
         raise ArtifactError(loso_dir, "LOSO directory not found (run frreg-train first)")
     found: dict[int, SeedArtifact] = {}

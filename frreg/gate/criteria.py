@@ -777,7 +777,7 @@ BASELINE_DROP: Final = Criterion(
     option="baseline-drop-max",
     dest="baseline_drop_max",
     parse=unit_interval,
-    help="evidence: with --baseline, no source's ensemble PLCC drops by more than this",
+    help="evidence: with a baseline verdict, no source's ensemble PLCC drops by more than this",
     most_permissive=1.0,
     requires="baseline",
 )

@@ -234,6 +234,35 @@ def judge(
     return replace(decision, excluded_seeds=excluded)
 
 
+def corpus_mismatch(
+    loso_dir: str | Path, seeds: Sequence[int], corpus: str | Path | None
+) -> str | None:
+    """Why an explicit ``corpus`` is not the one the seed files were trained on, when
+    every frreg seed file that names a digest names the same other one (``None``: it
+    is, or there is nothing to compare with). A wrong ``--corpus`` is an input
+    error, not a model-quality failure: the caller refuses before any verdict is
+    touched. Seeds that disagree among themselves are the gate's to judge."""
+    if corpus is None or not Path(corpus).is_file():
+        return None
+    try:
+        artifacts = load_loso_dir(loso_dir, seeds)
+    except ArtifactError:
+        return None  # the gate reports the seed file itself
+    recorded = {a.record.corpus_sha256 for a in artifacts.values() if not a.record.from_fork}
+    if len(recorded) != 1:
+        return None
+    expected = next(iter(recorded))
+    from frreg._io import sha256_file
+
+    actual = sha256_file(corpus)
+    if actual == expected:
+        return None
+    return (
+        f"{corpus}: sha256 {actual[:12]}… is not the corpus the seed files were trained on "
+        f"({expected[:12]}…); give that corpus (or none: the path the seeds recorded)"
+    )
+
+
 def seed_selection_check(excluded: Sequence[int], allowed: bool) -> list[Check]:
     """Seed files in the directory that ``--seeds`` leaves out: training twelve seeds and
     gating the five that agree is cherry-picking, so it fails unless allowed
