@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.frreg-installed
 # Worker count for the test suite; 2 matches the CI machine's cores.
 JOBS   ?= 2
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test test-fast lint format bench clean
 
 $(STAMP): pyproject.toml constraints.txt setup.py frreg/training/batched/_native.c frreg/training/batched/_native_kernel.h
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: $(STAMP)
 	@# tested nothing, so say so and fail rather than pass quietly.
 	@rc=0; $(BIN)/python -m pytest -n $(JOBS) -p no:cacheprovider || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
+
+## The edit loop: the tests not marked slow (no plugin sessions, clusters or kills).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n $(JOBS) -p no:cacheprovider -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

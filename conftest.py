@@ -29,6 +29,17 @@ settings.register_profile(
 settings.load_profile("ci" if os.environ.get("CI") else "fast")
 
 
+@pytest.fixture(autouse=True)
+def _hermetic_cwd(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every test runs in an empty directory of its own, so nothing it does can read the
+    checkout's ``runs/`` or whatever the cwd holds (a runbook corpus at the path the
+    fork's seed files record, say). Tests name repository files by their absolute
+    path (``Path(__file__).parent``)."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
 @pytest.fixture
 def write_jsonl(tmp_path: Path) -> Callable[..., Path]:
     """Write rows (dicts, or raw strings written verbatim) as a JSONL file."""
