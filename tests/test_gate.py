@@ -31,7 +31,7 @@ def test_pass(tmp_path, capsys):
     assert out.startswith(
         "numbers are self-reported, not recomputed: corpus corpus.jsonl not found"
     )
-    assert out.rstrip().endswith("verdict: PROMOTE (self-reported, unverified)")
+    assert out.rstrip().endswith("verdict: PROMOTE (ADR-0303) (self-reported, unverified)")
 
 
 def test_mean_fail(tmp_path, capsys):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -17,6 +18,10 @@ from media import lavfi_to
 # pytester restores sys.modules after each test, and importing torch a second
 # time into one process corrupts it.
 import frreg.gate.verdict  # noqa: F401
+
+# The same for scikit-learn, which the verdict's SVR baseline imports (an optional extra).
+with contextlib.suppress(ImportError):
+    import sklearn.svm  # noqa: F401
 from conftest import LENIENT_GATE
 from frreg.cli import validate as validate_cli
 from frreg.schema import HOLD_FILE, PROMOTE_FILE
@@ -471,3 +476,25 @@ def test_the_gate_runs_without_xdist_under_strict_markers(pytester, corpus):
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-2000:]
     assert "INTERNALERROR" not in result.stdout.str()
     assert (out_dir(pytester) / PROMOTE_FILE).exists()
+
+
+@pytest.mark.slow
+def test_one_verdict_line_on_every_surface_and_a_custom_promote_says_so(pytester, corpus):
+    """A 30-epoch run with lenient thresholds PROMOTEs: every surface says it is custom,
+    in the same words (the terminal's last line, the report's first, the verdict file)."""
+    result = gate(pytester, corpus, *LENIENT)
+    assert result.ret == 0
+    verdict = json.loads((out_dir(pytester) / PROMOTE_FILE).read_text())
+    line = verdict["verdict_line"]
+    assert line.startswith("PROMOTE (custom, ADR-0303 gate: ")
+    assert "epochs 30 (ADR-0303: 200)" in line
+    summary = [ln for ln in result.stdout.lines if ln.strip()]
+    tail = [ln for ln in summary if ln.startswith("frreg verdict: ")]
+    assert tail == [f"frreg verdict: {line}"]
+    report = (out_dir(pytester) / "frreg-report.md").read_text().splitlines()[0]
+    assert report == f"# fr_regressor_v2 ensemble gate: ✅ {line}"
+    # frreg-validate on the same artifacts prints the same line.
+    argv = [str(out_dir(pytester)), f"--corpus={corpus}", "--audit=0"]
+    argv += [a.replace("--frreg-", "--") for a in LENIENT]
+    assert validate_cli.main(argv) == 0
+    assert json.loads((out_dir(pytester) / PROMOTE_FILE).read_text())["verdict_line"] == line

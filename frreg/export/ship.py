@@ -416,6 +416,7 @@ def _rederive_promote(
         allow_seed_subset=request.accept_deviations,
         progress=progress_printer("frreg-export: audit, retraining (seed, fold) jobs"),
     )
+    say(f"the evidence re-derives: {decision.report.verdict_line}")
     if not (decision.report.passed and decision.recomputed):
         failures = "; ".join(c.message for c in decision.report.failures()) or "not recomputed"
         raise InputError(

@@ -129,6 +129,9 @@ class GateReport:
     checks: list[Check] = field(default_factory=list)
     seed_means: dict[int, float | None] = field(default_factory=dict)
     thresholds: Thresholds = field(default_factory=Thresholds)
+    #: How the judged recipe and thresholds differ from ADR-0303's (filled by the judge:
+    #: :func:`frreg.gate.verdict.recipe_deviations`); empty: the ADR recipe.
+    deviations: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -137,6 +140,24 @@ class GateReport:
     @property
     def verdict(self) -> str:
         return "PROMOTE" if self.passed else "HOLD"
+
+    @property
+    def verdict_line(self) -> str:
+        """The verdict as every surface prints it: which profile decided, and whether
+        the recipe and thresholds were ADR-0303's -- ``PROMOTE (ADR-0303)``, ``PROMOTE
+        (strict profile, ADR-0303 recipe)``, ``PROMOTE (custom, ADR-0303 gate: epochs 30
+        (ADR-0303: 200))``, ``HOLD (ADR-0303 gate)``. A PROMOTE of a custom run never
+        reads like an ADR PROMOTE."""
+        gate = "strict profile" if self.thresholds.strict else "ADR-0303 gate"
+        if self.deviations:
+            return f"{self.verdict} (custom, {gate}: {'; '.join(self.deviations)})"
+        if not self.passed:
+            return f"HOLD ({gate})"
+        return (
+            "PROMOTE (strict profile, ADR-0303 recipe)"
+            if self.thresholds.strict
+            else ("PROMOTE (ADR-0303)")
+        )
 
     def failures(self) -> list[Check]:
         """The checks that decide against promotion."""
@@ -152,7 +173,7 @@ class GateReport:
     def lines(self) -> list[str]:
         """Human output: one line per check, then the verdict."""
         out = [f"{c.status}  {c.message}" for c in self.checks]
-        out.append(f"verdict: {self.verdict}")
+        out.append(f"verdict: {self.verdict_line}")
         return out
 
     def to_dict(self) -> dict[str, Any]:

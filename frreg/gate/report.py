@@ -156,8 +156,8 @@ def markdown(
     records: Mapping[int, SeedRecord] | None = None,
 ) -> str:
     """A markdown summary suitable for a CI job summary."""
-    mark = "✅ PROMOTE" if report.passed else "❌ HOLD"
-    out = [f"# fr_regressor_v2 ensemble gate: {mark}", ""]
+    mark = "✅" if report.passed else "❌"
+    out = [f"# fr_regressor_v2 ensemble gate: {mark} {report.verdict_line}", ""]
     out.append("| seed | " + " | ".join(sources) + " | mean |")
     out.append("|---:|" + "---:|" * (len(sources) + 1))
     for seed, row in sorted(table.items()):

@@ -207,7 +207,7 @@ def judge(
         if policy.require_evidence and not policy.accept_unverified:
             report.checks.append(Check(CORPUS_CHECK, False, f"corpus: {problem}"))
         report.checks.extend(extra_checks)
-        return Decision(
+        unverified = Decision(
             report,
             artifacts,
             path,
@@ -218,6 +218,8 @@ def judge(
             accept_unverified=policy.accept_unverified,
             excluded_seeds=excluded,
         )
+        report.deviations[:] = recipe_deviations(unverified)
+        return unverified
     decision = _judge_recomputed(
         loso_dir,
         artifacts,
@@ -231,7 +233,21 @@ def judge(
         progress=progress,
     )
     decision.report.checks.extend(extra_checks)
+    decision.report.deviations[:] = recipe_deviations(decision)
     return replace(decision, excluded_seeds=excluded)
+
+
+def verdict_line(decision: Decision, promote: bool) -> str:
+    """The one line every surface prints for this verdict (:attr:`GateReport.verdict_line`),
+    saying also when a PROMOTE rests on self-reported numbers."""
+    report = decision.report
+    line = report.verdict_line
+    if promote != report.passed:  # an unverified run the writer's policy HOLDs
+        gate = "strict profile" if report.thresholds.strict else "ADR-0303 gate"
+        line = f"HOLD ({gate}: nothing recomputed)"
+    elif promote and not decision.recomputed:
+        line += " [unverified: self-reported numbers]"
+    return line
 
 
 def corpus_mismatch(
@@ -724,6 +740,7 @@ def build_verdict(decision: Decision, *, written_by: str) -> dict[str, Any]:
         "schema": VERDICT_SCHEMA,
         "schema_version": SCHEMA_VERSION,
         "verdict": "PROMOTE" if promote else "HOLD",
+        "verdict_line": verdict_line(decision, promote),
         "recommendation": recommendation,
         "adr_0303": {"recipe_and_thresholds": not deviations, "deviations": deviations},
         "parent_adr": "ADR-0303",

@@ -86,11 +86,13 @@ def write_reports(
     sources, table = plcc_table(records)
     files = {"verdict": str(verdict_path), "report": str(out / REPORT_MD)}
     if sources and table:
-        heatmap(out / HEATMAP_PNG, sources, table, f"held-out PLCC — {report.verdict}")
+        heatmap(out / HEATMAP_PNG, sources, table, f"held-out PLCC — {report.verdict_line}")
         files["heatmap"] = str(out / HEATMAP_PNG)
     (out / EVIDENCE_PNG).unlink(missing_ok=True)  # never a stale figure beside a new verdict
     if ensemble is not None:
-        title = f"ensemble bias and conformal half-width per held-out source — {report.verdict}"
+        title = (
+            f"ensemble bias and conformal half-width per held-out source — {report.verdict_line}"
+        )
         evidence_figure(out / EVIDENCE_PNG, ensemble, config.thresholds[BIAS], title)
         files["evidence figure"] = str(out / EVIDENCE_PNG)
     with atomic_writer(out / REPORT_MD) as fh:
@@ -148,4 +150,5 @@ def summary_lines(
         lines.append(f"heatmap: {out / HEATMAP_PNG}")
     if (out / EVIDENCE_PNG).exists():
         lines.append(f"evidence figure: {out / EVIDENCE_PNG}")
+    lines.append(f"frreg verdict: {report.verdict_line}")  # the last line, where CI logs end
     return lines
