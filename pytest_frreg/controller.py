@@ -9,6 +9,9 @@ import pytest
 
 from pytest_frreg.items import NODE, strip_group
 
+#: The verdict's own test result (see ``GateController._report_verdict_item``).
+VERDICT_NODEID = f"{NODE}::verdict"
+
 if TYPE_CHECKING:
     from frreg.session import GateReport, GateSession, ItemOutcome
 
@@ -36,7 +39,7 @@ class GateController:
         clear_verdict(self.session.config.out_dir)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if not report.nodeid.startswith(f"{NODE}::"):
+        if not report.nodeid.startswith(f"{NODE}::") or report.nodeid == VERDICT_NODEID:
             return
         from frreg.session import ItemOutcome
 
@@ -60,6 +63,8 @@ class GateController:
             worker = getattr(getattr(node, "gateway", None), "id", node)
             dsession.shouldstop = f"xdist worker {worker} died ({error})"
 
+    # tryfirst: before the junitxml plugin writes its file, so the verdict is in it.
+    @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if session.config.option.collectonly:
             return
@@ -78,6 +83,51 @@ class GateController:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.session.config.export_dir is not None:
             self._export(session)
+        self._report_verdict_item()
+
+    def _report_verdict_item(self) -> None:
+        """The verdict as one more test result, ``frreg-gate::verdict``: passed on
+        PROMOTE, failed on HOLD, with the verdict line, the recommendation, the
+        deviations and the audit as properties -- what a JUnit consumer (a CI's test
+        tab) sees, where a HOLD whose items all passed would otherwise read as green."""
+        import json
+
+        if self.report is None or self.verdict_path is None:
+            return
+        try:
+            doc = json.loads(self.verdict_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            doc = {}
+        audit = (doc.get("verification") or {}).get("audit") or {}
+        props = [
+            ("verdict", doc.get("verdict", self.report.verdict)),
+            ("verdict_line", doc.get("verdict_line", self.report.verdict_line)),
+            ("recommendation", doc.get("recommendation", "")),
+            ("deviations", "; ".join((doc.get("adr_0303") or {}).get("deviations") or [])),
+            (
+                "audit",
+                f"requested {audit.get('requested')}, retrained {audit.get('retrained')} of "
+                f"{audit.get('candidates')}, exempt seeds {audit.get('exempt_seeds')}",
+            ),
+            ("verdict_file", str(self.verdict_path)),
+        ]
+        warned = [c.message for c in self.report.warnings()]
+        if warned:
+            props.append(("warnings", "; ".join(warned)))
+        passed = self.report.passed
+        location = (NODE, None, "verdict")
+        for when in ("setup", "call", "teardown"):
+            failed_call = when == "call" and not passed
+            rep = pytest.TestReport(
+                nodeid=VERDICT_NODEID,
+                location=location,
+                keywords={},
+                outcome="failed" if failed_call else "passed",
+                longrepr=f"{props[1][1]}: {props[2][1]}" if failed_call else None,
+                when=when,
+                user_properties=props,  # junitxml reads them off the teardown report
+            )
+            self.config.hook.pytest_runtest_logreport(report=rep)
 
     def _export(self, session: pytest.Session) -> None:
         """``--frreg-export``: only after this session wrote PROMOTE. A failed export

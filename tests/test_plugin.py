@@ -84,8 +84,9 @@ def test_pass_writes_promote_and_the_table(pytester, corpus, workers):
         "| seed | mean PLCC | std PLCC | min PLCC | max PLCC | mean SROCC | mean RMSE |" in report
     )
     result.stdout.fnmatch_lines(["source * ens PLCC * OLS PLCC * bias *", "pooled PLCC: 0 *"])
-    # Every item the records declare ran and passed (tests/test_criteria.py pins the ids).
-    expected = len(item_specs(range(5), [f"synth{i:02d}" for i in range(4)]))
+    # Every item the records declare ran and passed (tests/test_criteria.py pins the ids),
+    # and the verdict's own result (frreg-gate::verdict).
+    expected = len(item_specs(range(5), [f"synth{i:02d}" for i in range(4)])) + 1
     result.assert_outcomes(passed=expected, warnings=result.parseoutcomes().get("warnings", 0))
 
 
@@ -360,7 +361,10 @@ def test_missing_corpus_is_produced_lazily_from_a_manifest(pytester, workers):
     # Collection named the items from the manifest before the corpus existed.
     assert "frreg-gate::fold[seed1-bars_30fps]" in result.stdout.str()
     outcomes = result.parseoutcomes()
-    assert outcomes["passed"] == len(item_specs(range(5), ["bars_30fps", "chart_24fps"])), outcomes
+    # Every item, and the verdict's own result.
+    assert outcomes["passed"] == len(item_specs(range(5), ["bars_30fps", "chart_24fps"])) + 1, (
+        outcomes
+    )
     rows = [json.loads(line) for line in corpus.read_text().splitlines()]
     assert len(rows) == 2 * 2 * 6  # sources x cqs x frames
     assert {(r["src"], r["encoder"]) for r in rows} == {
@@ -498,3 +502,40 @@ def test_one_verdict_line_on_every_surface_and_a_custom_promote_says_so(pytester
     argv += [a.replace("--frreg-", "--") for a in LENIENT]
     assert validate_cli.main(argv) == 0
     assert json.loads((out_dir(pytester) / PROMOTE_FILE).read_text())["verdict_line"] == line
+
+
+def _junit_case(xml_path: Path, name: str) -> tuple[dict[str, str], list[str]]:
+    """One testcase of a JUnit file: its properties and its failure messages."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(xml_path).getroot()
+    case = next(c for c in root.iter("testcase") if c.get("name") == name)
+    props = {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
+    return props, [f.get("message", "") for f in case.iter("failure")]
+
+
+@pytest.mark.slow
+def test_a_hold_is_a_failing_junit_testcase_carrying_the_verdict(pytester, corpus):
+    # Every fold item fails its floor here, but a HOLD whose items all pass (an audit
+    # or evidence failure) must fail in JUnit too: the verdict is its own testcase.
+    result = gate(pytester, corpus, *LENIENT, "--frreg-fold-min=0.99999", "--junitxml=gate.xml")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    props, failures = _junit_case(pytester.path / "gate.xml", "verdict")
+    assert props["verdict"] == "HOLD"
+    assert props["verdict_line"].startswith("HOLD (custom, ADR-0303 gate: ")
+    assert props["recommendation"].startswith("hold: ")
+    assert "epochs 30 (ADR-0303: 200)" in props["deviations"]
+    assert props["audit"].startswith("requested all")
+    assert failures
+    assert failures[0].startswith(props["verdict_line"])
+    result.stdout.fnmatch_lines(["FAILED frreg-gate::verdict - HOLD (custom*"])
+
+
+@pytest.mark.slow
+def test_a_promote_is_a_passing_junit_testcase_carrying_the_verdict(pytester, corpus):
+    result = gate(pytester, corpus, *LENIENT, "--junitxml=gate.xml")
+    assert result.ret == 0
+    props, failures = _junit_case(pytester.path / "gate.xml", "verdict")
+    assert props["verdict"] == "PROMOTE"
+    assert failures == []
+    assert "warnings" in props  # WARN evidence is named, not hidden in a pass
