@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -41,6 +41,9 @@ from frreg.schema import (
     manifest_name,
     member_id,
 )
+
+if TYPE_CHECKING:
+    from frreg.export.ship import ExportRequest
 
 #: Keys libvmaf's sidecar reader finds by substring search: at most once each.
 _READER_KEYS = ('"kind"', '"name"', '"onnx_opset"')
@@ -95,7 +98,7 @@ def check_export(
     *,
     ensemble_id: str | None = None,
     registry: str | Path | None = None,
-    reexport: Any = None,
+    reexport: ExportRequest | None = None,
 ) -> CheckResult:
     """Re-verify every exported set in ``directory``; see the module docstring.
 
@@ -120,7 +123,7 @@ def check_export(
     return result
 
 
-def _check_against_reexport(directory: Path, result: CheckResult, request: Any) -> None:
+def _check_against_reexport(directory: Path, result: CheckResult, request: ExportRequest) -> None:
     """Export ``request`` again into a temporary directory and compare the members."""
     import dataclasses
     import tempfile
@@ -227,7 +230,6 @@ def _check_manifest(
     )
     # The tolerance is frreg's, not the manifest's: a manifest that set its own (1e9,
     # NaN) would pass any member.
-    atol = EXPORT_ATOL
     recorded_atol = probe.get("atol", EXPORT_ATOL)
     need(
         recorded_atol == EXPORT_ATOL,
@@ -293,10 +295,10 @@ def _check_manifest(
             )
             continue
         diff = float(np.max(np.abs(got - recorded), initial=0.0))
-        if diff > atol:
+        if diff > EXPORT_ATOL:
             problems.append(
                 f"{label}: onnxruntime differs from the recorded probe scores by {diff:.3g} "
-                f"(> {atol})"
+                f"(> {EXPORT_ATOL})"
             )
         scores_by_member.append(got)
         result.verified.append(
@@ -306,7 +308,7 @@ def _check_manifest(
     if scores_by_member and len(scores_by_member) == len(members) and probe_ok:
         ens_mean = _array(probe.get("ensemble_mean"))
         got_mean = np.mean(scores_by_member, axis=0)
-        if ens_mean.shape != got_mean.shape or np.max(np.abs(ens_mean - got_mean)) > atol:
+        if ens_mean.shape != got_mean.shape or np.max(np.abs(ens_mean - got_mean)) > EXPORT_ATOL:
             problems.append(f"{where}: the probe's ensemble_mean is not the members' mean")
 
 

@@ -142,13 +142,18 @@ class GateReport:
         return "PROMOTE" if self.passed else "HOLD"
 
     @property
+    def gate_name(self) -> str:
+        """Which profile decided, as the verdict line names it."""
+        return "strict profile" if self.thresholds.strict else "ADR-0303 gate"
+
+    @property
     def verdict_line(self) -> str:
         """The verdict as every surface prints it: which profile decided, and whether
         the recipe and thresholds were ADR-0303's -- ``PROMOTE (ADR-0303)``, ``PROMOTE
         (strict profile, ADR-0303 recipe)``, ``PROMOTE (custom, ADR-0303 gate: epochs 30
         (ADR-0303: 200))``, ``HOLD (ADR-0303 gate)``. A PROMOTE of a custom run never
         reads like an ADR PROMOTE."""
-        gate = "strict profile" if self.thresholds.strict else "ADR-0303 gate"
+        gate = self.gate_name
         if self.deviations:
             return f"{self.verdict} (custom, {gate}: {'; '.join(self.deviations)})"
         if not self.passed:

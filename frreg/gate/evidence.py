@@ -629,6 +629,11 @@ def detection_probability(n_jobs: int, n_audited: int, n_forged: int = 1) -> flo
     return 1.0 - math.comb(n_jobs - n_forged, n_audited) / math.comb(n_jobs, n_audited)
 
 
+def _audit_tolerance(run: RecordedRun) -> float:
+    """How far a retrained job may differ: exact on the CPU, :data:`CUDA_AUDIT_ATOL` on CUDA."""
+    return 0.0 if run.device == "cpu" else CUDA_AUDIT_ATOL
+
+
 def retrain(
     chosen: Sequence[tuple[SeedEvidence, str]],
     corpus: Corpus,
@@ -646,7 +651,7 @@ def retrain(
     groups: dict[str, list[tuple[SeedEvidence, str]]] = {}
     for ev, src in chosen:
         assert ev.run is not None
-        tol = 0.0 if ev.run.device == "cpu" else CUDA_AUDIT_ATOL
+        tol = _audit_tolerance(ev.run)
         missing = _unavailable(ev.run)
         if missing is not None:
             message = (
@@ -681,7 +686,7 @@ def retrain(
         done += len(batch)
         for (ev, src), fit in zip(members, trained, strict=True):
             assert ev.predictions is not None
-            tol = 0.0 if run.device == "cpu" else CUDA_AUDIT_ATOL
+            tol = _audit_tolerance(run)
             diff = float(np.max(np.abs(fit.predictions - ev.predictions[folds[src]]), initial=0.0))
             passed = diff <= tol
             message = (

@@ -243,8 +243,7 @@ def verdict_line(decision: Decision, promote: bool) -> str:
     report = decision.report
     line = report.verdict_line
     if promote != report.passed:  # an unverified run the writer's policy HOLDs
-        gate = "strict profile" if report.thresholds.strict else "ADR-0303 gate"
-        line = f"HOLD ({gate}: nothing recomputed)"
+        line = f"HOLD ({report.gate_name}: nothing recomputed)"
     elif promote and not decision.recomputed:
         line += " [unverified: self-reported numbers]"
     return line
