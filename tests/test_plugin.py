@@ -186,7 +186,7 @@ def test_interrupted_session_leaves_no_promote(pytester, corpus):
         "-m",
         "pytest",
         f"--frreg-corpus={corpus}",
-        "--frreg-epochs=400",
+        "--frreg-epochs=20000",  # long enough that Ctrl-C lands mid-training
         *LENIENT,
         "-p",
         "no:cacheprovider",
