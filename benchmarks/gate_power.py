@@ -55,6 +55,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import csv
 import hashlib
 import importlib.util
 import json
@@ -925,32 +926,36 @@ def train(run: Run, pinned_root: Path, python: str = sys.executable) -> None:
 # --------------------------------------------------------------------------
 
 
-def clean_labels(corpus: Path) -> Any:  # -> pandas.DataFrame
-    import pandas as pd
-
-    frame = pd.DataFrame.from_records(read_rows(corpus), columns=[*KEY_COLUMNS, "vmaf"])
-    frame["cq"] = frame["cq"].astype(float)
-    return frame
+RowKey = tuple[str, str, float, int]
 
 
-def pooled_rmse(run_dir: Path, seeds: Sequence[int], labels: Any) -> tuple[float, int]:
+def _row_key(row: Mapping[str, Any]) -> RowKey:
+    """A row's key from a corpus row or a predictions CSV row (cq as a float, so 22 and
+    22.0 are one key)."""
+    return (str(row["src"]), str(row["encoder"]), float(row["cq"]), int(row["frame_index"]))
+
+
+def clean_labels(corpus: Path) -> dict[RowKey, float]:
+    """The clean corpus's vmaf of every row, by row key."""
+    return {_row_key(row): float(row["vmaf"]) for row in read_rows(corpus)}
+
+
+def pooled_rmse(
+    run_dir: Path, seeds: Sequence[int], labels: Mapping[RowKey, float]
+) -> tuple[float, int]:
     """The ensemble mean's pooled held-out RMSE against the clean labels, and the rows
     scored (rows absent from the clean corpus, such as a duplicate's, are not)."""
-    import pandas as pd
-
     from frreg.schema import seed_predictions_name
 
-    preds = []
+    preds: dict[RowKey, list[float]] = {}
     for seed in seeds:
-        p = pd.read_csv(run_dir / seed_predictions_name(seed), usecols=[*KEY_COLUMNS, "pred"])
-        p["cq"] = p["cq"].astype(float)
-        preds.append(p)
-    mu = pd.concat(preds).groupby(list(KEY_COLUMNS), sort=False)["pred"].mean().reset_index()
-    joined = mu.merge(labels, on=list(KEY_COLUMNS), how="inner")
-    if joined.empty:
+        with open(run_dir / seed_predictions_name(seed), encoding="utf-8", newline="") as fh:
+            for row in csv.DictReader(fh):
+                preds.setdefault(_row_key(row), []).append(float(row["pred"]))
+    err = np.array([math.fsum(p) / len(p) - labels[k] for k, p in preds.items() if k in labels])
+    if not err.size:
         raise RuntimeError(f"{run_dir}: no held-out row matches the clean corpus")
-    err = joined["pred"].to_numpy() - joined["vmaf"].to_numpy()
-    return float(np.sqrt(np.mean(err**2))), len(joined)
+    return float(np.sqrt(np.mean(err**2))), len(err)
 
 
 def judge_harm(runs: Sequence[Run], ctx: FaultContext) -> None:

@@ -14,7 +14,7 @@ The public surface, by step of the runbook:
 See ``docs/architecture.md`` for which module owns what.
 
 Names are imported on first use, so ``import frreg`` (and the pytest plugin
-that imports it) stays cheap: torch and pandas load only when needed.
+that imports it) stays cheap: torch and numpy load only when needed.
 """
 
 from __future__ import annotations

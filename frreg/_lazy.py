@@ -1,7 +1,7 @@
 """Names a package imports on first use (PEP 562's module ``__getattr__``).
 
 ``frreg``, ``frreg.producer`` and ``frreg.contracts`` keep their import cheap
-(torch, pandas and Hypothesis load only when a name that needs them is used)
+(torch, numpy and Hypothesis load only when a name that needs them is used)
 by declaring which module each public name lives in::
 
     __getattr__ = lazy_getattr(__name__, {"load_corpus": "frreg.corpus"})

@@ -39,7 +39,7 @@ def test_loads_rows_arrays_and_sorted_sources(write_jsonl):
     assert corpus.codec.shape == (5, 14)
     np.testing.assert_array_equal(corpus.target, [70, 71, 60, 61, 62])
     assert list(corpus.groups) == ["zeta", "zeta", "alpha", "alpha", "alpha"]
-    assert "extra_col" in corpus.frame.columns
+    assert corpus.columns["extra_col"].tolist() == [None, None, "kept", "kept", "kept"]
 
 
 def test_sha256_is_of_the_file_bytes(tiny_corpus):

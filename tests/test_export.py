@@ -257,10 +257,9 @@ def test_sidecar_reads_the_same_through_libvmafs_substring_reader(exported):
 def loso_predictions(loso: Path, corpus_path: Path) -> np.ndarray:
     """Each seed's held-out predictions, aligned with the corpus rows: ``(seeds, rows)``."""
     corpus = load_corpus(corpus_path)
-    frame = corpus.frame
     index = {
-        (str(r.src), str(r.encoder), int(r.cq), int(r.frame_index)): i
-        for i, r in enumerate(frame.itertuples())
+        (str(src), str(enc), int(cq), int(fi)): i
+        for i, (src, enc, cq, fi) in enumerate(corpus.row_keys())
     }
     stack = np.full((len(SEEDS), corpus.n_rows), np.nan)
     for k, seed in enumerate(SEEDS):

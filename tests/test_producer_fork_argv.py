@@ -437,7 +437,7 @@ def test_vaapi_rows_load_into_the_unknown_slot_and_the_warning_counts_them(tmp_p
     assert "h264_vaapi" in OUTSIDE_VOCABULARY
     assert "h264_vaapi" not in ENCODER_VOCAB
     corpus = load_corpus(write_rows(tmp_path / "fork.jsonl", fork_rows()))
-    vaapi = (corpus.frame["encoder"] == "h264_vaapi").to_numpy()
+    vaapi = corpus.columns["encoder"] == "h264_vaapi"
     unknown = ENCODER_VOCAB.index(UNKNOWN_ENCODER)
     assert vaapi.sum() == 6
     assert (corpus.codec[vaapi, unknown] == 1).all()
@@ -447,7 +447,7 @@ def test_vaapi_rows_load_into_the_unknown_slot_and_the_warning_counts_them(tmp_p
     assert corpus.unknown_encoders == {"h264_vaapi": 6}
     assert [w for w in corpus.warnings() if "h264_vaapi (6 rows)" in w]
     # The fork's enc_bytes is an extra column: kept, not a model input.
-    assert list(corpus.frame["enc_bytes"][:3]) == [4096, 4097, 4098]
+    assert corpus.columns["enc_bytes"][:3].tolist() == [4096, 4097, 4098]
     assert corpus.features.shape == (12, len(CANONICAL_6))
 
 

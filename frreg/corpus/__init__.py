@@ -6,7 +6,7 @@
 
     corpus = load_corpus("corpus.jsonl")   # CorpusError (exit 2) if unusable
 
-The loader (numpy, pandas) is imported on first use, so the producer can read
+The loader (numpy) is imported on first use, so the producer can read
 and write the sidecar format without paying for it. Nothing here imports
 :mod:`frreg.producer`.
 """

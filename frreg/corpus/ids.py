@@ -10,7 +10,7 @@ the same text in different Unicode normal forms (``é`` composed and
 decomposed) would look identical but split into two folds, so
 :func:`src_id_key` is what must be unique.
 
-Light on purpose (no numpy, no pandas): :mod:`frreg.producer` imports it.
+Light on purpose (no numpy): :mod:`frreg.producer` imports it.
 """
 
 from __future__ import annotations

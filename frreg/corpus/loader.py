@@ -2,7 +2,7 @@
 
 Each line is one frame: ``src``, ``encoder``, ``cq``, ``frame_index``,
 ``vmaf`` and the six canonical features; extra columns are kept in
-:attr:`Corpus.frame` but ignored by the model. Anything the trainer could not
+:attr:`Corpus.columns` but ignored by the model. Anything the trainer could not
 use is rejected with a :class:`~frreg.errors.CorpusError` that reads
 ``PATH:LINE: problem``; no row is ever silently dropped. That includes files
 that are not UTF-8 JSONL at all (compressed, UTF-16, a device), values JSON
@@ -19,12 +19,12 @@ import json
 import math
 import stat
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-import pandas as pd
 
 from frreg.corpus.ids import SRC_ID_RULE, src_id_key, src_id_problem
 from frreg.corpus.sidecar import check_corpus_complete
@@ -54,12 +54,13 @@ class Corpus:
 
     Row order is file order. ``features`` holds the raw (unscaled) canonical
     six; ``codec`` holds the 14-wide codec block; ``groups`` the source id of
-    every row.
+    every row; ``columns`` every column of the file, extra ones included, as one
+    array each (:func:`_column` says which dtype).
     """
 
     path: Path
     sha256: str
-    frame: pd.DataFrame
+    columns: Mapping[str, np.ndarray]
     features: np.ndarray
     codec: np.ndarray
     target: np.ndarray
@@ -71,6 +72,13 @@ class Corpus:
     @property
     def n_rows(self) -> int:
         return len(self.target)
+
+    def row_keys(self, rows: np.ndarray | None = None) -> list[tuple[Any, ...]]:
+        """The key (``src``, ``encoder``, ``cq``, ``frame_index``) of every row, or of
+        ``rows``, in file order, as plain Python values: ``cq`` is an ``int`` when every
+        cq in the file is one (so it prints as the file spells it)."""
+        cols = (self.columns[c] if rows is None else self.columns[c][rows] for c in KEY_COLUMNS)
+        return list(zip(*(c.tolist() for c in cols), strict=True))
 
     def warnings(self) -> list[str]:
         """Human-readable notes about rows the loader accepted but a user should know of."""
@@ -401,12 +409,12 @@ def load_corpus(path: str | Path) -> Corpus:
         (cqs - cq_min) / (cq_max - cq_min) if cq_max > cq_min else NEUTRAL_NORM
     )
 
-    frame = pd.DataFrame.from_records(rows)
+    columns = _columns(rows)
     del rows
     return Corpus(
         path=path,
         sha256=sha256,
-        frame=frame,
+        columns=columns,
         features=features,
         codec=codec,
         target=target,
@@ -428,3 +436,23 @@ def _constant_sources(
     np.minimum.at(lo, which, target)
     np.maximum.at(hi, which, target)
     return tuple(s for s, a, b in zip(sources, lo, hi, strict=True) if a == b)
+
+
+def _columns(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Every column of ``rows`` (first-seen order) as one array; a row without an extra
+    column holds ``None`` there."""
+    names = dict.fromkeys(k for r in rows for k in r if k != "_line")
+    return {name: _column([r.get(name) for r in rows]) for name in names}
+
+
+def _column(values: list[Any]) -> np.ndarray:
+    """int64 when every value is an integer that fits, float64 when every value is a
+    number, else an object array of the values as parsed (strings, ``None``, lists)."""
+    if all(_is_number(v) for v in values):
+        if all(isinstance(v, int) for v in values):
+            try:
+                return np.array(values, dtype=np.int64)
+            except OverflowError:  # 19 digits can exceed int64: keep the exact integers
+                return np.fromiter(values, dtype=object, count=len(values))
+        return np.array(values, dtype=np.float64)
+    return np.fromiter(values, dtype=object, count=len(values))

@@ -26,13 +26,13 @@ docs/verdict.md ("Data validity") has the measurements behind the tolerances.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-import pandas as pd
 
 from frreg.corpus.loader import Corpus
 from frreg.corpus.sidecar import manifest_path, read_producer_manifest
@@ -43,7 +43,6 @@ from frreg.schema import (
     DATA_SHARED_ROWS_MIN,
     DATA_SOURCE_FRAMES_MIN,
     DATA_SOURCE_ROWS_MIN,
-    TARGET,
 )
 
 #: Candidate row pairs compared at once (bounds memory: 2**21 pairs x 6 features).
@@ -208,15 +207,15 @@ class _Columns:
 
     @classmethod
     def of(cls, corpus: Corpus) -> _Columns:
-        frame = corpus.frame
-        encoders = _codes(frame["encoder"])
-        cqs = _codes(frame["cq"].astype(np.float64))
+        columns = corpus.columns
+        encoders = _codes(columns["encoder"])
+        cqs = _codes(columns["cq"].astype(np.float64))
         return cls(
-            groups=_codes(frame["src"]),  # sorted, as corpus.sources
+            groups=_codes(columns["src"]),  # sorted, as corpus.sources
             encoders=encoders,
             cqs=cqs,
             cells=encoders * (int(cqs.max()) + 1) + cqs,
-            frames=frame["frame_index"].to_numpy(dtype=np.int64),
+            frames=columns["frame_index"].astype(np.int64),
         )
 
 
@@ -226,10 +225,10 @@ def _distinct(values: np.ndarray) -> np.ndarray:
     return ordered[np.r_[True, ordered[1:] != ordered[:-1]]] if len(ordered) else ordered
 
 
-def _codes(column: pd.Series) -> np.ndarray:
+def _codes(column: np.ndarray) -> np.ndarray:
     """Each value's index among the column's sorted distinct values."""
-    codes, _ = pd.factorize(column, sort=True)
-    return np.asarray(codes, dtype=np.int64)
+    _, codes = np.unique(column, return_inverse=True)
+    return np.asarray(codes, dtype=np.int64).ravel()
 
 
 # --------------------------------------------------------------------------
@@ -414,14 +413,9 @@ def _agreement(corpus: Corpus, manifest: dict[str, Any], path: Path) -> Manifest
                 means[key] = float(mean)
         else:
             missing += 1
-    grouped = corpus.frame.groupby(["src", "encoder", "cq"], sort=True)
-    counts = grouped["frame_index"].agg(["size", "max"])
-    row_means = grouped[TARGET].mean()
-    cells_seen: list[tuple[Any, Any, Any]] = counts.index.tolist()
-    sizes, tops = counts["size"].tolist(), counts["max"].tolist()
+    cells_seen, sizes, tops, row_means = _cells(corpus)
     seen = set()
-    for (src, encoder, cq), size, top in zip(cells_seen, sizes, tops, strict=True):
-        key = (str(src), str(encoder), float(cq))
+    for key, size, top, got in zip(cells_seen, sizes, tops, row_means, strict=True):
         seen.add(key)
         label = _label(key)
         if key not in expected:
@@ -433,13 +427,11 @@ def _agreement(corpus: Corpus, manifest: dict[str, Any], path: Path) -> Manifest
                 f"cell {label} has {size} rows (frame indices up to {top}); the manifest "
                 f"records {expected[key]} frames"
             )
-        elif key in means:
-            got = float(row_means.loc[(src, encoder, cq)])
-            if not abs(got - means[key]) <= CELL_VMAF_MEAN_ATOL:
-                problems.append(
-                    f"cell {label}: its rows' mean vmaf is {got:.4f}; the manifest records "
-                    f"libvmaf's pooled mean {means[key]:.4f}"
-                )
+        elif key in means and not abs(got - means[key]) <= CELL_VMAF_MEAN_ATOL:
+            problems.append(
+                f"cell {label}: its rows' mean vmaf is {got:.4f}; the manifest records "
+                f"libvmaf's pooled mean {means[key]:.4f}"
+            )
     for key in sorted(set(expected) - seen, key=_label):
         problems.append(f"cell {_label(key)} has no rows; the manifest records {expected[key]}")
     recorded_rows = (manifest.get("corpus") or {}).get("rows")
@@ -448,6 +440,30 @@ def _agreement(corpus: Corpus, manifest: dict[str, Any], path: Path) -> Manifest
             f"the manifest records {recorded_rows} rows, the corpus has {corpus.n_rows}"
         )
     return ManifestAgreement(path, True, tuple(problems), len(expected), missing)
+
+
+def _cells(
+    corpus: Corpus,
+) -> tuple[list[tuple[str, str, float]], list[int], list[int], list[float]]:
+    """The corpus's (src, encoder, cq) cells, sorted, with each one's row count, largest
+    frame index and mean target."""
+    cols = _Columns.of(corpus)
+    n_enc, n_cq = int(cols.encoders.max()) + 1, int(cols.cqs.max()) + 1
+    code = (cols.groups * n_enc + cols.encoders) * n_cq + cols.cqs
+    order = np.argsort(code, kind="stable")
+    starts = np.flatnonzero(np.r_[True, code[order][1:] != code[order][:-1]])
+    bounds = [*starts.tolist(), len(order)]
+    src, encoder = corpus.columns["src"], corpus.columns["encoder"]
+    cq = corpus.columns["cq"].astype(np.float64)
+    keys, sizes, tops, means = [], [], [], []
+    for lo, hi in itertools.pairwise(bounds):
+        rows = order[lo:hi]
+        first = rows[0]
+        keys.append((str(src[first]), str(encoder[first]), float(cq[first])))
+        sizes.append(hi - lo)
+        tops.append(int(cols.frames[rows].max()))
+        means.append(math.fsum(corpus.target[rows].tolist()) / (hi - lo))
+    return keys, sizes, tops, means
 
 
 def _cell_key(cell: Any) -> tuple[str, str, float] | None:

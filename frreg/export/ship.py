@@ -504,7 +504,7 @@ def _provenance(
     from frreg.gate.verdict import recipe_deviations
     from frreg.training.loso import versions
 
-    cqs = corpus.frame["cq"].to_numpy(dtype=np.float64)
+    cqs = corpus.columns["cq"].astype(np.float64)
     return docs.Provenance(
         corpus=docs.CorpusFacts(
             path=str(request.corpus),

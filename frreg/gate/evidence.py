@@ -205,11 +205,7 @@ def _consistency(record: SeedRecord, run: RecordedRun, file_seed: int) -> list[s
 
 def corpus_keys(corpus: Corpus) -> dict[tuple[str, ...], int]:
     """Row index of every corpus row, keyed as the predictions file spells it."""
-    cols = corpus.frame[["src", "encoder", "cq", "frame_index"]]
-    return {
-        tuple(str(v) for v in key): i
-        for i, key in enumerate(cols.itertuples(index=False, name=None))
-    }
+    return {tuple(str(v) for v in key): i for i, key in enumerate(corpus.row_keys())}
 
 
 def held_out_predictions(

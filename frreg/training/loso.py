@@ -270,15 +270,13 @@ PREDICTIONS_HEADER: Final = ("held_out", "src", "encoder", "cq", "frame_index", 
 
 def predictions_csv(corpus: Corpus, folds: Sequence[TrainedFold]) -> str:
     """The held-out predictions of ``folds``, one CSV row per held-out frame."""
-    frame = corpus.frame
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(PREDICTIONS_HEADER)
     for fold in folds:
         idx = fold.job.test_idx
-        sub = frame.iloc[idx]
         for (src, enc, cq, fi), y, p in zip(
-            sub[["src", "encoder", "cq", "frame_index"]].itertuples(index=False, name=None),
+            corpus.row_keys(idx),
             corpus.target[idx],
             fold.predictions,
             strict=True,

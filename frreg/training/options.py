@@ -1,7 +1,7 @@
 """The training stage's options: ``frreg-train``'s, also offered by the plugin.
 
 Declared once here (see :mod:`frreg.options` for how); resolved once in
-:func:`frreg.settings.train_settings`. Light: no torch, numpy or pandas, as
+:func:`frreg.settings.train_settings`. Light: no torch or numpy, as
 ``pytest --help`` reads it.
 """
 
