@@ -21,7 +21,7 @@ import argparse
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 # --------------------------------------------------------------------------
 # argparse ``type=`` callables. Each raises ArgumentTypeError quoting the value.
@@ -152,6 +152,9 @@ def spread_threshold(text: str) -> float:
 # Declarations
 # --------------------------------------------------------------------------
 
+#: What kind of value an option holds, in a config file's terms (pytest's ini types).
+ValueKind = Literal["bool", "int", "float", "string"]
+
 
 @dataclass(frozen=True)
 class Option:
@@ -185,6 +188,14 @@ class Option:
     def __post_init__(self) -> None:
         if self.repeatable and (self.type is None or self.action or self.nargs is not None):
             raise ValueError(f"--{self.name}: a list option has a list type= and no action/nargs")
+
+    @property
+    def value_kind(self) -> ValueKind:
+        """What kind of value the option holds, as a config file types it: ``bool``
+        (a flag), ``int``, ``float`` or ``string`` (everything else, lists too)."""
+        if self.action in ("store_true", "store_false"):
+            return "bool"
+        return _VALUE_KINDS.get(self.type, "string")
 
     def flag(self, prefix: str = "") -> str:
         """The option's first flag (the one error messages and help lead with)."""
@@ -243,6 +254,19 @@ class Option:
             return tuple(value for text in texts for value in self.type(str(text)))
         return self.type(str(raw))
 
+
+#: The kind of value each ``type=`` callable returns (see :attr:`Option.value_kind`).
+_VALUE_KINDS: dict[Callable[[str], Any] | None, ValueKind] = {
+    nonnegative_int: "int",
+    positive_int: "int",
+    positive_float: "float",
+    nonnegative_float: "float",
+    finite_float: "float",
+    unit_interval: "float",
+    plcc_threshold: "float",
+    spread_threshold: "float",
+    boolean: "bool",
+}
 
 #: Actions that take no value: no type, metavar or default in their help.
 _FLAG_ACTIONS = ("store_true", "store_false", "store_const", "append_const", "count")

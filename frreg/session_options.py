@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from frreg.export.options import ENSEMBLE_ID, EXPORT_FORCE, EXPORT_REGISTRY
-from frreg.gate.options import THRESHOLD_OPTIONS, audit_request
+from frreg.gate.options import BASELINE, THRESHOLD_OPTIONS, audit_request
 from frreg.options import Option, boolean
 from frreg.producer.options import CQS, ENCODERS, SCHEDULER, SOURCES
 from frreg.schema import DEFAULT_AUDIT
@@ -73,6 +73,22 @@ PLUGIN_EXPORT_FORCE = replace(EXPORT_FORCE, name="export-force", dest="export_fo
 
 #: The plugin's options that say how to produce a missing corpus (the producer's).
 PRODUCER_OPTIONS = (GATE_SOURCES, ENCODERS, CQS, SCHEDULER)
+
+#: The options whose value is a path (by dest): a relative one is taken from the
+#: invocation directory on the command line, from the ini file's directory in an
+#: ini key, and from pytest's rootdir as a built-in default.
+PATH_DESTS = frozenset(
+    opt.dest
+    for opt in (
+        GATE_CORPUS,
+        GATE_SOURCES,
+        GATE_OUT_DIR,
+        GATE_CACHE_DIR,
+        BASELINE,
+        PLUGIN_EXPORT,
+        PLUGIN_EXPORT_REGISTRY,
+    )
+)
 
 #: Every ``--frreg-*`` option, in help order.
 PLUGIN_OPTIONS = (

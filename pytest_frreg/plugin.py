@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
 from frreg.options import Option, add_options
-from frreg.session_options import GATE_OUT_DIR, PLUGIN_OPTIONS
+from frreg.session_options import GATE_CORPUS, GATE_OUT_DIR, PATH_DESTS, PLUGIN_OPTIONS
 from pytest_frreg.items import NODE, SESSION_KEY, GateCollector
 
 PREFIX = "frreg-"
@@ -31,9 +31,21 @@ PREFIX = "frreg-"
 __all__ = ["NODE", "PREFIX"]
 
 
-def _name(opt: Option) -> str:
-    """Option dest and ini key: ``frreg_<dest>``."""
+def _dest(opt: Option) -> str:
+    """The option's pytest dest: ``frreg_<dest>``."""
     return "frreg_" + opt.dest
+
+
+def ini_key(opt: Option) -> str:
+    """The option's ini key, named after its flag: ``--frreg-ols-margin-min`` is
+    ``frreg_ols_margin_min``."""
+    return "frreg_" + opt.name.replace("-", "_")
+
+
+def _ini_aliases(opt: Option) -> tuple[str, ...]:
+    """Earlier ini keys that were named after the dest (``frreg_margin_min``): still read."""
+    old = _dest(opt)
+    return () if old == ini_key(opt) else (old,)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -54,29 +66,79 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     # One word per flag: the words after an option may be test paths.
     add_options(add, PLUGIN_OPTIONS, prefix=PREFIX, single_word=True)
     for opt in PLUGIN_OPTIONS:
-        parser.addini(_name(opt), f"default for {'/'.join(opt.flags(PREFIX))}", default="")
+        if opt.value_kind == "bool":
+            # --frreg-no-strict: overrides an ini `frreg_strict = true` for one run.
+            group.addoption(
+                f"--{PREFIX}no-{opt.name}",
+                action="store_false",
+                dest=_dest(opt),
+                default=None,
+                help=f"turn {opt.flag(PREFIX)} off (overrides the ini key {ini_key(opt)})",
+            )
+    for opt in PLUGIN_OPTIONS:
+        parser.addini(
+            ini_key(opt),
+            f"default for {'/'.join(opt.flags(PREFIX))}",
+            type=opt.value_kind,
+            default=None,
+            aliases=_ini_aliases(opt),
+        )
 
 
-def _resolve(config: pytest.Config, opt: Option) -> Any:
-    """One option's value: command line, else ini, else the built-in default; checked."""
-    raw = config.getoption(_name(opt))
+#: Where a value came from: the command line, an ini key, or the built-in default.
+Origin = Literal["option", "ini", "default"]
+
+
+def _resolve(config: pytest.Config, opt: Option) -> tuple[Any, Origin]:
+    """One option's value and its origin: command line, else ini, else the built-in
+    default; checked."""
+    raw = config.getoption(_dest(opt))
     where = f"argument {'/'.join(opt.flags(PREFIX))}"
+    origin: Origin = "option"
     if raw is None:
-        raw = config.getini(_name(opt))
-        where = f"ini option {_name(opt)}"
+        where = f"ini option {ini_key(opt)}"
+        try:  # a typed key: pytest converts it (bool, int, float)
+            raw = config.getini(ini_key(opt))
+        except pytest.UsageError as exc:
+            raise pytest.UsageError(f"{where}: {exc}") from None
+        origin = "ini"
         if raw in ("", None):
-            return opt.default
+            return opt.default, "default"
+    if isinstance(raw, bool):
+        return raw, origin
     if opt.choices and raw not in opt.choices:
         choices = ", ".join(repr(c) for c in opt.choices)
         raise pytest.UsageError(f"{where}: invalid choice: {raw!r} (choose from {choices})")
     try:
-        return opt.convert(raw)
+        return opt.convert(raw), origin
     except argparse.ArgumentTypeError as exc:
         raise pytest.UsageError(f"{where}: {exc}") from None
 
 
+def _base(config: pytest.Config, origin: Origin) -> Path:
+    """What a relative path is relative to: the invocation directory for the command
+    line, the ini file's directory for an ini key, pytest's rootdir for a default."""
+    if origin == "option":
+        return Path(config.invocation_params.dir)
+    if origin == "ini" and config.inipath is not None:
+        return config.inipath.parent
+    return config.rootpath
+
+
+def _values(config: pytest.Config) -> dict[str, Any]:
+    """Every option's value keyed by dest, path options made absolute (:func:`_base`)."""
+    values: dict[str, Any] = {}
+    for opt in PLUGIN_OPTIONS:
+        value, origin = _resolve(config, opt)
+        if value is not None and opt.dest in PATH_DESTS:
+            path = Path(str(value)).expanduser()
+            value = path if path.is_absolute() else _base(config, origin) / path
+        values[opt.dest] = value
+    return values
+
+
 def _active(config: pytest.Config) -> bool:
-    return bool(config.getoption("frreg_corpus", None) or config.getini("frreg_corpus"))
+    return bool(config.getoption(_dest(GATE_CORPUS), None) or config.getini(ini_key(GATE_CORPUS)))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -99,22 +161,22 @@ def pytest_configure(config: pytest.Config) -> None:
     if not _active(config):
         return
     from frreg.errors import FrregError
-    from frreg.session import GateSession, clear_verdict, gate_config
+    from frreg.session import GateSession, clear_outputs, gate_config
     from pytest_frreg.controller import GateController
     from pytest_frreg.items import node_ids
 
-    base = Path(config.invocation_params.dir)
-    if not hasattr(config, "workerinput"):
-        # Before anything can fail (a bad value, collection, an internal error,
-        # --co): this session's outcome is unknown, so no earlier verdict stands.
-        out_dir = base / str(_resolve(config, GATE_OUT_DIR))
+    if not hasattr(config, "workerinput") and not config.option.collectonly:
+        # Before anything can fail (a bad value, collection, an internal error):
+        # this session's outcome is unknown, so no earlier verdict stands. --co
+        # runs nothing, so it leaves the verdict and its files as they are.
+        value, origin = _resolve(config, GATE_OUT_DIR)
         try:
-            clear_verdict(out_dir)
+            clear_outputs(_base(config, origin) / str(value))
         except FrregError as exc:
             raise pytest.UsageError(str(exc)) from None
-    values = {opt.dest: _resolve(config, opt) for opt in PLUGIN_OPTIONS}
+    values = _values(config)
     try:
-        session = GateSession(gate_config(values, base, prefix=f"--{PREFIX}"))
+        session = GateSession(gate_config(values, config.rootpath, prefix=f"--{PREFIX}"))
     except FrregError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
@@ -143,4 +205,6 @@ def pytest_collection_modifyitems(
     # tryfirst: before -k/-m deselection and before xdist tags loadgroup ids.
     if SESSION_KEY in config.stash:
         collector = GateCollector.from_parent(session, name=NODE, nodeid=NODE)
-        items.extend(i for i in collector.collect() if isinstance(i, pytest.Item))
+        # Collected as pytest collects: the collect hooks fire, so "collected N items"
+        # and the deselected/selected counts include the gate's items.
+        items.extend(session.genitems(collector))

@@ -18,6 +18,10 @@ Exit codes: 0 the ensemble passes, 1 it does not, 2 input error (missing
 directory, a missing or malformed seed file, a malformed corpus, a corpus that
 cannot be found without --self-reported), 3 internal
 error.
+
+``--baseline VERDICT`` (a previous verdict, e.g. the last PROMOTE on main) adds
+the change against it: the checks and sources that changed, after the report
+(``--json``: under ``"diff"``).
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from frreg.cli._common import fail, guarded
 from frreg.errors import FrregError, InputError
@@ -40,6 +45,10 @@ from frreg.gate.options import (
 )
 from frreg.options import StrictParser, add_options
 from frreg.schema import EXIT_FAIL, EXIT_OK
+
+if TYPE_CHECKING:
+    from frreg.gate.diff import VerdictDiff
+    from frreg.gate.verdict import Decision
 
 PROG = "frreg-gate"
 
@@ -68,6 +77,25 @@ def gate_inputs(args: argparse.Namespace, prog: str) -> dict[str, Any]:
         "allow_seed_subset": args.allow_seed_subset,
         "progress": progress_printer(f"{prog}: audit, retraining (seed, fold) jobs"),
     }
+
+
+def verdict_diff(
+    decision: Decision, baseline: str | None, prog: str, verdict: Path | None = None
+) -> VerdictDiff | None:
+    """With ``--baseline``: this decision's verdict (the file written, else the document
+    ``frreg-validate`` would write) against the baseline verdict."""
+    if baseline is None:
+        return None
+    from frreg._io import read_json
+    from frreg.gate.diff import diff_verdicts, read_verdict
+    from frreg.gate.verdict import build_verdict
+
+    doc = (
+        build_verdict(decision, written_by=prog)
+        if verdict is None
+        else read_json(verdict, "verdict")
+    )
+    return diff_verdicts(doc, read_verdict(baseline), baseline=baseline)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,18 +134,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             ),
         )
     report = decision.report
+    try:
+        diff = verdict_diff(decision, args.baseline, PROG)
+    except FrregError as err:
+        return fail(PROG, err)
     if args.json:
         doc = {
             **report.to_dict(),
             "recomputed": decision.recomputed,
             "unverified": decision.unverified,
         }
+        if diff is not None:
+            doc["diff"] = diff.to_json()
         print(json.dumps(doc, indent=2, allow_nan=False))
     elif decision.recomputed:
         print("\n".join(report.lines()))
     else:
         print(f"numbers are self-reported, not recomputed: {decision.unverified}")
         print("\n".join(report.lines()) + " (self-reported, unverified)")
+    if diff is not None and not args.json:
+        print("\n".join(diff.lines()))
     return EXIT_OK if report.passed else EXIT_FAIL
 
 

@@ -9,6 +9,10 @@ a job that failed once stays failed); PROMOTE needs all of it to agree. What can
 or with ``--accept-unverified`` judged on its own numbers in a verdict whose
 first field says so. Exit codes: 0 PROMOTE, 1 HOLD, 2 input error (a missing
 or malformed seed file: no verdict is written), 3 internal error.
+
+``--baseline VERDICT`` also writes the change against that previous verdict,
+per check and per source, as ``frreg-verdict-diff.md`` and ``.json`` beside the
+verdict, and prints what changed.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from frreg.cli._common import fail, guarded
-from frreg.cli.gate import add_gate_arguments, gate_inputs
+from frreg.cli.gate import add_gate_arguments, gate_inputs, verdict_diff
 from frreg.errors import FrregError, InputError
 from frreg.gate.options import ACCEPT_UNVERIFIED
 from frreg.options import StrictParser, add_options
@@ -44,11 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from frreg.dirlock import holding
+    from frreg.gate.diff import write_diff
     from frreg.gate.verdict import (
         UNVERIFIED_ACCEPTED,
         VERDICT_WRITER,
         corpus_mismatch,
         judge_and_write,
+        read_baseline,
     )
 
     try:
@@ -56,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         mismatch = corpus_mismatch(args.loso_dir, args.seeds, args.corpus)
         if mismatch is not None:
             raise InputError(f"{mismatch}; {args.loso_dir}'s verdict is left as it was")
+        if args.baseline is not None:  # the same for a baseline that is not a verdict
+            read_baseline(args.baseline)
         # No frreg-train may rewrite the seed files while they are judged (a missing
         # directory is the gate's to report).
         lock = (
@@ -70,12 +78,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 policy=UNVERIFIED_ACCEPTED if args.accept_unverified else VERDICT_WRITER,
                 written_by=PROG,
             )
+        diff = verdict_diff(decision, args.baseline, PROG, verdict=path)
+        if diff is not None:
+            diff_files = write_diff(path.parent, diff)
     except FrregError as err:
         return fail(PROG, err)
     if not decision.recomputed:
         print(f"UNVERIFIED: numbers are self-reported, not recomputed: {decision.unverified}")
     print("\n".join(decision.report.lines()))
     print(f"wrote {path}")
+    if diff is not None:
+        print("\n".join(diff.lines()))
+        print(f"wrote {' and '.join(str(p) for p in diff_files)}")
     return EXIT_OK if path.name == PROMOTE_FILE else EXIT_FAIL
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from frreg import __version__
-from frreg._io import read_json, write_json_atomic
+from frreg._io import write_json_atomic
 from frreg.corpus import Corpus
 from frreg.errors import ArtifactError, InputError
 from frreg.gate.checks import (
@@ -42,6 +42,7 @@ from frreg.gate.checks import (
     seed_evidence_check_name,
 )
 from frreg.gate.criteria import Check, Thresholds, deviations
+from frreg.gate.diff import DIFF_FILES, read_verdict
 from frreg.gate.ensemble import EnsembleEvidence, ensemble_evidence
 from frreg.gate.evidence import (
     AuditResult,
@@ -463,8 +464,8 @@ def ensemble_of(
 def read_baseline(path: str | Path) -> dict[str, Any]:
     """A previous verdict's per-source ensemble evidence (``evidence.sources``)."""
     path = Path(path)
-    doc = read_json(path, "baseline verdict")
-    sources = doc.get("evidence", {}).get("sources") if isinstance(doc, dict) else None
+    doc = read_verdict(path)
+    sources = (doc.get("evidence") or {}).get("sources")
     if not isinstance(sources, dict):
         raise InputError(f"{path}: not a frreg verdict with per-source evidence")
     return sources
@@ -780,13 +781,15 @@ def write_verdict(out_dir: str | Path, verdict: Mapping[str, Any]) -> Path:
     return target
 
 
-def clear_verdict(out_dir: str | Path) -> None:
-    """Remove any verdict in ``out_dir`` (before a run whose outcome is not yet known).
+def clear_verdict(out_dir: str | Path, also: Sequence[str] = ()) -> None:
+    """Remove any verdict in ``out_dir`` (before a run whose outcome is not yet known),
+    with its diff against a baseline (:data:`~frreg.gate.diff.DIFF_FILES`) and the
+    files named in ``also`` (a session's report and figures).
 
     A verdict path that cannot be removed (a directory of that name, an
     unwritable directory) is an input error: a stale PROMOTE must not survive.
     """
-    for name in (PROMOTE_FILE, HOLD_FILE):
+    for name in (PROMOTE_FILE, HOLD_FILE, *DIFF_FILES, *also):
         path = Path(out_dir) / name
         try:
             path.unlink(missing_ok=True)

@@ -12,6 +12,7 @@ machinery), so what the plugin may do is listed here:
 - :mod:`.outcomes`: :class:`ItemOutcome`, what the items reported.
 - :mod:`.output`: the log, the reports and the terminal summary.
 
+:func:`.config.clear_outputs` removes a session's verdict-bearing files.
 :func:`clear_verdict` and :class:`GateReport` are the gate's, named here so
 the plugin reaches the gate only through the session. Names load on first
 use, as in the other packages: the session imports the gate and torch, and
@@ -27,7 +28,7 @@ from frreg._lazy import lazy_getattr
 if TYPE_CHECKING:
     from frreg.gate.checks import GateReport
     from frreg.gate.verdict import clear_verdict
-    from frreg.session.config import PRODUCER_KEYS, GateConfig, gate_config
+    from frreg.session.config import PRODUCER_KEYS, GateConfig, clear_outputs, gate_config
     from frreg.session.gate_session import GateFailure, GateSession, ItemSpec, item_specs
     from frreg.session.outcomes import ItemOutcome, items_line, session_checks
     from frreg.session.output import (
@@ -42,7 +43,9 @@ if TYPE_CHECKING:
 _EXPORTS: dict[str, str] = {
     "GateReport": "frreg.gate.checks",
     "clear_verdict": "frreg.gate.verdict",
-    **dict.fromkeys(("PRODUCER_KEYS", "GateConfig", "gate_config"), "frreg.session.config"),
+    **dict.fromkeys(
+        ("PRODUCER_KEYS", "GateConfig", "clear_outputs", "gate_config"), "frreg.session.config"
+    ),
     **dict.fromkeys(
         ("GateFailure", "GateSession", "ItemSpec", "item_specs"), "frreg.session.gate_session"
     ),
@@ -65,6 +68,7 @@ __all__ = [
     "GateSession",
     "ItemOutcome",
     "ItemSpec",
+    "clear_outputs",
     "clear_verdict",
     "file_log",
     "gate_config",

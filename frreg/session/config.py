@@ -43,15 +43,30 @@ class GateConfig:
     export_registry: Path | None = None
     export_force: bool = False
 
+    #: The directory paths are shown relative to (pytest's rootdir), in reports.
+    root: Path | None = None
+
     @property
     def seeds(self) -> tuple[int, ...]:
         return self.thresholds.seeds
+
+    def shown(self, path: Path) -> str:
+        """``path`` as reports show it: relative to :attr:`root` when inside it (no
+        machine-absolute paths in a report a CI posts), else as it is."""
+        if self.root is not None:
+            try:
+                return path.relative_to(self.root).as_posix()
+            except ValueError:
+                pass
+        return str(path)
 
 
 def gate_config(values: Mapping[str, Any], base: Path, *, prefix: str = "--frreg-") -> GateConfig:
     """Build a :class:`GateConfig` from resolved option values (keyed by option dest).
 
-    Relative paths are taken relative to ``base`` (the invocation directory).
+    Relative paths are taken relative to ``base`` (pytest's rootdir; the plugin makes
+    the paths it was given absolute first, each from where it was given), and
+    reports show paths relative to it.
     """
     from frreg import settings
 
@@ -77,4 +92,15 @@ def gate_config(values: Mapping[str, Any], base: Path, *, prefix: str = "--frreg
         if values.get("export_registry") is None
         else path(values["export_registry"]),
         export_force=bool(values.get("export_force")),
+        root=base,
     )
+
+
+def clear_outputs(out_dir: Path) -> None:
+    """Remove every verdict-bearing file of a gate session in ``out_dir``: the verdict,
+    its diff against a baseline, the report and the figures (before a session whose
+    outcome is not known yet: none of them may describe it)."""
+    from frreg.gate.verdict import clear_verdict
+    from frreg.session.output import EVIDENCE_PNG, HEATMAP_PNG, REPORT_MD
+
+    clear_verdict(out_dir, also=(REPORT_MD, HEATMAP_PNG, EVIDENCE_PNG))
