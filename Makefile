@@ -13,7 +13,7 @@ JOBS   ?= 2
 $(STAMP): pyproject.toml constraints.txt setup.py frreg/training/batched/_native.c frreg/training/batched/_native_kernel.h
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,natural,export,cluster,baselines]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,natural,export,cluster,baselines,figures]'
 	touch $@
 
 install: $(STAMP)
