@@ -78,23 +78,41 @@ def write_reports(
     verdict_path: Path,
     notes: Sequence[str],
     ensemble: EnsembleEvidence | None,
+    *,
+    sections: Sequence[str] = (),
 ) -> None:
-    """The markdown report, the PLCC heatmap and the evidence figure, beside the verdict."""
-    from frreg.gate.report import evidence_figure, heatmap, markdown, plcc_table
+    """The markdown report, the PLCC heatmap and the evidence figure, beside the verdict.
+
+    Without the ``figures`` extra no PNG is written and the report says so in one line;
+    ``sections`` are markdown blocks added after the gate checks
+    (:func:`frreg.gate.report.markdown`). Paths in the report are relative to it.
+    """
+    from frreg.gate.report import (
+        evidence_figure,
+        figures_available,
+        heatmap,
+        markdown,
+        plcc_table,
+    )
 
     out = config.out_dir
     sources, table = plcc_table(records)
-    files = {"verdict": str(verdict_path), "report": str(out / REPORT_MD)}
-    if sources and table:
-        heatmap(out / HEATMAP_PNG, sources, table, f"held-out PLCC — {report.verdict_line}")
-        files["heatmap"] = str(out / HEATMAP_PNG)
-    (out / EVIDENCE_PNG).unlink(missing_ok=True)  # never a stale figure beside a new verdict
-    if ensemble is not None:
-        title = (
-            f"ensemble bias and conformal half-width per held-out source — {report.verdict_line}"
-        )
-        evidence_figure(out / EVIDENCE_PNG, ensemble, config.thresholds[BIAS], title)
-        files["evidence figure"] = str(out / EVIDENCE_PNG)
+    for name in (HEATMAP_PNG, EVIDENCE_PNG):  # never a stale figure beside a new verdict
+        (out / name).unlink(missing_ok=True)
+    figures: dict[str, str] = {}
+    drawable = figures_available()
+    if drawable:
+        if sources and table:
+            heatmap(out / HEATMAP_PNG, sources, table, f"held-out PLCC — {report.verdict_line}")
+            figures["held-out PLCC per source and seed"] = HEATMAP_PNG
+        if ensemble is not None:
+            title = (
+                "ensemble bias and conformal half-width per held-out source — "
+                f"{report.verdict_line}"
+            )
+            evidence_figure(out / EVIDENCE_PNG, ensemble, config.thresholds[BIAS], title)
+            figures["ensemble bias and conformal half-width per source"] = EVIDENCE_PNG
+    files = {"verdict": str(verdict_path), "report": REPORT_MD, "log": LOG_FILE}
     with atomic_writer(out / REPORT_MD) as fh:
         fh.write(
             markdown(
@@ -105,8 +123,27 @@ def write_reports(
                 notes=notes,
                 evidence=ensemble,
                 records=records,
+                sections=sections,
+                # Drawn, or said why not; nothing to draw is no section at all.
+                figures=figures if figures or not drawable else None,
+                base=out,
             )
         )
+
+
+def report_file_lines(out: Path) -> list[str]:
+    """The terminal summary's lines naming the report, the log and the figures (or the
+    one line saying the figures were not drawn)."""
+    from frreg.gate.report import FIGURES_MISSING, figures_available
+
+    lines = [f"report: {out / REPORT_MD}", f"log: {out / LOG_FILE}"]
+    if not figures_available():
+        return [*lines, FIGURES_MISSING]
+    if (out / HEATMAP_PNG).exists():
+        lines.append(f"heatmap: {out / HEATMAP_PNG}")
+    if (out / EVIDENCE_PNG).exists():
+        lines.append(f"evidence figure: {out / EVIDENCE_PNG}")
+    return lines
 
 
 def summary_lines(
@@ -144,11 +181,6 @@ def summary_lines(
     )
     if verdict_path is not None:
         lines.append(f"verdict: {verdict_path}")
-    lines.append(f"report: {out / REPORT_MD}")
-    lines.append(f"log: {out / LOG_FILE}")
-    if (out / HEATMAP_PNG).exists():
-        lines.append(f"heatmap: {out / HEATMAP_PNG}")
-    if (out / EVIDENCE_PNG).exists():
-        lines.append(f"evidence figure: {out / EVIDENCE_PNG}")
+    lines += report_file_lines(out)
     lines.append(f"frreg verdict: {report.verdict_line}")  # the last line, where CI logs end
     return lines
