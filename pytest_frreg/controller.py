@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +14,11 @@ from pytest_frreg.items import NODE, strip_group
 #: The verdict's own test result (see ``GateController._report_verdict_item``).
 VERDICT_NODEID = f"{NODE}::verdict"
 
+#: What a session log line starts with (``2024-05-01 12:00:00 pid 4242: ``), not shown.
+_LOG_STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d pid \d+: ")
+
 if TYPE_CHECKING:
+    from frreg._terminal import LogFollower
     from frreg.session import GateReport, GateSession, ItemOutcome
 
 
@@ -31,12 +37,57 @@ class GateController:
         self.verdict_path: Path | None = None
         #: ``--frreg-export``: what was exported, or why not.
         self.export_lines: list[str] = []
+        #: Under xdist, the thread showing the workers' progress from the session log.
+        self.follower: LogFollower | None = None
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         from frreg.session import clear_verdict
 
         # A stale verdict must not outlive a run whose outcome is not known yet.
         clear_verdict(self.session.config.out_dir)
+        self._show_progress()
+
+    def _show_progress(self) -> None:
+        """Show the session's long work (corpus production, training, the audit, the
+        export) on the terminal while it runs, as ``[frreg] ...`` lines through pytest's
+        terminal reporter: the session log's lines, drawn by frreg's progress display in
+        plain mode (a line at the start, every ``PLAIN_INTERVAL_S`` and at the end).
+
+        Without xdist the work runs in this process: each log line is shown as it is
+        written, with capturing suspended (as pytest's live logging does). With xdist it
+        runs in the workers: a daemon thread follows the log they append to, stopped at
+        session end. Whole lines only, never a line rewritten in place: pytest owns the
+        terminal's current line. ``-qq`` (or ``-p no:terminal``) shows nothing.
+        """
+        config = self.config
+        reporter = config.pluginmanager.getplugin("terminalreporter")
+        if reporter is None or config.option.verbose <= -2:
+            return
+
+        def show(message: str) -> None:
+            # A line of its own, also after xdist's progress dots (which leave the line open).
+            if getattr(getattr(reporter, "_tw", None), "width_of_current_line", 0):
+                reporter.write("\n")
+            reporter.write_line(f"[frreg] {_LOG_STAMP.sub('', message, count=1)}")
+
+        if config.pluginmanager.getplugin("dsession") is None:
+            capman = config.pluginmanager.getplugin("capturemanager")
+
+            def show_here(message: str) -> None:
+                with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
+                    show(message)
+
+            self.session.also_log_to(show_here)
+        else:
+            from frreg._terminal import LogFollower
+            from frreg.session import LOG_FILE
+
+            self.follower = LogFollower(self.session.config.out_dir / LOG_FILE, show).start()
+
+    def _stop_progress(self) -> None:
+        if self.follower is not None:
+            self.follower.stop()  # shows what the log gained since its last read
+            self.follower = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if not report.nodeid.startswith(f"{NODE}::") or report.nodeid == VERDICT_NODEID:
@@ -66,6 +117,15 @@ class GateController:
     # tryfirst: before the junitxml plugin writes its file, so the verdict is in it.
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        try:
+            self._finish(session, exitstatus)
+        finally:
+            self._stop_progress()
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self._stop_progress()  # a session that never finished (an internal error)
+
+    def _finish(self, session: pytest.Session, exitstatus: int) -> None:
         if session.config.option.collectonly:
             return
         interrupted = None

@@ -35,12 +35,7 @@ from frreg.options import StrictParser
 from frreg.producer import ffmpeg as ff
 from frreg.producer.encoders import HARDWARE_ENCODERS, check_cq
 from frreg.producer.options import corpus_option_groups
-from frreg.producer.progress import (
-    PlainProgress,
-    ProgressCallback,
-    TerminalProgress,
-    auto_progress,
-)
+from frreg.producer.progress import CorpusProgress
 from frreg.producer.runner import check_out_path, produce_corpus
 from frreg.producer.settings import ProducerSettings, producer_settings
 from frreg.producer.sources import BUILTIN_SIZE, GEOMETRY_KEYS, Source, load_manifest
@@ -177,13 +172,8 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if settings.uses_builtin:
         sources = settings.builtin_sources(exe)
 
-    progress: ProgressCallback | None = None
-    if args.progress == "auto":
-        progress = auto_progress(sys.stderr)
-    elif args.progress == "tty":
-        progress = TerminalProgress(sys.stderr)
-    elif args.progress == "plain":
-        progress = PlainProgress(sys.stderr)
+    # --progress auto|tty|plain|none: the modes of frreg's one progress display.
+    progress = None if args.progress == "none" else CorpusProgress(sys.stderr, mode=args.progress)
     result = produce_corpus(
         out, sources, settings.for_run(exe, manifest), progress=progress, argv=[PROG, *argv]
     )

@@ -104,18 +104,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"({engine}, {device}){' [dry-run]' if args.dry_run else ''}",
                 file=sys.stderr,
             )
-            paths = run_loso(
-                corpus,
-                args.seeds,
-                train_settings,
-                out_dir,
-                argv=[PROG, *argv_list],
-                dry_run=args.dry_run,
-                engine=args.engine,
-                device=device,
-                progress=progress_printer(f"{PROG}: training"),
-                kernel=kernel,
+            # The batched engine reports epochs (its models train side by side), the
+            # reference engine finished (seed, fold) jobs.
+            progress = progress_printer(
+                f"{PROG}: training", unit="epochs" if args.engine == "batched" else "jobs"
             )
+            try:
+                paths = run_loso(
+                    corpus,
+                    args.seeds,
+                    train_settings,
+                    out_dir,
+                    argv=[PROG, *argv_list],
+                    dry_run=args.dry_run,
+                    engine=args.engine,
+                    device=device,
+                    progress=progress,
+                    kernel=kernel,
+                )
+            finally:
+                progress.close()  # an error gets a line of its own
     except FrregError as err:
         return fail(PROG, err)
     for seed, path in paths.items():

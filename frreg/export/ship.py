@@ -51,6 +51,7 @@ from frreg.schema import (
 )
 
 if TYPE_CHECKING:
+    from frreg._terminal import TextSink
     from frreg.corpus import Corpus
     from frreg.gate.criteria import Thresholds
     from frreg.gate.evidence import RecordedRun
@@ -272,8 +273,15 @@ def _registry_onnx_path(registry: Path, member: Path) -> str:
 # --------------------------------------------------------------------------
 
 
-def export_ensemble(request: ExportRequest, log: Log | None = None) -> ExportResult:
-    """Export the promoted ensemble described by ``request``; see the module docstring."""
+def export_ensemble(
+    request: ExportRequest, log: Log | None = None, *, progress_to: TextSink | None = None
+) -> ExportResult:
+    """Export the promoted ensemble described by ``request``; see the module docstring.
+
+    ``progress_to``: where the audit's and the members' training progress is drawn
+    (default stderr: live on a terminal, plain lines otherwise; a gate session passes
+    its log).
+    """
     from frreg.dirlock import flocked
 
     say: Log = log or (lambda _line: None)
@@ -327,7 +335,9 @@ def export_ensemble(request: ExportRequest, log: Log | None = None) -> ExportRes
             tempfile.mkdtemp(prefix=f"{_STAGING_PREFIX}{request.ensemble_id}-", dir=out_dir)
         )
         try:
-            return _export(request, verdict_path, thresholds, seeds, device, registry, stage, say)
+            return _export(
+                request, verdict_path, thresholds, seeds, device, registry, stage, say, progress_to
+            )
         finally:
             shutil.rmtree(stage, ignore_errors=True)
 
@@ -362,15 +372,16 @@ def _export(
     registry: dict[str, Any] | None,
     stage: Path,
     say: Log,
+    progress_to: TextSink | None = None,
 ) -> ExportResult:
     """The export proper, once every refusal passed: each step below, in order."""
     from frreg.corpus import load_corpus
 
-    decision = _rederive_promote(request, verdict_path, thresholds, say)
+    decision = _rederive_promote(request, verdict_path, thresholds, say, progress_to)
     run = _recorded_recipe(decision, seeds, verdict_path)
     device, kernel = _training_device(device_choice, run, verdict_path)
     corpus = decision.loaded if decision.loaded is not None else load_corpus(request.corpus)
-    scaler, trained = _train_members(corpus, seeds, run, device, kernel, say)
+    scaler, trained = _train_members(corpus, seeds, run, device, kernel, say, progress_to)
     provenance = _provenance(request, corpus, scaler, run, device, kernel, verdict_path, decision)
     staged = _verify_and_stage_members(
         stage, request, trained, run, corpus, scaler, provenance, decision, say
@@ -396,7 +407,11 @@ def _export(
 
 
 def _rederive_promote(
-    request: ExportRequest, verdict_path: Path, thresholds: Any, say: Log
+    request: ExportRequest,
+    verdict_path: Path,
+    thresholds: Any,
+    say: Log,
+    progress_to: TextSink | None = None,
 ) -> Decision:
     """The gate's decision re-derived from the evidence beside the verdict; it must
     still be a recomputed PROMOTE (a forged or stale PROMOTE.json does not export)."""
@@ -414,7 +429,9 @@ def _rederive_promote(
         audit_jobs=request.audit,
         audit_exempt=request.audit_exempt,
         allow_seed_subset=request.accept_deviations,
-        progress=progress_printer("frreg-export: audit, retraining (seed, fold) jobs"),
+        progress=progress_printer(
+            "frreg-export: audit, retraining (seed, fold) jobs", progress_to, unit="jobs"
+        ),
     )
     say(f"the evidence re-derives: {decision.report.verdict_line}")
     if not (decision.report.passed and decision.recomputed):
@@ -462,6 +479,7 @@ def _train_members(
     device: str,
     kernel: str,
     say: Log,
+    progress_to: TextSink | None = None,
 ) -> tuple[Scaler, list[TrainedFold]]:
     """One production member per seed, fit on every corpus row with the recorded recipe
     (all in one batched run), and the scaler fit on the same rows."""
@@ -483,7 +501,7 @@ def _train_members(
         run.settings,
         engine=run.engine,
         device=device,
-        progress=progress_printer("production members"),
+        progress=progress_printer("frreg-export: production members", progress_to, unit="epochs"),
         kernel=kernel,
     )
     return scaler, trained

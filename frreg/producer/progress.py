@@ -1,30 +1,30 @@
 """Progress reporting for the corpus producer.
 
 :func:`~frreg.producer.produce_corpus` calls ``progress(event)`` after every
-cell; anything callable works (the pytest plugin can pass its own). The two
-reporters here write to a stream: a one-line live display for terminals and
-occasional plain lines for CI logs, where carriage returns make a mess.
+cell; anything callable works. :class:`CorpusProgress` draws the events with
+frreg's one progress display (:mod:`frreg._terminal`): a live line on a
+terminal, a plain line every :data:`~frreg._terminal.PLAIN_INTERVAL_S` seconds
+otherwise. The text of a line is the event's (cells, frames/s), the mechanics
+are the display's.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Protocol
 
+from frreg._terminal import PLAIN_INTERVAL_S, Mode, ProgressDisplay, TextSink, clock
 
-class TextSink(Protocol):
-    """Where progress lines go: a text stream, or anything with ``write`` and ``flush``."""
-
-    def write(self, text: str, /) -> int: ...
-
-    def flush(self) -> None: ...
-
-
-#: Seconds between plain progress lines in non-interactive logs.
-PLAIN_INTERVAL_S: Final = 30.0
+__all__ = [
+    "PLAIN_INTERVAL_S",
+    "CorpusProgress",
+    "PlainProgress",
+    "ProgressCallback",
+    "ProgressEvent",
+    "TerminalProgress",
+    "auto_progress",
+]
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,8 @@ class ProgressEvent:
             return None
         return max(0.0, (self.frames_todo - self.frames_done) / fps)
 
-    def summary(self) -> str:
-        """``cells 7/12 (2 reused, 1 failed) | 183.4 frames/s | ETA 0:41``."""
+    def counts(self) -> str:
+        """``cells 7/12 (2 reused, 1 failed) | 183.4 frames/s``: where the run stands."""
         notes = []
         if self.cells_skipped:
             notes.append(f"{self.cells_skipped} reused")
@@ -73,67 +73,71 @@ class ProgressEvent:
         fps = self.fps
         if fps is not None:
             text += f" | {fps:.1f} frames/s"
+        return text
+
+    def summary(self) -> str:
+        """``cells 7/12 (2 reused, 1 failed) | 183.4 frames/s | ETA 0:41``."""
+        text = self.counts()
         eta = self.eta_s
         if eta is not None and not self.finished:
-            text += f" | ETA {_clock(eta)}"
+            text += f" | ETA {clock(eta)}"
         if self.finished:
-            text += f" | done in {_clock(self.elapsed_s)}"
+            text += f" | done in {clock(self.elapsed_s)}"
         return text
 
 
 ProgressCallback = Callable[[ProgressEvent], None]
 
 
-def _clock(seconds: float) -> str:
-    seconds = round(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-class TerminalProgress:
-    """A single status line, rewritten in place (for a TTY)."""
-
-    def __init__(self, stream: TextSink | None = None, prefix: str = "frreg-corpus") -> None:
-        self.stream: TextSink = stream if stream is not None else sys.stderr
-        self.prefix = prefix
-        self._width = 0
-
-    def __call__(self, event: ProgressEvent) -> None:
-        line = f"{self.prefix}: {event.summary()}"
-        pad = " " * max(0, self._width - len(line))
-        self._width = len(line)
-        end = "\n" if event.finished else ""
-        self.stream.write(f"\r{line}{pad}{end}")
-        self.stream.flush()
-
-
-class PlainProgress:
-    """A plain line now and then (every ``interval_s``), and one at the end."""
+class CorpusProgress:
+    """Draws producer events with frreg's progress display (``mode``: see
+    :data:`~frreg._terminal.MODES`; ``auto`` is live on a terminal, plain otherwise)."""
 
     def __init__(
         self,
         stream: TextSink | None = None,
         prefix: str = "frreg-corpus",
-        interval_s: float = PLAIN_INTERVAL_S,
+        *,
+        mode: Mode = "auto",
+        interval_s: float | None = None,
     ) -> None:
-        self.stream: TextSink = stream if stream is not None else sys.stderr
-        self.prefix = prefix
-        self.interval_s = interval_s
-        self._last = time.monotonic()
+        self.display = ProgressDisplay(
+            prefix,
+            stream=stream if stream is not None else sys.stderr,
+            mode=mode,
+            interval_s=interval_s,
+        )
 
     def __call__(self, event: ProgressEvent) -> None:
-        now = time.monotonic()
-        if event.finished or now - self._last >= self.interval_s:
-            self._last = now
-            self.stream.write(f"{self.prefix}: {event.summary()}\n")
-            self.stream.flush()
+        self.display.update(
+            event.cells_done + event.cells_failed,
+            event.cells_total,
+            text=event.counts(),
+            eta_s=event.eta_s,  # from frames, not cells: cells differ in length
+            estimate=False,
+            finished=event.finished,
+        )
+
+
+class TerminalProgress(CorpusProgress):
+    """The live line, whatever the stream (``--progress tty``)."""
+
+    def __init__(self, stream: TextSink | None = None, prefix: str = "frreg-corpus") -> None:
+        super().__init__(stream, prefix, mode="tty")
+
+
+class PlainProgress(CorpusProgress):
+    """Plain lines, whatever the stream (``--progress plain``; the gate session's log)."""
+
+    def __init__(
+        self,
+        stream: TextSink | None = None,
+        prefix: str = "frreg-corpus",
+        interval_s: float | None = None,
+    ) -> None:
+        super().__init__(stream, prefix, mode="plain", interval_s=interval_s)
 
 
 def auto_progress(stream: TextSink | None = None) -> ProgressCallback:
-    """A live line on a terminal, occasional plain lines otherwise."""
-    stream = stream if stream is not None else sys.stderr
-    isatty = getattr(stream, "isatty", None)
-    if callable(isatty) and isatty():
-        return TerminalProgress(stream)
-    return PlainProgress(stream)
+    """A live line on a terminal, plain lines at a fixed interval otherwise."""
+    return CorpusProgress(stream, mode="auto")

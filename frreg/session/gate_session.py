@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 
+from frreg._terminal import LogLines, ProgressDisplay
 from frreg.cache import CacheEntry, SeedCache
 from frreg.corpus import Corpus, load_corpus
 from frreg.errors import EvidenceWarning
@@ -57,14 +58,14 @@ if TYPE_CHECKING:
     from frreg.gate.options import AuditRequest
 
 
-def _epoch_logger(log: Callable[[str], None], label: str) -> Callable[[int, int], None]:
-    """A training progress callback that logs roughly every tenth of the epochs."""
-
-    def progress(done: int, total: int) -> None:
-        if done == total or done % max(1, total // 10) == 0:
-            log(f"{label}: epoch {done}/{total}")
-
-    return progress
+def _epoch_logger(
+    log: Callable[[str], None], label: str, unit: str = "epochs"
+) -> Callable[[int, int], None]:
+    """A ``progress(done, total)`` callback drawing into the session log: frreg's progress
+    display in plain mode (a line at the start, one every
+    :data:`~frreg._terminal.PLAIN_INTERVAL_S` seconds and one at the end). The workers
+    cannot reach the terminal; the controller shows the log's lines there."""
+    return ProgressDisplay(label, unit=unit, stream=LogLines(log), mode="plain")
 
 
 class GateFailure(AssertionError):
@@ -96,6 +97,17 @@ class GateSession:
         self._ensemble: EnsembleEvidence | None = None
         #: The verdict's ensemble evidence, once :meth:`finalize` ran.
         self.final_ensemble: EnsembleEvidence | None = None
+
+    def also_log_to(self, show: Callable[[str], None]) -> None:
+        """Hand every later log line (progress, cache events) to ``show`` as well as to
+        the log: the controller shows on its terminal the work it runs itself."""
+        written = self.log
+
+        def both(message: str) -> None:
+            written(message)
+            show(message)
+
+        self.log = self.cache.on_event = both
 
     # ------------------------------------------------------------------ collection
 
@@ -190,7 +202,11 @@ class GateSession:
                     argv=["pytest-frreg", f"--frreg-seeds={seed}"],
                     engine=cfg.engine,
                     device=cfg.device,
-                    progress=_epoch_logger(self.log, f"seed {seed}"),
+                    progress=_epoch_logger(
+                        self.log,
+                        f"seed {seed} training",
+                        "epochs" if cfg.engine == "batched" else "jobs",
+                    ),
                 )
 
             self._entries[seed] = self.cache.get_or_build(config, seed, build)
@@ -351,6 +367,7 @@ class GateSession:
                 baseline=cfg.baseline,
                 written_by="pytest-frreg",
                 extra_checks=session_checks(outcomes, expected, interrupted),
+                progress=_epoch_logger(self.log, "audit, retraining (seed, fold) jobs", "jobs"),
             )
         notes = [o.properties["notes"] for o in outcomes.values() if o.properties.get("notes")]
         records = {s: a.record for s, a in decision.artifacts.items()}
@@ -394,7 +411,7 @@ class GateSession:
             audit=self._audit_plan[0],
             audit_exempt=tuple(self._audit_plan[1]),
         )
-        return export_ensemble(request, log=self.log)
+        return export_ensemble(request, log=self.log, progress_to=LogLines(self.log))
 
     def audit_plan(self, outcomes: Mapping[str, ItemOutcome]) -> tuple[AuditRequest, list[int]]:
         """What the verdict retrains: ``--frreg-audit`` (default: every job) and the
