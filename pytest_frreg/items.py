@@ -8,6 +8,7 @@ their names, come from :func:`frreg.session.item_specs`, not from this module.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,15 +49,34 @@ class GateItem(pytest.Item):
 
     def runtest(self) -> None:
         __tracebackhide__ = True
+        from frreg.errors import EvidenceWarning
         from frreg.session import GateFailure
 
         session = self.config.stash[SESSION_KEY]
+        # Re-emitted only once the recording ends: inside it, each re-emitted warning
+        # would be recorded again.
+        caught: list[warnings.WarningMessage] = []
         try:
-            props = self.spec.run(session)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", EvidenceWarning)
+                props = self.spec.run(session)
         except GateFailure as failure:
             self.user_properties.extend(failure.properties.items())
             raise
+        finally:
+            self._rewarn(caught)
         self.user_properties.extend(props.items())
+
+    def _rewarn(self, caught: list[warnings.WarningMessage]) -> None:
+        """Re-emit the check's warnings at this item (``frreg-gate::evidence[...]``), not
+        at the library line that raised them: that line says nothing to a reader."""
+        from frreg.errors import EvidenceWarning
+
+        for w in caught:
+            if issubclass(w.category, EvidenceWarning):
+                warnings.warn_explicit(w.message, w.category, self.nodeid, 0, module=NODE)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
 
     def repr_failure(
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
