@@ -126,7 +126,7 @@ def test_deviation_lines_read_as_pinned():
         "mean PLCC threshold 0.9 (ADR-0303: 0.95)",
         "PLCC spread threshold 0.01 (ADR-0303: 0.005)",
         "per-seed minimum PLCC threshold 0.9 (ADR-0303: 0.95)",
-        "fold minimum PLCC threshold 0.5 (ADR-0303: None)",
+        "fold minimum PLCC threshold 0.5 (ADR-0303: off)",
         "seeds (0, 1, 2) (ADR-0303: (0, 1, 2, 3, 4))",
     ]
 
@@ -137,7 +137,8 @@ def test_a_changed_threshold_is_a_deviation_exactly_when_its_record_says_so():
         listed = deviations(th)
         assert bool(listed) == c.deviation, (c.name, listed)
         if c.deviation:
-            assert listed == [f"{c.name} threshold {c.most_permissive} (ADR-0303: {c.default})"]
+            adr = "off" if c.default is None else c.default
+            assert listed == [f"{c.name} threshold {c.most_permissive} (ADR-0303: {adr})"]
 
 
 def test_evaluate_reports_every_ensemble_criterion_in_order(tmp_path):

@@ -1117,7 +1117,8 @@ def deviations(thresholds: Thresholds) -> list[str]:
     for _, c in threshold_criteria():
         value = thresholds.optional(c)
         if c.deviation and value != c.default:
-            out.append(f"{c.name} threshold {value} (ADR-0303: {c.default})")
+            adr = "off" if c.default is None else c.default
+            out.append(f"{c.name} threshold {value} (ADR-0303: {adr})")
     if thresholds.seeds != ENSEMBLE_SEEDS:
         out.append(f"seeds {thresholds.seeds} (ADR-0303: {ENSEMBLE_SEEDS})")
     return out
