@@ -41,10 +41,12 @@ class GateController:
         self.follower: LogFollower | None = None
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        from frreg.session import clear_verdict
+        from frreg.session import clear_outputs
 
+        if session.config.option.collectonly:
+            return  # --co runs nothing: the verdict and its files stay as they are
         # A stale verdict must not outlive a run whose outcome is not known yet.
-        clear_verdict(self.session.config.out_dir)
+        clear_outputs(self.session.config.out_dir)
         self._show_progress()
 
     def _show_progress(self) -> None:
@@ -225,5 +227,6 @@ class GateController:
         lines = summary_lines(
             self.session, self.report, self.verdict_path, self.outcomes, self.expected
         )
-        for line in [*lines, *self.export_lines]:
+        # The verdict line stays the last line, where a CI log ends.
+        for line in [*lines[:-1], *self.export_lines, lines[-1]]:
             terminalreporter.write_line(line)

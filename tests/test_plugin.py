@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -577,3 +578,38 @@ def test_a_promote_is_a_passing_junit_testcase_carrying_the_verdict(pytester, co
     assert props["verdict"] == "PROMOTE"
     assert failures == []
     assert "warnings" in props  # WARN evidence is named, not hidden in a pass
+
+
+@pytest.mark.slow
+def test_a_baseline_gives_the_verdict_diff_in_the_terminal_report_and_files(pytester, corpus):
+    """--frreg-baseline: what changed is on the terminal, in frreg-report.md and in the
+    diff files beside the verdict; the verdict line stays the summary's last line, and
+    the evidence warnings point at their items, not at a library line."""
+    from frreg.gate.diff import DIFF_JSON, DIFF_MD
+
+    assert gate(pytester, corpus, *LENIENT).ret == 0
+    baseline = pytester.path / "last-promote.json"
+    shutil.copy(out_dir(pytester) / PROMOTE_FILE, baseline)
+    result = gate(
+        pytester, corpus, *LENIENT, "--frreg-fold-min=0.99999", f"--frreg-baseline={baseline}"
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "change against last-promote.json (same corpus): verdict PROMOTE (custom* -> HOLD (custom*"
+        ]
+    )
+    lines = result.stdout.str().splitlines()
+    last = max(i for i, line in enumerate(lines) if line.startswith("frreg verdict: "))
+    assert lines[last].startswith("frreg verdict: HOLD (custom")
+    assert lines[last + 1].startswith("=")  # nothing of frreg's after it
+    out = out_dir(pytester)
+    diff = json.loads((out / DIFF_JSON).read_text())
+    assert diff["verdict"] == {"baseline": "PROMOTE", "this_run": "HOLD"}
+    assert (out / DIFF_MD).read_text().startswith("## Change against the baseline verdict")
+    report = (out / "frreg-report.md").read_text()
+    assert "## Change against the baseline verdict" in report
+    assert f"`{DIFF_MD}`" in report  # named relative to the report
+    warning = "  frreg-gate::data[manifest]:0: EvidenceWarning: WARN data manifest"
+    assert warning in result.stdout.str()
+    assert "gate_session.py" not in result.stdout.str()

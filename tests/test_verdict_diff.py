@@ -53,13 +53,15 @@ def test_the_diff_finds_exactly_what_was_changed(promoted):
     diff = diff_verdicts(new, old, baseline="main")
     assert [c.name for c in diff.changed_checks] == [check["name"]]
     changed = diff.changed_checks[0]
-    assert changed.old_status == "PASS" and changed.new_status == "FAIL"
+    assert changed.old_status == "PASS"
+    assert changed.new_status == "FAIL"
     assert changed.delta == pytest.approx(-0.25)
     assert [s.source for s in diff.sources if s.changed] == [source]
     moved = next(s for s in diff.sources if s.source == source)
     assert moved.delta("ensemble_plcc") == pytest.approx(-0.125)
     assert all(moved.delta(key) == 0 for _, key, _ in SOURCE_METRICS if key != "ensemble_plcc")
-    assert "verdict PROMOTE" in diff.headline and "-> HOLD (ADR-0303 gate)" in diff.headline
+    assert "verdict PROMOTE" in diff.headline
+    assert "-> HOLD (ADR-0303 gate)" in diff.headline
 
     md = diff.markdown()
     marked = [line for line in md.splitlines() if line.startswith("| **Δ** |")]
@@ -119,5 +121,7 @@ def test_a_baseline_that_is_not_a_verdict_is_an_input_error(promoted, tmp_path, 
     rc = validate_cli.main([str(loso), "--corpus", str(corpus), "--baseline", str(bogus)])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == EXIT_USAGE
-    assert len(err) == 1 and str(bogus) in err[0] and "not a frreg verdict" in err[0]
+    assert len(err) == 1
+    assert str(bogus) in err[0]
+    assert "not a frreg verdict" in err[0]
     assert (loso / PROMOTE_FILE).exists()  # the earlier verdict is left as it was

@@ -54,6 +54,7 @@ from frreg.session.output import (
 
 if TYPE_CHECKING:
     from frreg.export import ExportResult
+    from frreg.gate.diff import VerdictDiff
     from frreg.gate.ensemble import EnsembleEvidence
     from frreg.gate.options import AuditRequest
 
@@ -97,6 +98,8 @@ class GateSession:
         self._ensemble: EnsembleEvidence | None = None
         #: The verdict's ensemble evidence, once :meth:`finalize` ran.
         self.final_ensemble: EnsembleEvidence | None = None
+        #: The verdict against ``--frreg-baseline``, once :meth:`finalize` ran.
+        self.verdict_diff: VerdictDiff | None = None
 
     def also_log_to(self, show: Callable[[str], None]) -> None:
         """Hand every later log line (progress, cache events) to ``show`` as well as to
@@ -341,14 +344,15 @@ class GateSession:
         ``frreg-validate`` runs) to pass on the artifacts the items produced.
         """
         from frreg.dirlock import holding
-        from frreg.gate.verdict import GATE_SESSION, clear_verdict, judge_and_write
+        from frreg.gate.verdict import GATE_SESSION, judge_and_write
+        from frreg.session.config import clear_outputs
 
         cfg = self.config
         out = cfg.out_dir
         out.mkdir(parents=True, exist_ok=True)
         # No frreg-train may rewrite the seed files while they are published and judged.
         with holding(out, exclusive=True, who="pytest-frreg"):
-            clear_verdict(out)
+            clear_outputs(out)
             # Publish the seed artifacts the items reported, from the shared cache.
             keys = reported_cache_keys(outcomes)
             remove_foreign_seeds(out, cfg.seeds, self.log)
@@ -369,11 +373,30 @@ class GateSession:
                 extra_checks=session_checks(outcomes, expected, interrupted),
                 progress=_epoch_logger(self.log, "audit, retraining (seed, fold) jobs", "jobs"),
             )
+            self.verdict_diff = self._diff(path)
         notes = [o.properties["notes"] for o in outcomes.values() if o.properties.get("notes")]
         records = {s: a.record for s, a in decision.artifacts.items()}
         self.final_ensemble = decision.ensemble
-        write_reports(cfg, decision.report, records, path, notes, decision.ensemble)
+        sections = [] if self.verdict_diff is None else [self.verdict_diff.markdown()]
+        write_reports(
+            cfg, decision.report, records, path, notes, decision.ensemble, sections=sections
+        )
         return decision.report, path
+
+    def _diff(self, verdict_path: Path) -> VerdictDiff | None:
+        """With ``--frreg-baseline``: the verdict against the baseline, written beside it."""
+        if self.config.baseline is None:
+            return None
+        from frreg._io import read_json
+        from frreg.gate.diff import diff_verdicts, read_verdict, write_diff
+
+        diff = diff_verdicts(
+            read_json(verdict_path, "verdict"),
+            read_verdict(self.config.baseline),
+            baseline=self.config.shown(self.config.baseline),
+        )
+        write_diff(self.config.out_dir, diff)
+        return diff
 
     def check_baseline(self) -> None:
         """Raise :class:`~frreg.errors.InputError` when ``--frreg-baseline`` names a file

@@ -113,6 +113,7 @@ def write_reports(
             evidence_figure(out / EVIDENCE_PNG, ensemble, config.thresholds[BIAS], title)
             figures["ensemble bias and conformal half-width per source"] = EVIDENCE_PNG
     files = {"verdict": str(verdict_path), "report": REPORT_MD, "log": LOG_FILE}
+    files.update({f"change against the baseline ({n.rsplit('.', 1)[1]})": n for n in _diffs(out)})
     with atomic_writer(out / REPORT_MD) as fh:
         fh.write(
             markdown(
@@ -131,12 +132,20 @@ def write_reports(
         )
 
 
+def _diffs(out: Path) -> list[str]:
+    """The verdict diff files (``--frreg-baseline``) in ``out``, by name."""
+    from frreg.gate.diff import DIFF_FILES
+
+    return [name for name in DIFF_FILES if (out / name).is_file()]
+
+
 def report_file_lines(out: Path) -> list[str]:
-    """The terminal summary's lines naming the report, the log and the figures (or the
-    one line saying the figures were not drawn)."""
+    """The terminal summary's lines naming the report, the log, the verdict diff and the
+    figures (or the one line saying the figures were not drawn)."""
     from frreg.gate.report import FIGURES_MISSING, figures_available
 
     lines = [f"report: {out / REPORT_MD}", f"log: {out / LOG_FILE}"]
+    lines += [f"change against the baseline: {out / name}" for name in _diffs(out)]
     if not figures_available():
         return [*lines, FIGURES_MISSING]
     if (out / HEATMAP_PNG).exists():
@@ -169,6 +178,8 @@ def summary_lines(
         lines += evidence_lines(session.final_ensemble)
         lines.append("")
     lines += report.lines()
+    if session.verdict_diff is not None:
+        lines += session.verdict_diff.lines()
     lines.append(items_line(outcomes, expected))
     trained = sorted(trained_seeds(outcomes))
     obtained = set(reported_cache_keys(outcomes))
