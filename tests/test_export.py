@@ -614,12 +614,45 @@ def test_contract_problems_names_what_breaks_it():
 
 def test_usage_errors_are_one_line(tmp_path, capsys):
     assert export_cli.main([f"--out-dir={tmp_path}"]) == EXIT_USAGE
-    assert "--verdict and --corpus required" in capsys.readouterr().err
+    assert "--verdict required" in capsys.readouterr().err
     assert export_cli.main([f"--check={tmp_path}"]) == EXIT_USAGE
     assert "no frreg ensemble manifest" in one_error_line(capsys)
     with pytest.raises(SystemExit) as exc:
         export_cli.main(["--check", str(tmp_path), "--ensemble-id=Not Valid"])
     assert exc.value.code == EXIT_USAGE
+
+
+def test_the_corpus_defaults_to_the_one_the_verdict_recorded(trained_loso, tmp_path, capsys):
+    """Without --corpus, the path the verdict recorded is used: as recorded, else from the
+    verdict's directory or its parent; not found is one line, exit 2, nothing written."""
+    from frreg.export import judged_corpus
+
+    corpus, loso = trained_loso
+    shutil.copytree(loso, tmp_path / "runs" / "loso")
+    verdict = promote(corpus, tmp_path / "runs" / "loso")
+    assert judged_corpus(verdict) == corpus
+    # Recorded relative to where frreg-validate ran (the directory above runs/loso,
+    # which the verdict's recorded loso_dir gives), not the cwd of the export.
+    doc = json.loads(verdict.read_text())
+    doc.update(corpus="runs/corpus.jsonl", loso_dir="runs/loso")
+    verdict.write_text(json.dumps(doc))
+    assert not (Path.cwd() / "runs").exists()
+    shutil.copy(corpus, tmp_path / "runs" / "corpus.jsonl")
+    assert judged_corpus(verdict).resolve() == (tmp_path / "runs" / "corpus.jsonl").resolve()
+    (tmp_path / "runs" / "corpus.jsonl").unlink()
+    out = tmp_path / "tiny"
+    code = export_cli.main([f"--verdict={verdict}", f"--out-dir={out}", "--accept-deviations"])
+    assert code == EXIT_USAGE
+    line = one_error_line(capsys)
+    assert "the corpus it judged (runs/corpus.jsonl) is not at" in line
+    assert "give --corpus PATH" in line
+    assert not out.exists()
+
+
+def test_check_with_a_corpus_but_no_verdict_says_so(tmp_path, capsys):
+    code = export_cli.main([f"--check={tmp_path}", f"--corpus={tmp_path / 'c.jsonl'}"])
+    assert code == EXIT_USAGE
+    assert "needs --verdict too" in one_error_line(capsys)
 
 
 def test_a_missing_extra_is_one_line_naming_the_install(exported, tmp_path, monkeypatch, capsys):

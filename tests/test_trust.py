@@ -221,8 +221,11 @@ def test_the_arguments_swapped_say_so(trained_loso, capsys):
 
 
 def test_check_with_a_verdict_but_no_corpus_is_not_silently_ignored(tmp_path, capsys):
+    # --verdict alone checks against a re-export from the corpus the verdict recorded:
+    # a verdict that is not there is an input error naming it, never a plain --check.
     from frreg.cli import export as export_cli
 
-    code = export_cli.main([f"--check={tmp_path}", f"--verdict={tmp_path / 'PROMOTE.json'}"])
+    verdict = tmp_path / "PROMOTE.json"
+    code = export_cli.main([f"--check={tmp_path}", f"--verdict={verdict}"])
     assert code == EXIT_USAGE
-    assert "needs both --verdict and --corpus" in _last_error(capsys)
+    assert str(verdict) in _last_error(capsys)

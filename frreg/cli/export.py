@@ -1,6 +1,7 @@
 """``frreg-export``: ship what was promoted, in the fork's ONNX contract.
 
-From a PROMOTE verdict and the corpus it judged: one production member per
+From a PROMOTE verdict and the corpus it judged (``--corpus``, default the path
+the verdict recorded): one production member per
 ensemble seed, fit on the whole corpus with the recorded recipe, exported to
 ONNX and verified (onnx's checker, libvmaf's op allowlist, the I/O contract,
 onnxruntime against torch on every corpus row) before anything is renamed
@@ -54,16 +55,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.check is not None:
         return _check(args)
-    missing = [f"--{n}" for n in ("verdict", "corpus") if getattr(args, n) is None]
-    if missing:
+    if args.verdict is None:
         parser.print_usage(sys.stderr)
-        print(f"{PROG}: error: {' and '.join(missing)} required (or --check DIR)", file=sys.stderr)
+        print(f"{PROG}: error: --verdict required (or --check DIR)", file=sys.stderr)
         return EXIT_USAGE
     from frreg.export import ExportRequest, export_ensemble
 
+    try:
+        corpus = _corpus(args)
+    except FrregError as err:
+        return fail(PROG, err)
     request = ExportRequest(
         verdict=Path(args.verdict),
-        corpus=Path(args.corpus),
+        corpus=corpus,
         out_dir=Path(args.out_dir),
         ensemble_id=args.ensemble_id or DEFAULT_ENSEMBLE_ID,
         registry=None if args.registry is None else Path(args.registry),
@@ -92,24 +96,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_OK
 
 
+def _corpus(args: argparse.Namespace) -> Path:
+    """``--corpus``, else the corpus the verdict recorded (its digest is checked either way)."""
+    from frreg.export.ship import judged_corpus
+
+    if args.corpus is not None:
+        return Path(args.corpus)
+    corpus = judged_corpus(Path(args.verdict))
+    _log(f"corpus: {corpus} (recorded in the verdict)")
+    return corpus
+
+
 def _check(args: argparse.Namespace) -> int:
     from frreg.export import ExportRequest, check_export
 
     reexport = None
-    if (args.verdict is None) != (args.corpus is None):
-        given = "--verdict" if args.verdict is not None else "--corpus"
+    if args.verdict is None and args.corpus is not None:
         return fail(
             PROG,
             InputError(
-                f"--check with {given} checks the set against a re-export, which needs both "
-                "--verdict and --corpus"
+                "--check with --corpus checks the set against a re-export, which needs "
+                "--verdict too"
             ),
         )
-    if args.verdict is not None and args.corpus is not None:
+    if args.verdict is not None:
         # With the evidence at hand, the set is checked against it: exported again.
+        try:
+            corpus = _corpus(args)
+        except FrregError as err:
+            return fail(PROG, err)
         reexport = ExportRequest(
             verdict=Path(args.verdict),
-            corpus=Path(args.corpus),
+            corpus=corpus,
             out_dir=Path(args.check),
             ensemble_id=args.ensemble_id or DEFAULT_ENSEMBLE_ID,
             device=args.device,

@@ -18,6 +18,7 @@ _EXPORTS = {
     "ExportResult": "frreg.export.ship",
     "ExportError": "frreg.export.ship",
     "export_ensemble": "frreg.export.ship",
+    "judged_corpus": "frreg.export.ship",
     "check_export": "frreg.export.check",
     "CheckResult": "frreg.export.check",
 }

@@ -51,7 +51,8 @@ EXPORT_CORPUS = Option(
     "the corpus the verdict judged; its sha256 must be the verdict's",
     None,
     metavar="PATH",
-    shown_default="required unless --check",
+    shown_default="the path the verdict recorded (also tried from the verdict's "
+    "directory and its parent)",
 )
 EXPORT_OUT_DIR = Option(
     "out-dir",
@@ -130,7 +131,8 @@ EXPORT_CHECK = Option(
     "check",
     "re-verify the exported set(s) in DIR instead of exporting (digests, manifest, "
     "graph contract, onnxruntime on the stored probe rows, the registry if any); with "
-    "--verdict and --corpus also against the evidence: the verdict is re-derived and "
+    "--verdict (and --corpus, default the verdict's) also against the evidence: the "
+    "verdict is re-derived and "
     "exported again, and every member must be byte for byte that export's",
     None,
     metavar="DIR",

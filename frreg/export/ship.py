@@ -162,6 +162,43 @@ def read_verdict(path: Path) -> tuple[dict[str, Any], Path]:
     return doc, path
 
 
+def _validate_cwds(verdict: Path, loso_dir: object) -> list[Path]:
+    """Where the recorded relative paths may start: the directory the verdict was written
+    from (the verdict's directory less the recorded relative ``loso_dir``), then the
+    verdict's directory and its parent."""
+    here = verdict.parent
+    bases = []
+    if isinstance(loso_dir, str) and loso_dir and not Path(loso_dir).is_absolute():
+        parts = Path(loso_dir).parts
+        resolved = here.resolve()
+        if parts and resolved.parts[-len(parts) :] == parts:
+            bases.append(resolved.parents[len(parts) - 1])
+    return list(dict.fromkeys([*bases, here, here.parent]))
+
+
+def judged_corpus(verdict: Path) -> Path:
+    """The corpus ``verdict`` judged, found from the path it recorded: as recorded (from
+    the working directory), else from the directory the verdict was written from (its
+    recorded ``loso_dir`` says which), else from the verdict's directory and its parent.
+    Its digest is checked against the verdict's later, as for an explicit ``--corpus``;
+    not found is a one-line :class:`InputError`."""
+    doc, path = read_verdict(verdict)
+    recorded = doc.get("corpus")
+    if not isinstance(recorded, str) or not recorded:
+        raise InputError(f"{path}: the verdict records no corpus path; give --corpus PATH")
+    found = Path(recorded)
+    tried = [found]
+    if not found.is_absolute():
+        tried += [base / found for base in _validate_cwds(path, doc.get("loso_dir"))]
+    for candidate in tried:
+        if candidate.is_file():
+            return candidate
+    raise InputError(
+        f"{path}: the corpus it judged ({recorded}) is not at "
+        f"{' or '.join(str(t) for t in dict.fromkeys(tried))}; give --corpus PATH"
+    )
+
+
 def _thresholds(doc: Mapping[str, Any], where: Path) -> Thresholds:
     """The thresholds the verdict applied (its ``gate.thresholds``), validated."""
     from frreg.gate.criteria import Thresholds
