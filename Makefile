@@ -20,8 +20,9 @@ install: $(STAMP)
 
 ## The main job on the built-in default: produce a real libvmaf corpus from
 ## the built-in sources, train the 5-seed LOSO ensemble, gate it.
+## Extra pytest arguments go in ARGS: make demo ARGS=--frreg-epochs=200
 demo: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" bash scripts/demo.sh
+	PATH="$(abspath $(BIN)):$$PATH" bash scripts/demo.sh $(ARGS)
 
 ## Lint, format check, type check and the whole test suite (what CI runs).
 test: $(STAMP)
