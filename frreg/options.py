@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 # --------------------------------------------------------------------------
 # argparse ``type=`` callables. Each raises ArgumentTypeError quoting the value.
@@ -29,26 +30,36 @@ from typing import Any, Literal
 
 
 def seed_list(text: str) -> tuple[int, ...]:
-    """Parse ``"0,1,2"`` into ``(0, 1, 2)``: non-negative integers, no repeats."""
+    """Parse ``"0,1,2"`` into ``(0, 1, 2)``: non-negative integers.
+
+    As the fork's parsers do, empty items are skipped (``0,1,2,`` is ``0,1,2``); a
+    seed listed twice is trained once, and a warning on stderr says so (the fork's
+    trainer would train it twice and overwrite the first).
+    """
     parts = [p.strip() for p in str(text).split(",")]
-    if not text or any(p == "" for p in parts):
-        raise argparse.ArgumentTypeError(
-            f"invalid seed list {text!r}: "
-            "expected comma-separated non-negative integers, e.g. 0,1,2"
-        )
-    seeds = []
+    seeds: list[int] = []
     for part in parts:
+        if part == "":
+            continue
         if not part.isdigit():
             raise argparse.ArgumentTypeError(
                 f"invalid seed list {text!r}: {part!r} is not a non-negative integer"
             )
         seeds.append(int(part))
-    dupes = sorted({s for s in seeds if seeds.count(s) > 1})
-    if dupes:
+    if not seeds:
         raise argparse.ArgumentTypeError(
-            f"invalid seed list {text!r}: seed {dupes[0]} is listed twice"
+            f"invalid seed list {text!r}: "
+            "expected comma-separated non-negative integers, e.g. 0,1,2"
         )
-    return tuple(seeds)
+    unique = tuple(dict.fromkeys(seeds))
+    if len(unique) != len(seeds):
+        twice = sorted({s for s in seeds if seeds.count(s) > 1})
+        print(
+            f"warning: seed list {text!r} lists seed {', '.join(map(str, twice))} more than "
+            f"once; using {','.join(map(str, unique))}",
+            file=sys.stderr,
+        )
+    return unique
 
 
 def split_list(text: str) -> list[str]:
@@ -351,3 +362,21 @@ class StrictParser(argparse.ArgumentParser):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
         self.register("action", "extend", _ExtendLists)
+
+    def error(self, message: str) -> NoReturn:
+        """argparse's usage error, naming the full flag an abbreviation stands for."""
+        super().error(message + self._abbreviation_hint(message))
+
+    def _abbreviation_hint(self, message: str) -> str:
+        prefix = "unrecognized arguments: "
+        if not message.startswith(prefix):
+            return ""
+        hints = []
+        for word in message[len(prefix) :].split():
+            flag = word.split("=", 1)[0]
+            if not flag.startswith("--") or flag in self._option_string_actions:
+                continue
+            full = sorted(o for o in self._option_string_actions if o.startswith(flag))
+            if full:
+                hints.append(f"{flag} is not {' or '.join(full)} (abbreviations are refused)")
+        return f" ({'; '.join(hints)})" if hints else ""

@@ -115,7 +115,7 @@ def test_frreg_corpus_takes_every_spelling(argv):
 @pytest.mark.parametrize("argv", PLUGIN_FORMS, ids=lambda a: " ".join(a))
 def test_the_plugin_takes_every_spelling(pytester, argv):
     config = pytester.parseconfig(*argv)
-    values = {opt.dest: plugin._resolve(config, opt) for opt in (ENCODERS, CQS)}
+    values = {opt.dest: plugin._resolve(config, opt)[0] for opt in (ENCODERS, CQS)}
     assert values == {"encoders": ("libx264", "libx265"), "cqs": (22, 30)}
     # The contract guard's parser of the plugin's options takes them too (one list per flag).
     args = plugin_cli().parser().parse_args(argv)
@@ -125,7 +125,7 @@ def test_the_plugin_takes_every_spelling(pytester, argv):
 def test_the_plugin_leaves_words_after_a_list_option_to_pytest(pytester):
     pytester.makepyfile(test_one="def test_one():\n    pass\n")
     config = pytester.parseconfig("--frreg-encoders", "libx264", "test_one.py")
-    assert plugin._resolve(config, ENCODERS) == ("libx264",)
+    assert plugin._resolve(config, ENCODERS)[0] == ("libx264",)
     assert config.args == ["test_one.py"]
 
 
@@ -133,8 +133,8 @@ def test_the_plugin_leaves_words_after_a_list_option_to_pytest(pytester):
 def test_the_ini_key_takes_the_same_lists(pytester, ini):
     pytester.makeini(f"[pytest]\nfrreg_encoders = {ini}\nfrreg_cqs = 22 30\n")
     config = pytester.parseconfig()
-    assert plugin._resolve(config, ENCODERS) == ("libx264", "libx265")
-    assert plugin._resolve(config, CQS) == (22, 30)
+    assert plugin._resolve(config, ENCODERS)[0] == ("libx264", "libx265")
+    assert plugin._resolve(config, CQS)[0] == (22, 30)
 
 
 @pytest.mark.parametrize(

@@ -136,10 +136,14 @@ def test_missing_corpus_points_at_the_prestep(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
-        (["--out", "x"], "unrecognized arguments: --out x"),
-        (["--corpus-root", "x"], "unrecognized arguments: --corpus-root x"),
+        (
+            ["--out", "x"],
+            "unrecognized arguments: --out x (--out is not --out-dir (abbreviations are refused))",
+        ),
+        (["--epoch=3"], "(--epoch is not --epochs (abbreviations are refused))"),
+        (["--corpus-root", "x"], "unrecognized arguments: --corpus-root x\n"),
         (["--seeds", "0,a"], "invalid seed list '0,a': 'a' is not a non-negative integer"),
-        (["--seeds", "1,1"], "seed 1 is listed twice"),
+        (["--seeds", ","], "invalid seed list ','"),
         (["--epochs", "0"], "invalid value '0': expected an integer >= 1"),
         (["--lr", "nan"], "invalid value 'nan'"),
     ],
@@ -149,6 +153,23 @@ def test_usage_errors_exit_2(argv, needle, capsys):
         train_cli.main(argv)
     assert info.value.code == EXIT_USAGE
     assert needle in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "seeds", "warned"),
+    [
+        ("0,1,2,", (0, 1, 2), False),  # the fork's parsers skip empty items
+        ("0,,1", (0, 1), False),
+        ("2,0,2,1,0", (2, 0, 1), True),  # trained once each, in first-listed order
+    ],
+)
+def test_seed_lists_are_read_as_the_fork_reads_them(text, seeds, warned, capsys):
+    args = train_cli.build_parser().parse_args(["--seeds", text])
+    assert args.seeds == seeds
+    err = capsys.readouterr().err
+    assert ("warning: seed list" in err) is warned
+    if warned:
+        assert "lists seed 0, 2 more than once; using 2,0,1" in err
 
 
 def test_num_codecs_other_than_the_vocabulary_width_is_refused(tiny_corpus, tmp_path, capsys):

@@ -203,7 +203,7 @@ def _value_specs() -> dict[str, Callable[[], ValueSpec]]:
         # OPTION_TYPES
         "seed_list": lambda: ValueSpec(
             st.lists(st.integers(0, 99_999), min_size=1, max_size=6, unique=True).map(comma),
-            st.sampled_from(["", "x", "1,,2", "-1", "1,1", "1.5", "0,x", "3,3,4", ","]),
+            st.sampled_from(["", "x", "-1", "1.5", "0,x", ",", " , ", "1;2"]),
         ),
         "positive_int": lambda: ValueSpec(
             positive_ints(),
