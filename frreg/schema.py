@@ -237,8 +237,29 @@ ENSEMBLE_SIZE: Final = len(ENSEMBLE_SEEDS)
 # Artifact names
 # --------------------------------------------------------------------------
 
+#: The verdicts. A PROMOTE judged on self-reported numbers
+#: (``frreg-validate --accept-unverified``) is ``PROMOTE_UNVERIFIED`` in a file of that
+#: name, never ``PROMOTE``: whatever consumes ``PROMOTE.json`` or checks
+#: ``verdict == "PROMOTE"`` (the fork's exporter, a CI script) fails closed on it.
+PROMOTE: Final = "PROMOTE"
+PROMOTE_UNVERIFIED: Final = "PROMOTE_UNVERIFIED"
+HOLD: Final = "HOLD"
 PROMOTE_FILE: Final = "PROMOTE.json"
+PROMOTE_UNVERIFIED_FILE: Final = "PROMOTE_UNVERIFIED.json"
 HOLD_FILE: Final = "HOLD.json"
+#: Every verdict file one directory may hold; writing one removes the others.
+VERDICT_FILES: Final = (PROMOTE_FILE, PROMOTE_UNVERIFIED_FILE, HOLD_FILE)
+
+
+def verdict_file(verdict: str) -> str:
+    """The file a verdict is written to, named after it as the fork names it
+    (``PROMOTE`` -> ``PROMOTE.json``)."""
+    name = f"{verdict}.json"
+    if name not in VERDICT_FILES:
+        raise ValueError(f"not a verdict: {verdict!r}")
+    return name
+
+
 #: The ``schema`` field of every frreg verdict: frreg's layout, not the fork's.
 VERDICT_SCHEMA: Final = "frreg-verdict"
 

@@ -13,7 +13,14 @@ import pytest
 
 from frreg.cli import gate as gate_cli
 from frreg.cli import validate as validate_cli
-from frreg.schema import EXIT_FAIL, EXIT_OK, EXIT_USAGE, HOLD_FILE, PROMOTE_FILE
+from frreg.schema import (
+    EXIT_FAIL,
+    EXIT_OK,
+    EXIT_USAGE,
+    HOLD_FILE,
+    PROMOTE_FILE,
+    PROMOTE_UNVERIFIED_FILE,
+)
 from frreg.training.record import SeedRecord
 
 FORK_SOURCES = (
@@ -189,11 +196,15 @@ def test_accept_unverified_promotes_and_says_so_first_and_export_refuses_it(tmp_
     from frreg.cli import export as export_cli
 
     loso = fork_dir(tmp_path, [0.96] * 5)
+    (loso / PROMOTE_FILE).write_text("{}")  # an earlier verdict goes, whatever its kind
     assert validate_cli.main([str(loso), "--accept-unverified"]) == EXIT_OK
-    doc = json.loads((loso / PROMOTE_FILE).read_text())
+    # Never "PROMOTE" nor PROMOTE.json: the fork's exporter, which reads PROMOTE.json,
+    # and any `verdict == "PROMOTE"` check fail closed on it.
+    assert not (loso / PROMOTE_FILE).exists()
+    doc = json.loads((loso / PROMOTE_UNVERIFIED_FILE).read_text())
     assert next(iter(doc)) == "unverified"
     assert doc["unverified"].startswith("PROMOTE on self-reported numbers")
-    assert doc["verdict"] == "PROMOTE"
+    assert doc["verdict"] == "PROMOTE_UNVERIFIED"
     assert doc["verification"]["recomputed"] is False
     assert doc["gate"]["per_seed_plccs"] == {str(s): pytest.approx(0.96) for s in range(5)}
     # ... and it still holds what fails on its own numbers.
@@ -201,11 +212,16 @@ def test_accept_unverified_promotes_and_says_so_first_and_export_refuses_it(tmp_
     assert validate_cli.main([str(held), "--accept-unverified"]) == EXIT_FAIL
     assert next(iter(json.loads((held / HOLD_FILE).read_text()))) == "unverified"
     capsys.readouterr()
-    code = export_cli.main(
-        [f"--verdict={loso / PROMOTE_FILE}", f"--corpus={tmp_path}", f"--out-dir={tmp_path / 'm'}"]
-    )
+    verdict = loso / PROMOTE_UNVERIFIED_FILE
+    code = export_cli.main([f"--verdict={verdict}", f"--out-dir={tmp_path / 'm'}"])
     assert code == EXIT_USAGE
     assert "the verdict is unverified" in capsys.readouterr().err
+    code = export_cli.main([f"--verdict={loso}", f"--out-dir={tmp_path / 'm'}"])
+    assert code == EXIT_USAGE
+    assert "PROMOTE_UNVERIFIED.json: the verdict rests on self-reported numbers" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "m").exists()
 
 
 # --------------------------------------------------------------------------

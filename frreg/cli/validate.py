@@ -7,7 +7,9 @@ every (seed, fold) job is retrained (``--audit all``; ``--audit K`` retrains K
 jobs drawn from the artifacts' content, so a re-run draws the same ones, and
 a job that failed once stays failed); PROMOTE needs all of it to agree. What cannot be recomputed (no corpus; the fork's seed files) is HOLD,
 or with ``--accept-unverified`` judged on its own numbers in a verdict whose
-first field says so. Exit codes: 0 PROMOTE, 1 HOLD, 2 input error (a missing
+first field says so, written as ``PROMOTE_UNVERIFIED.json`` (verdict
+``PROMOTE_UNVERIFIED``, never ``PROMOTE``). Exit codes: 0 PROMOTE (or
+PROMOTE_UNVERIFIED under --accept-unverified), 1 HOLD, 2 input error (a missing
 or malformed seed file: no verdict is written), 3 internal error.
 
 ``--baseline VERDICT`` also writes the change against that previous verdict,
@@ -28,7 +30,7 @@ from frreg.cli.gate import add_gate_arguments, gate_inputs, verdict_diff
 from frreg.errors import FrregError, InputError
 from frreg.gate.options import ACCEPT_UNVERIFIED
 from frreg.options import StrictParser, add_options
-from frreg.schema import EXIT_FAIL, EXIT_OK, HOLD_FILE, PROMOTE_FILE
+from frreg.schema import EXIT_FAIL, EXIT_OK, HOLD_FILE, PROMOTE_FILE, PROMOTE_UNVERIFIED_FILE
 
 PROG = "frreg-validate"
 
@@ -90,7 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if diff is not None:
         print("\n".join(diff.lines()))
         print(f"wrote {' and '.join(str(p) for p in diff_files)}")
-    return EXIT_OK if path.name == PROMOTE_FILE else EXIT_FAIL
+    # --accept-unverified asked for a PROMOTE on self-reported numbers: 0, in a file
+    # (PROMOTE_UNVERIFIED.json) no consumer of PROMOTE.json mistakes for one.
+    return EXIT_OK if path.name in (PROMOTE_FILE, PROMOTE_UNVERIFIED_FILE) else EXIT_FAIL
 
 
 if __name__ == "__main__":

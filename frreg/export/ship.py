@@ -41,6 +41,7 @@ from frreg.schema import (
     HOLD_FILE,
     PROBE_ROWS,
     PROMOTE_FILE,
+    PROMOTE_UNVERIFIED_FILE,
     REGISTRY_ID_MAX,
     REGISTRY_ID_PATTERN,
     REGISTRY_ONNX_PATTERN,
@@ -138,6 +139,11 @@ def read_verdict(path: Path) -> tuple[dict[str, Any], Path]:
             path = path / PROMOTE_FILE
         elif (path / HOLD_FILE).is_file():
             raise InputError(f"{path / HOLD_FILE}: the verdict is HOLD; only PROMOTE is exported")
+        elif (path / PROMOTE_UNVERIFIED_FILE).is_file():
+            raise InputError(
+                f"{path / PROMOTE_UNVERIFIED_FILE}: the verdict rests on self-reported numbers; "
+                "only a verdict built from recomputed evidence is exported"
+            )
         else:
             raise InputError(f"{path}: no {PROMOTE_FILE} here (run frreg-validate first)")
     doc = read_json(path, "verdict")

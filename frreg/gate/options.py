@@ -113,7 +113,8 @@ ACCEPT_UNVERIFIED = Option(
     "accept_unverified",
     "judge seed files whose numbers cannot be recomputed (the fork's artifacts: no "
     "predictions, no corpus digest) on what they say; such a verdict says so in its "
-    "first field and frreg-export refuses it",
+    "first field, a passing one is PROMOTE_UNVERIFIED.json (never PROMOTE), and "
+    "frreg-export refuses it",
     False,
     action="store_true",
 )

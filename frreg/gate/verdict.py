@@ -61,12 +61,15 @@ from frreg.schema import (
     DEFAULT_EPOCHS,
     DEFAULT_LR,
     DEFAULT_WEIGHT_DECAY,
-    HOLD_FILE,
-    PROMOTE_FILE,
+    HOLD,
+    PROMOTE,
+    PROMOTE_UNVERIFIED,
     SCHEMA_VERSION,
+    VERDICT_FILES,
     VERDICT_SCHEMA,
     seed_artifact_name,
     seeds_in,
+    verdict_file,
 )
 from frreg.training.code_digest import CodeDigest, difference, same_code, this_code
 from frreg.training.loso import Progress
@@ -739,7 +742,7 @@ def build_verdict(decision: Decision, *, written_by: str) -> dict[str, Any]:
         # ``schema_version``), so no consumer can take one layout for the other.
         "schema": VERDICT_SCHEMA,
         "schema_version": SCHEMA_VERSION,
-        "verdict": "PROMOTE" if promote else "HOLD",
+        "verdict": (PROMOTE if decision.recomputed else PROMOTE_UNVERIFIED) if promote else HOLD,
         "verdict_line": verdict_line(decision, promote),
         "recommendation": recommendation,
         "adr_0303": {"recipe_and_thresholds": not deviations, "deviations": deviations},
@@ -764,17 +767,18 @@ def build_verdict(decision: Decision, *, written_by: str) -> dict[str, Any]:
 
 
 def write_verdict(out_dir: str | Path, verdict: Mapping[str, Any]) -> Path:
-    """Write the verdict atomically and remove a stale verdict of the other kind.
+    """Write the verdict atomically (to the file named after it) and remove any verdict
+    of another kind.
 
-    The stale file goes first: an interruption between the two steps leaves no
+    The stale files go first: an interruption between the two steps leaves no
     verdict at all, never a PROMOTE beside a newer HOLD.
     """
     out = Path(out_dir)
-    promote = verdict["verdict"] == "PROMOTE"
-    target = out / (PROMOTE_FILE if promote else HOLD_FILE)
-    stale = out / (HOLD_FILE if promote else PROMOTE_FILE)
+    target = out / verdict_file(verdict["verdict"])
     try:
-        stale.unlink(missing_ok=True)
+        for stale in VERDICT_FILES:
+            if stale != target.name:
+                (out / stale).unlink(missing_ok=True)
         write_json_atomic(target, verdict)
     except OSError as exc:
         raise InputError(f"{target}: cannot write the verdict: {exc.strerror or exc}") from None
@@ -789,7 +793,7 @@ def clear_verdict(out_dir: str | Path, also: Sequence[str] = ()) -> None:
     A verdict path that cannot be removed (a directory of that name, an
     unwritable directory) is an input error: a stale PROMOTE must not survive.
     """
-    for name in (PROMOTE_FILE, HOLD_FILE, *DIFF_FILES, *also):
+    for name in (*VERDICT_FILES, *DIFF_FILES, *also):
         path = Path(out_dir) / name
         try:
             path.unlink(missing_ok=True)
