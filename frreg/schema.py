@@ -260,6 +260,13 @@ def verdict_file(verdict: str) -> str:
     return name
 
 
+#: The fork validator's ``--corpus-root`` default: the source YUV directory whose file
+#: list (sorted ``relpath<TAB>size`` lines of every ``*.yuv``) the verdict's
+#: ``corpus.sha256`` hashes, as the fork's verdict does.
+FORK_CORPUS_ROOT: Final = ".workingdir2/netflix"
+#: The ADR the fork's validator writes as its verdict's ``adr`` (``parent_adr``: ADR-0303).
+VERDICT_ADR: Final = "ADR-0309"
+
 #: The ``schema`` field of every frreg verdict: frreg's layout, not the fork's.
 VERDICT_SCHEMA: Final = "frreg-verdict"
 

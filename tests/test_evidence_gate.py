@@ -157,7 +157,7 @@ def test_a_baseline_that_is_not_a_verdict_is_one_line_exit_2(loso_copy, tmp_path
     assert validate_cli.main([str(loso), "--baseline", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert f"{bad}: not a frreg verdict with per-source evidence" in err
+    assert f"{bad}: not a frreg verdict" in err
 
 
 def test_held_out_predictions_are_what_a_verdict_reads_and_skip_unusable_seeds(loso_copy):

@@ -634,7 +634,8 @@ def test_the_corpus_defaults_to_the_one_the_verdict_recorded(trained_loso, tmp_p
     # Recorded relative to where frreg-validate ran (the directory above runs/loso,
     # which the verdict's recorded loso_dir gives), not the cwd of the export.
     doc = json.loads(verdict.read_text())
-    doc.update(corpus="runs/corpus.jsonl", loso_dir="runs/loso")
+    doc["corpus"]["jsonl"] = "runs/corpus.jsonl"
+    doc["loso_dir"] = "runs/loso"
     verdict.write_text(json.dumps(doc))
     assert not (Path.cwd() / "runs").exists()
     shutil.copy(corpus, tmp_path / "runs" / "corpus.jsonl")

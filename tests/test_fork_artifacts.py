@@ -300,3 +300,162 @@ def test_std_plcc_and_wall_time_mean_what_the_fork_means(tiny_corpus, tmp_path, 
     # Each seed's own time: together they are the run (up to rounding to milliseconds).
     total = sum(r.wall_time_s for r in records)
     assert total == pytest.approx(records[0].run_wall_time_s, abs=0.05)
+
+
+# --------------------------------------------------------------------------
+# The fork's minimal seed files and the fork's readers of frreg's verdict
+# --------------------------------------------------------------------------
+
+
+def write_minimal_fork_dir(directory: Path, per_seed: list[float]) -> Path:
+    """Seed files in the fork validator's test-fixture shape: seed, mean_plcc, per_fold."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for seed, plcc in enumerate(per_seed):
+        doc = {
+            "seed": seed,
+            "mean_plcc": plcc,
+            "per_fold": [{"source": f"src{i}", "plcc": plcc} for i in range(9)],
+        }
+        (directory / f"loso_seed{seed}.json").write_text(json.dumps(doc))
+    return directory
+
+
+@pytest.mark.parametrize(
+    ("per_seed", "code", "line"),
+    [
+        ([0.96] * 5, EXIT_OK, "PASS  mean PLCC 0.9600 >= 0.95"),
+        ([0.95, 0.96, 0.97, 0.96, 0.95], EXIT_FAIL, "FAIL  PLCC spread 0.0200 > 0.005"),
+        ([0.93] * 5, EXIT_FAIL, "FAIL  mean PLCC 0.9300 < 0.95"),
+    ],
+    ids=["all-0.96-promote", "spread-0.02-hold", "all-0.93-hold"],
+)
+def test_the_forks_minimal_fixtures_give_the_forks_outcome(tmp_path, capsys, per_seed, code, line):
+    # ai/tests/test_validate_ensemble_seeds.py's three fixtures: the fork gives 0, 1, 1.
+    loso = write_minimal_fork_dir(tmp_path / "loso", per_seed)
+    assert gate_cli.main([str(loso)]) == code
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("numbers are self-reported, not recomputed")
+    assert line in out
+    assert "recipe not recorded" in out[-1]
+
+
+def test_a_minimal_fork_file_with_a_bad_fold_names_it(tmp_path, capsys):
+    loso = write_minimal_fork_dir(tmp_path / "loso", [0.96] * 5)
+    doc = json.loads((loso / "loso_seed2.json").read_text())
+    doc["per_fold"][3] = {"source": "src3", "plcc": "high"}
+    (loso / "loso_seed2.json").write_text(json.dumps(doc))
+    assert gate_cli.main([str(loso)]) == EXIT_USAGE
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "loso_seed2.json: per_fold[3].plcc must be a number or null, got 'high'" in err[0]
+
+
+def test_the_corpus_snapshot_is_the_forks_yuv_list_digest(tmp_path):
+    """corpus.sha256 means what the fork's validator writes: sha256 over the sorted
+    'relpath<TAB>size' lines of every *.yuv under the corpus root."""
+    import hashlib
+
+    from frreg.gate.verdict import corpus_snapshot
+
+    root = tmp_path / "netflix"
+    files = {"ref/Tennis_24fps.yuv": 5, "dis/Tennis_24fps_crf30.yuv": 3, "notes.txt": 7}
+    for rel, size in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"x" * size)
+    lines = "dis/Tennis_24fps_crf30.yuv\t3\nref/Tennis_24fps.yuv\t5\n"
+    assert corpus_snapshot(root) == {
+        "present": True,
+        "corpus_root": str(root),
+        "sha256": hashlib.sha256(lines.encode()).hexdigest(),
+        "ref_count": 1,
+        "dis_count": 1,
+        "yuv_count": 2,
+    }
+    missing = corpus_snapshot(tmp_path / "does_not_exist")
+    assert missing["present"] is False
+    assert missing["sha256"] is None
+
+
+def _fork_validator_reads(v: dict[str, Any]) -> str:
+    """What the fork's validate_ensemble_seeds.py main() and runbook read of a verdict."""
+    line = (
+        f"verdict={v['verdict']} mean_plcc={v['gate']['mean_plcc']:.4f} "
+        f"spread={v['gate']['plcc_spread']:.4f}"
+    )
+    _ = v["corpus"]["sha256"], v["corpus"]["present"], v["corpus"]["corpus_root"]
+    return line
+
+
+def _fork_exporter_reads(v: dict[str, Any], seed: int) -> str:
+    """What the fork's export_ensemble_v2_seeds.py reads of PROMOTE.json."""
+    gate = v["gate"]
+    assert v.get("verdict") == "PROMOTE"
+    per_seed = gate["per_seed_plccs"][str(seed)]
+    return (
+        f"verdict={v.get('verdict')}, mean_plcc={gate.get('mean_plcc'):.4f} "
+        f"{gate.get('mean_plcc_threshold')} {gate.get('plcc_spread_max')} "
+        f"{gate.get('per_seed_min')} {per_seed:.4f} {gate.get('passed')}"
+    )
+
+
+FORK_VERDICT_KEYS = {
+    "schema_version", "verdict", "generated_at_utc", "loso_dir", "seeds", "gate", "corpus",
+    "recommendation", "adr", "parent_adr",
+}  # fmt: skip
+FORK_GATE_KEYS = {
+    "passed", "mean_plcc", "mean_plcc_threshold", "mean_plcc_pass", "plcc_spread",
+    "plcc_spread_max", "plcc_spread_pass", "per_seed_min", "per_seed_pass", "failing_seeds",
+    "per_seed_plccs",
+}  # fmt: skip
+FORK_CORPUS_KEYS = {"present", "corpus_root", "sha256", "ref_count", "dis_count"}
+
+
+def test_a_frreg_verdict_reads_as_the_forks_with_the_forks_field_accesses(
+    trained_loso, tmp_path, monkeypatch
+):
+    import shutil
+
+    from conftest import LENIENT_GATE
+
+    corpus, loso = trained_loso
+    work = tmp_path / "loso"
+    shutil.copytree(loso, work)
+    root = tmp_path / "yuv"
+    (root / "ref").mkdir(parents=True)
+    (root / "ref" / "a.yuv").write_bytes(b"12345")
+    argv = [str(work), f"--corpus={corpus}", "--audit=0", f"--corpus-root={root}"]
+    assert validate_cli.main([*argv, *LENIENT_GATE]) == EXIT_OK
+    v = json.loads((work / PROMOTE_FILE).read_text())
+    assert set(v) >= FORK_VERDICT_KEYS
+    assert set(v["gate"]) >= FORK_GATE_KEYS
+    assert set(v["corpus"]) >= FORK_CORPUS_KEYS | {"yuv_count"}
+    assert v["adr"] == "ADR-0309"
+    assert v["parent_adr"] == "ADR-0303"
+    assert v["gate"]["passed"] is True
+    assert "flip seeds smoke->false" in v["recommendation"]
+    assert v["corpus"]["present"] is True
+    assert v["corpus"]["sha256"] is not None
+    assert v["corpus"]["yuv_count"] == 1
+    # frreg's own binding of the corpus JSONL stays beside the fork's fields.
+    assert v["corpus"]["jsonl"] == str(corpus)
+    assert v["corpus"]["jsonl_sha256"] == v["corpus_sha256"]
+    assert _fork_validator_reads(v).startswith("verdict=PROMOTE mean_plcc=")
+    assert _fork_exporter_reads(v, 3).startswith("verdict=PROMOTE, mean_plcc=")
+
+    # The fork's HOLD: its tests read the failing aspect and its advice.
+    assert validate_cli.main([*argv, "--mean-plcc-threshold=0.9999", "--audit=0"]) == EXIT_FAIL
+    h = json.loads((work / HOLD_FILE).read_text())
+    assert set(h) >= FORK_VERDICT_KEYS
+    assert h["gate"]["passed"] is False
+    assert h["gate"]["mean_plcc_pass"] is False
+    assert "investigate diversity" in h["recommendation"]
+    assert "keep smoke=true" in h["recommendation"]
+    assert _fork_validator_reads(h).startswith("verdict=HOLD ")
+    # Without the source directory (frreg's built-in sources have none): the fork's
+    # "absent" snapshot, which its validator writes for a missing root.
+    monkeypatch.chdir(tmp_path)
+    assert validate_cli.main([str(work), f"--corpus={corpus}", "--audit=0", *LENIENT_GATE]) == 0
+    absent = json.loads((work / PROMOTE_FILE).read_text())["corpus"]
+    assert absent["present"] is False
+    assert absent["sha256"] is None
+    assert absent["corpus_root"] == ".workingdir2/netflix"

@@ -28,7 +28,7 @@ from pathlib import Path
 from frreg.cli._common import fail, guarded
 from frreg.cli.gate import add_gate_arguments, gate_inputs, verdict_diff
 from frreg.errors import FrregError, InputError
-from frreg.gate.options import ACCEPT_UNVERIFIED
+from frreg.gate.options import ACCEPT_UNVERIFIED, CORPUS_ROOT
 from frreg.options import StrictParser, add_options
 from frreg.schema import EXIT_FAIL, EXIT_OK, HOLD_FILE, PROMOTE_FILE, PROMOTE_UNVERIFIED_FILE
 
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit status: 0 PROMOTE, 1 HOLD, 2 input error, 3 internal error.",
     )
     add_gate_arguments(parser)
-    add_options(parser.add_argument, (ACCEPT_UNVERIFIED,))
+    add_options(parser.add_argument, (ACCEPT_UNVERIFIED, CORPUS_ROOT))
     return parser
 
 
@@ -79,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 **gate_inputs(args, PROG),
                 policy=UNVERIFIED_ACCEPTED if args.accept_unverified else VERDICT_WRITER,
                 written_by=PROG,
+                corpus_root=args.corpus_root,
             )
         diff = verdict_diff(decision, args.baseline, PROG, verdict=path)
         if diff is not None:

@@ -106,8 +106,13 @@ class ExportResult:
     members: tuple[Path, ...]
     registry: Path | None
     max_ort_diff: float
+    #: frreg's absolute half-width (VMAF points: ``mu +- q``), the manifest's
+    #: ``confidence.absolute.conformal_half_width``
     conformal_q: float | None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: the fork's ``confidence.conformal_q_residual`` (a multiple of the members' sigma:
+    #: ``mu +- q sigma``)
+    conformal_q_residual: float | None = None
 
 
 def member_onnx_name(ensemble_id: str, seed: int) -> str:
@@ -188,9 +193,11 @@ def judged_corpus(verdict: Path) -> Path:
     recorded ``loso_dir`` says which), else from the verdict's directory and its parent.
     Its digest is checked against the verdict's later, as for an explicit ``--corpus``;
     not found is a one-line :class:`InputError`."""
+    from frreg.gate.verdict import recorded_corpus
+
     doc, path = read_verdict(verdict)
-    recorded = doc.get("corpus")
-    if not isinstance(recorded, str) or not recorded:
+    recorded = recorded_corpus(doc)
+    if recorded is None:
         raise InputError(f"{path}: the verdict records no corpus path; give --corpus PATH")
     found = Path(recorded)
     tried = [found]
@@ -431,12 +438,21 @@ def _export(
     )
     confidence = _confidence(corpus, decision, staged)
     man_name = _stage_manifest(stage, request, corpus, staged, provenance, confidence)
-    notes: list[str] = []
+    absolute = confidence["absolute"]["conformal_half_width"]
+    notes: list[str] = [
+        f"intervals: conformal_q_residual {_shown(confidence['conformal_q_residual'])} (the "
+        f"fork's mu ± q·sigma) covers {confidence['coverage_in_sample']:.3f} of the LOSO "
+        f"rows, {confidence['pooled_coverage_loso_conformal']:.3f} nested; absolute "
+        f"half-width {_shown(absolute)} VMAF (frreg's mu ± q, confidence.absolute) covers "
+        f"{confidence['absolute']['coverage_in_sample']:.3f}, "
+        f"{confidence['absolute']['pooled_coverage_loso_conformal']:.3f} nested"
+    ]
     new_registry = None
     if registry is not None and request.registry is not None:
-        new_registry, notes = _flipped_registry(
+        new_registry, flipped = _flipped_registry(
             registry, request, staged.files, provenance, request.out_dir
         )
+        notes += flipped
     _move_into_place(stage, request, staged.files, man_name, new_registry)
     out = request.out_dir
     return ExportResult(
@@ -444,9 +460,14 @@ def _export(
         members=tuple(out / m.onnx for m in staged.files),
         registry=request.registry if new_registry is not None else None,
         max_ort_diff=staged.max_ort_diff,
-        conformal_q=confidence["conformal_q_residual"],
+        conformal_q=absolute,
         notes=tuple(notes),
+        conformal_q_residual=confidence["conformal_q_residual"],
     )
+
+
+def _shown(q: float | None) -> str:
+    return "n/a" if q is None else f"{q:.3f}"
 
 
 def _rederive_promote(
@@ -690,15 +711,40 @@ def _verified_member(
 
 
 def _confidence(corpus: Corpus, decision: Decision, staged: _StagedMembers) -> dict[str, Any]:
-    """The manifest's confidence block: the conformal calibration of the LOSO predictions,
-    plus the spread of the full-fit members."""
-    from frreg.gate.ensemble import conformal_calibration
+    """The manifest's confidence block: both conformal intervals calibrated on the LOSO
+    predictions, plus the production members' spread beside the fold models' it was
+    calibrated on, and what the fork's rule gives with the production members on the
+    corpus (in-sample: they were fit on it)."""
+    from frreg.gate.ensemble import conformal_calibration, inside_normalised, members_sigma
 
     loso_preds = {ev.seed: ev.predictions for ev in decision.evidence if ev.predictions is not None}
-    confidence = conformal_calibration(corpus, loso_preds).to_json()
+    try:
+        calibration = conformal_calibration(corpus, loso_preds)
+    except ValueError as exc:
+        raise ExportError(
+            f"the conformal interval cannot be calibrated: {exc}; nothing was written"
+        ) from None
+    confidence = calibration.to_json()
     stack = np.vstack(staged.full_fit_scores)
-    confidence["members_spread"]["full_fit_sigma_mean"] = (
-        float(stack.std(axis=0, ddof=1).mean()) if len(stack) > 1 else None
+    sigma = members_sigma(stack)
+    spread = confidence["members_spread"]
+    spread["full_fit_sigma_mean"] = float(sigma.mean()) if len(stack) > 1 else None
+    spread["full_fit_to_loso_sigma_ratio"] = (
+        float(sigma.mean()) / calibration.sigma_mean
+        if len(stack) > 1 and calibration.sigma_mean > 0
+        else None
+    )
+    q = calibration.q_normalised
+    spread["full_fit_coverage_in_sample"] = (
+        float(inside_normalised(corpus.target, stack.mean(axis=0), sigma, q).mean())
+        if np.isfinite(q)
+        else None
+    )
+    spread["full_fit_fields"] = (
+        "the production members on the corpus they were fit on: their mean sigma, its ratio "
+        "to the fold models' sigma that conformal_q_residual was calibrated on (below 1: "
+        "narrower intervals than calibrated), and the share of corpus rows inside "
+        "mu ± conformal_q_residual · sigma with them (in-sample, not a held-out figure)"
     )
     return confidence
 
@@ -763,6 +809,8 @@ def _flipped_registry(
     out_dir: Path,
 ) -> tuple[dict[str, Any], list[str]]:
     """The registry with one non-smoke entry per member (replaced in place, else appended)."""
+    from frreg.export.signing import sign_command, signature_state
+
     assert request.registry is not None
     models = [dict(m) for m in registry["models"]]
     index = {m.get("id"): i for i, m in enumerate(models)}
@@ -782,6 +830,12 @@ def _flipped_registry(
             license_url=request.license_url,
         )
         notes += said
+        bundle = request.registry.parent / entry["sigstore_bundle"]
+        state = signature_state(bundle, m.sha256)
+        if state.status != "signs-this":
+            notes.append(
+                f"{mid}: {state.describe(m.onnx, m.sha256)}; sign: {sign_command(out_dir / m.onnx)}"
+            )
         if mid in index:
             models[index[mid]] = entry
         else:

@@ -410,7 +410,8 @@ def _provenance(c: Criterion, inputs: GateInputs, th: Thresholds) -> list[Check]
             per = ", ".join(f"seed {s}={doc.get(key)!r}" for s, doc in docs)
             problems.append(f"seeds disagree on {key}: {per}")
     for a in arts:
-        if a.record.encoder_vocab_version != ENCODER_VOCAB_VERSION:
+        # The fork's minimal seed files record no vocabulary: nothing to compare.
+        if a.record.recipe_recorded and a.record.encoder_vocab_version != ENCODER_VOCAB_VERSION:
             problems.append(
                 f"seed {a.file_seed} used encoder vocabulary v{a.record.encoder_vocab_version}, "
                 f"this frreg expects v{ENCODER_VOCAB_VERSION}"
@@ -430,12 +431,14 @@ def _provenance(c: Criterion, inputs: GateInputs, th: Thresholds) -> list[Check]
         return [Check(c.name, False, f"{c.name}: " + "; ".join(problems), enforced=c.enforced(th))]
     digest = arts[0].record.corpus_sha256
     if not digest:
+        path = arts[0].record.corpus
+        shared = f"corpus path {path} and settings" if path else "their settings"
         return [
             Check(
                 c.name,
                 True,
-                f"{c.name}: {len(arts)} seeds share corpus path {arts[0].record.corpus} and "
-                "settings (no corpus digest: the fork's artifacts)",
+                f"{c.name}: {len(arts)} seeds share {shared} (no corpus digest: the fork's "
+                "artifacts)",
             )
         ]
     return [

@@ -18,7 +18,7 @@ from frreg.options import (
     boolean,
     seed_list,
 )
-from frreg.schema import AUDIT_ALL, DEFAULT_AUDIT, ENSEMBLE_SEEDS
+from frreg.schema import AUDIT_ALL, DEFAULT_AUDIT, ENSEMBLE_SEEDS, FORK_CORPUS_ROOT
 
 GATE_SEEDS = Option(
     "seeds", "seeds", "seeds the ensemble must contain", ENSEMBLE_SEEDS, seed_list, "N[,N...]"
@@ -117,6 +117,16 @@ ACCEPT_UNVERIFIED = Option(
     "frreg-export refuses it",
     False,
     action="store_true",
+)
+CORPUS_ROOT = Option(
+    "corpus-root",
+    "corpus_root",
+    "frreg-validate: the source YUV directory the verdict's corpus.sha256 snapshots, as "
+    "the fork's validator does (sorted relpath<TAB>size of every *.yuv); absent: "
+    "corpus.present false and a null sha256 (frreg binds the corpus JSONL itself by "
+    "corpus_sha256 either way)",
+    FORK_CORPUS_ROOT,
+    metavar="DIR",
 )
 SELF_REPORTED = Option(
     "self-reported",

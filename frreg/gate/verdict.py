@@ -39,9 +39,17 @@ from frreg.gate.checks import (
     evidence_checks,
     load_loso_dir,
     seed_artifact_check_name,
+    seed_check_name,
     seed_evidence_check_name,
 )
-from frreg.gate.criteria import Check, Thresholds, deviations
+from frreg.gate.criteria import (
+    MEAN_PLCC,
+    PER_SEED_MIN,
+    PLCC_SPREAD,
+    Check,
+    Thresholds,
+    deviations,
+)
 from frreg.gate.diff import DIFF_FILES, read_verdict
 from frreg.gate.ensemble import EnsembleEvidence, ensemble_evidence
 from frreg.gate.evidence import (
@@ -61,10 +69,12 @@ from frreg.schema import (
     DEFAULT_EPOCHS,
     DEFAULT_LR,
     DEFAULT_WEIGHT_DECAY,
+    FORK_CORPUS_ROOT,
     HOLD,
     PROMOTE,
     PROMOTE_UNVERIFIED,
     SCHEMA_VERSION,
+    VERDICT_ADR,
     VERDICT_FILES,
     VERDICT_SCHEMA,
     seed_artifact_name,
@@ -585,7 +595,12 @@ def recipe_deviations(decision: Decision) -> list[str]:
     """
     out = deviations(decision.report.thresholds)
     records = [a.record for a in decision.artifacts.values()]
-    if records:
+    if records and not all(r.recipe_recorded for r in records):
+        out.append(
+            "recipe not recorded (the fork's minimal seed files state only seed, mean_plcc "
+            "and per_fold)"
+        )
+    elif records:
         recipe = records[0]
         for key, default in ADR_RECIPE.items():
             value = getattr(recipe, key)
@@ -700,8 +715,84 @@ def evidence_block(decision: Decision) -> dict[str, Any]:
     return {**block, "computed": True, **decision.ensemble.to_json()}
 
 
-def build_verdict(decision: Decision, *, written_by: str) -> dict[str, Any]:
-    """The verdict document (one schema for every writer).
+#: What the verdict asks of the registry, in the fork's words (its validator's
+#: recommendation; consumers and the fork's tests look for these phrases).
+FLIP_ACTION: Final = (
+    "flip seeds smoke->false in model/tiny/registry.json (frreg-export --registry does "
+    "it; ADR-0309 keeps the flip a separate PR)"
+)
+KEEP_ACTION: Final = "keep smoke=true"
+#: The fork's advice when the ADR-0303 gate itself fails (mean, spread or a seed's floor).
+ADR_GATE_ADVICE: Final = "investigate diversity / hyperparameters"
+
+
+def _adr_gate_check(name: str, seeds: Sequence[int]) -> bool:
+    """Whether a check is one of the ADR-0303 gate's own (mean, spread, a seed's floor)."""
+    own = {MEAN_PLCC.name, PLCC_SPREAD.name, PER_SEED_MIN.name}
+    return name in own | {seed_check_name(s) for s in seeds}
+
+
+def corpus_snapshot(corpus_root: str | Path | None) -> dict[str, Any]:
+    """The fork verdict's ``corpus`` object, with the fork's meaning: ``sha256`` over
+    the sorted ``relpath<TAB>size`` lines of every ``*.yuv`` under ``corpus_root`` (the
+    source videos, not their bytes), with counts of the reference (``ref``) and
+    distorted (``dis``) files by path; ``present: false`` and a null ``sha256`` when
+    there is no such directory (frreg's built-in sources have none)."""
+    root = Path(corpus_root) if corpus_root is not None else None
+    if root is None or not root.is_dir():
+        return {
+            "present": False,
+            "corpus_root": None if root is None else str(root),
+            "sha256": None,
+            "ref_count": 0,
+            "dis_count": 0,
+        }
+    import hashlib
+
+    digest = hashlib.sha256()
+    yuvs = sorted(root.rglob("*.yuv"))
+    refs = dis = 0
+    for path in yuvs:
+        rel = path.relative_to(root).as_posix()
+        digest.update(f"{rel}\t{path.stat().st_size}\n".encode())
+        # A file counts as a reference / a distorted clip by its directory or its name.
+        refs += "/ref/" in f"/{rel}/" or "ref" in path.stem.lower()
+        dis += "/dis/" in f"/{rel}/" or "dis" in path.stem.lower()
+    return {
+        "present": True,
+        "corpus_root": str(root),
+        "sha256": digest.hexdigest(),
+        "ref_count": refs,
+        "dis_count": dis,
+        "yuv_count": len(yuvs),
+    }
+
+
+def corpus_block(decision: Decision, corpus_root: str | Path | None) -> dict[str, Any]:
+    """The verdict's ``corpus``: the fork's object (:func:`corpus_snapshot`) plus what
+    frreg judged, the corpus JSONL (``jsonl``) and its digest (``jsonl_sha256``, the
+    same as the top-level ``corpus_sha256``)."""
+    return {
+        **corpus_snapshot(corpus_root),
+        "jsonl": decision.corpus,
+        "jsonl_sha256": decision.corpus_sha256,
+    }
+
+
+def recorded_corpus(verdict: Mapping[str, Any]) -> str | None:
+    """The corpus JSONL path a verdict recorded (``corpus.jsonl``; a plain string in
+    verdicts written before the fork's ``corpus`` object)."""
+    corpus = verdict.get("corpus")
+    if isinstance(corpus, Mapping):
+        corpus = corpus.get("jsonl")
+    return corpus if isinstance(corpus, str) and corpus else None
+
+
+def build_verdict(
+    decision: Decision, *, written_by: str, corpus_root: str | Path | None = FORK_CORPUS_ROOT
+) -> dict[str, Any]:
+    """The verdict document (one schema for every writer): a superset of the fork's
+    ``PROMOTE.json``/``HOLD.json`` (its ``corpus`` object, ``adr``, ``gate`` fields).
 
     PROMOTE needs every check to pass and the numbers to have been recomputed.
     """
@@ -727,9 +818,12 @@ def build_verdict(decision: Decision, *, written_by: str) -> dict[str, Any]:
         )
         if deviations:
             recommendation += " (custom: " + "; ".join(deviations) + ")"
+        recommendation += f"; {FLIP_ACTION}"
     else:
         failures = report.failures() or [Check(EVIDENCE_CHECK, False, "nothing was recomputed")]
-        recommendation = "hold: " + "; ".join(c.message for c in failures)
+        recommendation = "hold: " + "; ".join(c.message for c in failures) + f"; {KEEP_ACTION}"
+        if any(_adr_gate_check(c.name, report.thresholds.seeds) for c in failures):
+            recommendation += f"; {ADR_GATE_ADVICE}"
     if code["same_code"] is False:
         # Pinned code verifying a branch's run: say so, and (on HOLD) where to look.
         recommendation += f"; {code['message']}"
@@ -746,6 +840,7 @@ def build_verdict(decision: Decision, *, written_by: str) -> dict[str, Any]:
         "verdict_line": verdict_line(decision, promote),
         "recommendation": recommendation,
         "adr_0303": {"recipe_and_thresholds": not deviations, "deviations": deviations},
+        "adr": VERDICT_ADR,
         "parent_adr": "ADR-0303",
         "seeds": list(report.thresholds.seeds),
         "loso_dir": decision.loso_dir,
@@ -753,7 +848,7 @@ def build_verdict(decision: Decision, *, written_by: str) -> dict[str, Any]:
         "generated_at_utc": created,
         "written_by": written_by,
         "frreg_version": __version__,
-        "corpus": decision.corpus,
+        "corpus": corpus_block(decision, corpus_root),
         "corpus_sha256": decision.corpus_sha256,
         "seed_files": {
             str(seed): {"file": art.path.name, "sha256": art.sha256}
@@ -816,6 +911,7 @@ def judge_and_write(
     baseline: str | Path | None = None,
     progress: Progress | None = None,
     allow_seed_subset: bool = False,
+    corpus_root: str | Path | None = FORK_CORPUS_ROOT,
 ) -> tuple[Decision, Path]:
     """:func:`judge` ``loso_dir`` and write the verdict there.
 
@@ -836,4 +932,5 @@ def judge_and_write(
         progress=progress,
         allow_seed_subset=allow_seed_subset,
     )
-    return decision, write_verdict(loso_dir, build_verdict(decision, written_by=written_by))
+    verdict = build_verdict(decision, written_by=written_by, corpus_root=corpus_root)
+    return decision, write_verdict(loso_dir, verdict)

@@ -35,7 +35,7 @@ from frreg.gate.checks import (
     gate_item_criteria,
 )
 from frreg.gate.criteria import STAGE_DATA, STAGE_ENSEMBLE
-from frreg.schema import DEFAULT_AUDIT
+from frreg.schema import DEFAULT_AUDIT, FORK_CORPUS_ROOT
 from frreg.session.config import GateConfig
 from frreg.session.outcomes import (
     ItemOutcome,
@@ -370,6 +370,8 @@ class GateSession:
                 audit_exempt=exempt,
                 baseline=cfg.baseline,
                 written_by="pytest-frreg",
+                # The fork's source-YUV snapshot, from the default place under rootdir.
+                corpus_root=(cfg.root or Path.cwd()) / FORK_CORPUS_ROOT,
                 extra_checks=session_checks(outcomes, expected, interrupted),
                 progress=_epoch_logger(self.log, "audit, retraining (seed, fold) jobs", "jobs"),
             )

@@ -94,6 +94,9 @@ FORK_FIELDS: Final = (
     "seed", "corpus", "n_folds", "folds", *FORK_SUMMARY_FIELDS, "epochs", "batch_size", "lr",
     "weight_decay", "num_codecs", "encoder_vocab_version", "wall_time_s",
 )  # fmt: skip
+#: The fork's minimal seed file, as its validator's tests write them and its gate reads
+#: them (only ``mean_plcc`` is required there): ``per_fold`` lists ``{source, plcc}``.
+FORK_MINIMAL_FIELDS: Final = ("seed", "mean_plcc", "per_fold")
 #: Fields only frreg's artifacts carry.
 FRREG_ONLY_FIELDS: Final = (
     "corpus_sha256",
@@ -151,6 +154,10 @@ class SeedRecord:
     #: The corpus path made absolute where frreg-train ran (``corpus`` stays as typed,
     #: the fork's meaning): a gate run elsewhere finds it (``None``: an older record).
     corpus_abs: str | None = None
+    #: ``False`` for the fork's minimal seed files (:data:`FORK_MINIMAL_FIELDS`), which
+    #: state no recipe: ``epochs`` ... ``encoder_vocab_version`` are then 0, meaning
+    #: nothing, and the gate names the recipe as not recorded.
+    recipe_recorded: bool = True
 
     @property
     def from_fork(self) -> bool:
@@ -293,6 +300,8 @@ def _fork_record(r: _Reader) -> SeedRecord:
     The fold list is all it says about the corpus: sources are the folds'
     held-out ids, rows the first fold's train + held-out sizes.
     """
+    if "folds" not in r.obj and all(k in r.obj for k in FORK_MINIMAL_FIELDS):
+        return _fork_minimal_record(r)
     missing = [k for k in FORK_FIELDS if k not in r.obj]
     if missing:
         raise r.fail(
@@ -318,6 +327,46 @@ def _fork_record(r: _Reader) -> SeedRecord:
         note=r.optional("note", str, "a string"),
         schema_version=0,
         origin=ORIGIN_FORK,
+    )
+
+
+def _fork_minimal_record(r: _Reader) -> SeedRecord:
+    """The fork's minimal seed file (:data:`FORK_MINIMAL_FIELDS`): a seed, its mean PLCC
+    and one ``{source, plcc}`` per fold; no sizes, no other metric, no recipe. It is
+    judged on those numbers alone, as the fork's gate judges it."""
+    per_fold = r.get("per_fold", list, "a list")
+    gate_metric = next(m for m in FOLD_METRICS if m.name == GATE_METRIC)
+    bounds = (gate_metric.lo, gate_metric.hi)
+    folds = []
+    for i, fold in enumerate(per_fold):
+        if not isinstance(fold, dict) or not isinstance(fold.get("source"), str):
+            raise r.fail(f"per_fold[{i}] must be an object with a string 'source'")
+        plcc = r.metric(GATE_METRIC, bounds, fold, f"per_fold[{i}].{GATE_METRIC}")
+        metrics: dict[str, Metric] = {m.name: None for m in FOLD_METRICS}
+        metrics[GATE_METRIC] = plcc
+        folds.append(FoldRecord(fold["source"], 0, 0, metrics))
+    summary_key = f"mean_{GATE_METRIC}"
+    return SeedRecord(
+        seed=r.integer("seed"),
+        corpus="",
+        corpus_sha256="",
+        n_rows=0,
+        sources=tuple(sorted({f.held_out for f in folds})),
+        folds=tuple(folds),
+        summary={summary_key: r.metric(summary_key, bounds)},
+        epochs=0,
+        batch_size=0,
+        lr=0.0,
+        weight_decay=0.0,
+        num_codecs=0,
+        encoder_vocab_version=0,
+        engine=FORK_ENGINE,
+        device=FORK_UNKNOWN,
+        wall_time_s=0.0,
+        config={},
+        schema_version=0,
+        origin=ORIGIN_FORK,
+        recipe_recorded=False,
     )
 
 
