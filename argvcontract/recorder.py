@@ -281,7 +281,12 @@ class ScriptContract:
     that checks its input file exists needs one, even though nothing reads it).
     ``reads_env`` lists the variables the script reads: they are unset unless
     a run sets them, so the developer's shell cannot leak into a check (an
-    exported override pointing at the real CLI would run it).
+    exported override pointing at the real CLI would run it). ``install_as``
+    (a path relative to the run's directory, e.g. ``scripts/train.sh``) runs a
+    copy of the script there instead of the script in place: a script that finds
+    its repository from its own path and works from there (``cd "$(dirname
+    "$0")/.."``) then takes that directory for its repository, so its relative
+    paths and outputs stay in the check's directory, never the real checkout.
     """
 
     script: Path
@@ -291,6 +296,7 @@ class ScriptContract:
     env: Mapping[str, str | None] = field(default_factory=dict)
     reads_env: tuple[str, ...] = ()
     interpreter: str | None = "bash"
+    install_as: str | None = None
 
     @property
     def name(self) -> str:
@@ -322,8 +328,15 @@ class ScriptContract:
             elif not Path(value).is_absolute() and not (workdir / value).exists():
                 (workdir / value).parent.mkdir(parents=True, exist_ok=True)
                 (workdir / value).write_text(content, encoding="utf-8")
+        script = Path(self.script)
+        if self.install_as is not None:
+            installed = workdir / self.install_as
+            installed.parent.mkdir(parents=True, exist_ok=True)
+            installed.write_bytes(script.read_bytes())
+            installed.chmod(script.stat().st_mode)
+            script = installed
         return recorder.run_script(
-            self.script,
+            script,
             *args,
             env=run_env,
             cwd=workdir,

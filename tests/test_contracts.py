@@ -53,6 +53,8 @@ WRAPPER = ScriptContract(
     must_pass=("--seeds", "--corpus", "--out-dir"),
     input_files={"CORPUS_JSONL": '{"placeholder": "the stand-in never reads it"}\n'},
     reads_env=("CORPUS_JSONL", "OUT_DIR", "SEEDS", "LOG_DIR", "FRREG_TRAIN"),
+    # It works from the repository root above scripts/, as the fork's wrapper does.
+    install_as=f"scripts/{WRAPPER_PATH.name}",
 )
 SCRIPTS = {WRAPPER.name: WRAPPER}
 ORIGINAL_BUG = "run_ensemble_loso.sh passes --corpus-root; frreg-train has no such option — did you mean --corpus?"
@@ -73,7 +75,12 @@ def broken_wrapper(tmp_path: Path) -> ScriptContract:
     path.parent.mkdir()
     path.write_text(broken, encoding="utf-8")
     return ScriptContract(
-        path, WRAPPER.callee, WRAPPER.must_pass, WRAPPER.input_files, reads_env=WRAPPER.reads_env
+        path,
+        WRAPPER.callee,
+        WRAPPER.must_pass,
+        WRAPPER.input_files,
+        reads_env=WRAPPER.reads_env,
+        install_as=WRAPPER.install_as,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -68,3 +69,63 @@ def test_missing_corpus_exits_2_with_a_pointer_to_the_prestep(tmp_path):
     assert f"corpus {missing} not found" in proc.stderr
     assert "frreg-corpus" in proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def _checkout_with_the_wrapper(tmp_path: Path) -> Path:
+    """A repository root of its own holding the wrapper, as the fork's wrapper sits in its."""
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    shutil.copy(WRAPPER, repo / "scripts" / WRAPPER.name)
+    return repo
+
+
+@pytest.mark.slow
+def test_defaults_and_relative_paths_follow_the_forks_wrapper(tiny_rows, tmp_path):
+    """The fork's wrapper cds to the repository root: its defaults (the canonical corpus,
+    OUT_DIR runs/ensemble_v2_real) and any relative path are taken from there, not from
+    the cwd; so are frreg's."""
+    from frreg.synthetic import write_corpus
+
+    repo = _checkout_with_the_wrapper(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    script = repo / "scripts" / WRAPPER.name
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    # Nothing at the default corpus path of *that* root: exit 2 naming it.
+    proc = subprocess.run(
+        ["bash", str(script)], capture_output=True, text=True, env=env, cwd=elsewhere, timeout=60
+    )
+    assert proc.returncode == EXIT_USAGE
+    default_corpus = repo / "runs/phase_a/full_grid/per_frame_canonical6.jsonl"
+    assert f"corpus {default_corpus} not found" in proc.stderr
+    write_corpus(default_corpus, tiny_rows)
+    proc = subprocess.run(
+        ["bash", str(script), "--epochs", "2"],
+        capture_output=True,
+        text=True,
+        env={**env, "SEEDS": "0 1"},
+        cwd=elsewhere,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = repo / "runs" / "ensemble_v2_real"
+    assert sorted(p.name for p in out.glob("loso_seed*.json")) == [
+        "loso_seed0.json",
+        "loso_seed1.json",
+    ]
+    assert not list(elsewhere.iterdir())  # nothing landed in the cwd
+    assert proc.stdout.splitlines()[-1].strip() == (
+        f"frreg-validate {out} --seeds 0,1 --corpus {default_corpus}"
+    )
+    # A relative OUT_DIR is the repository's too.
+    proc = subprocess.run(
+        ["bash", str(script), "--epochs", "2"],
+        capture_output=True,
+        text=True,
+        env={**env, "SEEDS": "0", "OUT_DIR": "runs/mine"},
+        cwd=elsewhere,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (repo / "runs" / "mine" / "loso_seed0.json").is_file()
+    assert not list(elsewhere.iterdir())
