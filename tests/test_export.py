@@ -238,7 +238,10 @@ def test_manifest_sidecars_and_registry_carry_the_digests_of_the_files(exported)
     assert registry["models"][0]["id"] == "other_model"
     seed0 = entries[member_id(ENS, 0)]
     assert seed0["license_url"] == "https://example.invalid/LICENSE"
-    assert "sigstore_bundle" not in seed0  # it signed the replaced bytes
+    # Where the new member's bundle must go, beside it, as the fork names bundles; none is
+    # there yet, which the export says.
+    for m in man["members"]:
+        assert entries[m["id"]]["sigstore_bundle"] == f"{entries[m['id']]['onnx']}.sigstore.json"
 
 
 def test_sidecar_reads_the_same_through_libvmafs_substring_reader(exported):
@@ -271,7 +274,8 @@ def loso_predictions(loso: Path, corpus_path: Path) -> np.ndarray:
     return stack
 
 
-def test_conformal_q_is_the_split_conformal_quantile_of_the_loso_residuals(exported):
+def test_the_absolute_half_width_is_the_split_conformal_quantile_of_the_loso_residuals(exported):
+    """frreg's absolute interval mu ± q (VMAF points), under its own key and method."""
     corpus_path, loso, out = exported
     corpus = load_corpus(corpus_path)
     resid = np.abs(corpus.target - loso_predictions(loso, corpus_path).mean(axis=0))
@@ -279,14 +283,90 @@ def test_conformal_q_is_the_split_conformal_quantile_of_the_loso_residuals(expor
     level = math.ceil((n + 1) * NOMINAL_COVERAGE) / n
     expected = float(np.quantile(resid, level, method="inverted_cdf"))
     conf = manifest(out)["confidence"]
-    assert conf["conformal_q_residual"] == pytest.approx(expected, abs=1e-9)
-    assert conf["n_calibration_rows"] == n
+    absolute = conf["absolute"]
+    assert absolute["method"] == "frreg-conformal-absolute"
+    assert absolute["method"] != conf["method"]
+    assert absolute["conformal_half_width"] == pytest.approx(expected, abs=1e-9)
+    assert absolute["n_calibration_rows"] == n
+    assert absolute["coverage_in_sample"] == pytest.approx(np.mean(resid <= expected))
     # Per source: the coverage the shipped q gives its held-out residuals.
-    for src, facts in conf["per_source"].items():
+    for src, facts in absolute["per_source"].items():
         rows = corpus.groups == src
         assert facts["n_rows"] == int(rows.sum())
         assert facts["coverage_at_shipped_q"] == pytest.approx(np.mean(resid[rows] <= expected))
     assert "sigma_mean" in conf["members_spread"]
+
+
+def test_the_forks_rule_on_the_manifest_covers_the_loso_rows_as_stated(exported):
+    """The fork's documented rule (docs/ai/models/fr_regressor_v2_probabilistic.md,
+    ai/scripts/eval_probabilistic_proxy.py): method ensemble+conformal, interval
+    mu ± conformal_q_residual · sigma, sigma the members' sample std (ddof=1). Applied here
+    with numpy to the exported manifest and the members' scores on the LOSO held-out rows,
+    it covers at least the nominal level, the share the manifest states; per source, the q
+    calibrated without the source covers the share the manifest states for it."""
+    corpus_path, loso, out = exported
+    corpus = load_corpus(corpus_path)
+    y = corpus.target
+    scores = loso_predictions(loso, corpus_path)
+    mu, sigma = scores.mean(axis=0), scores.std(axis=0, ddof=1)
+    conf = manifest(out)["confidence"]
+    assert conf["method"] == "ensemble+conformal"
+    assert conf["nominal_coverage"] == NOMINAL_COVERAGE
+    q = conf["conformal_q_residual"]
+    inside = (y >= mu - q * sigma) & (y <= mu + q * sigma)
+    assert inside.mean() >= conf["nominal_coverage"]
+    assert conf["coverage_in_sample"] == pytest.approx(inside.mean())
+    # The oracle's q: numpy's quantile with the conformal (n + 1) correction.
+    n = len(y)
+    level = math.ceil((n + 1) * NOMINAL_COVERAGE) / n
+    normalised = np.abs(y - mu) / np.maximum(sigma, 1e-6)
+    assert q == pytest.approx(float(np.quantile(normalised, level, method="inverted_cdf")))
+    nested = np.zeros(n, dtype=bool)
+    for src, facts in conf["per_source"].items():
+        rows = corpus.groups == src
+        others = normalised[~rows]
+        k = math.ceil((len(others) + 1) * NOMINAL_COVERAGE)
+        q_without = float(np.sort(others)[k - 1])
+        assert facts["q_without_source"] == pytest.approx(q_without)
+        nested[rows] = (y[rows] >= mu[rows] - q_without * sigma[rows]) & (
+            y[rows] <= mu[rows] + q_without * sigma[rows]
+        )
+        assert facts["coverage_held_out"] == pytest.approx(nested[rows].mean())
+    assert conf["pooled_coverage_loso_conformal"] == pytest.approx(nested.mean())
+    assert conf["nested_coverage"]["pooled"] == pytest.approx(nested.mean())
+
+
+def test_the_forks_consumer_run_on_the_exported_members_reproduces_the_manifest(exported):
+    """eval_probabilistic_proxy.py's steps, re-done with onnxruntime on the exported files:
+    members found through the manifest's onnx names, features scaled with its
+    feature_mean/feature_std (a std below 1e-8 counts as 1), mu and sigma (ddof=1) of the
+    members' scores, the conformal row mu ± conformal_q_residual · sigma. On the corpus the
+    production members were fit on, that coverage is the manifest's in-sample figure."""
+    corpus_path, _, out = exported
+    corpus = load_corpus(corpus_path)
+    doc = manifest(out)
+    mean = np.asarray(doc["feature_mean"], dtype=np.float32)
+    std = np.asarray(doc["feature_std"], dtype=np.float32)
+    x = ((corpus.features.astype(np.float32) - mean) / np.where(std < 1e-8, 1.0, std)).astype(
+        np.float32
+    )
+    preds = np.vstack(
+        [
+            ort.InferenceSession(str(out / m["onnx"]), providers=["CPUExecutionProvider"])
+            .run(None, {"features": x, "codec_onehot": corpus.codec.astype(np.float32)})[0]
+            .reshape(-1)
+            for m in doc["members"]
+        ]
+    ).astype(np.float64)
+    mu, sigma = preds.mean(axis=0), preds.std(axis=0, ddof=1)
+    q = doc["confidence"]["conformal_q_residual"]
+    y = corpus.target
+    inside = (y >= mu - q * sigma) & (y <= mu + q * sigma)
+    spread = doc["confidence"]["members_spread"]
+    # float32 graphs against the float64 torch scores the export used: a row or two may
+    # sit on the interval's edge
+    assert spread["full_fit_coverage_in_sample"] == pytest.approx(inside.mean(), abs=2 / len(y))
+    assert spread["full_fit_sigma_mean"] == pytest.approx(sigma.mean(), rel=1e-3)
 
 
 def test_check_verifies_the_exported_set(exported, capsys):

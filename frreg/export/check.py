@@ -5,7 +5,10 @@ manifest and its sidecar, the manifest against the sidecars and frreg's
 constants (vocabulary, codec layout, feature order, I/O names, opset), every
 graph against the contract (:func:`frreg.export.graph.contract_problems`),
 onnxruntime against the scores recorded for the manifest's probe rows (after
-the manifest's own scaling), and, when there is a registry, its entries.
+the manifest's own scaling), the two intervals each under its own key and method,
+and, when there is a registry, its entries: digests, the fields the fork's
+registry tests require, and each member's Sigstore bundle as far as it can be
+checked without Sigstore's tooling (:mod:`frreg.export.signing`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +27,14 @@ from frreg._io import read_json, sha256_file
 from frreg.errors import InputError
 from frreg.export import graph
 from frreg.export.documents import CONFIDENCE_METHOD, ENSEMBLE_KIND, MEMBER_KIND
+from frreg.export.signing import (
+    BUNDLE_MAX,
+    BUNDLE_PATTERN,
+    SignatureState,
+    bundle_path,
+    signature_state,
+)
+from frreg.gate.ensemble import ABSOLUTE_METHOD, NORMALISED_RULE
 from frreg.schema import (
     CANONICAL_6,
     CODEC_BLOCK_LAYOUT,
@@ -60,6 +71,9 @@ class CheckResult:
     #: set was checked against its own manifest, which whoever replaced a member could
     #: have rewritten too).
     registry: Path | None = None
+    #: Per member file, the state of its Sigstore bundle (:mod:`frreg.export.signing`):
+    #: ``missing``, ``signs-this``, ``stale`` or ``unreadable``; only with a registry.
+    signatures: dict[str, str] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -208,10 +222,7 @@ def _check_manifest(
         "feature_mean/feature_std must be six finite numbers (std > 0)",
     )
     conf = doc.get("confidence") if isinstance(doc.get("confidence"), dict) else {}
-    need(conf.get("method") == CONFIDENCE_METHOD, f"confidence.method {conf.get('method')!r}")
-    need(conf.get("nominal_coverage") == NOMINAL_COVERAGE, "confidence.nominal_coverage")
-    q = conf.get("conformal_q_residual")
-    need(isinstance(q, int | float) and math.isfinite(q) and q >= 0, f"conformal_q_residual {q!r}")
+    _check_confidence(conf, need)
     need(
         _same(conf.get("feature_mean"), mean) and _same(conf.get("feature_std"), std),
         "confidence.feature_mean/feature_std differ from the manifest's",
@@ -276,8 +287,13 @@ def _check_manifest(
         data = onnx_path.read_bytes()
         for p in graph.contract_problems(data):
             problems.append(f"{label}: {onnx_path.name}: {p}")
+        signature = None
         if registry is not None:
-            _check_registry_entry(entries.get(mid), mid, digest, onnx_path, reg_path, problems)
+            signature = _check_registry_entry(
+                entries.get(mid), mid, digest, onnx_path, reg_path, problems
+            )
+            if signature is not None:
+                result.signatures[onnx_path.name] = signature.status
         if not (probe_ok and scaling_ok):
             continue
         raw_scores = probe.get("scores")
@@ -301,15 +317,49 @@ def _check_manifest(
                 f"(> {EXPORT_ATOL})"
             )
         scores_by_member.append(got)
+        signed = "" if signature is None else "; " + signature.describe(onnx_path.name, digest)
         result.verified.append(
             f"{onnx_path.name}: sha256 {digest[:12]}…, contract holds, onnxruntime within "
-            f"{diff:.2g} of the recorded scores on {len(got)} probe rows"
+            f"{diff:.2g} of the recorded scores on {len(got)} probe rows{signed}"
         )
     if scores_by_member and len(scores_by_member) == len(members) and probe_ok:
         ens_mean = _array(probe.get("ensemble_mean"))
         got_mean = np.mean(scores_by_member, axis=0)
         if ens_mean.shape != got_mean.shape or np.max(np.abs(ens_mean - got_mean)) > EXPORT_ATOL:
             problems.append(f"{where}: the probe's ensemble_mean is not the members' mean")
+
+
+def _check_confidence(conf: Mapping[str, Any], need: Callable[[bool, str], bool]) -> None:
+    """The two intervals, each under its own key and method: the fork's
+    ``conformal_q_residual`` (``mu +- q sigma``, method ``ensemble+conformal``) and frreg's
+    absolute half-width (``confidence.absolute``)."""
+    need(conf.get("method") == CONFIDENCE_METHOD, f"confidence.method {conf.get('method')!r}")
+    need(conf.get("nominal_coverage") == NOMINAL_COVERAGE, "confidence.nominal_coverage")
+    absolute = conf.get("absolute")
+    if not isinstance(absolute, dict):
+        need(
+            False,
+            "confidence.absolute is missing: this manifest predates it, and its "
+            "conformal_q_residual is an absolute half-width (mu ± q), not the fork's multiple "
+            "of the members' sigma (mu ± q·sigma); export the set again",
+        )
+        return
+    q = conf.get("conformal_q_residual")
+    need(_finite_q(q), f"conformal_q_residual {q!r} (the fork's mu ± q·sigma)")
+    need(
+        conf.get("rule") == NORMALISED_RULE,
+        f"confidence.rule {conf.get('rule')!r}, expected {NORMALISED_RULE!r}",
+    )
+    need(
+        absolute.get("method") == ABSOLUTE_METHOD,
+        f"confidence.absolute.method {absolute.get('method')!r}, expected {ABSOLUTE_METHOD!r}",
+    )
+    half = absolute.get("conformal_half_width")
+    need(_finite_q(half), f"confidence.absolute.conformal_half_width {half!r}")
+
+
+def _finite_q(q: Any) -> bool:
+    return isinstance(q, int | float) and not isinstance(q, bool) and math.isfinite(q) and q >= 0
 
 
 def _array(value: Any) -> np.ndarray:
@@ -389,14 +439,44 @@ def _check_registry_entry(
     onnx_path: Path,
     reg_path: Path,
     problems: list[str],
-) -> None:
+) -> SignatureState | None:
+    """The member's registry entry against the member, and the state of its Sigstore
+    bundle (``None`` when the entry names none). A missing bundle file is not a problem
+    (the fork's validator does not require it before release; ``--tiny-model-verify``
+    does, which the verified line says); a bundle that signs other bytes, or records no
+    digest, is."""
+    where = reg_path.name
     if entry is None:
-        problems.append(f"{reg_path.name}: no entry for {mid}")
-        return
+        problems.append(f"{where}: no entry for {mid}")
+        return None
     if entry.get("sha256") != digest:
-        problems.append(f"{reg_path.name}: {mid} sha256 does not match {onnx_path.name}")
+        problems.append(f"{where}: {mid} sha256 does not match {onnx_path.name}")
     if entry.get("smoke") is not False:
-        problems.append(f"{reg_path.name}: {mid} is still smoke: {entry.get('smoke')!r}")
+        problems.append(f"{where}: {mid} is still smoke: {entry.get('smoke')!r}")
     target = reg_path.parent / str(entry.get("onnx"))
     if not target.is_file() or target.resolve() != onnx_path.resolve():
-        problems.append(f"{reg_path.name}: {mid} onnx {entry.get('onnx')!r} is not {onnx_path}")
+        problems.append(f"{where}: {mid} onnx {entry.get('onnx')!r} is not {onnx_path}")
+    if not isinstance(entry.get("license"), str) or not entry["license"]:
+        problems.append(f"{where}: {mid} has no license (the fork's registry requires one)")
+    bundle = entry.get("sigstore_bundle")
+    if bundle is None:
+        problems.append(
+            f"{where}: {mid} has no sigstore_bundle (the fork's registry requires one on every "
+            f"entry; --tiny-model-verify rejects the member): expected "
+            f"{bundle_path(str(entry.get('onnx')))!r}"
+        )
+        return None
+    if not (
+        isinstance(bundle, str)
+        and len(bundle) <= BUNDLE_MAX
+        and re.fullmatch(BUNDLE_PATTERN, bundle) is not None
+    ):
+        problems.append(
+            f"{where}: {mid} sigstore_bundle {bundle!r} does not match the registry schema's "
+            f"{BUNDLE_PATTERN}"
+        )
+        return None
+    state = signature_state(reg_path.parent / bundle, digest)
+    if not state.ok:
+        problems.append(f"{where}: {mid}: {state.describe(onnx_path.name, digest)}")
+    return state

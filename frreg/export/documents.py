@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from frreg import __version__
+from frreg.export.signing import bundle_path
 from frreg.schema import (
     CANONICAL_6,
     CODEC_BLOCK_LAYOUT,
@@ -44,7 +45,14 @@ ENSEMBLE_KIND = "fr_ensemble"
 #: How production members are fit (the fork's words, recorded in every sidecar).
 FIT_SET = "full_corpus"
 SCALER = "fit_on_full_corpus"
+#: The manifest's ``confidence.method``: the fork's, with the fork's meaning (the interval
+#: is ``mu +- conformal_q_residual * sigma``). frreg's absolute interval has its own key and
+#: method under ``confidence.absolute`` (:data:`frreg.gate.ensemble.ABSOLUTE_METHOD`).
 CONFIDENCE_METHOD = "ensemble+conformal"
+#: The fork's ``confidence.gaussian_z`` (its trainer writes it into every manifest: the
+#: multiplier of sigma under method ``ensemble``; its model doc falls back to it when
+#: ``conformal_q_residual`` is unset).
+FORK_GAUSSIAN_Z = 1.959963984540054
 
 
 def dumps(doc: Mapping[str, Any]) -> str:
@@ -260,6 +268,7 @@ def manifest(
         "confidence": {
             "method": CONFIDENCE_METHOD,
             "nominal_coverage": NOMINAL_COVERAGE,
+            "gaussian_z": FORK_GAUSSIAN_Z,
             **confidence,
             "feature_mean": list(p.feature_mean),
             "feature_std": list(p.feature_std),
@@ -297,9 +306,11 @@ def registry_entry(
 ) -> tuple[dict[str, Any], list[str]]:
     """The registry entry of one member, and notes for the user.
 
-    License fields come from the options, else from the entry being replaced.
-    A ``sigstore_bundle`` of the replaced entry signed other bytes, so it is
-    dropped (and said): sign the new file and add it back.
+    License fields come from the options, else from the entry being replaced, and its
+    ``description`` is kept. ``sigstore_bundle`` names where the member's bundle goes,
+    ``<onnx>.sigstore.json`` beside it (the fork's naming; its registry tests require the
+    field on every entry): whether a bundle is there, and what it signs, is for the caller
+    to say (:mod:`frreg.export.signing`).
     """
     previous = previous or {}
     entry: dict[str, Any] = {
@@ -316,10 +327,14 @@ def registry_entry(
     entry["license"] = lic
     if url is not None:
         entry["license_url"] = url
+    entry["sigstore_bundle"] = bundle_path(onnx_path)
+    if isinstance(previous.get("description"), str):
+        entry["description"] = previous["description"]
     notes = []
-    if "sigstore_bundle" in previous and previous.get("sha256") != sha256:
+    old_bundle = previous.get("sigstore_bundle")
+    if old_bundle is not None and old_bundle != entry["sigstore_bundle"]:
         notes.append(
-            f"{entry['id']}: dropped sigstore_bundle {previous['sigstore_bundle']!r} "
-            "(it signs the replaced file); sign the new one and add it back"
+            f"{entry['id']}: sigstore_bundle {old_bundle!r} became "
+            f"{entry['sigstore_bundle']!r} (beside the member, as the fork names bundles)"
         )
     return entry, notes

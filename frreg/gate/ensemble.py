@@ -18,7 +18,9 @@ retraining), under the same leave-one-source-out split, once per verdict:
   split-conformal interval ``mu +- q``, where ``q`` is the finite-sample
   ``ceil((n + 1) level) / n`` quantile of ``|y - mu|`` over the *other*
   sources' rows (the source is out of training and of calibration), its
-  pooled value and worst source; and the share of frames inside the
+  pooled value and worst source; the same for the fork's normalised interval
+  ``mu +- q sigma`` (``q`` a quantile of ``|y - mu| / sigma``, the meaning of
+  the fork's ``conformal_q_residual``); and the share of frames inside the
   members' band ``mu +- 1.96 sigma`` (``sigma``: their sample standard
   deviation, ddof=1), which is not a calibrated interval;
 - member agreement that does not flip on one fold: the per-fold standard
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
@@ -64,6 +66,41 @@ NESTED_COVERAGE: Final = (
     "training and of calibration (the other sources' residuals come from fold models that "
     "did train on it: a second-order dependence a leave-two-sources-out run would remove)"
 )
+#: The fork's normalised conformal interval, the meaning of its manifest key
+#: ``confidence.conformal_q_residual`` (lusoris/vmaf ``ai/scripts/train_fr_regressor_v2_ensemble.py``,
+#: ``_split_conformal_q`` and ``_ensemble_stats``; consumed by
+#: ``ai/scripts/eval_probabilistic_proxy.py``): a row's score is
+#: ``|y - mu| / max(sigma, SIGMA_FLOOR)``, ``sigma`` the members' sample standard deviation
+#: (ddof=1), and the interval is ``mu +- q sigma``.
+SIGMA_FLOOR: Final = 1e-6
+#: The fork's smallest ``alpha`` (``max(1e-6, 1 - nominal_coverage)``).
+ALPHA_MIN: Final = 1e-6
+NORMALISED_RULE: Final = (
+    "mu ± conformal_q_residual · sigma: mu the members' mean and sigma their sample standard "
+    "deviation (ddof=1), both of the members' scores of the row (the fork's rule)"
+)
+NORMALISED_SCORE: Final = (
+    f"|y - mu| / max(sigma, {SIGMA_FLOOR:g}) of every corpus row's leave-one-source-out "
+    "predictions (each row scored by the seeds' fold models that never saw its source)"
+)
+NORMALISED_GUARANTEE: Final = (
+    "conformal_q_residual is the split-conformal quantile of the pooled leave-one-source-out "
+    "normalised scores: mu ± q · sigma targets coverage marginal over frames, pooled over "
+    "sources (the frames of a new source drawn like these sources), not per source. It holds "
+    "for members whose spread behaves like the fold models' spread it was calibrated on; "
+    "members_spread compares the production members' spread with it"
+)
+#: frreg's absolute interval ``mu +- q`` (VMAF points): its own key and method in the
+#: manifest (``confidence.absolute``), never ``conformal_q_residual``.
+ABSOLUTE_METHOD: Final = "frreg-conformal-absolute"
+ABSOLUTE_RULE: Final = (
+    "mu ± conformal_half_width, in VMAF points, the same half-width for every row; the "
+    "members' spread is not used"
+)
+ABSOLUTE_SCORE: Final = (
+    "|y - mu| of every corpus row's leave-one-source-out predictions (each row predicted by "
+    "models that never saw its source)"
+)
 #: Bootstrap resamples of the folds for the spread's interval (fixed seed: reproducible).
 BOOTSTRAP_RESAMPLES: Final = 2000
 _BOOTSTRAP_SEED: Final = 20260303
@@ -93,13 +130,19 @@ class SourceEvidence:
     #: the ``baselines`` extra is missing (:attr:`EnsembleEvidence.svr_note` says so)
     svr_rmse: float | None = None
     svr_plcc: float | None = None
+    #: the fork's normalised interval ``mu +- q sigma`` (:data:`NORMALISED_RULE`) with ``q``
+    #: calibrated without this source, and the share of its frames inside it (nested);
+    #: ``inf`` / ``nan`` when the members never disagree (no spread to scale)
+    conformal_q_normalised: float = math.inf
+    coverage_normalised: float = math.nan
 
     def to_json(self) -> dict[str, Any]:
         """Strict JSON: an infinite ``conformal_q`` (too few other rows for the nominal
-        level: the interval is unbounded) is written as ``null``."""
+        level: the interval is unbounded) is written as ``null``, as is a normalised figure
+        that cannot be computed."""
         doc = asdict(self)
-        if not math.isfinite(self.conformal_q):
-            doc["conformal_q"] = None
+        for key in ("conformal_q", "conformal_q_normalised", "coverage_normalised"):
+            doc[key] = _json_number(doc[key])
         return doc
 
 
@@ -129,6 +172,11 @@ class EnsembleEvidence:
     #: The per-source option (:func:`source_level_quantile` at ``level``): ``inf`` with
     #: fewer than :func:`sources_needed` sources.
     source_level_q: float = math.inf
+    #: The fork's normalised ``q`` (``conformal_q_residual``: ``mu +- q sigma``) of every
+    #: row's LOSO score, and the pooled nested coverage of that rule (each source by the
+    #: ``q`` calibrated without it); ``inf`` / ``nan`` when the members never disagree.
+    shipped_q_normalised: float = math.inf
+    pooled_coverage_normalised: float = math.nan
 
     @property
     def nested_worst(self) -> SourceEvidence | None:
@@ -143,6 +191,8 @@ class EnsembleEvidence:
     def intervals_json(self) -> dict[str, Any]:
         """What the intervals claim and what the nested evidence shows, self-describing."""
         worst = self.nested_worst
+        finite = [s for s in self.sources if math.isfinite(s.coverage_normalised)]
+        worst_n = min(finite, key=lambda s: s.coverage_normalised, default=None)
         return {
             "level": self.level,
             "shipped_q_guarantee": CONFORMAL_GUARANTEE,
@@ -155,6 +205,15 @@ class EnsembleEvidence:
             "sources_needed_per_source": self.sources_needed,
             "source_level_q": _json_number(self.source_level_q),
             "coverage_gaussian": GAUSSIAN_BAND,
+            "normalised": {
+                "rule": NORMALISED_RULE,
+                "score": NORMALISED_SCORE,
+                "conformal_q_residual": _json_number(self.shipped_q_normalised),
+                "nested_coverage_pooled": _json_number(self.pooled_coverage_normalised),
+                "nested_coverage_worst": None
+                if worst_n is None
+                else {"source": worst_n.source, "coverage": worst_n.coverage_normalised},
+            },
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -188,6 +247,45 @@ def conformal_quantile(residuals: np.ndarray, level: float = NOMINAL_COVERAGE) -
     r = np.sort(np.asarray(residuals, dtype=np.float64))
     k = math.ceil((len(r) + 1) * level)
     return float(r[k - 1]) if 1 <= k <= len(r) else math.inf
+
+
+def members_sigma(stack: np.ndarray) -> np.ndarray:
+    """Per row, the members' sample standard deviation (ddof=1) of ``stack`` ``(members,
+    rows)``; zero with one member (the fork's ``_ensemble_stats``)."""
+    stack = np.asarray(stack, dtype=np.float64)
+    if stack.shape[0] < 2:
+        return np.zeros(stack.shape[1], dtype=np.float64)
+    out: np.ndarray = stack.std(axis=0, ddof=1)
+    return out
+
+
+def normalised_scores(resid: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """The fork's conformity score ``|y - mu| / max(sigma, SIGMA_FLOOR)`` of absolute
+    residuals ``resid``. (The fork falls back to plain residuals, under the same key, when
+    every ``sigma`` is below the floor; :func:`conformal_calibration` refuses that case
+    instead.)"""
+    out: np.ndarray = np.asarray(resid, dtype=np.float64) / np.maximum(
+        np.asarray(sigma, dtype=np.float64), SIGMA_FLOOR
+    )
+    return out
+
+
+def normalised_quantile(scores: np.ndarray, level: float = NOMINAL_COVERAGE) -> float:
+    """The fork's conformal order statistic of ``scores``: with ``alpha = max(1e-6, 1 -
+    level)``, the ``ceil((n + 1)(1 - alpha))``-th smallest. ``inf`` when that rank is past
+    the largest score (too few rows for the level): the fork clips to the largest score
+    there, which claims a coverage the rows cannot support, so frreg states none. At every
+    level frreg uses it is :func:`conformal_quantile`'s rank."""
+    s = np.sort(np.asarray(scores, dtype=np.float64))
+    alpha = max(ALPHA_MIN, 1.0 - level)
+    k = math.ceil((len(s) + 1) * (1.0 - alpha))
+    return float(s[k - 1]) if 1 <= k <= len(s) else math.inf
+
+
+def inside_normalised(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray, q: float) -> np.ndarray:
+    """Which rows the fork's interval ``[mu - q sigma, mu + q sigma]`` covers, computed as
+    its consumer does (``eval_probabilistic_proxy.py``: both bounds inclusive)."""
+    return np.logical_and(y >= mu - q * sigma, y <= mu + q * sigma)
 
 
 def ols_fold_predictions(corpus: Corpus, train_idx: np.ndarray, test_idx: np.ndarray) -> np.ndarray:
@@ -364,9 +462,14 @@ def ensemble_evidence(
         raise ValueError("every seed needs a finite held-out prediction for every corpus row")
     y = corpus.target
     mu = stack.mean(axis=0)
-    sigma = stack.std(axis=0, ddof=1)
+    sigma = members_sigma(stack)
     resid = np.abs(y - mu)
     inside_gaussian = resid <= GAUSSIAN_Z * sigma
+    # The fork's normalised interval needs a spread to scale: none when the members agree
+    # everywhere (then its figures are not computed, never passed off as covering).
+    has_spread = bool(np.any(sigma >= SIGMA_FLOOR))
+    scores = normalised_scores(resid, sigma)
+    inside_normalised_rows = np.zeros(corpus.n_rows, dtype=bool)
 
     folds = LeaveOneSourceOut().test_indices(corpus.groups)
     fold_plcc = np.array(
@@ -383,6 +486,11 @@ def ensemble_evidence(
         others[te] = False
         q = conformal_quantile(resid[others], level)
         inside_conformal[te] = resid[te] <= q
+        q_norm = normalised_quantile(scores[others], level) if has_spread else math.inf
+        # as for q above, an infinite q (too few other rows) is an unbounded interval
+        inside_normalised_rows[te] = (
+            inside_normalised(y[te], mu[te], sigma[te], q_norm) if math.isfinite(q_norm) else True
+        )
         train = np.flatnonzero(others)
         base = ols_fold_predictions(corpus, train, te)
         ols[te] = base
@@ -405,6 +513,10 @@ def ensemble_evidence(
                 seed_plcc_std=float(column.std(ddof=1)) if np.isfinite(column).all() else None,
                 svr_rmse=None if svr is None else rmse(y[te], svr[te]),
                 svr_plcc=None if svr is None else plcc(y[te], svr[te]),
+                conformal_q_normalised=q_norm,
+                coverage_normalised=float(inside_normalised_rows[te].mean())
+                if has_spread
+                else math.nan,
             )
         )
     pooled: dict[str, float | None] = {str(s): plcc(y, stack[i]) for i, s in enumerate(seeds)}
@@ -429,6 +541,8 @@ def ensemble_evidence(
         svr_note=svr_note,
         level=level,
         source_level_q=source_level_quantile(resid, corpus.groups, level, level),
+        shipped_q_normalised=normalised_quantile(scores, level) if has_spread else math.inf,
+        pooled_coverage_normalised=float(inside_normalised_rows.mean()) if has_spread else math.nan,
     )
 
 
@@ -447,55 +561,107 @@ def _nan(x: float | None) -> float:
 
 
 @dataclass(frozen=True)
-class ConformalCalibration:
-    """The shipped interval ``mu +- q``, calibrated on the LOSO evidence.
-
-    ``q`` is the split-conformal half-width of the leave-one-source-out
-    residuals ``|y - mu|`` of the ensemble mean over every corpus row (each
-    row predicted by models that never saw its source) at ``level``. The
-    members' spread is recorded beside it, not used for it.
-    """
+class IntervalCalibration:
+    """One conformal interval calibrated on the LOSO evidence: the shipped ``q`` and what it
+    covers, in-sample and nested, pooled and per held-out source."""
 
     q: float
-    level: float
-    n_rows: int
-    #: per source: rows, the q calibrated without it, the coverage that q gives
-    #: it (the nested figure), and the coverage the shipped q gives it (in-sample).
+    #: the share of every LOSO row inside the interval at the shipped ``q`` (in-sample: ``q``
+    #: was calibrated on these rows; at least the nominal level when there are no ties)
+    coverage_in_sample: float
+    #: per source: rows, the q calibrated without it, the coverage that q gives it (the
+    #: nested figure), and the coverage the shipped q gives it (in-sample)
     per_source: Mapping[str, Mapping[str, float | int | None]]
-    sigma_mean: float  # the members' mean standard deviation (ddof=1) on the LOSO rows
-    coverage_gaussian: float  # of mu +- GAUSSIAN_Z sigma, pooled (not a calibrated interval)
-    coverage_conformal: float  # pooled nested coverage (each source by its own q)
+    coverage_nested: float  # pooled nested coverage (each source by its own q)
     #: the source the nested coverage covers least, and that coverage
-    nested_worst: tuple[str, float] | None = None
-    #: the per-source option: the source-level q at ``level`` (``inf``: too few sources)
-    source_level_q: float = math.inf
+    nested_worst: tuple[str, float] | None
+    #: the per-source option: the source-level q at the level (``inf``: too few sources)
+    source_level_q: float
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, level: float, key: str) -> dict[str, Any]:
+        """Its numbers, ``q`` under ``key``."""
         worst = self.nested_worst
         return {
-            "conformal_q_residual": _json_number(self.q),
-            "nominal_coverage": self.level,
-            "n_calibration_rows": self.n_rows,
-            "calibration": "leave-one-source-out residuals |y - mu| of the ensemble mean",
-            "guarantee": CONFORMAL_GUARANTEE,
+            key: _json_number(self.q),
+            "coverage_in_sample": self.coverage_in_sample,
             "per_source": {k: dict(v) for k, v in self.per_source.items()},
             "per_source_fields": {
-                "q_without_source": "q calibrated on the other sources' residuals only",
+                "q_without_source": "q calibrated on the other sources' scores only",
                 "coverage_held_out": "nested (the honest per-source figure): " + NESTED_COVERAGE,
                 "coverage_at_shipped_q": "in-sample, not a held-out figure: the shipped q was "
-                "calibrated on this source's residuals too",
+                "calibrated on this source's scores too",
             },
-            "pooled_coverage_loso_conformal": self.coverage_conformal,
+            "pooled_coverage_loso_conformal": self.coverage_nested,
             "nested_coverage": {
-                "pooled": self.coverage_conformal,
+                "pooled": self.coverage_nested,
                 "worst": None if worst is None else {"source": worst[0], "coverage": worst[1]},
                 "n_sources": len(self.per_source),
-                "sources_needed_per_source": sources_needed(self.level),
+                "sources_needed_per_source": sources_needed(level),
                 "source_level_q": _json_number(self.source_level_q),
-                "source_level_q_means": f"covers {self.level} of a new source's frames with "
-                f"probability {self.level} over sources; null with fewer than "
-                f"{sources_needed(self.level)} sources. Not shipped: the interval that ships "
-                "is conformal_q_residual",
+                "source_level_q_means": f"covers {level} of a new source's frames with "
+                f"probability {level} over sources; null with fewer than "
+                f"{sources_needed(level)} sources. Not shipped: the interval that ships "
+                f"is {key}",
+            },
+        }
+
+
+@dataclass(frozen=True)
+class ConformalCalibration:
+    """The two shipped intervals, calibrated on the LOSO evidence (each row's predictions by
+    the seeds' fold models that never saw its source, at ``level``):
+
+    - ``normalised``: the fork's ``mu +- q sigma`` (:data:`NORMALISED_RULE`), ``q`` the
+      conformal quantile of ``|y - mu| / max(sigma, 1e-6)``: the manifest's
+      ``conformal_q_residual``, the fork's key with the fork's meaning;
+    - ``absolute``: frreg's ``mu +- q`` (:data:`ABSOLUTE_RULE`), ``q`` the conformal quantile
+      of ``|y - mu|`` in VMAF points: the manifest's ``absolute.conformal_half_width`` under
+      its own method, :data:`ABSOLUTE_METHOD`.
+
+    The members' band ``mu +- 1.96 sigma`` is recorded beside them, not used for them.
+    """
+
+    level: float
+    n_rows: int
+    normalised: IntervalCalibration
+    absolute: IntervalCalibration
+    sigma_mean: float  # the members' mean standard deviation (ddof=1) on the LOSO rows
+    coverage_gaussian: float  # of mu +- GAUSSIAN_Z sigma, pooled (not a calibrated interval)
+
+    @property
+    def q(self) -> float:
+        """The absolute half-width (VMAF points)."""
+        return self.absolute.q
+
+    @property
+    def q_normalised(self) -> float:
+        """The fork's ``conformal_q_residual`` (a multiple of the members' sigma)."""
+        return self.normalised.q
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest's confidence block (less the method and scaling fields the
+        manifest adds): the fork's normalised interval at the top level, where the fork's
+        consumers read ``conformal_q_residual``, and frreg's absolute one under
+        ``absolute``."""
+        calibration = (
+            "leave-one-source-out predictions of every corpus row (the seeds' fold models)"
+        )
+        return {
+            **self.normalised.to_json(self.level, "conformal_q_residual"),
+            "nominal_coverage": self.level,
+            "rule": NORMALISED_RULE,
+            "score": NORMALISED_SCORE,
+            "n_calibration_rows": self.n_rows,
+            "calibration": calibration,
+            "guarantee": NORMALISED_GUARANTEE,
+            "absolute": {
+                "method": ABSOLUTE_METHOD,
+                **self.absolute.to_json(self.level, "conformal_half_width"),
+                "rule": ABSOLUTE_RULE,
+                "score": ABSOLUTE_SCORE,
+                "n_calibration_rows": self.n_rows,
+                "calibration": calibration,
+                "guarantee": CONFORMAL_GUARANTEE,
             },
             "members_spread": {
                 "sigma_mean": self.sigma_mean,
@@ -506,38 +672,86 @@ class ConformalCalibration:
         }
 
 
+def _interval(
+    scores: np.ndarray,
+    inside: Callable[[np.ndarray, float], np.ndarray],
+    groups: np.ndarray,
+    level: float,
+    quantile: Callable[[np.ndarray, float], float],
+) -> IntervalCalibration:
+    """Calibrate one interval: ``scores`` per row, ``inside(rows, q)`` which of ``rows`` the
+    interval at ``q`` covers, ``quantile(scores, level)`` the conformal order statistic."""
+
+    def covers(rows: np.ndarray, q: float) -> np.ndarray:
+        # an infinite q (too few rows for the level) is an unbounded interval, as in
+        # ensemble_evidence; it never ships (its q is null, which --check refuses)
+        return inside(rows, q) if math.isfinite(q) else np.ones(len(rows), dtype=bool)
+
+    q = quantile(scores, level)
+    per_source: dict[str, dict[str, float | int | None]] = {}
+    nested: dict[str, float] = {}
+    covered = np.zeros(len(scores), dtype=bool)
+    for src, te in LeaveOneSourceOut().test_indices(groups):
+        others = np.ones(len(scores), dtype=bool)
+        others[te] = False
+        q_without = quantile(scores[others], level)
+        covered[te] = covers(te, q_without)
+        nested[str(src)] = float(covered[te].mean())
+        per_source[str(src)] = {
+            "n_rows": len(te),
+            "q_without_source": _json_number(q_without),
+            "coverage_held_out": nested[str(src)],
+            "coverage_at_shipped_q": float(covers(te, q).mean()),
+        }
+    worst = min(nested.items(), key=lambda kv: kv[1], default=None)
+    return IntervalCalibration(
+        q=q,
+        coverage_in_sample=float(covers(np.arange(len(scores)), q).mean()),
+        per_source=per_source,
+        coverage_nested=float(covered.mean()),
+        nested_worst=worst,
+        source_level_q=source_level_quantile(scores, groups, level, level),
+    )
+
+
 def conformal_calibration(
     corpus: Corpus, predictions: Mapping[int, np.ndarray], level: float = NOMINAL_COVERAGE
 ) -> ConformalCalibration:
-    """Calibrate the shipped interval from each seed's held-out (LOSO) predictions."""
-    # validates the predictions; the SVR is the report's, not the interval's
+    """Calibrate both shipped intervals from each seed's held-out (LOSO) predictions.
+
+    Raises ``ValueError`` when the predictions cannot be evidence (fewer than two seeds, a
+    non-finite prediction) or when the members agree to within ``SIGMA_FLOOR`` on every
+    row: ``mu +- q sigma`` then has no spread to scale (the fork stores a plain residual
+    quantile under ``conformal_q_residual`` in that case, a different meaning under the
+    same key; frreg refuses instead).
+    """
+    # validates the predictions; the SVR is the report's, not the intervals'
     evidence = ensemble_evidence(corpus, predictions, strong_baseline=False, level=level)
     stack = np.vstack([np.asarray(predictions[s], dtype=np.float64) for s in sorted(predictions)])
+    y = corpus.target
     mu = stack.mean(axis=0)
-    resid = np.abs(corpus.target - mu)
-    q = conformal_quantile(resid, level)
-    folds = dict(LeaveOneSourceOut().test_indices(corpus.groups))
-    per_source: dict[str, dict[str, float | int | None]] = {}
-    for src in evidence.sources:
-        te = folds[src.source]
-        per_source[src.source] = {
-            "n_rows": src.n_rows,
-            "q_without_source": _json_number(src.conformal_q),
-            "coverage_held_out": src.coverage_conformal,
-            "coverage_at_shipped_q": float(np.mean(resid[te] <= q)),
-        }
+    sigma = members_sigma(stack)
+    if not np.any(sigma >= SIGMA_FLOOR):
+        raise ValueError(
+            f"the members agree to within {SIGMA_FLOOR:g} on every row: the fork's interval "
+            "mu ± q·sigma has no spread to scale"
+        )
+    resid = np.abs(y - mu)
     return ConformalCalibration(
-        q=q,
         level=level,
         n_rows=corpus.n_rows,
-        per_source=per_source,
-        sigma_mean=float(stack.std(axis=0, ddof=1).mean()),
+        normalised=_interval(
+            normalised_scores(resid, sigma),
+            lambda rows, q: inside_normalised(y[rows], mu[rows], sigma[rows], q),
+            corpus.groups,
+            level,
+            normalised_quantile,
+        ),
+        absolute=_interval(
+            resid, lambda rows, q: resid[rows] <= q, corpus.groups, level, conformal_quantile
+        ),
+        sigma_mean=float(sigma.mean()),
         coverage_gaussian=evidence.pooled_coverage_gaussian,
-        coverage_conformal=evidence.pooled_coverage_conformal,
-        nested_worst=None
-        if (w := evidence.nested_worst) is None
-        else (w.source, w.coverage_conformal),
-        source_level_q=evidence.source_level_q,
     )
 
 
