@@ -317,7 +317,12 @@ def _check_manifest(
                 f"(> {EXPORT_ATOL})"
             )
         scores_by_member.append(got)
-        signed = "" if signature is None else "; " + signature.describe(onnx_path.name, digest)
+        # a stale or unreadable bundle is a problem line of its own
+        signed = (
+            "; " + signature.describe(onnx_path.name, digest)
+            if signature is not None and signature.ok
+            else ""
+        )
         result.verified.append(
             f"{onnx_path.name}: sha256 {digest[:12]}…, contract holds, onnxruntime within "
             f"{diff:.2g} of the recorded scores on {len(got)} probe rows{signed}"
