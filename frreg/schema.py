@@ -41,7 +41,8 @@ KEY_COLUMNS: Final = ("src", "encoder", "cq", "frame_index")
 #: Every column the trainer needs. Other columns are kept but ignored.
 REQUIRED_COLUMNS: Final = (*KEY_COLUMNS, TARGET, *CANONICAL_6)
 
-#: Optional column read into ``preset_norm`` when present.
+#: Optional column: the encoder preset of a row (``preset_norm`` under the ``ladder``
+#: convention below).
 PRESET_COLUMN: Final = "preset"
 
 # --------------------------------------------------------------------------
@@ -75,10 +76,25 @@ CODEC_BLOCK_COLUMNS: Final = (
     "crf_norm",
 )
 NUM_CODECS: Final = len(CODEC_BLOCK_COLUMNS)  # 14
+PRESET_NORM_SLOT: Final = CODEC_BLOCK_COLUMNS.index("preset_norm")
+CRF_NORM_SLOT: Final = CODEC_BLOCK_COLUMNS.index("crf_norm")
 
 #: ``preset_norm`` when a row carries no preset, and ``crf_norm`` when every
 #: cq in the corpus is the same value.
 NEUTRAL_NORM: Final = 0.5
+
+#: How the codec block's ``preset_norm`` is filled, a recipe setting (``--preset-norm``).
+#: ``fixed``: 0.5 on every row, as the fork's authoritative trainer does (its corpus
+#: records no preset): the ADR-0303 recipe and the default. ``ladder``: the row's
+#: preset's position on its encoder's ladder (0.5 where a row has no preset): frreg's
+#: preset-conditioned variant, a deviation from the ADR-0303 recipe.
+PRESET_NORM_FIXED: Final = "fixed"
+PRESET_NORM_LADDER: Final = "ladder"
+PRESET_NORM_MODES: Final = (PRESET_NORM_FIXED, PRESET_NORM_LADDER)
+DEFAULT_PRESET_NORM: Final = PRESET_NORM_FIXED
+#: What a frreg seed file that records no ``preset_norm`` was trained with: frreg used
+#: the ladder whenever a preset column was there (and 0.5, the same as ``fixed``, else).
+LEGACY_PRESET_NORM: Final = PRESET_NORM_LADDER
 
 #: The x264/x265 ladder (libx265 took x264's preset names).
 _X26X_PRESETS: Final = (

@@ -25,7 +25,8 @@ def train_settings(
     values: Mapping[str, Any], *, prefix: str = "--", epochs: int | None = None
 ) -> TrainSettings:
     """The training recipe from ``epochs``, ``batch_size``, ``lr``, ``weight_decay``,
-    ``num_codecs`` (``epochs`` overrides the option, as ``--dry-run`` does)."""
+    ``num_codecs``, ``preset_norm`` (``epochs`` overrides the option, as ``--dry-run``
+    does)."""
     num_codecs = values["num_codecs"]
     if num_codecs != NUM_CODECS:
         raise InputError(
@@ -38,6 +39,7 @@ def train_settings(
         lr=values["lr"],
         weight_decay=values["weight_decay"],
         model=MLPConfig(num_codecs=num_codecs),
+        preset_norm=values["preset_norm"],
     )
 
 

@@ -61,11 +61,37 @@ def test_codec_block_onehot_unknown_preset_and_crf(write_jsonl):
     assert onehot[2, ENCODER_VOCAB.index("unknown")] == 1
     assert corpus.unknown_encoders == {"mpeg2video": 2}
     assert any("mpeg2video (2 rows)" in w for w in corpus.warnings())
-    # preset_norm: 'medium' is index 5 of x265's 10-step ladder; no preset -> neutral.
-    assert corpus.codec[0, 12] == pytest.approx(5 / 9)
-    assert corpus.codec[1, 12] == NEUTRAL_NORM
+    # preset_norm as the fork's trainer fills it: 0.5 on every row, preset or not.
+    assert corpus.codec[:, 12].tolist() == [NEUTRAL_NORM] * 4
+    # The ladder convention: 'medium' is index 5 of x265's 10-step ladder; no preset
+    # (or an encoder without a ladder) -> neutral.
+    ladder = corpus.codec_for("ladder")
+    assert ladder[0, 12] == pytest.approx(5 / 9)
+    assert ladder[1:, 12].tolist() == [NEUTRAL_NORM] * 3
+    np.testing.assert_array_equal(np.delete(ladder, 12, axis=1), np.delete(corpus.codec, 12, 1))
     # crf_norm = (cq - min) / (max - min) over the corpus.
     np.testing.assert_allclose(corpus.codec[:, 13], [0.0, 1.0, 0.5, 0.5])
+
+
+def test_the_default_codec_block_is_the_fork_trainers(write_jsonl):
+    """The fork's authoritative trainer builds the block as [one-hot(encoder) in
+    ENCODER_VOCAB order, 0.5, (cq - min cq) / (max cq - min cq)] whatever the corpus's
+    preset column says (its corpus records none); frreg's default is that block."""
+    rows = [
+        row("a", enc, cq=cq, frame_index=i, preset=preset)
+        for i, (enc, cq, preset) in enumerate(
+            [("libx264", 22, "medium"), ("libx265", 46, "fast"), ("libx264", 30, "veryslow")]
+        )
+    ] + [row("b", "libx264", cq=38, frame_index=i, vmaf=40 + i, preset="ultrafast") for i in (0, 1)]
+    corpus = load_corpus(write_jsonl(rows))
+    encoders = [r["encoder"] for r in rows]
+    cqs = np.array([r["cq"] for r in rows], dtype=float)
+    oracle = np.zeros((len(rows), 14))
+    oracle[np.arange(len(rows)), [ENCODER_VOCAB.index(e) for e in encoders]] = 1.0
+    oracle[:, 12] = 0.5
+    oracle[:, 13] = (cqs - cqs.min()) / (cqs.max() - cqs.min())
+    np.testing.assert_array_equal(corpus.codec, oracle)
+    assert not np.array_equal(corpus.codec_for("ladder"), oracle)  # the presets differ
 
 
 def test_crf_norm_is_neutral_when_all_cq_equal(write_jsonl):

@@ -191,6 +191,48 @@ def test_parser_defaults_are_the_authoritative_interface():
     )
     assert args.dry_run is False
     assert args.device == "cpu"
+    assert args.preset_norm == "fixed"  # the fork's trainer: 0.5 on every row
+
+
+def test_preset_norm_is_a_recorded_recipe_setting(tiny_corpus, tmp_path):
+    """--preset-norm ladder trains on each row's preset position, fixed on 0.5; the seed
+    file records which (top level and config, so the cache key differs), and the two
+    runs' predictions differ because the corpus's presets are not 0.5."""
+    fixed, ladder = tmp_path / "fixed", tmp_path / "ladder"
+    assert train(tiny_corpus, fixed, "--seeds", "0") == EXIT_OK
+    assert train(tiny_corpus, ladder, "--seeds", "0", "--preset-norm", "ladder") == EXIT_OK
+    docs = {d: json.loads((d / "loso_seed0.json").read_text()) for d in (fixed, ladder)}
+    assert docs[fixed]["preset_norm"] == docs[fixed]["config"]["preset_norm"] == "fixed"
+    assert docs[ladder]["preset_norm"] == docs[ladder]["config"]["preset_norm"] == "ladder"
+    preds = {
+        d: [r["pred"] for r in csv.DictReader((d / "loso_seed0.predictions.csv").open())]
+        for d in (fixed, ladder)
+    }
+    assert preds[fixed] != preds[ladder]
+
+
+def test_a_seed_file_from_before_preset_norm_was_recorded_reads_as_the_ladder(
+    tiny_corpus, tmp_path
+):
+    # frreg used each row's preset whenever the corpus had a preset column, and said
+    # nothing: such a file is read (and audited) as the ladder convention.
+    from frreg.gate.evidence import recorded_run
+    from frreg.training.record import SeedRecord
+
+    assert train(tiny_corpus, tmp_path, "--seeds", "0", "--preset-norm", "ladder") == EXIT_OK
+    path = tmp_path / "loso_seed0.json"
+    doc = json.loads(path.read_text())
+    del doc["preset_norm"], doc["config"]["preset_norm"]
+    path.write_text(json.dumps(doc))
+    record = SeedRecord.read(path)
+    assert record.preset_norm == "ladder"
+    assert recorded_run(record, path).settings.preset_norm == "ladder"
+    doc["preset_norm"] = "median"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(
+        Exception, match="field 'preset_norm' is 'median', not one of fixed, ladder"
+    ):
+        SeedRecord.read(path)
 
 
 @pytest.mark.parametrize(

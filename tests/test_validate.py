@@ -148,3 +148,22 @@ def test_a_crash_is_exit_3_and_leaves_no_verdict(loso_copy, capsys, monkeypatch)
     )
     assert not (loso / PROMOTE_FILE).exists()
     assert not (loso / HOLD_FILE).exists()
+
+
+@pytest.mark.slow
+def test_a_preset_conditioned_recipe_is_a_deviation_and_audits_as_trained(tiny_corpus, tmp_path):
+    """--preset-norm ladder is not the ADR-0303 recipe (the fork's trainer uses 0.5): the
+    verdict names it; and the audit retrains with the recorded convention, so the run's
+    own predictions reproduce."""
+    from frreg.cli import train as train_cli
+
+    loso = tmp_path / "loso"
+    argv = ["--corpus", str(tiny_corpus), "--out-dir", str(loso), "--epochs", "30"]
+    assert train_cli.main([*argv, "--preset-norm", "ladder"]) == EXIT_OK
+    assert validate(loso, "--audit", "all") == EXIT_OK
+    doc = json.loads((loso / PROMOTE_FILE).read_text())
+    assert "preset_norm ladder (ADR-0303: fixed)" in doc["adr_0303"]["deviations"]
+    assert "preset_norm ladder (ADR-0303: fixed)" in doc["verdict_line"]
+    audit = doc["verification"]["audit"]
+    assert audit["retrained"] == audit["candidates"] > 0
+    assert all(job["passed"] for job in audit["jobs"])

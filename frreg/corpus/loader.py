@@ -31,12 +31,16 @@ from frreg.corpus.sidecar import check_corpus_complete
 from frreg.errors import CorpusError
 from frreg.schema import (
     CANONICAL_6,
+    CRF_NORM_SLOT,
     ENCODER_VOCAB,
     KEY_COLUMNS,
     NEUTRAL_NORM,
     NUM_CODECS,
     PRESET_COLUMN,
     PRESET_LADDERS,
+    PRESET_NORM_FIXED,
+    PRESET_NORM_LADDER,
+    PRESET_NORM_SLOT,
     REQUIRED_COLUMNS,
     TARGET,
     UNKNOWN_ENCODER,
@@ -53,9 +57,12 @@ class Corpus:
     """A validated corpus and the arrays the trainer consumes.
 
     Row order is file order. ``features`` holds the raw (unscaled) canonical
-    six; ``codec`` holds the 14-wide codec block; ``groups`` the source id of
-    every row; ``columns`` every column of the file, extra ones included, as one
-    array each (:func:`_column` says which dtype).
+    six; ``codec`` holds the 14-wide codec block as the ADR-0303 recipe fills it
+    (``preset_norm`` 0.5 on every row, as the fork's trainer does; another
+    convention: :meth:`codec_for`); ``preset_position`` each row's preset on its
+    encoder's ladder in [0, 1] (0.5 without one); ``groups`` the source id of every
+    row; ``columns`` every column of the file, extra ones included, as one array
+    each (:func:`_column` says which dtype).
     """
 
     path: Path
@@ -66,12 +73,25 @@ class Corpus:
     target: np.ndarray
     groups: np.ndarray
     sources: tuple[str, ...]
+    preset_position: np.ndarray
     unknown_encoders: dict[str, int] = field(default_factory=dict)
     constant_target_sources: tuple[str, ...] = ()
 
     @property
     def n_rows(self) -> int:
         return len(self.target)
+
+    def codec_for(self, preset_norm: str) -> np.ndarray:
+        """The codec block under a ``preset_norm`` convention
+        (:data:`~frreg.schema.PRESET_NORM_MODES`): ``fixed`` is :attr:`codec`; ``ladder``
+        puts each row's :attr:`preset_position` in the ``preset_norm`` column."""
+        if preset_norm == PRESET_NORM_FIXED:
+            return self.codec
+        if preset_norm != PRESET_NORM_LADDER:
+            raise ValueError(f"unknown preset_norm convention {preset_norm!r}")
+        codec = self.codec.copy()
+        codec[:, PRESET_NORM_SLOT] = self.preset_position
+        return codec
 
     def row_keys(self, rows: np.ndarray | None = None) -> list[tuple[Any, ...]]:
         """The key (``src``, ``encoder``, ``cq``, ``frame_index``) of every row, or of
@@ -395,6 +415,8 @@ def load_corpus(path: str | Path) -> Corpus:
     groups = np.array([r["src"] for r in rows], dtype=object)
 
     codec = np.zeros((n, NUM_CODECS), dtype=np.float64)
+    codec[:, PRESET_NORM_SLOT] = NEUTRAL_NORM  # the fork trainer's preset_norm
+    presets = np.empty(n, dtype=np.float64)
     unknown: Counter[str] = Counter()
     cqs = np.array([float(r["cq"]) for r in rows])
     cq_min, cq_max = cqs.min(), cqs.max()
@@ -404,8 +426,8 @@ def load_corpus(path: str | Path) -> Corpus:
             unknown[r["encoder"]] += 1
             slot = _SLOT[UNKNOWN_ENCODER]
         codec[i, slot] = 1.0
-        codec[i, len(ENCODER_VOCAB)] = _preset_norm(path, r["_line"], r)
-    codec[:, len(ENCODER_VOCAB) + 1] = (
+        presets[i] = _preset_norm(path, r["_line"], r)
+    codec[:, CRF_NORM_SLOT] = (
         (cqs - cq_min) / (cq_max - cq_min) if cq_max > cq_min else NEUTRAL_NORM
     )
 
@@ -417,6 +439,7 @@ def load_corpus(path: str | Path) -> Corpus:
         columns=columns,
         features=features,
         codec=codec,
+        preset_position=presets,
         target=target,
         groups=groups,
         sources=sources,

@@ -541,7 +541,8 @@ def _baseline_drop(c: Criterion, inputs: GateInputs, th: Thresholds) -> list[Che
     drops = []
     missing = []
     for src in _sources(inputs):
-        before = inputs.baseline.get(src.source, {}).get("ensemble_plcc")
+        numbers = inputs.baseline.get(src.source)
+        before = numbers.get("ensemble_plcc") if isinstance(numbers, dict) else None
         if not isinstance(before, int | float) or src.ensemble_plcc is None:
             missing.append(src.source)
             continue

@@ -36,7 +36,13 @@ from frreg.corpus import Corpus
 from frreg.errors import ArtifactError
 from frreg.gate.checks import SeedArtifact, load_loso_dir
 from frreg.gate.options import AuditRequest
-from frreg.schema import AUDIT_ALL, DRY_RUN_EPOCHS, DRY_RUN_NOTE
+from frreg.schema import (
+    AUDIT_ALL,
+    DRY_RUN_EPOCHS,
+    DRY_RUN_NOTE,
+    LEGACY_PRESET_NORM,
+    PRESET_NORM_MODES,
+)
 from frreg.training.batched.engine import KERNELS
 from frreg.training.code_digest import CodeDigest
 from frreg.training.loso import (
@@ -125,12 +131,18 @@ def recorded_run(record: SeedRecord, path: Path) -> RecordedRun:
         mlp = MLPConfig(**model)
     except (TypeError, ValueError) as exc:
         raise ArtifactError(path, f"config.model is not a valid network: {exc}") from None
+    preset_norm = cfg.get("preset_norm", LEGACY_PRESET_NORM)
+    if preset_norm not in PRESET_NORM_MODES:
+        raise ArtifactError(
+            path, f"config.preset_norm {preset_norm!r} is not one of {', '.join(PRESET_NORM_MODES)}"
+        )
     settings = TrainSettings(
         epochs=integer("epochs", 1),
         batch_size=integer("batch_size", 1),
         lr=number("lr", positive=True),
         weight_decay=number("weight_decay", positive=False),
         model=mlp,
+        preset_norm=preset_norm,
     )
     engine = need("engine")
     if engine not in ENGINES:
@@ -440,9 +452,7 @@ def recompute(
     if problem or weights_path is None:
         problems.append(problem or "weights missing")
     elif rerun:
-        rerun_problems, weights_content = _rerun(
-            weights_path, jobs, corpus, pred, run.settings.model
-        )
+        rerun_problems, weights_content = _rerun(weights_path, jobs, corpus, pred, run.settings)
         problems += rerun_problems
     return done(recomputed, pred, pred_sha, weights_sha, weights_content)
 
@@ -459,13 +469,14 @@ def array_digest(arrays: Iterable[np.ndarray]) -> str:
 
 
 def _rerun(
-    path: Path, jobs: Sequence[FoldJob], corpus: Corpus, pred: np.ndarray, model: MLPConfig
+    path: Path, jobs: Sequence[FoldJob], corpus: Corpus, pred: np.ndarray, settings: TrainSettings
 ) -> tuple[list[str], str | None]:
     """Re-run every stored fold model on its held-out rows; name the folds that differ.
     Also the weights' content digest (:func:`array_digest` by held-out source)."""
     from frreg.training.weights import check_shapes, predict, read_weights
 
-    shapes = list(model.layer_shapes)
+    shapes = list(settings.model.layer_shapes)
+    codec = corpus.codec_for(settings.preset_norm)
     try:
         weights = read_weights(path, len(shapes))
         check_shapes(path, weights, shapes)
@@ -482,7 +493,7 @@ def _rerun(
         if layers is None:
             problems.append(f"weights file has no model for fold {job.held_out}")
             continue
-        x = fold_inputs(corpus.features, corpus.codec, job.train_idx, job.test_idx)
+        x = fold_inputs(corpus.features, codec, job.train_idx, job.test_idx)
         diff = float(np.max(np.abs(predict(layers, x) - pred[job.test_idx]), initial=0.0))
         if not diff <= RERUN_ATOL:
             problems.append(

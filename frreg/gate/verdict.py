@@ -68,6 +68,7 @@ from frreg.schema import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_EPOCHS,
     DEFAULT_LR,
+    DEFAULT_PRESET_NORM,
     DEFAULT_WEIGHT_DECAY,
     FORK_CORPUS_ROOT,
     HOLD,
@@ -623,6 +624,8 @@ ADR_RECIPE: Final = {
     "batch_size": DEFAULT_BATCH_SIZE,
     "lr": DEFAULT_LR,
     "weight_decay": DEFAULT_WEIGHT_DECAY,
+    # The fork's trainer fills preset_norm with 0.5 on every row.
+    "preset_norm": DEFAULT_PRESET_NORM,
 }
 
 

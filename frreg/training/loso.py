@@ -128,12 +128,13 @@ def train_jobs(
     fits: list[Fit]
     start = time.perf_counter()
     seconds: list[float] = []
+    codec = corpus.codec_for(settings.preset_norm)  # the recipe's preset_norm
     if engine == "batched":
         from frreg.training.batched import fit_folds_batched
 
         fits = fit_folds_batched(
             corpus.features,
-            corpus.codec,
+            codec,
             corpus.target,
             jobs,
             settings,
@@ -149,9 +150,7 @@ def train_jobs(
         fits = []
         for i, job in enumerate(jobs):
             job_start = time.perf_counter()
-            fits.append(
-                fit_fold_reference(corpus.features, corpus.codec, corpus.target, job, settings)
-            )
+            fits.append(fit_fold_reference(corpus.features, codec, corpus.target, job, settings))
             seconds.append(time.perf_counter() - job_start)
             if progress is not None:
                 progress(i + 1, len(jobs))
@@ -244,6 +243,7 @@ def seed_record(
         lr=recipe["lr"],
         weight_decay=recipe["weight_decay"],
         num_codecs=recipe["num_codecs"],
+        preset_norm=recipe["preset_norm"],
         encoder_vocab_version=ENCODER_VOCAB_VERSION,
         unknown_encoders=dict(sorted(corpus.unknown_encoders.items())),
         engine=engine,

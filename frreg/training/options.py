@@ -14,9 +14,13 @@ from frreg.schema import (
     DEFAULT_EPOCHS,
     DEFAULT_LR,
     DEFAULT_OUT_DIR,
+    DEFAULT_PRESET_NORM,
     DEFAULT_SEEDS,
     DEFAULT_WEIGHT_DECAY,
     NUM_CODECS,
+    PRESET_NORM_FIXED,
+    PRESET_NORM_LADDER,
+    PRESET_NORM_MODES,
 )
 
 SEEDS = Option(
@@ -50,8 +54,19 @@ NUM_CODECS_OPT = Option(
     "N",
 )
 
+PRESET_NORM = Option(
+    "preset-norm",
+    "preset_norm",
+    f"how the codec block's preset_norm is filled: {PRESET_NORM_FIXED} (0.5 on every row, "
+    f"as the fork's trainer does; the ADR-0303 recipe) or {PRESET_NORM_LADDER} (the row's "
+    "preset's position on its encoder's ladder: a preset-conditioned variant, recorded "
+    "as a deviation from the ADR-0303 recipe and in every exported sidecar)",
+    DEFAULT_PRESET_NORM,
+    choices=PRESET_NORM_MODES,
+)
+
 #: The training settings shared by ``frreg-train`` and ``pytest --frreg-*``.
-TRAINING_OPTIONS = (EPOCHS, BATCH_SIZE, LR, WEIGHT_DECAY, NUM_CODECS_OPT)
+TRAINING_OPTIONS = (EPOCHS, BATCH_SIZE, LR, WEIGHT_DECAY, NUM_CODECS_OPT, PRESET_NORM)
 
 CORPUS = Option(
     "corpus", "corpus", "Phase A per-frame corpus (JSONL)", DEFAULT_CORPUS, None, "PATH"

@@ -22,7 +22,12 @@ from pathlib import Path
 from typing import Any, Final
 
 from frreg.errors import ArtifactError
-from frreg.schema import SEED_RECORD_VERSION
+from frreg.schema import (
+    LEGACY_PRESET_NORM,
+    PRESET_NORM_FIXED,
+    PRESET_NORM_MODES,
+    SEED_RECORD_VERSION,
+)
 from frreg.training.metrics import (
     FOLD_METRICS,
     GATE_METRIC,
@@ -158,6 +163,10 @@ class SeedRecord:
     #: state no recipe: ``epochs`` ... ``encoder_vocab_version`` are then 0, meaning
     #: nothing, and the gate names the recipe as not recorded.
     recipe_recorded: bool = True
+    #: How ``preset_norm`` was filled (:data:`~frreg.schema.PRESET_NORM_MODES`): the
+    #: fork's trainer always uses ``fixed``; a frreg file that records none is
+    #: :data:`~frreg.schema.LEGACY_PRESET_NORM`.
+    preset_norm: str = PRESET_NORM_FIXED
 
     @property
     def from_fork(self) -> bool:
@@ -212,6 +221,7 @@ class SeedRecord:
             "lr": self.lr,
             "weight_decay": self.weight_decay,
             "num_codecs": self.num_codecs,
+            "preset_norm": self.preset_norm,
             "encoder_vocab_version": self.encoder_vocab_version,
             "unknown_encoders": dict(sorted(self.unknown_encoders.items())),
             "engine": self.engine,
@@ -290,6 +300,7 @@ class SeedRecord:
             predictions=r.file_ref("predictions"),
             weights=r.file_ref("weights"),
             run_wall_time_s=r.optional_number("run_wall_time_s"),
+            preset_norm=r.preset_norm(),
         )
 
 
@@ -438,6 +449,17 @@ class _Reader:
             **{k: self.number(k) for k in ("lr", "weight_decay")},
             **{k: self.integer(k) for k in ("num_codecs", "encoder_vocab_version")},
         }
+
+    def preset_norm(self) -> str:
+        """``preset_norm`` (a frreg file from before it was recorded: the legacy one)."""
+        value = self.optional("preset_norm", str, "a string")
+        if value is None:
+            return LEGACY_PRESET_NORM
+        if value not in PRESET_NORM_MODES:
+            raise self.fail(
+                f"field 'preset_norm' is {value!r}, not one of {', '.join(PRESET_NORM_MODES)}"
+            )
+        return str(value)
 
     def optional_number(self, key: str) -> float | None:
         value = self.obj.get(key)

@@ -17,6 +17,7 @@ from frreg.schema import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_EPOCHS,
     DEFAULT_LR,
+    DEFAULT_PRESET_NORM,
     DEFAULT_WEIGHT_DECAY,
 )
 from frreg.training.model import MLPConfig
@@ -27,7 +28,9 @@ class TrainSettings:
     """Every knob that changes a trained fold. Part of every cache key.
 
     ``model`` is the network's shape; its ``num_codecs`` is the trainer's
-    ``--num-codecs``.
+    ``--num-codecs``. ``preset_norm`` is how the codec block's ``preset_norm`` is
+    filled (:data:`~frreg.schema.PRESET_NORM_MODES`; the data a fold sees, so part of
+    the recipe).
     """
 
     epochs: int = DEFAULT_EPOCHS
@@ -35,6 +38,7 @@ class TrainSettings:
     lr: float = DEFAULT_LR
     weight_decay: float = DEFAULT_WEIGHT_DECAY
     model: MLPConfig = field(default_factory=MLPConfig)
+    preset_norm: str = DEFAULT_PRESET_NORM
 
     @property
     def num_codecs(self) -> int:
@@ -48,6 +52,7 @@ class TrainSettings:
             "lr": self.lr,
             "weight_decay": self.weight_decay,
             "num_codecs": self.num_codecs,
+            "preset_norm": self.preset_norm,
         }
 
 
