@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -201,6 +202,94 @@ def test_graph_ops_io_names_shapes_and_dtypes_are_the_contract(exported):
                 "codec_onehot": np.zeros((n, 14), np.float32),
             }
             assert sess.run(["score"], feeds)[0].shape == (n,)
+
+
+def _inputs_from_the_stated_conventions(
+    corpus_path: Path, side: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The member's two inputs for every corpus row, built from the raw JSONL and the
+    sidecar's ``input_conventions`` alone (no frreg code), as a consumer would."""
+    conv = side["input_conventions"]
+    rows = [json.loads(line) for line in corpus_path.read_text().splitlines() if line.strip()]
+    raw = np.array([[r[f] for f in conv["features"]["order"]] for r in rows], dtype=np.float64)
+    x = (raw - np.array(side["feature_mean"])) / np.array(side["feature_std"])
+    vocab, layout = side["encoder_vocab"], side["codec_block_layout"]
+    codec = np.zeros((len(rows), len(layout)))
+    preset, crf = conv["preset_norm"], conv["crf_norm"]
+    for i, r in enumerate(rows):
+        enc = r["encoder"] if r["encoder"] in vocab else "unknown"
+        codec[i, vocab.index(enc)] = 1.0
+        if preset["convention"] == "fixed":
+            codec[i, layout.index("preset_norm")] = preset["value"]
+        else:
+            ladder = preset["ladders"].get(r["encoder"])
+            p = r.get("preset")
+            codec[i, layout.index("preset_norm")] = (
+                0.5 if ladder is None or p is None else ladder.index(p) / (len(ladder) - 1)
+            )
+        span = crf["cq_max"] - crf["cq_min"]
+        codec[i, layout.index("crf_norm")] = (r["cq"] - crf["cq_min"]) / span if span else 0.5
+    return x.astype(np.float32), codec.astype(np.float32)
+
+
+def _scores_by_the_stated_conventions_match_the_probe(corpus_path: Path, out: Path) -> None:
+    manifest = json.loads((out / f"{ENS}.json").read_text())
+    rows = manifest["probe"]["rows"]
+    for seed in SEEDS:
+        side = json.loads((out / f"{member_id(ENS, seed)}.json").read_text())
+        x, codec = _inputs_from_the_stated_conventions(corpus_path, side)
+        sess = ort.InferenceSession(str(out / side["onnx"]), providers=["CPUExecutionProvider"])
+        got = sess.run(["score"], {"features": x[rows], "codec_onehot": codec[rows]})[0]
+        np.testing.assert_allclose(got, manifest["probe"]["scores"][str(seed)], atol=1e-4)
+
+
+def test_the_default_members_expect_the_fork_trainers_codec_block(exported):
+    corpus_path, _, out = exported
+    side = json.loads((out / f"{member_id(ENS, 0)}.json").read_text())
+    assert side["input_conventions"]["preset_norm"]["convention"] == "fixed"
+    assert side["input_conventions"]["preset_norm"]["value"] == 0.5
+    assert side["training_recipe"]["preset_norm"] == "fixed"
+    manifest = json.loads((out / f"{ENS}.json").read_text())
+    assert manifest["input_conventions"] == side["input_conventions"]
+    slot = side["codec_block_layout"].index("preset_norm")
+    assert {row[slot] for row in manifest["probe"]["codec_onehot"]} == {0.5}
+    _scores_by_the_stated_conventions_match_the_probe(corpus_path, out)
+
+
+@pytest.mark.slow
+def test_preset_conditioned_members_say_so_and_score_only_with_the_ladder(tmp_path):
+    """Members trained with --preset-norm ladder: the sidecar states the ladder (and the
+    deviation), the probe rows carry it, and the stated conventions reproduce the scores;
+    the fork trainer's 0.5 in its place moves them."""
+    from frreg.synthetic import synthetic_rows, write_corpus
+    from frreg.training.loso import run_loso
+    from frreg.training.settings import TrainSettings
+
+    rows = synthetic_rows(n_sources=4, encoders=("libx264", "libx265"), cqs=(22, 38), frames=8)
+    corpus_path = write_corpus(tmp_path / "corpus.jsonl", rows)
+    loso = tmp_path / "loso"
+    run_loso(load_corpus(corpus_path), SEEDS, TrainSettings(epochs=30, preset_norm="ladder"), loso)
+    out = tmp_path / "tiny"
+    assert export(promote(corpus_path, loso), corpus_path, out) == EXIT_OK
+    side = json.loads((out / f"{member_id(ENS, 0)}.json").read_text())
+    assert side["input_conventions"]["preset_norm"]["convention"] == "ladder"
+    assert side["training_recipe"]["preset_norm"] == "ladder"
+    assert "preset_norm ladder (ADR-0303: fixed)" in side["gate"]["deviations"]
+    assert "preset_norm ladder" in side["notes"]
+    _scores_by_the_stated_conventions_match_the_probe(corpus_path, out)
+    manifest = json.loads((out / f"{ENS}.json").read_text())
+    probe = manifest["probe"]
+    slot = side["codec_block_layout"].index("preset_norm")
+    codec = np.array(probe["codec_onehot"], dtype=np.float32)
+    assert set(codec[:, slot]) != {0.5}
+    x = ((np.array(probe["features_raw"]) - side["feature_mean"]) / side["feature_std"]).astype(
+        np.float32
+    )
+    sess = ort.InferenceSession(str(out / side["onnx"]), providers=["CPUExecutionProvider"])
+    as_fork = codec.copy()
+    as_fork[:, slot] = 0.5
+    moved = sess.run(["score"], {"features": x, "codec_onehot": as_fork})[0]
+    assert np.max(np.abs(moved - np.array(probe["scores"]["0"]))) > 1e-3
 
 
 def test_manifest_sidecars_and_registry_carry_the_digests_of_the_files(exported):

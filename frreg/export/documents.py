@@ -28,12 +28,16 @@ from frreg.schema import (
     ENCODER_VOCAB_VERSION,
     EXPORT_ATOL,
     EXPORT_SCHEMA,
+    NEUTRAL_NORM,
     NOMINAL_COVERAGE,
     ONNX_INPUT_NAMES,
     ONNX_OPSET,
     ONNX_OUTPUT_NAMES,
+    PRESET_LADDERS,
+    PRESET_NORM_FIXED,
     REGISTRY_NOTES_MAX,
     SCHEMA_VERSION,
+    UNKNOWN_ENCODER,
     VERDICT_SCHEMA,
     member_id,
 )
@@ -107,6 +111,49 @@ class Provenance:
     accepted_deviations: tuple[str, ...] = ()
 
 
+def input_conventions(p: Provenance) -> dict[str, Any]:
+    """Everything a consumer must do to a row before a member scores it: the scaling of
+    the six features, and how each codec-block column is filled (``preset_norm`` as the
+    members were trained: the fork trainer's 0.5, or the preset ladder)."""
+    preset: dict[str, Any]
+    if p.settings.preset_norm == PRESET_NORM_FIXED:
+        preset = {
+            "convention": PRESET_NORM_FIXED,
+            "value": NEUTRAL_NORM,
+            "rule": f"{NEUTRAL_NORM} on every row, whatever the encoder preset (the fork's "
+            "trainer; its corpus records no preset)",
+        }
+    else:
+        preset = {
+            "convention": p.settings.preset_norm,
+            "rule": "index of the row's preset on its encoder's ladder / (ladder length - 1), "
+            f"fastest first; {NEUTRAL_NORM} for a row without a preset or an encoder "
+            "without a ladder. A deviation from the ADR-0303 recipe: a consumer feeding "
+            f"{NEUTRAL_NORM} gets other scores",
+            "ladders": {enc: list(ladder) for enc, ladder in PRESET_LADDERS.items()},
+        }
+    return {
+        "features": {
+            "order": list(CANONICAL_6),
+            "rule": "(x - feature_mean) / feature_std per feature, raw libvmaf values in; "
+            "feature_std is the population std (ddof=0), 1 for a constant column",
+        },
+        "encoder_onehot": {
+            "rule": "1 in the slot of the row's encoder in encoder_vocab order, 0 elsewhere; "
+            f"an encoder outside the vocabulary takes the {UNKNOWN_ENCODER!r} slot",
+            "vocab_version": ENCODER_VOCAB_VERSION,
+        },
+        "preset_norm": preset,
+        "crf_norm": {
+            "rule": "(cq - cq_min) / (cq_max - cq_min) with the training corpus's range, "
+            f"{NEUTRAL_NORM} when cq_min == cq_max; not clipped outside the range",
+            "cq_min": p.corpus.cq_min,
+            "cq_max": p.corpus.cq_max,
+        },
+        "score": "the VMAF the member predicts for the row (libvmaf vmaf_v0.6.1's 0-100 scale)",
+    }
+
+
 def training_recipe(p: Provenance, seed: int) -> dict[str, Any]:
     """Every setting of one production member's fit (the fork's keys, then frreg's)."""
     s, m = p.settings, p.settings.model
@@ -117,6 +164,7 @@ def training_recipe(p: Provenance, seed: int) -> dict[str, Any]:
         "dropout": m.dropout,
         "activation": m.activation,
         "num_codecs": m.num_codecs,
+        "preset_norm": s.preset_norm,
         "epochs": s.epochs,
         "batch_size": s.batch_size,
         "lr": s.lr,
@@ -185,6 +233,7 @@ def sidecar(
         "feature_std": list(p.feature_std),
         "codec_aware": True,
         "codec_block_layout": list(CODEC_BLOCK_LAYOUT),
+        "input_conventions": input_conventions(p),
         "encoder_vocab": list(ENCODER_VOCAB),
         "encoder_vocab_version": ENCODER_VOCAB_VERSION,
         "corpus": {k: v for k, v in p.corpus.to_json().items() if k != "sources"},
@@ -259,6 +308,7 @@ def manifest(
         "codec_vocab": list(ENCODER_VOCAB),
         "codec_vocab_version": ENCODER_VOCAB_VERSION,
         "codec_block_layout": list(CODEC_BLOCK_LAYOUT),
+        "input_conventions": input_conventions(p),
         "feature_order": list(CANONICAL_6),
         "feature_mean": list(p.feature_mean),
         "feature_std": list(p.feature_std),

@@ -686,7 +686,8 @@ def _verified_member(
     torch module is the trained one, the graph meets the contract and onnxruntime agrees."""
     seed = tf.job.seed
     module = graph.member_module(tf.fit.layers, run.settings.model)
-    expected = graph.torch_scores(module, x, corpus.codec)
+    codec = corpus.codec_for(run.settings.preset_norm)  # what the member was fit on
+    expected = graph.torch_scores(module, x, codec)
     drift = float(np.max(np.abs(expected - tf.fit.predictions), initial=0.0))
     if drift > EXPORT_ATOL:
         raise ExportError(
@@ -700,7 +701,7 @@ def _verified_member(
             f"seed {seed}: the exported graph breaks the contract: {'; '.join(problems)}; "
             "nothing was written"
         )
-    got = graph.ort_scores(graph.session(data), x, corpus.codec)
+    got = graph.ort_scores(graph.session(data), x, codec)
     diff = float(np.max(np.abs(got.astype(np.float64) - expected), initial=0.0))
     if got.shape != expected.shape or diff > EXPORT_ATOL:
         raise ExportError(
@@ -763,7 +764,7 @@ def _stage_manifest(
     probe = {
         "rows": [int(i) for i in probe_idx],
         "features_raw": corpus.features[probe_idx].tolist(),
-        "codec_onehot": corpus.codec[probe_idx].tolist(),
+        "codec_onehot": corpus.codec_for(provenance.settings.preset_norm)[probe_idx].tolist(),
         "scores": staged.probe_scores,
         "ensemble_mean": stack[:, probe_idx].mean(axis=0).tolist(),
     }
