@@ -516,6 +516,26 @@ def test_check_applies_its_own_tolerance_not_the_manifests(exported, tmp_path, c
     assert "member seed 2: onnxruntime differs from the recorded probe scores" in text
 
 
+def test_check_refuses_a_manifest_whose_conformal_q_residual_is_an_absolute_half_width(
+    exported, tmp_path, capsys
+):
+    """frreg's earlier layout: the absolute half-width under the fork's key, no
+    confidence.absolute. The fork's rule would read it as a multiple of sigma."""
+    target = copy_set(exported[2], tmp_path)
+    doc = manifest(target)
+    conf = doc["confidence"]
+    conf["conformal_q_residual"] = conf.pop("absolute")["conformal_half_width"]
+    (target / manifest_name(ENS)).write_text(json.dumps(doc), encoding="utf-8")
+    assert export_cli.main([f"--check={target}"]) == EXIT_FAIL
+    assert "confidence.absolute is missing" in capsys.readouterr().out
+    conf["absolute"] = {"method": "ensemble+conformal", "conformal_half_width": -1.0}
+    (target / manifest_name(ENS)).write_text(json.dumps(doc), encoding="utf-8")
+    assert export_cli.main([f"--check={target}"]) == EXIT_FAIL
+    out = capsys.readouterr().out
+    assert "confidence.absolute.method 'ensemble+conformal'" in out
+    assert "confidence.absolute.conformal_half_width -1.0" in out
+
+
 def test_check_refuses_a_one_member_ensemble(exported, tmp_path, capsys):
     target = copy_set(exported[2], tmp_path)
     doc = manifest(target)

@@ -34,7 +34,7 @@ from frreg.export.signing import (
     bundle_path,
     signature_state,
 )
-from frreg.gate.ensemble import ABSOLUTE_METHOD, NORMALISED_RULE
+from frreg.gate.ensemble import ABSOLUTE_METHOD
 from frreg.schema import (
     CANONICAL_6,
     CODEC_BLOCK_LAYOUT,
@@ -351,10 +351,6 @@ def _check_confidence(conf: Mapping[str, Any], need: Callable[[bool, str], bool]
         return
     q = conf.get("conformal_q_residual")
     need(_finite_q(q), f"conformal_q_residual {q!r} (the fork's mu ± q·sigma)")
-    need(
-        conf.get("rule") == NORMALISED_RULE,
-        f"confidence.rule {conf.get('rule')!r}, expected {NORMALISED_RULE!r}",
-    )
     need(
         absolute.get("method") == ABSOLUTE_METHOD,
         f"confidence.absolute.method {absolute.get('method')!r}, expected {ABSOLUTE_METHOD!r}",
