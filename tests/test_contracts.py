@@ -262,7 +262,7 @@ def test_recorder_records_in_process_python_callers(recorder):
         (
             "frreg-corpus",
             ["--out", "c.jsonl"],
-            "caller does not pass what frreg-corpus requires; frreg-corpus says: one of the arguments --source --sources --builtin is required",
+            "caller does not pass what frreg-corpus requires; frreg-corpus says: one of the arguments --source --sources --builtin --merge is required",
         ),
         (
             "frreg-corpus",

@@ -12,9 +12,16 @@ it is: ``--vmaf-bin`` (checked, never run), ``--qsv-device``/``--vaapi-device``,
 and a raw ``--source`` without ``--pix-fmt``/``--framerate`` (its defaults,
 with a warning).
 
-Exit codes: 0 corpus written, 1 a cell failed (corpus not written unless
-``--allow-missing``), 2 bad usage or input (one line on stderr, no traceback),
-3 internal error, 130 interrupted.
+A run onto an ``--out`` that already holds a corpus keeps its cells and adds
+its own, as the fork's producer appends (a rerun adds nothing; a cell of other
+settings at a taken (src, encoder, cq) is refused unless ``--replace``), and
+corpora produced separately merge into one::
+
+    frreg-corpus --merge nvidia_box.jsonl intel_box.jsonl --out corpus.jsonl
+
+Exit codes: 0 corpus written or merged, 1 a cell failed (corpus not written unless
+``--allow-missing``), 2 bad usage or input (one line on stderr, no traceback;
+for a merged corpus ``PATH:LINE: problem``), 3 internal error, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from frreg.producer import ffmpeg as ff
 from frreg.producer.encoders import HARDWARE_ENCODERS, check_cq
 from frreg.producer.options import corpus_option_groups
 from frreg.producer.progress import CorpusProgress
-from frreg.producer.runner import check_out_path, produce_corpus
+from frreg.producer.runner import check_out_path, merge_corpora, produce_corpus
 from frreg.producer.settings import ProducerSettings, producer_settings
 from frreg.producer.sources import BUILTIN_SIZE, GEOMETRY_KEYS, Source, load_manifest
 from frreg.schema import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
@@ -63,10 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Encode every (source, encoder, cq) cell, decode it and score it against its "
             "source with libvmaf, writing one JSONL row per frame. Resumable: rerun the same "
-            "command after an interruption and only unfinished cells run."
+            "command after an interruption and only unfinished cells run. An --out that "
+            "already holds a corpus keeps its cells and this run's are added (as the fork's "
+            "producer appends): a rerun adds nothing. --merge combines corpora produced "
+            "separately instead."
         ),
-        epilog="Exit status: 0 corpus written, 1 cells failed (no corpus; see OUT.incomplete), "
-        "2 input error, 3 internal error, 130 interrupted.",
+        epilog="Exit status: 0 corpus written (or merged), 1 cells failed (no corpus; see "
+        "OUT.incomplete), 2 input error (with a cell of other settings already at --out: "
+        "see --replace), 3 internal error, 130 interrupted.",
         allow_abbrev=False,
     )
     for group in corpus_option_groups():
@@ -132,7 +143,37 @@ def _warn(message: str) -> None:
     print(f"{PROG}: warning: {message}", file=sys.stderr)
 
 
+#: The options that mean something to ``--merge`` (it produces nothing).
+_MERGE_OPTIONS = frozenset(
+    {"merge", "out", "replace_corpus", "allow_missing", "allow_mixed_libvmaf", "progress"}
+)
+
+
+def _merge(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """``--merge CORPUS... --out OUT``: one corpus and one manifest from several."""
+    parser = build_parser()
+    for action in parser._actions:
+        if action.dest in _MERGE_OPTIONS or not action.option_strings:
+            continue
+        if getattr(args, action.dest, action.default) != action.default:
+            raise InputError(f"{action.option_strings[0]} applies to producing, not to --merge")
+    settings = producer_settings(vars(args), Path())
+    result = merge_corpora(args.out, args.merge, settings, argv=[PROG, *argv])
+    if result.missing:
+        _warn(
+            f"--allow-missing: {result.corpus} records {len(result.missing)} missing cells "
+            f"from the merged corpora (in {result.manifest})"
+        )
+    print(
+        f"merged {len(args.merge)} corpora into {result.corpus}: {result.rows} rows from "
+        f"{result.cells_written} cells; manifest {result.manifest}"
+    )
+    return EXIT_OK
+
+
 def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    if args.merge is not None:
+        return _merge(args, argv)
     settings = producer_settings(vars(args), Path())
     _check_source_flags(settings)
     if settings.vmaf_bin is not None:
@@ -193,11 +234,12 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if result.missing:
         _warn(
             f"--allow-missing: wrote {result.corpus} without "
-            f"{len(result.missing)} failed cells (recorded in {result.manifest})"
+            f"{len(result.missing)} missing cells (recorded in {result.manifest})"
         )
+    kept = f"{result.cells_carried} kept from earlier runs, " if result.cells_carried else ""
     print(
-        f"wrote {result.corpus}: {result.rows} rows from {result.cells_total - len(result.missing)} "
-        f"cells ({result.cells_reused} reused, {result.cells_run} run); manifest {result.manifest}"
+        f"wrote {result.corpus}: {result.rows} rows from {result.cells_written} cells "
+        f"({kept}{result.cells_reused} reused, {result.cells_run} run); manifest {result.manifest}"
     )
     return EXIT_OK
 

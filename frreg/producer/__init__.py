@@ -14,8 +14,10 @@ The public surface the CLI (``frreg-corpus``) and the pytest plugin use::
 By concern: :mod:`.encoders` (one spec per encoder), :mod:`.ffmpeg` (one
 function per tool call), :mod:`.sources` (what is encoded), :mod:`.cells`
 (one cell: key, run, rows), :mod:`.runner` (the grid, assembly, manifest),
-:mod:`.settings` (what a run is asked for) and :mod:`.progress`. The files
-next to a corpus belong to :mod:`frreg.corpus.sidecar`.
+:mod:`.merge` (what cells one corpus may take from another: appending to
+``--out``, merging shards), :mod:`.settings` (what a run is asked for) and
+:mod:`.progress`. The files next to a corpus belong to
+:mod:`frreg.corpus.sidecar`.
 
 Names load on first use, so importing one submodule (``frreg.options`` reads
 :mod:`.encoders`) does not import the others.
@@ -52,7 +54,12 @@ if TYPE_CHECKING:
         resolve_ffmpeg,
     )
     from frreg.producer.progress import ProgressEvent, auto_progress
-    from frreg.producer.runner import ProduceResult, produce_corpus, produce_for_gate
+    from frreg.producer.runner import (
+        ProduceResult,
+        merge_corpora,
+        produce_corpus,
+        produce_for_gate,
+    )
     from frreg.producer.settings import ProducerSettings, producer_settings
     from frreg.producer.sources import (
         BUILTIN_SOURCE_IDS,
@@ -95,7 +102,8 @@ _EXPORTS: dict[str, str] = {
     ),
     **dict.fromkeys(("ProgressEvent", "auto_progress"), "frreg.producer.progress"),
     **dict.fromkeys(
-        ("ProduceResult", "produce_corpus", "produce_for_gate"), "frreg.producer.runner"
+        ("ProduceResult", "merge_corpora", "produce_corpus", "produce_for_gate"),
+        "frreg.producer.runner",
     ),
     **dict.fromkeys(("ProducerSettings", "producer_settings"), "frreg.producer.settings"),
     **dict.fromkeys(
@@ -151,6 +159,7 @@ __all__ = [
     "incomplete_marker",
     "load_manifest",
     "manifest_path",
+    "merge_corpora",
     "parts_dir",
     "probe_ffmpeg",
     "produce_corpus",

@@ -248,7 +248,7 @@ def corpus_option_groups() -> tuple[OptionGroup, ...]:
         f"{e}={p}" for e, p in DEFAULT_PRESETS.items() if ENCODER_SPECS[e].hardware is None
     )
     sources = OptionGroup(
-        "sources (exactly one of --source, --sources, --builtin)",
+        "sources (exactly one of --source, --sources, --builtin, --merge)",
         exclusive=(
             opt(
                 "source",
@@ -267,6 +267,16 @@ def corpus_option_groups() -> tuple[OptionGroup, ...]:
                 type=builtin_id,
                 metavar="ID",
                 nargs="*",
+            ),
+            opt(
+                "merge",
+                "merge",
+                "produce nothing: merge finished corpora (each with its manifest beside it, "
+                "e.g. made on other machines) into --out, every cell once; only --out, "
+                "--replace, --allow-missing, --allow-mixed-libvmaf and --progress apply",
+                type=Path,
+                metavar="CORPUS",
+                nargs="+",
             ),
         ),
         exclusive_required=True,
@@ -394,16 +404,18 @@ def corpus_option_groups() -> tuple[OptionGroup, ...]:
             opt(
                 "replace",
                 "replace_corpus",
-                "replace a complete corpus of another grid at --out (default: refused, exit 2; "
-                "a rerun of the same grid resumes or confirms it)",
+                "make --out exactly this run's cells (or the merged corpora's), dropping those "
+                "already there (default: they are kept and this run's are added; a cell of "
+                "other settings at one (src, encoder, cq) is refused, exit 2)",
                 action="store_true",
                 default=False,
             ),
             opt(
                 "allow-missing",
                 "allow_missing",
-                "write the corpus even if cells failed, recording the gaps in the manifest "
-                "(default: failed cells leave no corpus and exit 1)",
+                "write the corpus even if cells failed, recording the gaps in the manifest; "
+                "also keeps gaps recorded at --out or in merged corpora (default: failed "
+                "cells leave no corpus and exit 1; recorded gaps are refused, exit 2)",
                 action="store_true",
                 default=False,
             ),
@@ -422,8 +434,9 @@ def corpus_option_groups() -> tuple[OptionGroup, ...]:
             opt(
                 "allow-mixed-libvmaf",
                 "allow_mixed_libvmaf",
-                "accept cells scored on workers with different libvmaf builds (their features "
-                "are not comparable; the corpus otherwise refuses to load) (default: off)",
+                "accept cells scored by different libvmaf builds: on workers with different "
+                "builds, or kept from --out or merged corpora scored by another (their "
+                "features are not comparable; otherwise refused) (default: off)",
                 action="store_true",
                 default=False,
             ),

@@ -7,6 +7,11 @@ files of :mod:`frreg.corpus.sidecar`: ``OUT.manifest.json`` (settings,
 sources, versions, every cell's status, the corpus digest), ``OUT.parts/``
 and, while the corpus must not be used, ``OUT.incomplete``.
 
+A run onto an ``OUT`` that already holds cells keeps them beside its own (the
+fork's producer appends to ``--out``); :func:`merge_corpora` combines corpora
+produced separately. What may be combined is :mod:`frreg.producer.merge`'s to
+decide.
+
 Each part is written to a temporary name and renamed, so killing the
 producer at any moment leaves only whole parts; a rerun skips them and the
 final JSONL — assembled again via a temporary name — is the same as an
@@ -39,7 +44,7 @@ from frreg.corpus.sidecar import (
     mark_incomplete,
     parts_dir,
 )
-from frreg.errors import FrregError, InputError, ToolError
+from frreg.errors import InputError, ToolError
 from frreg.producer import ffmpeg as ff
 from frreg.producer.cells import (
     BITSTREAM_BYTES_COLUMN,
@@ -63,6 +68,15 @@ from frreg.producer.encoders import (
     check_cq,
     check_encoder,
     check_preset,
+)
+from frreg.producer.merge import (
+    CorpusRecord,
+    RecordedCell,
+    Union,
+    combine,
+    read_existing,
+    read_shards,
+    write_carried_parts,
 )
 from frreg.producer.progress import PlainProgress, ProgressCallback, ProgressEvent
 from frreg.producer.settings import ProducerSettings
@@ -185,7 +199,12 @@ class ProduceResult:
     frames_scored: int
     wall_s: float
     tool_busy_s: float
+    #: Labels of the cells recorded without rows (failed here, or gaps kept from earlier).
     missing: list[str] = field(default_factory=list)
+    #: Cells kept from the corpus already at ``out`` (or from merged shards), not planned.
+    cells_carried: int = 0
+    #: Cells whose rows the corpus holds: this run's that are done, and the carried ones.
+    cells_written: int = 0
 
     @property
     def exit_code(self) -> int:
@@ -479,6 +498,15 @@ def produce_corpus(
     why, and the result lists the failures. ``argv`` is recorded in the
     manifest; ``progress`` is called after every cell.
 
+    The cells ``out`` already holds (its manifest's) are kept beside this run's,
+    and the manifest lists them all once (``result.cells_carried``), unless
+    ``settings.replace_corpus``. A cell of other settings at a (src, encoder, cq)
+    the corpus holds, a source id for another clip, another libvmaf build (unless
+    ``allow_mixed_libvmaf``), unfinished cells of an earlier run (unless
+    ``allow_missing``) and an ``out`` not written by the producer are refused with
+    :class:`~frreg.errors.InputError` before any cell runs
+    (:func:`~frreg.producer.merge.combine`).
+
     Of ``settings``, the run reads the grid, ``frames`` (every source is cut
     to its first ``frames``), ``ffmpeg``, ``jobs``, ``vmaf_threads``,
     ``timeout``, ``allow_missing``, ``devices`` (the nodes QSV and VAAPI cells
@@ -501,8 +529,10 @@ def produce_corpus(
     t0 = time.perf_counter()
     corpus = check_out_path(out)
     plan = _plan(sources, settings)
-    if not settings.replace_corpus:
-        _refuse_another_grid(corpus, plan.cells)
+    # Refusals (another cell at a taken (src, encoder, cq), ...) come before anything
+    # is written; the union is taken again under the lock, gaps included: unfinished
+    # cells may be another run's, in progress, that the lock waits for.
+    _union(corpus, plan, settings, final=False)
     client = None
     if settings.scheduler is not None:
         from frreg.producer.cluster import connect
@@ -515,31 +545,20 @@ def produce_corpus(
             client.close()
 
 
-def _refuse_another_grid(corpus: Path, cells: Sequence[Cell]) -> None:
-    """A complete corpus at ``corpus`` whose manifest records other cells than this run
-    plans is not silently replaced: :class:`~frreg.errors.InputError` unless
-    ``--replace``. (Resuming or confirming the same grid is what a rerun is for.)"""
-    from frreg.corpus.sidecar import read_producer_manifest
-
-    if not corpus.is_file():
-        return
-    try:
-        doc = read_producer_manifest(corpus)
-    except FrregError:
-        return  # unreadable: the run rewrites it, as before
-    if not isinstance(doc, dict) or doc.get("complete") is not True:
-        return
-    recorded = doc.get("cells")
-    if not isinstance(recorded, list):
-        return
-    before = {str(c.get("key")) for c in recorded if isinstance(c, dict)}
-    now = {c.key for c in cells}
-    if before == now:
-        return
-    raise InputError(
-        f"{corpus}: already a complete corpus of another grid ({len(before)} cells; this run "
-        f"plans {len(now)}: {len(now - before)} new, {len(before - now)} dropped); pass "
-        "--replace to replace it, or write to another --out"
+def _union(corpus: Path, plan: _Plan, settings: ProducerSettings, *, final: bool) -> Union:
+    """The cells ``corpus`` already holds that this run keeps beside its own (none with
+    ``replace_corpus``); :class:`~frreg.errors.InputError` for a union that must not be
+    (:func:`~frreg.producer.merge.combine`). Unfinished cells recorded there are
+    refused only when ``final`` (under the lock)."""
+    existing = None if settings.replace_corpus else read_existing(corpus)
+    return combine(
+        corpus,
+        [] if existing is None else [existing],
+        plan.cells,
+        ffmpeg_version=plan.info.version,
+        libvmaf_version=plan.info.libvmaf_version,
+        allow_missing=settings.allow_missing or not final,
+        allow_mixed_libvmaf=settings.allow_mixed_libvmaf,
     )
 
 
@@ -555,12 +574,23 @@ def _produce(
 ) -> ProduceResult:
     pdir = parts_dir(corpus)
     pdir.mkdir(parents=True, exist_ok=True)
-    record = _ManifestRecord(
-        corpus, plan.cells, plan.settings, plan.info, sources, argv, plan.vmaf_bin
-    )
 
     with FileLock(str(_lock_path(corpus))):
         _clean_stale(corpus, pdir)
+        union = _union(corpus, plan, settings, final=True)
+        # Carried cells whose part was gone get it back before anything else changes:
+        # from here on the manifest records them, and a failed run removes the corpus.
+        write_carried_parts(corpus, union)
+        record = _ManifestRecord(
+            corpus,
+            plan.cells,
+            plan.settings,
+            plan.info,
+            _sources_of(sources, union),
+            argv,
+            plan.vmaf_bin,
+            union=union,
+        )
         run = _Run(plan, record, _finished_parts(pdir, plan.cells), progress, t0)
         # The marker goes down before anything else changes, so a run killed
         # from here on leaves a corpus the trainer refuses.
@@ -571,9 +601,116 @@ def _produce(
             run.run_pending(pdir, settings.timeout)
         else:
             run.run_on_cluster(client, pdir, settings.timeout, settings.audit_cells)
-        result = _finish(corpus, run, settings.allow_missing)
+        result = _finish(corpus, run, settings.allow_missing, union)
         run.report(None, finished=True)
     return result
+
+
+def _sources_of(sources: Sequence[Source], union: Union) -> list[dict[str, Any]]:
+    """The manifest's sources: this run's and those of the carried cells, by id."""
+    described = {**union.sources, **{s.id: s.describe() for s in sources}}
+    return [described[src] for src in sorted(described)]
+
+
+def merge_corpora(
+    out: str | os.PathLike[str],
+    shards: Sequence[str | os.PathLike[str]],
+    settings: ProducerSettings | None = None,
+    *,
+    argv: Sequence[str] | None = None,
+) -> ProduceResult:
+    """Merge finished corpora (``shards``, e.g. produced on other machines) into ``out``:
+    one corpus and one manifest holding every cell once (``frreg-corpus --merge``).
+
+    Each shard is checked first (:func:`~frreg.producer.merge.read_shard`: its manifest,
+    its digest, every row against its cells); the cells already at ``out`` are kept
+    unless ``settings.replace_corpus``, and the union is checked
+    (:func:`~frreg.producer.merge.combine`). Of ``settings`` only ``replace_corpus``,
+    ``allow_missing`` (shards with recorded gaps) and ``allow_mixed_libvmaf`` are read.
+    Any problem raises :class:`~frreg.errors.InputError` before anything is written.
+
+    The parts go into ``OUT.parts/``, then the corpus and the manifest are each written
+    to a temporary name and renamed, under ``OUT.incomplete``: an interrupted merge
+    leaves a corpus the trainer refuses, and rerunning it gives the same corpus.
+    Nothing is encoded and ffmpeg is not needed.
+    """
+    t0 = time.perf_counter()
+    settings = settings or ProducerSettings()
+    corpus = check_out_path(out)
+    if not shards:
+        raise InputError("--merge: no corpora to merge")
+    records = read_shards(corpus, shards)
+    _merged(corpus, records, settings)  # every refusal before anything is written
+    pdir = parts_dir(corpus)
+    pdir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(_lock_path(corpus))):
+        _clean_stale(corpus, pdir)
+        union = _merged(corpus, records, settings)
+        recorded = {
+            "merged": [str(r.path) for r in records],
+            "vmaf_model": ff.VMAF_MODEL,
+            "allow_missing": settings.allow_missing,
+            ALLOW_MIXED_LIBVMAF: settings.allow_mixed_libvmaf,
+        }
+        record = _ManifestRecord(
+            corpus,
+            [],
+            recorded,
+            None,
+            [union.sources[src] for src in sorted(union.sources)],
+            argv,
+            None,
+            union=union,
+        )
+        mark_incomplete(
+            corpus, "a frreg-corpus --merge is in progress (or was interrupted); rerun it"
+        )
+        write_carried_parts(corpus, union)
+        rows, digest = _assemble(corpus, union.carried)
+        wall = time.perf_counter() - t0
+        record.save(
+            {},
+            {},
+            complete=not union.gaps,
+            corpus={"path": corpus.name, "rows": rows, "sha256": digest},
+            run={
+                "cells_run": 0,
+                "cells_reused": 0,
+                "cells_carried": len(union.carried),
+                "encodes": 0,
+                "wall_s": round(wall, 3),
+            },
+        )
+        clear_incomplete(corpus)
+    return ProduceResult(
+        corpus=corpus,
+        manifest=manifest_path(corpus),
+        complete=not union.gaps,
+        written=True,
+        rows=rows,
+        cells_total=0,
+        cells_reused=0,
+        cells_run=0,
+        failed=[],
+        encodes=0,
+        frames_scored=0,
+        wall_s=wall,
+        tool_busy_s=0.0,
+        missing=_gap_labels(union.gaps),
+        cells_carried=len(union.carried),
+        cells_written=len(union.carried),
+    )
+
+
+def _merged(corpus: Path, shards: Sequence[CorpusRecord], settings: ProducerSettings) -> Union:
+    """The union of what ``corpus`` holds (unless replaced) and the shards' cells."""
+    existing = None if settings.replace_corpus else read_existing(corpus)
+    return combine(
+        corpus,
+        [*([] if existing is None else [existing]), *shards],
+        allow_missing=settings.allow_missing,
+        allow_mixed_libvmaf=settings.allow_mixed_libvmaf,
+    )
 
 
 def _finished_parts(pdir: Path, cells: Sequence[Cell]) -> dict[str, dict[str, Any]]:
@@ -586,21 +723,25 @@ def _finished_parts(pdir: Path, cells: Sequence[Cell]) -> dict[str, dict[str, An
     return headers
 
 
-def _finish(corpus: Path, run: _Run, allow_missing: bool) -> ProduceResult:
+def _finish(corpus: Path, run: _Run, allow_missing: bool, union: Union) -> ProduceResult:
     """Assemble the corpus (or refuse to), write the final manifest and the marker."""
     cells, headers, failures = run.plan.cells, run.headers, run.failures
-    missing = [c.label for c in cells if c.key not in headers]
+    missing = [c.label for c in cells if c.key not in headers] + _gap_labels(union.gaps)
+    done: list[Cell | RecordedCell] = [c for c in cells if c.key in headers]
+    done += union.carried
     # Never write an empty corpus, even when gaps are allowed.
-    write = bool(headers) and (not failures or allow_missing)
+    write = bool(done) and (not missing or allow_missing)
     rows = 0
     corpus_record = None
     if write:
-        rows, digest = _assemble(corpus, [c for c in cells if c.key in headers])
+        rows, digest = _assemble(corpus, done)
         corpus_record = {"path": corpus.name, "rows": rows, "sha256": digest}
     else:
         corpus.unlink(missing_ok=True)
     wall = time.perf_counter() - run.t0
-    cells_run = len(run.pending) - len(failures)
+    # Done here, not reused (pending minus failures undercounts: a cell whose encoder
+    # this ffmpeg lacks fails without running and leaves the pending list).
+    cells_run = len(headers) - run.reused
     encodes = run.clock.launches.get("encode", 0)
     run.record.save(
         headers,
@@ -610,6 +751,7 @@ def _finish(corpus: Path, run: _Run, allow_missing: bool) -> ProduceResult:
         run={
             "cells_run": cells_run,
             "cells_reused": run.reused,
+            "cells_carried": len(union.carried),
             "encodes": encodes,
             "wall_s": round(wall, 3),
         },
@@ -633,7 +775,13 @@ def _finish(corpus: Path, run: _Run, allow_missing: bool) -> ProduceResult:
         wall_s=wall,
         tool_busy_s=run.clock.busy_s(),
         missing=missing,
+        cells_carried=len(union.carried),
+        cells_written=len(done) if write else 0,
     )
+
+
+def _gap_labels(gaps: Sequence[Mapping[str, Any]]) -> list[str]:
+    return [f"{g['src']}/{g['encoder']}/cq{g['cq']}" for g in gaps]
 
 
 def _incomplete_text(n_failed: int, n_cells: int, missing: Sequence[str]) -> str:
@@ -650,7 +798,7 @@ def _incomplete_text(n_failed: int, n_cells: int, missing: Sequence[str]) -> str
 # --------------------------------------------------------------------------
 
 
-def _assemble(corpus: Path, cells: Sequence[Cell]) -> tuple[int, str]:
+def _assemble(corpus: Path, cells: Sequence[Cell | RecordedCell]) -> tuple[int, str]:
     """Write the final JSONL from the parts in corpus order; return (rows, sha256)."""
     digest = hashlib.sha256()
     rows = 0
@@ -711,26 +859,37 @@ def _remove_if_idle(path: Path, now: float) -> None:
 
 
 class _ManifestRecord:
-    """Builds and atomically rewrites ``OUT.manifest.json``."""
+    """Builds and atomically rewrites ``OUT.manifest.json``.
+
+    It lists every cell the corpus holds or was asked for, once, in corpus order:
+    this run's (``cells``, run with ``info``'s ffmpeg) and, with ``union``, those
+    kept from the corpus already there or from merged shards, and the gaps recorded
+    before. ``info`` is ``None`` for a merge, which runs nothing.
+    """
 
     def __init__(
         self,
         corpus: Path,
         cells: Sequence[Cell],
         settings: dict[str, Any],
-        info: ff.FfmpegInfo,
-        sources: Sequence[Source],
+        info: ff.FfmpegInfo | None,
+        sources: Sequence[Mapping[str, Any]],
         argv: Sequence[str] | None,
         vmaf_bin: dict[str, Any] | None,
+        *,
+        union: Union | None = None,
     ) -> None:
         self.corpus = corpus
         self.vmaf_bin = vmaf_bin
         self.cells = cells
         self.settings = settings
         self.info = info
-        self.sources = sorted(sources, key=lambda s: s.id)
+        self.sources = [dict(s) for s in sources]
         self.argv = list(argv) if argv is not None else None
         self.started = now_iso()
+        self.carried = list(union.carried) if union is not None else []
+        self.gaps = list(union.gaps) if union is not None else []
+        self.carried_from = list(union.carried_from) if union is not None else []
 
     def _cell_entry(
         self,
@@ -745,6 +904,11 @@ class _ManifestRecord:
             for k in (BITSTREAM_BYTES_COLUMN, ENC_TIME_COLUMN, "vmaf_mean", "produced_at"):
                 entry[k] = header.get(k)
             entry["part"] = f"{parts_dir(self.corpus).name}/{part_name(cell.key)}"
+            # What made it: a corpus may hold cells of several runs (appended, merged).
+            made_by = header.get("worker") or {}
+            info = self.info
+            entry["ffmpeg_version"] = made_by.get("ffmpeg_version", info and info.version)
+            entry["libvmaf_version"] = made_by.get("libvmaf_version", info and info.libvmaf_version)
             if "worker" in header:  # run on a Dask worker: which, with which ffmpeg/libvmaf
                 entry["worker"] = dict(header["worker"])
         elif cell.key in failures:
@@ -765,6 +929,9 @@ class _ManifestRecord:
         run: dict[str, Any] | None = None,
     ) -> None:
         cells = [self._cell_entry(cell, headers, failures) for cell in self.cells]
+        cells += [cell.manifest_entry(self.corpus) for cell in self.carried]
+        cells += [dict(gap) for gap in self.gaps]
+        cells.sort(key=lambda e: (e["src"], e["encoder"], e["cq"]))
         missing = [e for e in cells if e["status"] != "done"]
         write_json_atomic(
             manifest_path(self.corpus),
@@ -774,16 +941,18 @@ class _ManifestRecord:
                 "argv": self.argv,
                 "settings": self.settings,
                 "columns": list(ROW_COLUMNS),
-                "ffmpeg": self.info.describe(),
+                "ffmpeg": None if self.info is None else self.info.describe(),
                 "vmaf_bin": self.vmaf_bin,
-                "sources": [s.describe() for s in self.sources],
+                "sources": self.sources,
                 "cells_total": len(cells),
                 "cells_done": len(cells) - len(missing),
-                "cells_failed": len(failures),
+                "cells_failed": len(failures)
+                + sum(1 for e in self.gaps if e.get("status") == "failed"),
                 "missing": [f"{e['src']}/{e['encoder']}/cq{e['cq']}" for e in missing],
                 "complete": complete,
                 "allow_missing": bool(self.settings.get("allow_missing")),
                 "corpus": corpus,
+                "carried_from": self.carried_from,
                 "started_at": self.started,
                 "updated_at": now_iso(),
                 "run": run,
@@ -808,10 +977,13 @@ def produce_for_gate(
 
     ``settings`` come from :func:`~frreg.producer.settings.producer_settings`
     (the plugin's values) or are built directly; their ``encoders``/``cqs``/
-    ``presets`` win over the manifest's own. Progress goes to ``log`` as
-    occasional plain lines. Raises :class:`~frreg.errors.InputError` for bad
-    input and :class:`~frreg.errors.ToolError` (naming the first failed cell,
-    with its ffmpeg stderr tail) when the corpus could not be written.
+    ``presets`` win over the manifest's own. When ``out`` does not exist the corpus
+    is exactly this grid (a manifest an earlier run left there is not carried into
+    it); otherwise the cells already there are kept, as :func:`produce_corpus` keeps
+    them. Progress goes to ``log`` as occasional plain lines. Raises
+    :class:`~frreg.errors.InputError` for bad input and :class:`~frreg.errors.ToolError`
+    (naming the first failed cell, with its ffmpeg stderr tail) when the corpus could
+    not be written.
     """
     exe = ff.resolve_ffmpeg(settings.ffmpeg)
     if settings.manifest is not None:
@@ -822,6 +994,10 @@ def produce_for_gate(
         sources = settings.builtin_sources(exe)
         # Built-ins are rendered ``frames`` long; only a manifest's files need the cut.
         run = replace(settings.for_run(exe), frames=None)
+    if not Path(out).exists():
+        # The gate names its items from this grid: a manifest left at ``out`` by an
+        # earlier run whose corpus is gone is not carried into it.
+        run = replace(run, replace_corpus=True)
     result = produce_corpus(
         out,
         sources,
