@@ -69,6 +69,13 @@ def _epoch_logger(
     return ProgressDisplay(label, unit=unit, stream=LogLines(log), mode="plain")
 
 
+def _under_root(root: Path | None, relative: str) -> Path:
+    """``relative`` under pytest's rootdir, written relative when the session runs there."""
+    if root is None or root.resolve() == Path.cwd().resolve():
+        return Path(relative)
+    return root / relative
+
+
 class GateFailure(AssertionError):
     """A gate check failed; ``str()`` is the one-line verdict.
 
@@ -370,8 +377,9 @@ class GateSession:
                 audit_exempt=exempt,
                 baseline=cfg.baseline,
                 written_by="pytest-frreg",
-                # The fork's source-YUV snapshot, from the default place under rootdir.
-                corpus_root=(cfg.root or Path.cwd()) / FORK_CORPUS_ROOT,
+                # The fork's source-YUV snapshot, from the default place under rootdir
+                # (named as frreg-validate names it when run from there).
+                corpus_root=_under_root(cfg.root, FORK_CORPUS_ROOT),
                 extra_checks=session_checks(outcomes, expected, interrupted),
                 progress=_epoch_logger(self.log, "audit, retraining (seed, fold) jobs", "jobs"),
             )
