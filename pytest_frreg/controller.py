@@ -40,6 +40,16 @@ class GateController:
         #: Under xdist, the thread showing the workers' progress from the session log.
         self.follower: LogFollower | None = None
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """xdist: a baseline the controller kept a copy of (before clearing the out dir)
+        is judged from that copy by every worker too."""
+        from pytest_frreg.plugin import KEPT_BASELINE_KEY, KEPT_BASELINE_KEY_NAME
+
+        kept = node.config.stash.get(KEPT_BASELINE_KEY, None)
+        if kept is not None:
+            node.workerinput[KEPT_BASELINE_KEY_NAME] = kept
+
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         from frreg.session import clear_outputs
 

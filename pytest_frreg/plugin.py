@@ -22,11 +22,16 @@ from typing import Any, Literal
 
 import pytest
 
+from frreg.gate.options import BASELINE
 from frreg.options import Option, add_options
 from frreg.session_options import GATE_CORPUS, GATE_OUT_DIR, PATH_DESTS, PLUGIN_OPTIONS
 from pytest_frreg.items import NODE, SESSION_KEY, GateCollector
 
 PREFIX = "frreg-"
+#: (path of the kept copy, the baseline as given): :func:`_keep_baseline`; workers get
+#: it from the controller in their workerinput, under KEPT_BASELINE_KEY_NAME.
+KEPT_BASELINE_KEY = pytest.StashKey[tuple[str, str]]()
+KEPT_BASELINE_KEY_NAME = "frreg_kept_baseline"
 
 __all__ = ["NODE", "PREFIX"]
 
@@ -126,7 +131,8 @@ def _base(config: pytest.Config, origin: Origin) -> Path:
 
 
 def _values(config: pytest.Config) -> dict[str, Any]:
-    """Every option's value keyed by dest, path options made absolute (:func:`_base`)."""
+    """Every option's value keyed by dest, path options made absolute (:func:`_base`);
+    a baseline the controller kept a copy of (:func:`_keep_baseline`) is that copy."""
     values: dict[str, Any] = {}
     for opt in PLUGIN_OPTIONS:
         value, origin = _resolve(config, opt)
@@ -134,7 +140,27 @@ def _values(config: pytest.Config) -> dict[str, Any]:
             path = Path(str(value)).expanduser()
             value = path if path.is_absolute() else _base(config, origin) / path
         values[opt.dest] = value
+    kept = config.stash.get(KEPT_BASELINE_KEY, None) or getattr(config, "workerinput", {}).get(
+        KEPT_BASELINE_KEY_NAME
+    )
+    if kept is not None:
+        values["baseline"], values["baseline_name"] = kept
     return values
+
+
+def _keep_baseline(config: pytest.Config, out_dir: Path) -> None:
+    """Before the controller clears the out dir: a baseline that is the previous verdict
+    in it is kept as a copy, which this session (and its workers) judge against."""
+    from frreg.session import keep_baseline
+
+    value, origin = _resolve(config, BASELINE)
+    if value is None:
+        return
+    given = Path(str(value)).expanduser()
+    path = given if given.is_absolute() else _base(config, origin) / given
+    kept = keep_baseline(path, out_dir)
+    if kept is not None:
+        config.stash[KEPT_BASELINE_KEY] = (str(kept), str(value))
 
 
 def _active(config: pytest.Config) -> bool:
@@ -170,8 +196,10 @@ def pytest_configure(config: pytest.Config) -> None:
         # this session's outcome is unknown, so no earlier verdict stands. --co
         # runs nothing, so it leaves the verdict and its files as they are.
         value, origin = _resolve(config, GATE_OUT_DIR)
+        out_dir = _base(config, origin) / str(value)
         try:
-            clear_outputs(_base(config, origin) / str(value))
+            _keep_baseline(config, out_dir)
+            clear_outputs(out_dir)
         except FrregError as exc:
             raise pytest.UsageError(str(exc)) from None
     values = _values(config)

@@ -614,3 +614,28 @@ def test_a_baseline_gives_the_verdict_diff_in_the_terminal_report_and_files(pyte
     warning = "  frreg-gate::data[manifest]:0: EvidenceWarning: WARN data manifest"
     assert warning in result.stdout.str()
     assert "gate_session.py" not in result.stdout.str()
+
+
+@pytest.mark.slow
+@XDIST
+def test_the_previous_verdict_in_the_out_dir_is_a_baseline(pytester, corpus, workers):
+    """--frreg-baseline runs/frreg-gate/PROMOTE.json: the session clears its out dir
+    before it runs, so it judges a copy kept beside it (workers too), and names the
+    baseline as given."""
+    from frreg.gate.diff import DIFF_JSON
+
+    assert gate(pytester, corpus, *LENIENT).ret == 0
+    previous = out_dir(pytester) / PROMOTE_FILE
+    given = "runs/frreg-gate/PROMOTE.json"
+    result = gate(pytester, corpus, *LENIENT, f"--frreg-baseline={given}", workers=workers)
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    result.stdout.fnmatch_lines([f"change against {given} (same corpus): verdict unchanged*"])
+    diff = json.loads((out_dir(pytester) / DIFF_JSON).read_text())
+    assert diff["baseline"] == given
+    assert previous.is_file()  # this run's PROMOTE, written after the copy was judged
+    [check] = [
+        c
+        for c in json.loads(previous.read_text())["evidence"]["checks"]
+        if c["name"] == "evidence baseline-relative"
+    ]
+    assert check["status"] == "PASS"

@@ -359,12 +359,10 @@ def test_builtin_sources_are_deterministic_and_cached(tmp_path: Path) -> None:
     # A second cache renders the same bytes; the first is reused untouched.
     again = builtin_sources(tmp_path, frames=3, size=(64, 36))
     assert [s.path.stat().st_mtime_ns for s in again] == mtimes
-    other = builtin_sources(
-        tmp_path / "other", ids=["life_25fps", "noise_25fps"], frames=3, size=(64, 36)
-    )
-    assert [s.sha256 for s in other] == [
-        s.sha256 for s in first if s.id in {"life_25fps", "noise_25fps"}
-    ]
+    # Rendered again from scratch, every source is the same bytes (a colour left to
+    # ffmpeg's "random" once made gradients_24fps differ on every render).
+    other = builtin_sources(tmp_path / "other", frames=3, size=(64, 36))
+    assert {s.id: s.sha256 for s in other} == {s.id: s.sha256 for s in first}
 
 
 # --------------------------------------------------------------------------

@@ -28,7 +28,13 @@ from frreg._lazy import lazy_getattr
 if TYPE_CHECKING:
     from frreg.gate.checks import GateReport
     from frreg.gate.verdict import clear_verdict
-    from frreg.session.config import PRODUCER_KEYS, GateConfig, clear_outputs, gate_config
+    from frreg.session.config import (
+        PRODUCER_KEYS,
+        GateConfig,
+        clear_outputs,
+        gate_config,
+        keep_baseline,
+    )
     from frreg.session.gate_session import GateFailure, GateSession, ItemSpec, item_specs
     from frreg.session.outcomes import ItemOutcome, items_line, session_checks
     from frreg.session.output import (
@@ -44,7 +50,8 @@ _EXPORTS: dict[str, str] = {
     "GateReport": "frreg.gate.checks",
     "clear_verdict": "frreg.gate.verdict",
     **dict.fromkeys(
-        ("PRODUCER_KEYS", "GateConfig", "clear_outputs", "gate_config"), "frreg.session.config"
+        ("PRODUCER_KEYS", "GateConfig", "clear_outputs", "gate_config", "keep_baseline"),
+        "frreg.session.config",
     ),
     **dict.fromkeys(
         ("GateFailure", "GateSession", "ItemSpec", "item_specs"), "frreg.session.gate_session"
@@ -74,6 +81,7 @@ __all__ = [
     "gate_config",
     "item_specs",
     "items_line",
+    "keep_baseline",
     "session_checks",
     "summary_lines",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from frreg.gate.criteria import Thresholds
 from frreg.gate.options import AuditRequest
@@ -37,6 +37,9 @@ class GateConfig:
     audit: AuditRequest | None = None
     #: A previous verdict for the baseline-relative evidence check.
     baseline: Path | None = None
+    #: How reports name the baseline: the path given, where the session judges a copy
+    #: of it (:func:`keep_baseline`); ``None``: :attr:`baseline` itself.
+    baseline_name: str | None = None
     #: After a PROMOTE, export the ensemble here (``None``: no export).
     export_dir: Path | None = None
     ensemble_id: str = DEFAULT_ENSEMBLE_ID
@@ -86,6 +89,7 @@ def gate_config(values: Mapping[str, Any], base: Path, *, prefix: str = "--frreg
         device=settings.device(values, prefix=prefix),
         audit=values.get("audit"),
         baseline=None if values.get("baseline") is None else path(values["baseline"]),
+        baseline_name=values.get("baseline_name"),
         export_dir=None if values.get("export_dir") is None else path(values["export_dir"]),
         ensemble_id=values.get("ensemble_id") or DEFAULT_ENSEMBLE_ID,
         export_registry=None
@@ -94,6 +98,28 @@ def gate_config(values: Mapping[str, Any], base: Path, *, prefix: str = "--frreg
         export_force=bool(values.get("export_force")),
         root=base,
     )
+
+
+#: Where a session keeps the baseline verdict it was given when that verdict is one of
+#: the files it clears (the previous verdict in its own out dir).
+KEPT_BASELINE: Final = "frreg-baseline.json"
+
+
+def keep_baseline(baseline: Path, out_dir: Path) -> Path | None:
+    """A copy of ``baseline`` that :func:`clear_outputs` leaves alone, when ``baseline``
+    is a verdict file in ``out_dir`` (``--frreg-baseline runs/frreg-gate/PROMOTE.json``:
+    compare with the previous run); ``None`` when it is elsewhere (or not there)."""
+    from frreg._io import atomic_writer
+    from frreg.schema import VERDICT_FILES
+
+    if baseline.name not in VERDICT_FILES or not baseline.is_file():
+        return None
+    if baseline.resolve().parent != out_dir.resolve():
+        return None
+    kept = out_dir / KEPT_BASELINE
+    with atomic_writer(kept, "wb") as fh:
+        fh.write(baseline.read_bytes())
+    return kept
 
 
 def clear_outputs(out_dir: Path) -> None:

@@ -403,7 +403,7 @@ class GateSession:
         diff = diff_verdicts(
             read_json(verdict_path, "verdict"),
             read_verdict(self.config.baseline),
-            baseline=self.config.shown(self.config.baseline),
+            baseline=self.config.baseline_name or self.config.shown(self.config.baseline),
         )
         write_diff(self.config.out_dir, diff)
         return diff

@@ -96,7 +96,10 @@ BUILTIN_SPECS: Final = (
     BuiltinSpec(
         "gradients_24fps",
         24,
+        # Every colour named: ffmpeg draws an unnamed one ("random", the default) from
+        # its own entropy at option parsing, whatever seed= says.
         "gradients=size={size}:rate={rate}:seed=3:speed=0.03:nb_colors=5"
+        ":c0=0x1f3b73:c1=0xd9a441:c2=0x5fa86a:c3=0xb23a48:c4=0xe8e4d8"
         ":x0={w_8}:y0={h_8}:x1={w7_8}:y1={h7_8}",
         "smooth rotating gradients, low detail",
     ),
