@@ -139,7 +139,9 @@ def test_a_file_of_neither_layout_names_the_missing_field(tmp_path):
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
+#: The fork validator's three pinned fixtures (ai/tests/test_validate_ensemble_seeds.py):
+#: per-seed PLCC, the fork's exit status, and the line frreg-gate gives for it.
+FORK_PINNED_CASES = pytest.mark.parametrize(
     ("per_seed", "code", "line"),
     [
         ([0.96] * 5, EXIT_OK, "PASS  mean PLCC 0.9600 >= 0.95"),
@@ -148,6 +150,9 @@ def test_a_file_of_neither_layout_names_the_missing_field(tmp_path):
     ],
     ids=["all-0.96-promote", "spread-0.02-hold", "all-0.93-hold"],
 )
+
+
+@FORK_PINNED_CASES
 def test_the_forks_pinned_cases_give_the_same_outcome(tmp_path, capsys, per_seed, code, line):
     loso = fork_dir(tmp_path, per_seed)
     assert gate_cli.main([str(loso)]) == code
@@ -320,15 +325,7 @@ def write_minimal_fork_dir(directory: Path, per_seed: list[float]) -> Path:
     return directory
 
 
-@pytest.mark.parametrize(
-    ("per_seed", "code", "line"),
-    [
-        ([0.96] * 5, EXIT_OK, "PASS  mean PLCC 0.9600 >= 0.95"),
-        ([0.95, 0.96, 0.97, 0.96, 0.95], EXIT_FAIL, "FAIL  PLCC spread 0.0200 > 0.005"),
-        ([0.93] * 5, EXIT_FAIL, "FAIL  mean PLCC 0.9300 < 0.95"),
-    ],
-    ids=["all-0.96-promote", "spread-0.02-hold", "all-0.93-hold"],
-)
+@FORK_PINNED_CASES
 def test_the_forks_minimal_fixtures_give_the_forks_outcome(tmp_path, capsys, per_seed, code, line):
     # ai/tests/test_validate_ensemble_seeds.py's three fixtures: the fork gives 0, 1, 1.
     loso = write_minimal_fork_dir(tmp_path / "loso", per_seed)
