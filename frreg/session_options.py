@@ -14,7 +14,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from frreg.export.options import ENSEMBLE_ID, EXPORT_FORCE, EXPORT_REGISTRY
-from frreg.gate.options import BASELINE, THRESHOLD_OPTIONS, audit_request
+
+# BASELINE is re-exported: the plugin names it, and reaches the gate only through here.
+from frreg.gate.options import BASELINE as BASELINE
+from frreg.gate.options import THRESHOLD_OPTIONS, audit_request
 from frreg.options import Option, boolean
 from frreg.producer.options import CQS, ENCODERS, SCHEDULER, SOURCES
 from frreg.schema import DEFAULT_AUDIT

@@ -22,9 +22,14 @@ from typing import Any, Literal
 
 import pytest
 
-from frreg.gate.options import BASELINE
 from frreg.options import Option, add_options
-from frreg.session_options import GATE_CORPUS, GATE_OUT_DIR, PATH_DESTS, PLUGIN_OPTIONS
+from frreg.session_options import (
+    BASELINE,
+    GATE_CORPUS,
+    GATE_OUT_DIR,
+    PATH_DESTS,
+    PLUGIN_OPTIONS,
+)
 from pytest_frreg.items import NODE, SESSION_KEY, GateCollector
 
 PREFIX = "frreg-"
