@@ -20,12 +20,14 @@ so on the CPU the comparison is exact; on CUDA it is within
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import math
+import os
 import random
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -220,15 +222,53 @@ def corpus_keys(corpus: Corpus) -> dict[tuple[str, ...], int]:
     return {tuple(str(v) for v in key): i for i, key in enumerate(corpus.row_keys())}
 
 
+@dataclass
+class CorpusFolds:
+    """What every seed's recomputation derives from the corpus alone, derived once and
+    shared by all of them (:func:`corpus_folds`): the predictions file's row keys, the
+    LOSO folds' held-out rows, and each fold's scaled model inputs (the stored models'
+    inputs: the same for every seed of one ``preset_norm`` convention)."""
+
+    corpus: Corpus
+    keys: Mapping[tuple[str, ...], int]
+    #: ``(held-out source, test_idx)`` per fold, in fold order.
+    test_indices: list[tuple[str, np.ndarray]]
+    _inputs: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
+
+    def jobs(self, seed: int) -> list[FoldJob]:
+        """One LOSO job per fold for ``seed``, in fold order."""
+        n_rows = self.corpus.n_rows
+        return [FoldJob(seed, src, None, te, n_rows=n_rows) for src, te in self.test_indices]
+
+    def inputs(self, job: FoldJob, preset_norm: str) -> np.ndarray:
+        """:func:`~frreg.training.settings.fold_inputs` of ``job``'s held-out rows."""
+        key = (preset_norm, job.held_out)
+        x = self._inputs.get(key)
+        if x is None:
+            codec = self.corpus.codec_for(preset_norm)
+            x = fold_inputs(self.corpus.features, codec, job.train_idx, job.test_idx)
+            self._inputs[key] = x
+        return x
+
+
+def corpus_folds(corpus: Corpus, keys: Mapping[tuple[str, ...], int] | None = None) -> CorpusFolds:
+    """The corpus-only part of a recomputation (see :class:`CorpusFolds`)."""
+    return CorpusFolds(
+        corpus,
+        corpus_keys(corpus) if keys is None else keys,
+        [(str(src), te) for src, te in LeaveOneSourceOut().test_indices(corpus.groups)],
+    )
+
+
 def held_out_predictions(
     loso_dir: str | Path, corpus: Corpus, seeds: Sequence[int]
 ) -> dict[int, np.ndarray]:
     """Each present seed's held-out predictions, hashed and checked against ``corpus`` as a
     verdict reads them (the stored models are not re-run); seeds whose file is unusable
     are left out."""
-    keys = corpus_keys(corpus)
+    shared = corpus_folds(corpus)
     found = {
-        seed: recompute(art, corpus, keys=keys, rerun=False).predictions
+        seed: recompute(art, corpus, rerun=False, shared=shared).predictions
         for seed, art in load_loso_dir(loso_dir, seeds).items()
     }
     return {seed: p for seed, p in found.items() if p is not None}
@@ -238,6 +278,10 @@ def read_predictions(
     path: Path, corpus: Corpus, keys: Mapping[tuple[str, ...], int]
 ) -> tuple[np.ndarray | None, list[str]]:
     """The held-out prediction of every corpus row, or the problems that prevent it."""
+    fast = _read_predictions_fast(path, corpus, keys)
+    if fast is not None:
+        return fast, []
+    # Something is off (or the file is unusually large): row by row, naming each problem.
     pred = np.full(corpus.n_rows, np.nan)
     seen = np.zeros(corpus.n_rows, dtype=bool)
     problems: list[str] = []
@@ -259,6 +303,57 @@ def read_predictions(
         missing = int((~seen).sum())
         problems.append(f"{path.name}: {missing} corpus rows have no held-out prediction")
     return (None, problems) if problems else (pred, [])
+
+
+#: A predictions row is well under this many bytes; a larger file is read row by row, so
+#: that a huge file costs at most the three problems :func:`read_predictions` reports.
+_FAST_BYTES_PER_ROW: Final = 1024
+
+
+def _read_predictions_fast(
+    path: Path, corpus: Corpus, keys: Mapping[tuple[str, ...], int]
+) -> np.ndarray | None:
+    """:func:`read_predictions` of a well-formed file, column at a time: the predictions
+    exactly as the row-by-row reader finds them, or ``None`` when any row would be a
+    problem (or the file cannot be read), for the row-by-row reader to name. It accepts
+    exactly the files that reader finds no problem in: the header, every corpus row
+    once (so as many rows as the corpus has), each under its own source's fold, with
+    the corpus's own ``vmaf`` and a finite prediction, both parsed by ``float``."""
+    n_rows = corpus.n_rows
+    width = len(PREDICTIONS_HEADER)
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            if os.fstat(fh.fileno()).st_size > _FAST_BYTES_PER_ROW * (n_rows + 1):
+                return None
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    if not rows or rows[0] != list(PREDICTIONS_HEADER) or len(rows) != n_rows + 1:
+        return None
+    body = rows[1:]
+    if set(map(len, body)) != {width}:
+        return None
+    held_out, src, encoder, cq, frame_index, vmaf, value = zip(*body, strict=True)
+    if held_out != src:
+        return None
+    found = list(map(keys.get, zip(src, encoder, cq, frame_index, strict=True)))
+    if None in found:
+        return None
+    index = np.fromiter(found, dtype=np.intp, count=n_rows)
+    seen = np.zeros(n_rows, dtype=bool)
+    seen[index] = True
+    if not seen.all():  # n_rows rows, so a row missing means another appears twice
+        return None
+    try:
+        y = np.fromiter(map(float, vmaf), dtype=np.float64, count=n_rows)
+        p = np.fromiter(map(float, value), dtype=np.float64, count=n_rows)
+    except ValueError:
+        return None
+    if (y != corpus.target[index]).any() or not np.isfinite(p).all():
+        return None
+    pred = np.full(n_rows, np.nan)
+    pred[index] = p
+    return pred
 
 
 def _prediction_row(
@@ -397,8 +492,13 @@ def recompute(
     *,
     keys: Mapping[tuple[str, ...], int] | None = None,
     rerun: bool = True,
+    shared: CorpusFolds | None = None,
 ) -> SeedEvidence:
-    """Judge one seed artifact against ``corpus`` (see the module docstring)."""
+    """Judge one seed artifact against ``corpus`` (see the module docstring).
+
+    ``shared`` (:func:`corpus_folds` of ``corpus``) is what every seed derives from the
+    corpus alone: give one to recompute several seeds of one corpus (``keys``, its row
+    keys, is taken from it)."""
     record = art.record
     problems: list[str] = []
     run = recorded_run(record, art.path)
@@ -434,15 +534,14 @@ def recompute(
     if problem or pred_path is None:
         problems.append(problem or "predictions missing")
         return done(None, pred_sha=pred_sha)
-    pred, pred_problems = read_predictions(pred_path, corpus, keys or corpus_keys(corpus))
+    if shared is None or shared.corpus is not corpus:
+        shared = corpus_folds(corpus, keys or None)
+    pred, pred_problems = read_predictions(pred_path, corpus, shared.keys)
     problems += pred_problems
     if pred is None:
         return done(None, pred_sha=pred_sha)
 
-    jobs = [
-        FoldJob(art.file_seed, str(src), None, test_idx, n_rows=corpus.n_rows)
-        for src, test_idx in LeaveOneSourceOut().test_indices(corpus.groups)
-    ]
+    jobs = shared.jobs(art.file_seed)
     folds = [fold_record(job, corpus.target, pred[job.test_idx]) for job in jobs]
     problems += _fold_problems(record, folds, corpus)
     recomputed = record.with_folds(folds, sources=corpus.sources, n_rows=corpus.n_rows)
@@ -452,7 +551,7 @@ def recompute(
     if problem or weights_path is None:
         problems.append(problem or "weights missing")
     elif rerun:
-        rerun_problems, weights_content = _rerun(weights_path, jobs, corpus, pred, run.settings)
+        rerun_problems, weights_content = _rerun(weights_path, jobs, shared, pred, run.settings)
         problems += rerun_problems
     return done(recomputed, pred, pred_sha, weights_sha, weights_content)
 
@@ -469,14 +568,17 @@ def array_digest(arrays: Iterable[np.ndarray]) -> str:
 
 
 def _rerun(
-    path: Path, jobs: Sequence[FoldJob], corpus: Corpus, pred: np.ndarray, settings: TrainSettings
+    path: Path,
+    jobs: Sequence[FoldJob],
+    shared: CorpusFolds,
+    pred: np.ndarray,
+    settings: TrainSettings,
 ) -> tuple[list[str], str | None]:
     """Re-run every stored fold model on its held-out rows; name the folds that differ.
     Also the weights' content digest (:func:`array_digest` by held-out source)."""
     from frreg.training.weights import check_shapes, predict, read_weights
 
     shapes = list(settings.model.layer_shapes)
-    codec = corpus.codec_for(settings.preset_norm)
     try:
         weights = read_weights(path, len(shapes))
         check_shapes(path, weights, shapes)
@@ -488,19 +590,38 @@ def _rerun(
         for a in (np.frombuffer(held_out.encode(), np.uint8), *weights[held_out])
     )
     problems = []
-    for job in jobs:
-        layers = weights.get(job.held_out)
-        if layers is None:
-            problems.append(f"weights file has no model for fold {job.held_out}")
-            continue
-        x = fold_inputs(corpus.features, codec, job.train_idx, job.test_idx)
-        diff = float(np.max(np.abs(predict(layers, x) - pred[job.test_idx]), initial=0.0))
-        if not diff <= RERUN_ATOL:
-            problems.append(
-                f"fold {job.held_out}: its stored model predicts up to {diff:.3g} away from the "
-                f"predictions file (tolerance {RERUN_ATOL})"
-            )
+    with _single_threaded_torch():
+        for job in jobs:
+            layers = weights.get(job.held_out)
+            if layers is None:
+                problems.append(f"weights file has no model for fold {job.held_out}")
+                continue
+            x = shared.inputs(job, settings.preset_norm)
+            diff = float(np.max(np.abs(predict(layers, x) - pred[job.test_idx]), initial=0.0))
+            if not diff <= RERUN_ATOL:
+                problems.append(
+                    f"fold {job.held_out}: its stored model predicts up to {diff:.3g} away from "
+                    f"the predictions file (tolerance {RERUN_ATOL})"
+                )
     return problems, content
+
+
+@contextlib.contextmanager
+def _single_threaded_torch() -> Iterator[None]:
+    """Torch's intra-op thread count at 1 for the duration (restored after), as the
+    batched trainer runs its models. A stored model is a few small matrix products:
+    OpenMP's barriers cost more than a second thread saves, and on a loaded machine
+    far more (re-running a seed's 9 models on 2 cores at load 4: 0.49 s with 2
+    threads, 8.5 ms with 1). The outputs are the same bits either way (measured), and
+    :data:`RERUN_ATOL` is far above any rounding."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def duplicate_problems(evidence: Sequence[SeedEvidence]) -> list[str]:

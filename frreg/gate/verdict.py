@@ -57,7 +57,7 @@ from frreg.gate.evidence import (
     SeedEvidence,
     audit_candidates,
     audit_selection,
-    corpus_keys,
+    corpus_folds,
     detection_probability,
     duplicate_problems,
     recompute,
@@ -369,8 +369,8 @@ def _judge_recomputed(
     from frreg.corpus import load_corpus
 
     loaded = load_corpus(path)
-    keys = corpus_keys(loaded)
-    evidence = [recompute(a, loaded, keys=keys) for _, a in sorted(artifacts.items())]
+    shared = corpus_folds(loaded)  # what every seed derives from the corpus, derived once
+    evidence = [recompute(a, loaded, shared=shared) for _, a in sorted(artifacts.items())]
     judged = {
         ev.seed: replace(ev.artifact, record=ev.recomputed)
         for ev in evidence
