@@ -1,7 +1,9 @@
 """The recomputation's fast paths give what the plain ones give.
 
-``read_predictions`` reads a well-formed predictions file column at a time and
-hands anything else to its row-by-row reader, which names the problems: on
+``read_predictions`` reads a well-formed predictions file a column at a time
+(split at newlines and commas) and hands anything else (quotes, carriage
+returns, NUL, a problem) to its row-by-row ``csv`` reader, which names the
+problems: on
 every file below, valid or not, it must return exactly what the row-by-row
 reader alone returns (the same array bits, the same messages). Re-running the
 stored models single-threaded must leave torch's thread count as it was.
@@ -93,6 +95,9 @@ VARIANTS: dict[str, Callable[[list[str]], list[str]]] = {
     "many problems": lambda ls: [ls[0], *(_field(x, 6, "x") for x in ls[1:])],
     "blank line": lambda ls: [ls[0], "\n", *ls[1:]],
     "quoted newline": lambda ls: [ls[0], _field(ls[1], 6, '"1\n2"'), *ls[2:]],
+    "quoted number": _edit_pred(4, lambda v: f'"{v}"'),
+    "nul byte": _edit_pred(4, lambda v: f"{v}\0"),
+    "cr in a field": _edit_pred(4, lambda v: f"{v}\r"),
 }
 
 
@@ -113,7 +118,7 @@ def test_the_fast_reader_returns_what_the_row_by_row_reader_returns(
     else:
         assert fast is not None
         assert fast.tobytes() == slow.tobytes()
-    if name in ("valid", "shuffled rows", "padded number", "underscored number", "crlf"):
+    if name in ("valid", "shuffled rows", "padded number", "underscored number"):
         assert slow is not None  # the fast path's own cases: accepted
         assert evidence._read_predictions_fast(path, corpus, keys) is not None
 
@@ -130,6 +135,29 @@ def test_undecodable_and_oversized_files_go_row_by_row(
     monkeypatch.setattr(evidence, "_FAST_BYTES_PER_ROW", 1)
     assert evidence._read_predictions_fast(path, corpus, keys) is None
     assert read_predictions(path, corpus, keys)[1] == []
+
+
+@pytest.mark.parametrize("limit", [40, 10_000])
+def test_a_field_over_the_csv_limit_is_what_the_csv_module_says(
+    corpus: Corpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int
+) -> None:
+    """``float`` takes a number padded with zeros; ``csv`` refuses a field over its limit
+    (the row-by-row reader: unreadable). Under the limit both read it."""
+    lines = _lines(corpus)
+    lines[4] = _field(lines[4], 5, "0" * 60 + lines[4].split(",")[5])
+    path = tmp_path / "p.csv"
+    path.write_text("".join(lines), encoding="utf-8")
+    keys = corpus_keys(corpus)
+    old = csv.field_size_limit(limit)
+    try:
+        fast, fast_problems = read_predictions(path, corpus, keys)
+        with monkeypatch.context() as m:
+            m.setattr(evidence, "_read_predictions_fast", lambda *a: None)
+            slow, slow_problems = read_predictions(path, corpus, keys)
+    finally:
+        csv.field_size_limit(old)
+    assert fast_problems == slow_problems
+    assert (fast is None) == (slow is None) == (limit == 40)
 
 
 def test_rerunning_stored_models_restores_torch_threads() -> None:

