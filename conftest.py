@@ -10,12 +10,22 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+# torch's OpenMP threads (one per core) busy-wait for work by default. The suite runs one
+# pytest-xdist worker per core, so two workers' threads, or a worker's and another
+# program's, spin against each other: one seed of test_batched's reference loop took 67 s
+# instead of 3.9 s on 2 cores that another program was using. Passive waiting changes no
+# number (the same threads split the same work); it must be set before torch starts
+# OpenMP, so here, before any test module imports torch; workers and subprocesses
+# inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 settings.register_profile("fast", max_examples=30, deadline=None)
 settings.register_profile(
@@ -38,6 +48,47 @@ def _hermetic_cwd(
     fork's seed files record, say). Tests name repository files by their absolute
     path (``Path(__file__).parent``)."""
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
+#: Builds a directory once per run (see :func:`build_once`): ``(name, build) -> directory``.
+BuildOnce = Callable[[str, Callable[[Path], None]], Path]
+
+
+@pytest.fixture(scope="session")
+def build_once(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> BuildOnce:
+    """``build_once(name, build)``: ``<run root>/shared/<name>``, made by
+    ``build(directory)`` once per run, by whichever test of whichever xdist worker asks
+    first; the others wait for it under a file lock and get the same directory. What it
+    holds is shared, so read-only: copy it before changing anything. A build that raised
+    is removed, and the next caller builds again (and fails alike).
+
+    The run root is every worker's: the parent of the worker's basetemp under xdist
+    (``<run>/popen-gwN``), the basetemp itself without xdist; pytest makes it afresh
+    for every run, so nothing is shared between runs.
+    """
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if hasattr(request.config, "workerinput") else base) / "shared"
+    root.mkdir(exist_ok=True)
+
+    def build_once(name: str, build: Callable[[Path], None]) -> Path:
+        directory, done = root / name, root / f"{name}.done"
+        with FileLock(str(root / f"{name}.lock")):
+            if not done.exists():
+                shutil.rmtree(directory, ignore_errors=True)
+                directory.mkdir()
+                try:
+                    build(directory)
+                except BaseException:
+                    shutil.rmtree(directory, ignore_errors=True)
+                    raise
+                done.touch()
+        return directory
+
+    return build_once
 
 
 @pytest.fixture
@@ -84,21 +135,25 @@ LENIENT_GATE = _lenient_adr_gate()
 
 
 @pytest.fixture(scope="session")
-def trained_loso(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def trained_loso(build_once: BuildOnce) -> tuple[Path, Path]:
     """A real LOSO run (5 seeds x 4 folds, 30 epochs on a tiny corpus): ``(corpus, loso_dir)``.
 
-    Shared by the session; copy it (``loso_copy``) before changing anything.
+    Trained once per run and shared by every test and xdist worker (:func:`build_once`);
+    copy it (``loso_copy``) before changing anything.
     """
-    from frreg.corpus import load_corpus
-    from frreg.synthetic import synthetic_rows, write_corpus
-    from frreg.training.loso import run_loso
-    from frreg.training.settings import TrainSettings
 
-    root = tmp_path_factory.mktemp("trained-loso")
-    rows = synthetic_rows(n_sources=4, encoders=("libx264",), cqs=(22, 30, 38, 46), frames=8)
-    corpus = write_corpus(root / "corpus.jsonl", rows)
-    run_loso(load_corpus(corpus), (0, 1, 2, 3, 4), TrainSettings(epochs=30), root / "loso")
-    return corpus, root / "loso"
+    def build(root: Path) -> None:
+        from frreg.corpus import load_corpus
+        from frreg.synthetic import synthetic_rows, write_corpus
+        from frreg.training.loso import run_loso
+        from frreg.training.settings import TrainSettings
+
+        rows = synthetic_rows(n_sources=4, encoders=("libx264",), cqs=(22, 30, 38, 46), frames=8)
+        corpus = write_corpus(root / "corpus.jsonl", rows)
+        run_loso(load_corpus(corpus), (0, 1, 2, 3, 4), TrainSettings(epochs=30), root / "loso")
+
+    root = build_once("trained-loso", build)
+    return root / "corpus.jsonl", root / "loso"
 
 
 @pytest.fixture
@@ -111,3 +166,33 @@ def loso_copy(trained_loso: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Pa
     copy = tmp_path / "loso"
     shutil.copytree(loso, copy)
     return corpus, copy
+
+
+# Plugin sessions shared by the tests that only read what they wrote (tests/gate_runs.py).
+# gate_runs is imported when a test asks: tests/ is on sys.path once a test module is.
+
+
+@pytest.fixture(scope="session")
+def lenient_run(build_once: BuildOnce) -> Any:
+    """The lenient gate, serial, verbose, with a JUnit file (gate.xml): a PROMOTE, every
+    seed trained by the session itself. Shared: read-only."""
+    from gate_runs import shared_session
+
+    return shared_session(build_once, "lenient")
+
+
+@pytest.fixture(scope="session")
+def lenient_xdist_run(build_once: BuildOnce) -> Any:
+    """The lenient gate on two xdist workers, verbose: a PROMOTE. Shared: read-only."""
+    from gate_runs import shared_session
+
+    return shared_session(build_once, "lenient-xdist")
+
+
+@pytest.fixture(scope="session")
+def floor_run(build_once: BuildOnce) -> Any:
+    """The lenient gate with a fold floor no fold reaches (0.99999), serial, with a JUnit
+    file (gate.xml): a HOLD. Shared: read-only."""
+    from gate_runs import shared_session
+
+    return shared_session(build_once, "floor")

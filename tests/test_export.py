@@ -41,7 +41,10 @@ from frreg.schema import (  # noqa: E402
     member_id,
 )
 
-pytestmark = pytest.mark.slow
+#: A test that exports for real (five members through torch's ONNX exporter, checked
+#: with onnxruntime), or reads the module's export (``exported``), is slow; a refusal
+#: before anything is exported is not.
+EXPORTS = pytest.mark.slow
 
 SEEDS = (0, 1, 2, 3, 4)
 ENS = DEFAULT_ENSEMBLE_ID
@@ -82,39 +85,48 @@ def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def exported(trained_loso, tmp_path_factory) -> tuple[Path, Path, Path]:
-    """``(corpus, loso_dir with PROMOTE.json, model dir)`` exported once for the module,
-    with a registry flipped in the model dir."""
+def exported(trained_loso, build_once) -> tuple[Path, Path, Path]:
+    """``(corpus, loso_dir with PROMOTE.json, model dir)`` exported once per run (whichever
+    xdist worker asks first), with a registry flipped in the model dir. Shared: copy
+    before changing anything."""
     corpus, loso = trained_loso
-    root = tmp_path_factory.mktemp("exported")
-    loso_copy = root / "loso"
-    shutil.copytree(loso, loso_copy)
-    verdict = promote(corpus, loso_copy)
-    out = root / "tiny"
-    out.mkdir()
-    (out / "registry.json").write_text(
-        json.dumps(
-            {
-                "schema_version": 1,
-                "models": [
-                    {"id": "other_model", "kind": "nr", "onnx": "other.onnx", "sha256": "0" * 64},
-                    {
-                        "id": member_id(ENS, 0),
-                        "kind": "fr",
-                        "onnx": f"{member_id(ENS, 0)}.onnx",
-                        "sha256": "1" * 64,
-                        "smoke": True,
-                        "license": "BSD-3-Clause-Plus-Patent",
-                        "license_url": "https://example.invalid/LICENSE",
-                        "sigstore_bundle": f"{member_id(ENS, 0)}.onnx.sigstore.json",
-                    },
-                ],
-            }
-        ),
-        encoding="utf-8",
-    )
-    assert export(verdict, corpus, out, f"--registry={out / 'registry.json'}") == EXIT_OK
-    return corpus, loso_copy, out
+
+    def build(root: Path) -> None:
+        loso_copy = root / "loso"
+        shutil.copytree(loso, loso_copy)
+        verdict = promote(corpus, loso_copy)
+        out = root / "tiny"
+        out.mkdir()
+        (out / "registry.json").write_text(
+            json.dumps(
+                {
+                    "schema_version": 1,
+                    "models": [
+                        {
+                            "id": "other_model",
+                            "kind": "nr",
+                            "onnx": "other.onnx",
+                            "sha256": "0" * 64,
+                        },
+                        {
+                            "id": member_id(ENS, 0),
+                            "kind": "fr",
+                            "onnx": f"{member_id(ENS, 0)}.onnx",
+                            "sha256": "1" * 64,
+                            "smoke": True,
+                            "license": "BSD-3-Clause-Plus-Patent",
+                            "license_url": "https://example.invalid/LICENSE",
+                            "sigstore_bundle": f"{member_id(ENS, 0)}.onnx.sigstore.json",
+                        },
+                    ],
+                }
+            ),
+            encoding="utf-8",
+        )
+        assert export(verdict, corpus, out, f"--registry={out / 'registry.json'}") == EXIT_OK
+
+    root = build_once("test-export-exported", build)
+    return corpus, root / "loso", root / "tiny"
 
 
 def manifest(out: Path) -> dict:
@@ -148,6 +160,7 @@ def production_member(corpus_path: Path, seed: int, epochs: int) -> torch.nn.Mod
 # --------------------------------------------------------------------------
 
 
+@EXPORTS
 def test_onnxruntime_reproduces_the_torch_members_trained_with_the_recorded_recipe(exported):
     corpus_path, loso, out = exported
     corpus = load_corpus(corpus_path)
@@ -175,6 +188,7 @@ def test_onnxruntime_reproduces_the_torch_members_trained_with_the_recorded_reci
         np.testing.assert_allclose(got, want.numpy(), rtol=0, atol=1e-4)
 
 
+@EXPORTS
 def test_graph_ops_io_names_shapes_and_dtypes_are_the_contract(exported):
     _, _, out = exported
     for seed in SEEDS:
@@ -243,6 +257,7 @@ def _scores_by_the_stated_conventions_match_the_probe(corpus_path: Path, out: Pa
         np.testing.assert_allclose(got, manifest["probe"]["scores"][str(seed)], atol=1e-4)
 
 
+@EXPORTS
 def test_the_default_members_expect_the_fork_trainers_codec_block(exported):
     corpus_path, _, out = exported
     side = json.loads((out / f"{member_id(ENS, 0)}.json").read_text())
@@ -256,7 +271,7 @@ def test_the_default_members_expect_the_fork_trainers_codec_block(exported):
     _scores_by_the_stated_conventions_match_the_probe(corpus_path, out)
 
 
-@pytest.mark.slow
+@EXPORTS
 def test_preset_conditioned_members_say_so_and_score_only_with_the_ladder(tmp_path):
     """Members trained with --preset-norm ladder: the sidecar states the ladder (and the
     deviation), the probe rows carry it, and the stated conventions reproduce the scores;
@@ -292,6 +307,7 @@ def test_preset_conditioned_members_say_so_and_score_only_with_the_ladder(tmp_pa
     assert np.max(np.abs(moved - np.array(probe["scores"]["0"]))) > 1e-3
 
 
+@EXPORTS
 def test_manifest_sidecars_and_registry_carry_the_digests_of_the_files(exported):
     _, loso, out = exported
     man = manifest(out)
@@ -333,6 +349,7 @@ def test_manifest_sidecars_and_registry_carry_the_digests_of_the_files(exported)
         assert entries[m["id"]]["sigstore_bundle"] == f"{entries[m['id']]['onnx']}.sigstore.json"
 
 
+@EXPORTS
 def test_sidecar_reads_the_same_through_libvmafs_substring_reader(exported):
     """libvmaf's sidecar reader takes the first ``"kind"``/``"onnx_opset"`` in the file."""
     _, _, out = exported
@@ -363,6 +380,7 @@ def loso_predictions(loso: Path, corpus_path: Path) -> np.ndarray:
     return stack
 
 
+@EXPORTS
 def test_the_absolute_half_width_is_the_split_conformal_quantile_of_the_loso_residuals(exported):
     """frreg's absolute interval mu ± q (VMAF points), under its own key and method."""
     corpus_path, loso, out = exported
@@ -386,6 +404,7 @@ def test_the_absolute_half_width_is_the_split_conformal_quantile_of_the_loso_res
     assert "sigma_mean" in conf["members_spread"]
 
 
+@EXPORTS
 def test_the_forks_rule_on_the_manifest_covers_the_loso_rows_as_stated(exported):
     """The fork's documented rule (docs/ai/models/fr_regressor_v2_probabilistic.md,
     ai/scripts/eval_probabilistic_proxy.py): method ensemble+conformal, interval
@@ -425,6 +444,7 @@ def test_the_forks_rule_on_the_manifest_covers_the_loso_rows_as_stated(exported)
     assert conf["nested_coverage"]["pooled"] == pytest.approx(nested.mean())
 
 
+@EXPORTS
 def test_the_forks_consumer_run_on_the_exported_members_reproduces_the_manifest(exported):
     """eval_probabilistic_proxy.py's steps, re-done with onnxruntime on the exported files:
     members found through the manifest's onnx names, features scaled with its
@@ -458,6 +478,7 @@ def test_the_forks_consumer_run_on_the_exported_members_reproduces_the_manifest(
     assert spread["full_fit_sigma_mean"] == pytest.approx(sigma.mean(), rel=1e-3)
 
 
+@EXPORTS
 def test_check_verifies_the_exported_set(exported, capsys):
     _, _, out = exported
     assert export_cli.main([f"--check={out}"]) == EXIT_OK
@@ -472,6 +493,7 @@ def copy_set(out: Path, tmp_path: Path) -> Path:
     return target
 
 
+@EXPORTS
 def test_check_catches_a_flipped_byte_in_a_member(exported, tmp_path, capsys):
     target = copy_set(exported[2], tmp_path)
     member = target / f"{member_id(ENS, 2)}.onnx"
@@ -484,6 +506,7 @@ def test_check_catches_a_flipped_byte_in_a_member(exported, tmp_path, capsys):
     assert f"{member_id(ENS, 2)} sha256 does not match" in text  # the registry too
 
 
+@EXPORTS
 def test_check_catches_a_stale_manifest_digest(exported, tmp_path, capsys):
     target = copy_set(exported[2], tmp_path)
     doc = manifest(target)
@@ -493,6 +516,7 @@ def test_check_catches_a_stale_manifest_digest(exported, tmp_path, capsys):
     assert "member seed 1" in capsys.readouterr().out
 
 
+@EXPORTS
 def test_check_catches_a_probe_that_the_members_do_not_reproduce(exported, tmp_path, capsys):
     target = copy_set(exported[2], tmp_path)
     doc = manifest(target)
@@ -503,6 +527,7 @@ def test_check_catches_a_probe_that_the_members_do_not_reproduce(exported, tmp_p
     assert "differs from the recorded probe scores" in capsys.readouterr().out
 
 
+@EXPORTS
 def test_check_applies_its_own_tolerance_not_the_manifests(exported, tmp_path, capsys):
     """A manifest that sets its own probe tolerance would pass a member 99 VMAF off."""
     target = copy_set(exported[2], tmp_path)
@@ -516,6 +541,7 @@ def test_check_applies_its_own_tolerance_not_the_manifests(exported, tmp_path, c
     assert "member seed 2: onnxruntime differs from the recorded probe scores" in text
 
 
+@EXPORTS
 def test_check_refuses_a_manifest_whose_conformal_q_residual_is_an_absolute_half_width(
     exported, tmp_path, capsys
 ):
@@ -536,6 +562,7 @@ def test_check_refuses_a_manifest_whose_conformal_q_residual_is_an_absolute_half
     assert "confidence.absolute.conformal_half_width -1.0" in out
 
 
+@EXPORTS
 def test_check_refuses_a_one_member_ensemble(exported, tmp_path, capsys):
     target = copy_set(exported[2], tmp_path)
     doc = manifest(target)
@@ -546,6 +573,7 @@ def test_check_refuses_a_one_member_ensemble(exported, tmp_path, capsys):
     assert "1 member(s); a deployed ensemble has at least 5" in capsys.readouterr().out
 
 
+@EXPORTS
 def test_check_refuses_a_member_outside_the_directory(exported, tmp_path, capsys):
     target = copy_set(exported[2], tmp_path)
     elsewhere = tmp_path / "elsewhere"
@@ -628,6 +656,7 @@ def test_thresholds_edited_in_the_verdict_are_refused_unless_accepted(loso_copy,
     assert not (out / manifest_name(ENS)).exists()
 
 
+@EXPORTS
 def test_the_manifest_records_the_audit_the_export_ran(exported):
     _, _, out = exported
     verdict = json.loads((out / manifest_name(ENS)).read_text())["verdict"]
@@ -719,6 +748,7 @@ def test_the_forks_verdict_is_refused_as_not_frregs(loso_copy, tmp_path, capsys)
     assert "not a frreg verdict" in one_error_line(capsys)
 
 
+@EXPORTS
 def test_another_corpus_is_refused(exported, tmp_path, capsys):
     corpus, loso, _ = exported
     changed = tmp_path / "corpus.jsonl"
@@ -728,6 +758,7 @@ def test_another_corpus_is_refused(exported, tmp_path, capsys):
     assert "is not the corpus the verdict judged" in one_error_line(capsys)
 
 
+@EXPORTS
 def test_changed_seed_files_are_refused(exported, tmp_path, capsys):
     corpus, loso, _ = exported
     copy = tmp_path / "loso"
@@ -740,6 +771,7 @@ def test_changed_seed_files_are_refused(exported, tmp_path, capsys):
     assert "changed since it was written" in line
 
 
+@EXPORTS
 def test_an_existing_set_is_not_overwritten_without_force(exported, tmp_path, capsys):
     corpus, loso, out = exported
     target = copy_set(out, tmp_path)
@@ -749,6 +781,7 @@ def test_an_existing_set_is_not_overwritten_without_force(exported, tmp_path, ca
     assert {p.name: sha(p) for p in target.iterdir()} == before
 
 
+@EXPORTS
 def test_a_graph_off_the_allowlist_is_refused_before_anything_is_written(
     exported, tmp_path, monkeypatch, capsys
 ):
@@ -845,6 +878,7 @@ def test_check_with_a_corpus_but_no_verdict_says_so(tmp_path, capsys):
     assert "needs --verdict too" in one_error_line(capsys)
 
 
+@EXPORTS
 def test_a_missing_extra_is_one_line_naming_the_install(exported, tmp_path, monkeypatch, capsys):
     corpus, loso, _ = exported
     monkeypatch.setitem(sys.modules, "onnxscript", None)  # import now raises ImportError
@@ -857,6 +891,7 @@ def test_a_missing_extra_is_one_line_naming_the_install(exported, tmp_path, monk
 # --------------------------------------------------------------------------
 
 
+@EXPORTS
 def test_a_killed_export_leaves_the_previous_set_intact(exported, tmp_path):
     """Replace a set with a differently trained one, kill the export between members:
     every old file is byte for byte what it was, and it still verifies."""
@@ -898,6 +933,7 @@ def test_a_killed_export_leaves_the_previous_set_intact(exported, tmp_path):
     assert manifest(target)["training_recipe"]["epochs"] == 10
 
 
+@EXPORTS
 def test_exported_bytes_are_reproducible(exported, tmp_path):
     """The same verdict and corpus export the same members, bit for bit (CPU)."""
     corpus, loso, out = exported
@@ -955,6 +991,7 @@ def test_verdict_carries_the_forks_gate_fields_with_the_forks_meanings(loso_copy
     assert gate["passed"] is lenient
 
 
+@EXPORTS
 def test_a_foreign_member_with_every_digest_recomputed_is_caught_by_the_registry(
     exported, tmp_path, capsys
 ):

@@ -258,20 +258,24 @@ def run_export(verdict: Path, corpus: Path, out: Path, *extra: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def flipped(trained_loso, tmp_path_factory) -> tuple[Path, Path, Path, dict[str, Any]]:
-    """``(corpus, verdict, model dir, registry before)``: the export flipped the registry."""
+def flipped(trained_loso, build_once) -> tuple[Path, Path, Path, dict[str, Any]]:
+    """``(corpus, verdict, model dir, registry before)``: the export flipped the registry.
+    Exported once per run, whichever xdist worker asks first; copy before changing it."""
     corpus, loso = trained_loso
-    root = tmp_path_factory.mktemp("flipped")
-    shutil.copytree(loso, root / "loso")
-    argv = [str(root / "loso"), f"--corpus={corpus}", "--audit=0", *LENIENT_GATE]
-    assert validate_cli.main(argv) == EXIT_OK
-    tiny = root / "tiny"
-    tiny.mkdir()
-    (tiny / "learned_filter_v1.onnx").write_bytes(b"not a member")
     before = fork_shaped_registry(hashlib.sha256(b"not a member").hexdigest())
-    (tiny / "registry.json").write_text(json.dumps(before, indent=2), encoding="utf-8")
-    assert run_export(root / "loso" / PROMOTE_FILE, corpus, tiny) == EXIT_OK
-    return corpus, root / "loso" / PROMOTE_FILE, tiny, before
+
+    def build(root: Path) -> None:
+        shutil.copytree(loso, root / "loso")
+        argv = [str(root / "loso"), f"--corpus={corpus}", "--audit=0", *LENIENT_GATE]
+        assert validate_cli.main(argv) == EXIT_OK
+        tiny = root / "tiny"
+        tiny.mkdir()
+        (tiny / "learned_filter_v1.onnx").write_bytes(b"not a member")
+        (tiny / "registry.json").write_text(json.dumps(before, indent=2), encoding="utf-8")
+        assert run_export(root / "loso" / PROMOTE_FILE, corpus, tiny) == EXIT_OK
+
+    root = build_once("test-export-registry-flipped", build)
+    return corpus, root / "loso" / PROMOTE_FILE, root / "tiny", before
 
 
 def registry(tiny: Path) -> dict[str, Any]:

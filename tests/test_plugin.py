@@ -1,4 +1,11 @@
-"""The pytest plugin gate, driven through pytester in real subprocesses (with and without xdist)."""
+"""The pytest plugin gate, driven through pytester in real subprocesses (with and without xdist).
+
+A session that trains runs in a subprocess; the tests that only read what one session
+wrote share it (:mod:`gate_runs`: three sessions, each run once per test run). A
+session that stops before training (a usage error, ``--co``, ``--help``) runs in
+process (``runpytest_inprocess``): the same ``pytest.main`` as the console script,
+without a new interpreter.
+"""
 
 from __future__ import annotations
 
@@ -13,17 +20,20 @@ import time
 from pathlib import Path
 
 import pytest
+from gate_runs import EPOCHS, LENIENT, copy_runs, gate_corpus
 from media import lavfi_to
 
 # torch is imported here (through frreg.gate.verdict), not inside a test:
 # pytester restores sys.modules after each test, and importing torch a second
-# time into one process corrupts it.
-import frreg.gate.verdict  # noqa: F401
+# time into one process corrupts it. So is what an in-process session's
+# pytest_configure imports (the gate session, the controller): imported once.
+import frreg.gate.verdict
+import frreg.session.gate_session  # noqa: F401
+import pytest_frreg.controller  # noqa: F401
 
 # The same for scikit-learn, which the verdict's SVR baseline imports (an optional extra).
 with contextlib.suppress(ImportError):
     import sklearn.svm  # noqa: F401
-from conftest import LENIENT_GATE
 from frreg.cli import validate as validate_cli
 from frreg.schema import HOLD_FILE, PROMOTE_FILE
 from frreg.session import item_specs
@@ -31,19 +41,12 @@ from frreg.synthetic import synthetic_rows, write_corpus
 
 pytest_plugins = ["pytester"]
 
-EPOCHS = "30"
-# Thresholds this briefly trained ensemble meets: the pass path is about plumbing, not quality.
-LENIENT = tuple(
-    f"--frreg-{flag.removeprefix('--')}={value}"
-    for flag, value in zip(LENIENT_GATE[::2], LENIENT_GATE[1::2], strict=True)
-)
 XDIST = pytest.mark.parametrize("workers", [None, "2"], ids=["no-xdist", "xdist-n2"])
 
 
 @pytest.fixture
 def corpus(pytester: pytest.Pytester) -> Path:
-    rows = synthetic_rows(n_sources=4, encoders=("libx264",), cqs=(22, 30, 38, 46), frames=8)
-    return write_corpus(pytester.path / "corpus.jsonl", rows)
+    return gate_corpus(pytester.path / "corpus.jsonl")
 
 
 def gate(pytester: pytest.Pytester, corpus: Path, *args: str, workers: str | None = None):
@@ -62,12 +65,18 @@ def out_dir(pytester: pytest.Pytester) -> Path:
     return pytester.path / "runs" / "frreg-gate"
 
 
+SHARED_XDIST = pytest.mark.parametrize(
+    "run", ["lenient_run", "lenient_xdist_run"], ids=["no-xdist", "xdist-n2"]
+)
+
+
 @pytest.mark.slow
-@XDIST
-def test_pass_writes_promote_and_the_table(pytester, corpus, workers):
-    result = gate(pytester, corpus, "-v", *LENIENT, workers=workers)
+@SHARED_XDIST
+def test_pass_writes_promote_and_the_table(request, run):
+    run = request.getfixturevalue(run)
+    result = run.result
     assert result.ret == 0, result.stdout.str()
-    out = out_dir(pytester)
+    out = run.out
     assert (out / PROMOTE_FILE).exists()
     assert not (out / HOLD_FILE).exists()
     for seed in range(5):
@@ -108,13 +117,14 @@ def test_default_thresholds_hold_with_one_line_verdicts(pytester, corpus, worker
 
 
 @pytest.mark.slow
-def test_warm_rerun_trains_nothing_and_agrees(pytester, corpus):
-    first = gate(pytester, corpus, *LENIENT, "-n", "2")
-    assert first.ret == 0
+def test_warm_rerun_trains_nothing_and_agrees(pytester, lenient_xdist_run):
+    first = lenient_xdist_run  # its out dir and cache, copied here: the first run
+    assert first.result.ret == 0
+    copy_runs(first, pytester.path)
     assert trained_count(pytester) == 5
     promote = json.loads((out_dir(pytester) / PROMOTE_FILE).read_text())
 
-    second = gate(pytester, corpus, *LENIENT)
+    second = gate(pytester, first.corpus, *LENIENT)
     assert second.ret == 0
     assert trained_count(pytester) == 5  # nothing new was trained
     second.stdout.fnmatch_lines(["trained this run: none; from cache: 0, 1, 2, 3, 4 *"])
@@ -124,11 +134,12 @@ def test_warm_rerun_trains_nothing_and_agrees(pytester, corpus):
 
 
 @pytest.mark.slow
-def test_corrupt_cache_entry_is_reported_and_retrained(pytester, corpus):
-    assert gate(pytester, corpus, *LENIENT).ret == 0
+def test_corrupt_cache_entry_is_reported_and_retrained(pytester, lenient_run):
+    assert lenient_run.result.ret == 0
+    copy_runs(lenient_run, pytester.path)  # a cache that trained each seed once
     [artifact] = (pytester.path / "runs" / "frreg-cache").glob("*/*/loso_seed3.json")
     artifact.write_text(artifact.read_text()[:40])  # torn
-    result = gate(pytester, corpus, *LENIENT)
+    result = gate(pytester, lenient_run.corpus, *LENIENT)
     assert result.ret == 0
     assert trained_count(pytester) == 6
     result.stdout.fnmatch_lines(["trained this run: 3; from cache: 0, 1, 2, 4 *"])
@@ -209,8 +220,8 @@ def test_interrupted_session_leaves_no_promote(pytester, corpus):
 
 
 @pytest.mark.slow
-def test_fold_floor_fails_folds_below_it(pytester, corpus):
-    result = gate(pytester, corpus, *LENIENT, "--frreg-fold-min=0.99999")
+def test_fold_floor_fails_folds_below_it(floor_run):
+    result = floor_run.result
     assert result.ret == 1
     result.stdout.fnmatch_lines(["seed 0 fold synth00 PLCC * < 0.99999"])
     result.stdout.fnmatch_lines(["trained this run: 0, 1, 2, 3, 4; from cache: none *"])
@@ -224,19 +235,29 @@ def _comparable(verdict_path: Path) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("floor", "verdict_file"), [("0", PROMOTE_FILE), ("0.99999", HOLD_FILE)])
-def test_plugin_and_frreg_validate_write_the_same_verdict(pytester, corpus, floor, verdict_file):
-    result = gate(pytester, corpus, *LENIENT, f"--frreg-fold-min={floor}")
-    out = out_dir(pytester)
-    plugin = _comparable(out / verdict_file)
-    # frreg-validate on the very artifacts the plugin published, with the same thresholds.
-    # The plugin trained every seed itself, so its audit exempts all of them (and says
-    # so); this audits nothing.
-    argv = [str(out), f"--corpus={corpus}", f"--fold-min={floor}", "--audit=0"]
+@pytest.mark.parametrize(
+    ("run", "floor", "verdict_file"),
+    [("lenient_run", None, PROMOTE_FILE), ("floor_run", "0.99999", HOLD_FILE)],
+    ids=["no-floor-PROMOTE", "floor-0.99999-HOLD"],
+)
+def test_plugin_and_frreg_validate_write_the_same_verdict(
+    request, tmp_path, run, floor, verdict_file
+):
+    run = request.getfixturevalue(run)
+    plugin = _comparable(run.out / verdict_file)
+    # frreg-validate on (a copy of) the very artifacts the plugin published, with the
+    # same thresholds. The plugin trained every seed itself, so its audit exempts all
+    # of them (and says so); this audits nothing.
+    out = tmp_path / "frreg-gate"
+    shutil.copytree(run.out, out)
+    argv = [str(out), f"--corpus={run.corpus}", "--audit=0"]
+    argv += [f"--fold-min={floor}"] if floor is not None else []
     argv += [a.replace("--frreg-", "--") for a in LENIENT]
     code = validate_cli.main(argv)
     cli = _comparable(out / verdict_file)
-    assert (result.ret, code) == ((0, 0) if verdict_file == PROMOTE_FILE else (1, 1))
+    assert (run.result.ret, code) == ((0, 0) if verdict_file == PROMOTE_FILE else (1, 1))
+    # Each names the directory it judged: the plugin its out dir, frreg-validate the copy.
+    assert (plugin.pop("loso_dir"), cli.pop("loso_dir")) == (str(run.out), str(out))
     audit = plugin["verification"].pop("audit")
     cli["verification"].pop("audit")
     assert (audit["exempt_seeds"], audit["retrained"]) == ([0, 1, 2, 3, 4], 0)
@@ -256,10 +277,9 @@ def test_plugin_and_frreg_validate_write_the_same_verdict(pytester, corpus, floo
 
 
 @pytest.mark.slow
-def test_fold_metrics_reach_junit_xml(pytester, corpus):
-    result = gate(pytester, corpus, *LENIENT, "--junitxml=gate.xml")
-    assert result.ret == 0
-    xml = (pytester.path / "gate.xml").read_text()
+def test_fold_metrics_reach_junit_xml(lenient_run):
+    assert lenient_run.result.ret == 0
+    xml = (lenient_run.path / "gate.xml").read_text()
     assert 'name="fold[seed1-synth02]"' in xml
     assert '<property name="plcc" value="' in xml
     # The ensemble evidence per source reaches JUnit too.
@@ -278,9 +298,7 @@ def test_fold_metrics_reach_junit_xml(pytester, corpus):
     ],
 )
 def test_bad_option_values_are_usage_errors_naming_the_option(pytester, corpus, arg, needle):
-    result = pytester.runpytest_subprocess(
-        f"--frreg-corpus={corpus}", arg, "-p", "no:cacheprovider"
-    )
+    result = pytester.runpytest_inprocess(f"--frreg-corpus={corpus}", arg, "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert needle in result.stderr.str()
     assert "Traceback" not in result.stderr.str()
@@ -288,20 +306,19 @@ def test_bad_option_values_are_usage_errors_naming_the_option(pytester, corpus, 
 
 def test_bad_ini_value_names_the_ini_key(pytester, corpus):
     pytester.makeini(f"[pytest]\nfrreg_corpus = {corpus}\nfrreg_epochs = many\n")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     # pytest converts the typed key (int) and says why; the key is named first.
     assert "ini option frreg_epochs: " in result.stderr.str()
     assert "'many'" in result.stderr.str()
 
 
-@pytest.mark.slow
 def test_ini_turns_the_gate_on(pytester, corpus):
     pytester.makeini(
         f"[pytest]\nfrreg_corpus = {corpus}\nfrreg_epochs = {EPOCHS}\nfrreg_seeds = 0\n"
         "frreg_mean_plcc_threshold = 0\nfrreg_per_seed_min = 0\n"
     )
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--collect-only", "-q")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--collect-only", "-q")
     result.stdout.fnmatch_lines(
         ["frreg-gate::corpus", "frreg-gate::fold[[]seed0-synth00[]]", "frreg-gate::seed[[]seed0[]]"]
     )
@@ -309,14 +326,14 @@ def test_ini_turns_the_gate_on(pytester, corpus):
 
 def test_bad_corpus_is_one_usage_line(pytester, corpus):
     corpus.write_text(corpus.read_text() + '{"src": "x"}\n')
-    result = pytester.runpytest_subprocess(f"--frreg-corpus={corpus}", "-p", "no:cacheprovider")
+    result = pytester.runpytest_inprocess(f"--frreg-corpus={corpus}", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert f"{corpus}:129: missing column 'encoder'" in result.stderr.str()
 
 
 def test_inert_without_its_options(pytester):
     pytester.makepyfile(test_one="def test_one():\n    assert True\n")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     assert "frreg-gate" not in result.stdout.str()
     assert not (pytester.path / "runs").exists()
@@ -331,7 +348,7 @@ def test_importing_the_plugin_stays_light():
 
 
 def test_help_lists_the_options_with_defaults(pytester):
-    result = pytester.runpytest_subprocess("--help")
+    result = pytester.runpytest_inprocess("--help")
     text = result.stdout.str()
     for flag in (
         "--frreg-corpus=PATH",
@@ -393,14 +410,11 @@ def test_source_ids_with_at_signs_keep_their_items(pytester):
 
 
 @pytest.mark.slow
-def test_serial_and_xdist_sessions_give_the_same_evidence(pytester, corpus):
+def test_serial_and_xdist_sessions_give_the_same_evidence(lenient_run, lenient_xdist_run):
     blocks = []
-    for tag, workers in (("serial", None), ("xdist", "2")):
-        dirs = (f"--frreg-out-dir=out-{tag}", f"--frreg-cache-dir=cache-{tag}")
-        result = gate(pytester, corpus, *LENIENT, *dirs, workers=workers)
-        assert result.ret == 0, result.stdout.str()
-        verdict = json.loads((pytester.path / f"out-{tag}" / PROMOTE_FILE).read_text())
-        blocks.append(verdict["evidence"])
+    for run in (lenient_run, lenient_xdist_run):  # each trained every seed itself
+        assert run.result.ret == 0, run.result.stdout.str()
+        blocks.append(json.loads((run.out / PROMOTE_FILE).read_text())["evidence"])
     assert blocks[0] == blocks[1]
     assert blocks[0]["computed"] is True
     assert set(blocks[0]["sources"]) == {"synth00", "synth01", "synth02", "synth03"}
@@ -428,8 +442,8 @@ def test_a_session_that_ends_early_removes_every_verdict_bearing_file(pytester, 
     out.mkdir(parents=True)
     for name in VERDICT_BEARING:  # from an earlier session, about other seeds
         (out / name).write_text("stale ✅ PROMOTE")
-    result = pytester.runpytest_subprocess(
-        f"--frreg-corpus={corpus}", "-p", "no:cacheprovider", *args, timeout=120
+    result = pytester.runpytest_inprocess(
+        f"--frreg-corpus={corpus}", "-p", "no:cacheprovider", *args
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert sorted(p.name for p in out.iterdir()) == []
@@ -441,8 +455,8 @@ def test_collect_only_has_no_side_effects(pytester, corpus):
     for name in VERDICT_BEARING:
         (out / name).write_text("earlier")
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    result = pytester.runpytest_subprocess(
-        f"--frreg-corpus={corpus}", "-p", "no:cacheprovider", "--co", timeout=120
+    result = pytester.runpytest_inprocess(
+        f"--frreg-corpus={corpus}", "-p", "no:cacheprovider", "--co"
     )
     assert result.ret == pytest.ExitCode.OK
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
@@ -452,11 +466,11 @@ def test_collect_only_has_no_side_effects(pytester, corpus):
 def test_collection_counts_include_the_gate_items(pytester, corpus):
     """The gate's items are collected as pytest collects (its collect hooks fire), so
     the header counts them and deselection cannot go negative."""
-    every = pytester.runpytest_subprocess(f"--frreg-corpus={corpus}", "--co", "-q")
+    every = pytester.runpytest_inprocess(f"--frreg-corpus={corpus}", "--co", "-q")
     total = len([line for line in every.stdout.lines if line.startswith("frreg-gate::")])
     assert total > 0
     seed0 = [n for n in every.stdout.lines if n.startswith("frreg-gate::") and "seed0" in n]
-    result = pytester.runpytest_subprocess(f"--frreg-corpus={corpus}", "--co", "-k", "seed0")
+    result = pytester.runpytest_inprocess(f"--frreg-corpus={corpus}", "--co", "-k", "seed0")
     deselected = total - len(seed0)
     result.stdout.fnmatch_lines(
         [f"collected {total} items / {deselected} deselected / {len(seed0)} selected"]
@@ -504,7 +518,10 @@ def test_frreg_export_ships_only_after_the_controller_wrote_promote(pytester, co
 def test_a_bad_baseline_is_a_usage_error_before_any_training(pytester, corpus):
     bad = pytester.path / "bad.json"
     bad.write_text('{"x":', encoding="utf-8")
-    result = gate(pytester, corpus, f"--frreg-baseline={bad}")
+    result = pytester.runpytest_inprocess(
+        f"--frreg-corpus={corpus}", f"--frreg-epochs={EPOCHS}", "-p", "no:cacheprovider",
+        f"--frreg-baseline={bad}",
+    )  # fmt: skip
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = [line for line in result.stderr.lines if line.strip()]
     assert err == [f"ERROR: --frreg-baseline: {bad}: the baseline verdict is not JSON "
@@ -523,25 +540,27 @@ def test_the_gate_runs_without_xdist_under_strict_markers(pytester, corpus):
 
 
 @pytest.mark.slow
-def test_one_verdict_line_on_every_surface_and_a_custom_promote_says_so(pytester, corpus):
+def test_one_verdict_line_on_every_surface_and_a_custom_promote_says_so(lenient_run, tmp_path):
     """A 30-epoch run with lenient thresholds PROMOTEs: every surface says it is custom,
     in the same words (the terminal's last line, the report's first, the verdict file)."""
-    result = gate(pytester, corpus, *LENIENT)
+    result = lenient_run.result
     assert result.ret == 0
-    verdict = json.loads((out_dir(pytester) / PROMOTE_FILE).read_text())
+    verdict = json.loads((lenient_run.out / PROMOTE_FILE).read_text())
     line = verdict["verdict_line"]
     assert line.startswith("PROMOTE (custom, ADR-0303 gate: ")
     assert "epochs 30 (ADR-0303: 200)" in line
     summary = [ln for ln in result.stdout.lines if ln.strip()]
     tail = [ln for ln in summary if ln.startswith("frreg verdict: ")]
     assert tail == [f"frreg verdict: {line}"]
-    report = (out_dir(pytester) / "frreg-report.md").read_text().splitlines()[0]
+    report = (lenient_run.out / "frreg-report.md").read_text().splitlines()[0]
     assert report == f"# fr_regressor_v2 ensemble gate: ✅ {line}"
-    # frreg-validate on the same artifacts prints the same line.
-    argv = [str(out_dir(pytester)), f"--corpus={corpus}", "--audit=0"]
+    # frreg-validate on (a copy of) the same artifacts prints the same line.
+    out = tmp_path / "frreg-gate"
+    shutil.copytree(lenient_run.out, out)
+    argv = [str(out), f"--corpus={lenient_run.corpus}", "--audit=0"]
     argv += [a.replace("--frreg-", "--") for a in LENIENT]
     assert validate_cli.main(argv) == 0
-    assert json.loads((out_dir(pytester) / PROMOTE_FILE).read_text())["verdict_line"] == line
+    assert json.loads((out / PROMOTE_FILE).read_text())["verdict_line"] == line
 
 
 def _junit_case(xml_path: Path, name: str) -> tuple[dict[str, str], list[str]]:
@@ -555,12 +574,12 @@ def _junit_case(xml_path: Path, name: str) -> tuple[dict[str, str], list[str]]:
 
 
 @pytest.mark.slow
-def test_a_hold_is_a_failing_junit_testcase_carrying_the_verdict(pytester, corpus):
+def test_a_hold_is_a_failing_junit_testcase_carrying_the_verdict(floor_run):
     # Every fold item fails its floor here, but a HOLD whose items all pass (an audit
     # or evidence failure) must fail in JUnit too: the verdict is its own testcase.
-    result = gate(pytester, corpus, *LENIENT, "--frreg-fold-min=0.99999", "--junitxml=gate.xml")
+    result = floor_run.result
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    props, failures = _junit_case(pytester.path / "gate.xml", "verdict")
+    props, failures = _junit_case(floor_run.path / "gate.xml", "verdict")
     assert props["verdict"] == "HOLD"
     assert props["verdict_line"].startswith("HOLD (custom, ADR-0303 gate: ")
     assert props["recommendation"].startswith("hold: ")
@@ -572,25 +591,26 @@ def test_a_hold_is_a_failing_junit_testcase_carrying_the_verdict(pytester, corpu
 
 
 @pytest.mark.slow
-def test_a_promote_is_a_passing_junit_testcase_carrying_the_verdict(pytester, corpus):
-    result = gate(pytester, corpus, *LENIENT, "--junitxml=gate.xml")
-    assert result.ret == 0
-    props, failures = _junit_case(pytester.path / "gate.xml", "verdict")
+def test_a_promote_is_a_passing_junit_testcase_carrying_the_verdict(lenient_run):
+    assert lenient_run.result.ret == 0
+    props, failures = _junit_case(lenient_run.path / "gate.xml", "verdict")
     assert props["verdict"] == "PROMOTE"
     assert failures == []
     assert "warnings" in props  # WARN evidence is named, not hidden in a pass
 
 
 @pytest.mark.slow
-def test_a_baseline_gives_the_verdict_diff_in_the_terminal_report_and_files(pytester, corpus):
+def test_a_baseline_gives_the_verdict_diff_in_the_terminal_report_and_files(pytester, lenient_run):
     """--frreg-baseline: what changed is on the terminal, in frreg-report.md and in the
     diff files beside the verdict; the verdict line stays the summary's last line, and
     the evidence warnings point at their items, not at a library line."""
     from frreg.gate.diff import DIFF_JSON, DIFF_MD
 
-    assert gate(pytester, corpus, *LENIENT).ret == 0
+    assert lenient_run.result.ret == 0
+    copy_runs(lenient_run, pytester.path)  # the PROMOTE run, as if it had run here
     baseline = pytester.path / "last-promote.json"
     shutil.copy(out_dir(pytester) / PROMOTE_FILE, baseline)
+    corpus = lenient_run.corpus
     result = gate(
         pytester, corpus, *LENIENT, "--frreg-fold-min=0.99999", f"--frreg-baseline={baseline}"
     )
@@ -618,16 +638,19 @@ def test_a_baseline_gives_the_verdict_diff_in_the_terminal_report_and_files(pyte
 
 @pytest.mark.slow
 @XDIST
-def test_the_previous_verdict_in_the_out_dir_is_a_baseline(pytester, corpus, workers):
+def test_the_previous_verdict_in_the_out_dir_is_a_baseline(pytester, lenient_run, workers):
     """--frreg-baseline runs/frreg-gate/PROMOTE.json: the session clears its out dir
     before it runs, so it judges a copy kept beside it (workers too), and names the
     baseline as given."""
     from frreg.gate.diff import DIFF_JSON
 
-    assert gate(pytester, corpus, *LENIENT).ret == 0
+    assert lenient_run.result.ret == 0
+    copy_runs(lenient_run, pytester.path)  # the previous session's out dir and cache
     previous = out_dir(pytester) / PROMOTE_FILE
     given = "runs/frreg-gate/PROMOTE.json"
-    result = gate(pytester, corpus, *LENIENT, f"--frreg-baseline={given}", workers=workers)
+    result = gate(
+        pytester, lenient_run.corpus, *LENIENT, f"--frreg-baseline={given}", workers=workers
+    )
     assert result.ret == 0, result.stdout.str()[-3000:]
     result.stdout.fnmatch_lines([f"change against {given} (same corpus): verdict unchanged*"])
     diff = json.loads((out_dir(pytester) / DIFF_JSON).read_text())

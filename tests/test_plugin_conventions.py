@@ -1,8 +1,12 @@
 """The plugin follows pytest's conventions: ini keys named after their options, typed
 ini entries, ``--frreg-no-<flag>``, paths relative to where they were given.
 
-Each test runs a real pytest subprocess with ``--co`` (nothing trains) and reads
-the session's resolved configuration back through a conftest hook.
+Each test runs a pytest session with ``--co`` (nothing trains) and reads the
+session's resolved configuration back through a conftest hook: in process
+(``runpytest_inprocess``, the console script's ``pytest.main`` without a new
+interpreter), or in a subprocess where the session imports the export extra
+(``--frreg-export`` checks onnx imports before any training), which must not be
+imported afresh into this process by every test.
 """
 
 from __future__ import annotations
@@ -11,6 +15,10 @@ import json
 
 import pytest
 
+# What the in-process session imports (pytester forgets modules a test imported, and
+# torch must not be imported twice into one process), imported here to stay.
+import frreg.session.gate_session  # noqa: F401
+import pytest_frreg.controller  # noqa: F401
 from frreg.session_options import PLUGIN_OPTIONS
 from frreg.synthetic import synthetic_rows, write_corpus
 from pytest_frreg.plugin import ini_key
@@ -43,9 +51,11 @@ def corpus(pytester: pytest.Pytester):
     return write_corpus(pytester.path / "corpus.jsonl", rows)
 
 
-def resolved(pytester: pytest.Pytester, *args: str) -> dict:
+def resolved(pytester: pytest.Pytester, *args: str, subprocess: bool = False) -> dict:
+    """The session's resolved configuration (``subprocess``: run it in one)."""
     pytester.makeconftest(SHOW_CONFIG)
-    result = pytester.runpytest_subprocess("--co", "-q", "-p", "no:cacheprovider", *args)
+    run = pytester.runpytest_subprocess if subprocess else pytester.runpytest_inprocess
+    result = run("--co", "-q", "-p", "no:cacheprovider", *args)
     assert result.ret == pytest.ExitCode.OK, result.stdout.str() + result.stderr.str()
     line = next(x for x in result.stdout.lines if x.startswith("FRREG-CONFIG "))
     return json.loads(line.removeprefix("FRREG-CONFIG "))
@@ -58,12 +68,13 @@ def test_every_ini_key_is_frreg_and_the_option_name():
     assert {"frreg_ols_margin_min", "frreg_export", "frreg_strict"} <= keys
 
 
+@pytest.mark.slow
 def test_ini_keys_follow_their_options_and_are_typed(pytester, corpus):
     pytester.makeini(
         f"[pytest]\nfrreg_corpus = {corpus}\nfrreg_ols_margin_min = 0.5\n"
         "frreg_strict = true\nfrreg_epochs = 7\nfrreg_export = shipped\n"
     )
-    cfg = resolved(pytester)
+    cfg = resolved(pytester, subprocess=True)
     assert cfg["thresholds"]["margin_min"] == 0.5
     assert cfg["strict"] is True
     assert cfg["epochs"] == 7
@@ -71,7 +82,7 @@ def test_ini_keys_follow_their_options_and_are_typed(pytester, corpus):
 
 
 def test_the_help_shows_typed_ini_entries(pytester):
-    out = pytester.runpytest_subprocess("--help").stdout.str()
+    out = pytester.runpytest_inprocess("--help").stdout.str()
     assert "frreg_strict (bool)" in out
     assert "frreg_epochs (int)" in out
     assert "frreg_ols_margin_min (float)" in out
@@ -90,6 +101,7 @@ def test_ini_keys_named_after_the_dest_are_still_read(pytester, corpus):
     assert resolved(pytester)["thresholds"]["margin_min"] == 0.25
 
 
+@pytest.mark.slow
 def test_paths_are_relative_to_where_they_were_given(pytester, corpus):
     """Defaults and ini paths from the rootdir (the ini file's directory); command-line
     paths from the invocation directory, as for any command."""

@@ -1,0 +1,139 @@
+"""Plugin sessions run once per test run and judged by several tests.
+
+A gate session costs seconds whatever it trains (the interpreter, torch, the SVR
+baseline, the report's figures), so the tests that only read what one session
+wrote (its exit status, terminal, out dir, JUnit file, cache) share it instead of
+each running the same one: :func:`gate_run` runs ``pytest ARGS`` in a directory of
+its own, as ``pytester.runpytest_subprocess`` would, once per test run
+(``build_once``), and every test that names it gets the same result. The
+directory is shared, so read-only: a test that changes anything (runs
+``frreg-validate`` on the verdict, corrupts the cache, runs a second session over
+it) copies it first (:func:`copy_runs`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import LENIENT_GATE, BuildOnce
+from frreg.synthetic import synthetic_rows, write_corpus
+
+#: The plugin tests' training length: a brief run, so each session is seconds.
+EPOCHS = "30"
+#: Thresholds this briefly trained ensemble meets, as plugin options: the pass path is
+#: about plumbing, not quality.
+LENIENT = tuple(
+    f"--frreg-{flag.removeprefix('--')}={value}"
+    for flag, value in zip(LENIENT_GATE[::2], LENIENT_GATE[1::2], strict=True)
+)
+
+
+def gate_corpus(path: Path) -> Path:
+    """The plugin tests' corpus: 4 sources x 1 encoder x 4 cq x 8 frames."""
+    rows = synthetic_rows(n_sources=4, encoders=("libx264",), cqs=(22, 30, 38, 46), frames=8)
+    return write_corpus(path, rows)
+
+
+@dataclass(frozen=True)
+class GateRun:
+    """One finished plugin session: where it ran and what it printed."""
+
+    path: Path
+    result: pytest.RunResult
+
+    @property
+    def corpus(self) -> Path:
+        return self.path / "corpus.jsonl"
+
+    @property
+    def out(self) -> Path:
+        """The default ``--frreg-out-dir``."""
+        return self.path / "runs" / "frreg-gate"
+
+    @property
+    def cache(self) -> Path:
+        """The default ``--frreg-cache-dir``."""
+        return self.path / "runs" / "frreg-cache"
+
+
+def _run(directory: Path, args: tuple[str, ...], timeout: float) -> None:
+    """``pytest ARGS`` in ``directory`` with pytester's environment for a subprocess
+    run (cwd on PYTHONPATH, HOME there, no colours, no outer PYTEST_ADDOPTS); the exit
+    status and output are kept beside it."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "TOX_ENV_DIR")}
+    env.update(
+        PYTHONPATH=os.pathsep.join(filter(None, [str(directory), env.get("PYTHONPATH", "")])),
+        HOME=str(directory),
+        USERPROFILE=str(directory),
+        PY_COLORS="0",
+    )
+    argv = [sys.executable, "-mpytest", f"--basetemp={directory / 'basetemp'}",
+            f"--frreg-corpus={directory / 'corpus.jsonl'}", *args]  # fmt: skip
+    start = time.monotonic()
+    with (directory / "stdout").open("w") as out, (directory / "stderr").open("w") as err:
+        proc = subprocess.run(
+            argv, cwd=directory, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+            timeout=timeout, check=False,
+        )  # fmt: skip
+    record = {"args": list(args), "ret": proc.returncode, "duration": time.monotonic() - start}
+    (directory / "run.json").write_text(json.dumps(record), encoding="utf-8")
+
+
+def gate_run(build_once: BuildOnce, name: str, *args: str, timeout: float = 300) -> GateRun:
+    """The plugin session ``pytest --frreg-corpus=CORPUS ARGS`` on :func:`gate_corpus`
+    (``CORPUS``: its absolute path), run once per test run under ``name`` (one name,
+    one argv)."""
+
+    def build(directory: Path) -> None:
+        gate_corpus(directory / "corpus.jsonl")
+        _run(directory, args, timeout)
+
+    directory = build_once(f"gate-{name}", build)
+    record = json.loads((directory / "run.json").read_text(encoding="utf-8"))
+    assert record["args"] == list(args), (
+        f"gate run {name!r} was made with other arguments: {record['args']}"
+    )
+    lines = [
+        (directory / stream).read_text(encoding="utf-8").splitlines()
+        for stream in ("stdout", "stderr")
+    ]
+    return GateRun(directory, pytest.RunResult(record["ret"], *lines, record["duration"]))
+
+
+def copy_runs(run: GateRun, to: Path) -> None:
+    """Copy ``run``'s ``runs/`` (its out dir and seed cache) into ``to``, as if that
+    session had run there."""
+    shutil.copytree(run.path / "runs", to / "runs")
+
+
+def shared_gate(build_once: BuildOnce, name: str, *args: str) -> GateRun:
+    """:func:`gate_run` with the plugin tests' options (``--frreg-epochs``, no cache
+    provider) before ``ARGS``."""
+    return gate_run(build_once, name, f"--frreg-epochs={EPOCHS}", "-p", "no:cacheprovider", *args)
+
+
+#: The shared sessions (conftest.py's ``lenient_run``, ``lenient_xdist_run`` and
+#: ``floor_run`` fixtures): name and arguments.
+SHARED_SESSIONS: dict[str, tuple[str, ...]] = {
+    # The lenient gate, serial, verbose, with a JUnit file (gate.xml): a PROMOTE, every
+    # seed trained by the session itself.
+    "lenient": ("-v", "--junitxml=gate.xml", *LENIENT),
+    # The lenient gate on two xdist workers, verbose: a PROMOTE.
+    "lenient-xdist": ("-v", *LENIENT, "-n", "2"),
+    # The lenient gate with a fold floor no fold reaches, serial, with a JUnit file: a HOLD.
+    "floor": (*LENIENT, "--frreg-fold-min=0.99999", "--junitxml=gate.xml"),
+}
+
+
+def shared_session(build_once: BuildOnce, name: str) -> GateRun:
+    """One of :data:`SHARED_SESSIONS`, run once per test run."""
+    return shared_gate(build_once, name, *SHARED_SESSIONS[name])
