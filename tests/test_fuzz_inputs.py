@@ -151,6 +151,7 @@ def test_a_mutated_baseline(data, promoted, trained_loso, tmp_path, capsys):
     _outcome(validate_cli.main(argv), capsys)
 
 
+@pytest.mark.slow  # a mutation that keeps the verdict valid exports five members
 @settings(FUZZ, max_examples=8)
 @given(data=st.data())
 def test_a_mutated_verdict_being_exported(data, promoted, trained_loso, tmp_path, capsys):
@@ -166,6 +167,7 @@ def test_a_mutated_verdict_being_exported(data, promoted, trained_loso, tmp_path
     _outcome(export_cli.main(argv), capsys)
 
 
+@pytest.mark.slow  # its fixture exports five members first
 @settings(FUZZ, max_examples=40)
 @given(data=st.data())
 def test_a_mutated_manifest_under_check(data, exported, tmp_path, capsys):
@@ -176,6 +178,7 @@ def test_a_mutated_manifest_under_check(data, exported, tmp_path, capsys):
     _outcome(export_cli.main([f"--check={target}"]), capsys)
 
 
+@pytest.mark.slow  # a mutation that keeps the registry valid exports five members
 @settings(FUZZ, max_examples=8)
 @given(data=st.data())
 def test_a_mutated_registry(data, promoted, trained_loso, tmp_path, capsys):

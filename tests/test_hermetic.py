@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -16,6 +18,7 @@ def test_every_test_runs_in_an_empty_directory_of_its_own():
     assert list(cwd.iterdir()) == []
 
 
+@pytest.mark.slow  # a pytest session of test_fork_artifacts.py in a subprocess
 def test_the_suite_ignores_a_runbook_corpus_in_the_directory_it_runs_from(tmp_path):
     """The failure the runbook caused, replayed: a corpus at the relative path the fork's
     seed files record, in the directory pytest starts from, changes no test's outcome."""

@@ -241,6 +241,7 @@ def _train_in_subprocess(target: str | None) -> tuple[str, str]:
     return got_target, digest
 
 
+@pytest.mark.slow  # two trainings, each in a new interpreter
 @needs_native
 def test_avx512_and_avx2_variants_compute_the_same_numbers() -> None:
     """So an audit on an AVX2 machine reproduces a run trained on an AVX-512 one exactly."""

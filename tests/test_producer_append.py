@@ -34,6 +34,9 @@ from frreg.producer import builtin_sources, incomplete_marker, manifest_path, pa
 from frreg.producer.cells import NONDETERMINISTIC_COLUMNS
 from frreg.schema import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, KEY_COLUMNS
 
+#: Every test here runs the real frreg-corpus: real encodes and libvmaf scores.
+pytestmark = pytest.mark.slow
+
 FRREG_CORPUS = Path(sys.executable).parent / "frreg-corpus"
 SIZE = "64x36"
 FRAMES = "8"
