@@ -93,6 +93,21 @@ FRREG_INLINE float exp_f(float x) {
     return p;
 }
 
+/* 1 / x for x > 0 by the same operations on every
+ * target (so vectorisable, and byte-identical between the AVX-512 and AVX2 builds, which a
+ * hardware reciprocal estimate is not): an integer first guess (relative error below 6 %),
+ * then three Newton steps, each squaring the error. Within one unit in the last place of
+ * 1 / x on every 97th float of the normal range (checked when this was written). */
+FRREG_INLINE float recip_f(float x) {
+    int32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    bits = 0x7EF311C3 - bits;
+    float r;
+    memcpy(&r, &bits, sizeof r);
+    for (int it = 0; it < 3; it++) r = fmaf(r, fmaf(-x, r, 1.0f), r);
+    return r;
+}
+
 /* erf with absolute error below 1.5e-7 (Abramowitz & Stegun 7.1.26). */
 FRREG_INLINE float erf_f(float x) {
     const float a = fabsf(x);
@@ -108,6 +123,9 @@ FRREG_INLINE float erf_f(float x) {
 
 #define INV_SQRT2 0.70710678118654752f
 #define INV_SQRT_2PI 0.39894228040143268f
+
+/* The standard normal CDF, GELU's factor: GELU(x) = x * normal_cdf_f(x). */
+FRREG_INLINE float normal_cdf_f(float x) { return 0.5f * (1.0f + erf_f(x * INV_SQRT2)); }
 
 /* ------------------------------------------------------------------------------------------
  * One model
@@ -143,7 +161,7 @@ FRREG_INLINE size_t layer_size(const Recipe *rc, int l) {
 
 typedef struct {
     float *xb, *yb, *g, *gz, *gh, *wt;
-    float *z[FRREG_MAX_DEPTH], *h[FRREG_MAX_DEPTH], *m[FRREG_MAX_DEPTH]; /* per hidden layer */
+    float *z[FRREG_MAX_DEPTH], *h[FRREG_MAX_DEPTH], *m[FRREG_MAX_DEPTH], *cdf[FRREG_MAX_DEPTH];
     float *gw[FRREG_MAX_LAYERS];
     int32_t *perm;
     uint16_t *draws; /* 4 * ceil(batch * H / 4) */
@@ -199,6 +217,31 @@ typedef void (*one_step_fn)(const Recipe *, int, const float *const *, Scratch *
 #undef KSUFFIX
 #undef KVBYTES
 
+/* Subnormal floats are flushed to zero while the kernel runs (MXCSR's flush-to-zero and
+ * denormals-are-zero bits, set on entry and restored on exit, so nothing else in the thread
+ * sees them). GELU's tails make them: exp_f(-87), its floor, is 1.6e-38, and the products
+ * of it in erf_f and in GELU's derivative fall below float's smallest normal (1.2e-38); on
+ * Intel cores each such operand or result is a microcode assist of about a hundred cycles.
+ * What they contribute is below a normal float's last place wherever it is added, so the
+ * predictions come out the same (a 9-fold run of 20 and 40 epochs, byte for byte), and the
+ * kernel is ~1.45x faster (28.5 -> 19.9 ms CPU per model-epoch, benchmarks/bench_train.py's
+ * corpus). The flags act alike on SSE, AVX2 and AVX-512 instructions, so the AVX-512 and
+ * AVX2 builds still agree bit for bit. */
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+typedef unsigned int FpState;
+static FpState subnormals_off(void) {
+    const FpState saved = _mm_getcsr();
+    _mm_setcsr(saved | 0x8040u); /* FTZ (bit 15) | DAZ (bit 6) */
+    return saved;
+}
+static void fp_restore(FpState saved) { _mm_setcsr(saved); }
+#else
+typedef int FpState;
+static FpState subnormals_off(void) { return 0; }
+static void fp_restore(FpState saved) { (void)saved; }
+#endif
+
 static group_epoch_fn group_epoch = group_epoch_base;
 static one_step_fn one_step = one_step_base;
 #ifdef FRREG_X86_TARGETS
@@ -243,7 +286,7 @@ static int need(Py_buffer *b, Py_ssize_t items, Py_ssize_t itemsize, const char 
 
 static void *alloc_scratch(Scratch *ws, const Recipe *rc, int64_t max_train) {
     const size_t B = (size_t)rc->batch, h = (size_t)rc->hidden, D = (size_t)rc->depth;
-    size_t floats = B * (size_t)rc->n_in1 + 2 * B + 2 * B * h + h * h + D * (B * h + B * (h + 1) + B * h);
+    size_t floats = B * (size_t)rc->n_in1 + 2 * B + 2 * B * h + h * h + D * (B * h + B * (h + 1) + 2 * B * h);
     for (int l = 0; l <= rc->depth; l++) floats += layer_size(rc, l);
     float *f = calloc(floats, sizeof(float));
     int32_t *perm = calloc((size_t)(max_train > 0 ? max_train : 1), sizeof(int32_t));
@@ -267,6 +310,7 @@ static void *alloc_scratch(Scratch *ws, const Recipe *rc, int64_t max_train) {
         TAKE(z[l], B * h);
         TAKE(h[l], B * (h + 1));
         TAKE(m[l], B * h);
+        TAKE(cdf[l], B * h);
     }
     for (int l = 0; l <= rc->depth; l++) TAKE(gw[l], layer_size(rc, l));
 #undef TAKE
@@ -426,7 +470,9 @@ static PyObject *train_epoch(PyObject *self, PyObject *args, PyObject *kwargs) {
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
+    const FpState fp = subnormals_off();
     group_epoch(&rc, &gp, &ws, tp);
+    fp_restore(fp);
     Py_END_ALLOW_THREADS
     free_scratch(&ws, scratch);
     scratch = NULL;
@@ -484,7 +530,9 @@ static PyObject *forward_backward_py(PyObject *self, PyObject *args) {
     memcpy(ws.xb, b[0].buf, (size_t)b[0].len);
     memcpy(ws.yb, b[1].buf, (size_t)b[1].len);
     for (int l = 0; l < D; l++) memcpy(ws.m[l], layers[l].buf, (size_t)layers[l].len);
+    const FpState fp = subnormals_off();
     one_step(&rc, (int)nb, w, &ws);
+    fp_restore(fp);
     for (int l = 0; l < L; l++)
         memcpy(layers[D + L + l].buf, ws.gw[l], (size_t)layers[D + L + l].len);
     result = Py_None;
@@ -511,7 +559,7 @@ static PyObject *map_py(PyObject *args, int which) {
     float *y = out.buf;
     for (Py_ssize_t e = 0; e < in.len / (Py_ssize_t)sizeof(float); e++)
         y[e] = which == 0 ? erf_f(x[e]) : which == 1 ? exp_f(x[e])
-                                                     : 0.5f * x[e] * (1.0f + erf_f(x[e] * INV_SQRT2));
+                                                     : x[e] * normal_cdf_f(x[e]);
     PyBuffer_Release(&in);
     PyBuffer_Release(&out);
     Py_RETURN_NONE;

@@ -7,9 +7,7 @@
 #define KCAT(a, b) KCAT2(a, b)
 #define KCAT2(a, b) a##b
 
-/* One vector register of the target: KVBYTES bytes, VW floats. The products below are
- * tiles of 4 rows x VW columns: four accumulators, one load of the other operand and four
- * broadcasts per step, so that they stay in registers. */
+/* One vector register of the target: KVBYTES bytes, VW floats. */
 typedef float K(vf) __attribute__((vector_size(KVBYTES)));
 #define vf K(vf)
 #define VW (KVBYTES / 4)
@@ -27,35 +25,82 @@ FRREG_INLINE void K(vstore)(float *p, vf v) { memcpy(p, &v, sizeof v); }
  * arithmetic whichever vector width runs. */
 _Static_assert(FRREG_HIDDEN_MULTIPLE % VW == 0, "FRREG_HIDDEN_MULTIPLE must be whole vectors");
 
+/* The products below are tiles of up to TR rows x TC vectors of output: TR x TC accumulators
+ * in registers, TC loads of one operand and TR broadcasts of the other per step of the sum,
+ * enough independent FMAs to keep both FMA ports busy. The tile is what the target's
+ * register file holds beside them: 4 x 4 of AVX-512's 32 registers (a whole 64-unit row),
+ * 6 x 2 of AVX2's 16. Rows left over go two and then one at a time. Each output element is
+ * still one sum in increasing k from zero, whatever the tile, so the tiling changes no
+ * number: the 4 x 1 tiles they replaced gave the same bits. */
+#if KVBYTES == 64
+#define TR 4
+#define TC 4
+#else
+#define TR 6
+#define TC 2
+#endif
+
+/* The tile of out[i0 + r, jc + q * VW ...] (r < R, q < C) of rows_times. */
+FRREG_INLINE void K(rows_tile)(const float *restrict a, int lda, int K, const float *restrict b,
+                            const int H, float *restrict out, int ldo, int i0, int jc,
+                            const int R, const int C) {
+    vf c[TR][TC];
+    for (int r = 0; r < R; r++)
+        for (int q = 0; q < C; q++) c[r][q] = (vf){0};
+    for (int k = 0; k < K; k++) {
+        vf w[TC];
+        for (int q = 0; q < C; q++) w[q] = K(vload)(b + (size_t)k * H + jc + q * VW);
+        for (int r = 0; r < R; r++) {
+            const float ar = a[(size_t)(i0 + r) * lda + k];
+            for (int q = 0; q < C; q++) c[r][q] += ar * w[q];
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int q = 0; q < C; q++) K(vstore)(out + (size_t)(i0 + r) * ldo + jc + q * VW, c[r][q]);
+}
+
+/* The tiles of rows i0 .. i0 + R - 1 across all H columns. */
+FRREG_INLINE void K(rows_strip)(const float *restrict a, int lda, int K, const float *restrict b,
+                             const int H, float *restrict out, int ldo, int i0, const int R) {
+    int jc = 0;
+    for (; jc + TC * VW <= H; jc += TC * VW) K(rows_tile)(a, lda, K, b, H, out, ldo, i0, jc, R, TC);
+    for (; jc < H; jc += VW) K(rows_tile)(a, lda, K, b, H, out, ldo, i0, jc, R, 1);
+}
+
 /* out[i, :H] = sum_k a[i * lda + k] * b[k * H + :H] for i < n: rows of a times b (K x H). */
 FRREG_INLINE void K(rows_times)(const float *restrict a, int lda, int K, const float *restrict b,
                              const int H, float *restrict out, int ldo, int n) {
     int i = 0;
-    for (; i + 4 <= n; i += 4) {
-        const float *a0 = a + (size_t)i * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
-        for (int jc = 0; jc < H; jc += VW) {
-            vf c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0};
-            for (int k = 0; k < K; k++) {
-                const vf w = K(vload)(b + (size_t)k * H + jc);
-                c0 += a0[k] * w;
-                c1 += a1[k] * w;
-                c2 += a2[k] * w;
-                c3 += a3[k] * w;
-            }
-            K(vstore)(out + (size_t)i * ldo + jc, c0);
-            K(vstore)(out + (size_t)(i + 1) * ldo + jc, c1);
-            K(vstore)(out + (size_t)(i + 2) * ldo + jc, c2);
-            K(vstore)(out + (size_t)(i + 3) * ldo + jc, c3);
-        }
+    for (; i + TR <= n; i += TR) K(rows_strip)(a, lda, K, b, H, out, ldo, i, TR);
+    for (; i + 2 <= n; i += 2) K(rows_strip)(a, lda, K, b, H, out, ldo, i, 2);
+    for (; i < n; i++) K(rows_strip)(a, lda, K, b, H, out, ldo, i, 1);
+}
+
+/* The tile of out[k0 + r, jc + q * VW ...] (r < R, q < C) of transposed_times. */
+FRREG_INLINE void K(transposed_tile)(const float *restrict a, int lda, const float *restrict d,
+                                  const int H, float *restrict out, int n, int k0, int jc,
+                                  const int R, const int C) {
+    vf c[TR][TC];
+    for (int r = 0; r < R; r++)
+        for (int q = 0; q < C; q++) c[r][q] = (vf){0};
+    for (int i = 0; i < n; i++) {
+        vf g[TC];
+        for (int q = 0; q < C; q++) g[q] = K(vload)(d + (size_t)i * H + jc + q * VW);
+        const float *ai = a + (size_t)i * lda + k0;
+        for (int r = 0; r < R; r++)
+            for (int q = 0; q < C; q++) c[r][q] += ai[r] * g[q];
     }
-    for (; i < n; i++) {
-        const float *a0 = a + (size_t)i * lda;
-        for (int jc = 0; jc < H; jc += VW) {
-            vf c0 = {0};
-            for (int k = 0; k < K; k++) c0 += a0[k] * K(vload)(b + (size_t)k * H + jc);
-            K(vstore)(out + (size_t)i * ldo + jc, c0);
-        }
-    }
+    for (int r = 0; r < R; r++)
+        for (int q = 0; q < C; q++) K(vstore)(out + (size_t)(k0 + r) * H + jc + q * VW, c[r][q]);
+}
+
+/* The tiles of output rows k0 .. k0 + R - 1 across all H columns. */
+FRREG_INLINE void K(transposed_strip)(const float *restrict a, int lda, const float *restrict d,
+                                   const int H, float *restrict out, int n, int k0, const int R) {
+    int jc = 0;
+    for (; jc + TC * VW <= H; jc += TC * VW)
+        K(transposed_tile)(a, lda, d, H, out, n, k0, jc, R, TC);
+    for (; jc < H; jc += VW) K(transposed_tile)(a, lda, d, H, out, n, k0, jc, R, 1);
 }
 
 /* out[k, :H] = sum_i a[i * lda + k] * d[i * H + :H] for k < K, i < n: a^T d, the weight
@@ -64,53 +109,34 @@ FRREG_INLINE void K(transposed_times)(const float *restrict a, int lda, int K,
                                    const float *restrict d, const int H, float *restrict out,
                                    int n) {
     int k = 0;
-    for (; k + 4 <= K; k += 4) {
-        for (int jc = 0; jc < H; jc += VW) {
-            vf c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0};
-            for (int i = 0; i < n; i++) {
-                const vf g = K(vload)(d + (size_t)i * H + jc);
-                const float *ai = a + (size_t)i * lda + k;
-                c0 += ai[0] * g;
-                c1 += ai[1] * g;
-                c2 += ai[2] * g;
-                c3 += ai[3] * g;
-            }
-            K(vstore)(out + (size_t)k * H + jc, c0);
-            K(vstore)(out + (size_t)(k + 1) * H + jc, c1);
-            K(vstore)(out + (size_t)(k + 2) * H + jc, c2);
-            K(vstore)(out + (size_t)(k + 3) * H + jc, c3);
-        }
-    }
-    for (; k < K; k++) {
-        for (int jc = 0; jc < H; jc += VW) {
-            vf c0 = {0};
-            for (int i = 0; i < n; i++)
-                c0 += a[(size_t)i * lda + k] * K(vload)(d + (size_t)i * H + jc);
-            K(vstore)(out + (size_t)k * H + jc, c0);
-        }
-    }
+    for (; k + TR <= K; k += TR) K(transposed_strip)(a, lda, d, H, out, n, k, TR);
+    for (; k + 2 <= K; k += 2) K(transposed_strip)(a, lda, d, H, out, n, k, 2);
+    for (; k < K; k++) K(transposed_strip)(a, lda, d, H, out, n, k, 1);
 }
 
-/* GELU(z) times the dropout multiplier, into h (whose column H is the next layer's one). */
+/* GELU(z) times the dropout multiplier, into h (whose column H is the next layer's one); the
+ * normal CDF of z, GELU's factor, into cdf for the backward pass. */
 FRREG_INLINE void K(gelu_dropout)(const float *restrict z, const float *restrict m, const int H,
-                               float *restrict h, int n) {
+                               float *restrict h, float *restrict cdf, int n) {
     for (int i = 0; i < n; i++) {
         const float *restrict zi = z + (size_t)i * H;
         const float *restrict mi = m + (size_t)i * H;
+        float *restrict ci = cdf + (size_t)i * H;
         float *restrict hi = h + (size_t)i * (H + 1);
-        for (int j = 0; j < H; j++)
-            hi[j] = 0.5f * zi[j] * (1.0f + erf_f(zi[j] * INV_SQRT2)) * mi[j];
+        for (int j = 0; j < H; j++) {
+            ci[j] = normal_cdf_f(zi[j]);
+            hi[j] = zi[j] * ci[j] * mi[j];
+        }
         hi[H] = 1.0f;
     }
 }
 
-/* d *= dropout multiplier * GELU'(z), elementwise over n x H. */
-FRREG_INLINE void K(through_gelu)(const float *restrict z, const float *restrict m, const int H,
-                               float *restrict d, int n) {
+/* d *= dropout multiplier * GELU'(z), elementwise over n x H (cdf: the forward pass's). */
+FRREG_INLINE void K(through_gelu)(const float *restrict z, const float *restrict m,
+                               const float *restrict cdf, const int H, float *restrict d, int n) {
     for (size_t e = 0; e < (size_t)n * H; e++) {
-        const float cdf = 0.5f * (1.0f + erf_f(z[e] * INV_SQRT2));
         const float pdf = INV_SQRT_2PI * exp_f(-0.5f * z[e] * z[e]);
-        d[e] = d[e] * m[e] * fmaf(z[e], pdf, cdf);
+        d[e] = d[e] * m[e] * fmaf(z[e], pdf, cdf[e]);
     }
 }
 
@@ -125,19 +151,27 @@ FRREG_INLINE void K(forward_backward)(const Recipe *rc, const int nb, const floa
     int fan_in1 = rc->n_in1;
     for (int l = 0; l < depth; l++) {
         K(rows_times)(in, fan_in1, fan_in1, w[l], H, ws->z[l], H, nb);
-        K(gelu_dropout)(ws->z[l], ws->m[l], H, ws->h[l], nb);
+        K(gelu_dropout)(ws->z[l], ws->m[l], H, ws->h[l], ws->cdf[l], nb);
         in = ws->h[l];
         fan_in1 = H1;
     }
     const float *restrict top = ws->h[depth - 1], *restrict head = w[depth];
     float *restrict g = ws->g;
     const float coef = 2.0f / (float)nb; /* d(mean squared error) / d(output) */
-    for (int i = 0; i < nb; i++) {
-        const float *restrict h = top + (size_t)i * H1;
-        /* In a fixed order on every target (a vector sum would depend on the width). */
+    /* Each row's output in a fixed order on every target (a vector sum would depend on the
+     * width), eight rows' sums interleaved so that their chains of FMAs overlap. */
+    int i0 = 0;
+    for (; i0 + 8 <= nb; i0 += 8) {
+        float out[8] = {0};
+        for (int k = 0; k < H1; k++)
+            for (int r = 0; r < 8; r++) out[r] = fmaf(top[(size_t)(i0 + r) * H1 + k], head[k], out[r]);
+        for (int r = 0; r < 8; r++) g[i0 + r] = (out[r] - ws->yb[i0 + r]) * coef;
+    }
+    for (; i0 < nb; i0++) {
+        const float *restrict h = top + (size_t)i0 * H1;
         float out = 0.0f;
         for (int k = 0; k < H1; k++) out = fmaf(h[k], head[k], out);
-        g[i] = (out - ws->yb[i]) * coef;
+        g[i0] = (out - ws->yb[i0]) * coef;
     }
     float *restrict gw_head = ws->gw[depth]; /* backward */
     for (int k = 0; k < H1; k++) gw_head[k] = 0.0f;
@@ -149,15 +183,17 @@ FRREG_INLINE void K(forward_backward)(const Recipe *rc, const int nb, const floa
     for (int i = 0; i < nb; i++)
         for (int j = 0; j < H; j++) d[(size_t)i * H + j] = g[i] * head[j];
     for (int l = depth - 1; l >= 0; l--) {
-        K(through_gelu)(ws->z[l], ws->m[l], H, d, nb);
+        K(through_gelu)(ws->z[l], ws->m[l], ws->cdf[l], H, d, nb);
         const float *layer_in = l ? ws->h[l - 1] : ws->xb;
         const int ld = l ? H1 : rc->n_in1;
         K(transposed_times)(layer_in, ld, ld, d, H, ws->gw[l], nb);
         if (l == 0) break;
         float *restrict wt = ws->wt; /* w[l]'s hidden rows, transposed: next = d w[l][:H]^T */
         const float *restrict wl = w[l];
-        for (int k = 0; k < H; k++)
-            for (int j = 0; j < H; j++) wt[(size_t)j * H + k] = wl[(size_t)k * H + j];
+        for (int k0 = 0; k0 < H; k0 += 16) /* in 16 x 16 blocks (H is a multiple of 16) */
+            for (int j0 = 0; j0 < H; j0 += 16)
+                for (int k = k0; k < k0 + 16; k++)
+                    for (int j = j0; j < j0 + 16; j++) wt[(size_t)j * H + k] = wl[(size_t)k * H + j];
         K(rows_times)(d, H, H, wt, H, next, H, nb);
         float *const t = d;
         d = next;
@@ -165,8 +201,13 @@ FRREG_INLINE void K(forward_backward)(const Recipe *rc, const int nb, const floa
     }
 }
 
-/* torch.optim.Adam's update (L2 weight decay, no amsgrad) of n parameters. */
-FRREG_INLINE void K(adam)(const Recipe *rc, float step_size, float bc2_sqrt, size_t n,
+/* torch.optim.Adam's update (L2 weight decay, no amsgrad) of n parameters, with torch's
+ * two divisions, by the square root of the second moment's bias correction and by the
+ * denominator, replaced: the first by a product with its reciprocal (inv_bc2_sqrt, once per
+ * step), the second by recip_f. Three divider operations per vector (a square root and two
+ * divisions, the divider's throughput: most of Adam's time, a third of the kernel's) become
+ * one, and each result is within a unit or two in the last place of torch's. */
+FRREG_INLINE void K(adam)(const Recipe *rc, float step_size, float inv_bc2_sqrt, size_t n,
                        float *restrict param, const float *restrict grad,
                        float *restrict exp_avg, float *restrict exp_avg_sq) {
     const float b1 = rc->beta1, b2 = rc->beta2, wd = rc->weight_decay, eps = rc->eps;
@@ -174,8 +215,8 @@ FRREG_INLINE void K(adam)(const Recipe *rc, float step_size, float bc2_sqrt, siz
         const float gr = grad[e] + param[e] * wd;
         exp_avg[e] = exp_avg[e] + (1.0f - b1) * (gr - exp_avg[e]);
         exp_avg_sq[e] = exp_avg_sq[e] * b2 + (1.0f - b2) * gr * gr;
-        const float denom = sqrtf(exp_avg_sq[e]) / bc2_sqrt + eps;
-        param[e] = param[e] - step_size * exp_avg[e] / denom;
+        const float denom = fmaf(sqrtf(exp_avg_sq[e]), inv_bc2_sqrt, eps);
+        param[e] = fmaf(-(step_size * exp_avg[e]), recip_f(denom), param[e]);
     }
 }
 
@@ -229,9 +270,9 @@ FRREG_INLINE void K(model_epoch)(const Recipe *rc, const float *table, int n_col
         *step += 1;
         const double t = (double)*step;
         const float step_size = (float)(rc->lr / (1.0 - pow((double)rc->beta1, t)));
-        const float bc2_sqrt = (float)sqrt(1.0 - pow((double)rc->beta2, t));
+        const float inv_bc2_sqrt = (float)(1.0 / sqrt(1.0 - pow((double)rc->beta2, t)));
         for (int l = 0; l <= depth; l++)
-            K(adam)(rc, step_size, bc2_sqrt, layer_size(rc, l), w[l], ws->gw[l], a[l], s[l]);
+            K(adam)(rc, step_size, inv_bc2_sqrt, layer_size(rc, l), w[l], ws->gw[l], a[l], s[l]);
     }
 }
 
@@ -255,6 +296,8 @@ static void K(one_step)(const Recipe *rc, int nb, const float *const *w, Scratch
 
 #undef vf
 #undef VW
+#undef TR
+#undef TC
 #undef K
 #undef KCAT
 #undef KCAT2
