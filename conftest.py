@@ -168,6 +168,52 @@ def loso_copy(trained_loso: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Pa
     return corpus, copy
 
 
+@pytest.fixture(scope="session")
+def exported_set(trained_loso: tuple[Path, Path], build_once: BuildOnce) -> tuple[Path, Path, Path]:
+    """``(corpus, loso_dir with PROMOTE.json, model dir)``: :func:`trained_loso` gated with
+    :data:`LENIENT_GATE` (``--audit=0``) and exported (``--accept-deviations``, the default
+    audit), with a registry flipped in the model dir. Exported once per run, whichever
+    xdist worker asks first, for every test that reads an export (test_export.py,
+    test_fuzz_inputs.py): five members through torch's ONNX exporter take seconds.
+    Shared: copy before changing anything."""
+    corpus, loso = trained_loso
+
+    def build(root: Path) -> None:
+        from frreg.cli import export as export_cli
+        from frreg.cli import validate as validate_cli
+        from frreg.schema import DEFAULT_ENSEMBLE_ID, PROMOTE_FILE, member_id
+
+        shutil.copytree(loso, root / "loso")
+        argv = [str(root / "loso"), f"--corpus={corpus}", "--audit=0", *LENIENT_GATE]
+        assert validate_cli.main(argv) == 0
+        out = root / "tiny"
+        out.mkdir()
+        first = member_id(DEFAULT_ENSEMBLE_ID, 0)
+        registry = {
+            "schema_version": 1,
+            "models": [
+                {"id": "other_model", "kind": "nr", "onnx": "other.onnx", "sha256": "0" * 64},
+                {
+                    "id": first,
+                    "kind": "fr",
+                    "onnx": f"{first}.onnx",
+                    "sha256": "1" * 64,
+                    "smoke": True,
+                    "license": "BSD-3-Clause-Plus-Patent",
+                    "license_url": "https://example.invalid/LICENSE",
+                    "sigstore_bundle": f"{first}.onnx.sigstore.json",
+                },
+            ],
+        }
+        (out / "registry.json").write_text(json.dumps(registry), encoding="utf-8")
+        argv = [f"--verdict={root / 'loso' / PROMOTE_FILE}", f"--corpus={corpus}",
+                f"--out-dir={out}", f"--registry={out / 'registry.json'}", "--accept-deviations"]  # fmt: skip
+        assert export_cli.main(argv) == 0
+
+    root = build_once("exported-set", build)
+    return corpus, root / "loso", root / "tiny"
+
+
 # Plugin sessions shared by the tests that only read what they wrote (tests/gate_runs.py).
 # gate_runs is imported when a test asks: tests/ is on sys.path once a test module is.
 

@@ -85,48 +85,10 @@ def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def exported(trained_loso, build_once) -> tuple[Path, Path, Path]:
-    """``(corpus, loso_dir with PROMOTE.json, model dir)`` exported once per run (whichever
-    xdist worker asks first), with a registry flipped in the model dir. Shared: copy
-    before changing anything."""
-    corpus, loso = trained_loso
-
-    def build(root: Path) -> None:
-        loso_copy = root / "loso"
-        shutil.copytree(loso, loso_copy)
-        verdict = promote(corpus, loso_copy)
-        out = root / "tiny"
-        out.mkdir()
-        (out / "registry.json").write_text(
-            json.dumps(
-                {
-                    "schema_version": 1,
-                    "models": [
-                        {
-                            "id": "other_model",
-                            "kind": "nr",
-                            "onnx": "other.onnx",
-                            "sha256": "0" * 64,
-                        },
-                        {
-                            "id": member_id(ENS, 0),
-                            "kind": "fr",
-                            "onnx": f"{member_id(ENS, 0)}.onnx",
-                            "sha256": "1" * 64,
-                            "smoke": True,
-                            "license": "BSD-3-Clause-Plus-Patent",
-                            "license_url": "https://example.invalid/LICENSE",
-                            "sigstore_bundle": f"{member_id(ENS, 0)}.onnx.sigstore.json",
-                        },
-                    ],
-                }
-            ),
-            encoding="utf-8",
-        )
-        assert export(verdict, corpus, out, f"--registry={out / 'registry.json'}") == EXIT_OK
-
-    root = build_once("test-export-exported", build)
-    return corpus, root / "loso", root / "tiny"
+def exported(exported_set: tuple[Path, Path, Path]) -> tuple[Path, Path, Path]:
+    """``(corpus, loso_dir with PROMOTE.json, model dir)``: conftest.py's
+    :func:`exported_set`, exported once per run. Shared: copy before changing anything."""
+    return exported_set
 
 
 def manifest(out: Path) -> dict:

@@ -105,25 +105,20 @@ FUZZ = settings(
 
 
 @pytest.fixture(scope="module")
-def promoted(trained_loso: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A private copy of the trained run with its PROMOTE.json (lenient gate)."""
-    corpus, loso = trained_loso
-    root = tmp_path_factory.mktemp("fuzz")
-    shutil.copytree(loso, root / "loso")
-    argv = [str(root / "loso"), f"--corpus={corpus}", "--audit=0", *LENIENT_GATE]
-    assert validate_cli.main(argv) == 0
-    return root / "loso"
+def promoted(exported_set: tuple[Path, Path, Path]) -> Path:
+    """The trained run with its PROMOTE.json (lenient gate), shared (conftest.py's
+    :func:`exported_set`): read-only, each example copies it."""
+    return exported_set[1]
 
 
 @pytest.fixture(scope="module")
-def exported(promoted: Path, trained_loso: tuple[Path, Path]) -> Path:
-    corpus, _ = trained_loso
-    out = promoted.parent / "tiny"
-    argv = [
-        f"--verdict={promoted / PROMOTE_FILE}", f"--corpus={corpus}", f"--out-dir={out}",
-        "--accept-deviations", "--audit=0",
-    ]  # fmt: skip
-    assert export_cli.main(argv) == 0
+def exported(
+    exported_set: tuple[Path, Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The shared export's members and manifest, without the registry it flipped (so
+    ``--check`` checks the set alone); each example copies it."""
+    out = tmp_path_factory.mktemp("fuzz") / "tiny"
+    shutil.copytree(exported_set[2], out, ignore=shutil.ignore_patterns("registry.json"))
     return out
 
 
