@@ -154,6 +154,15 @@ def plcc_threshold(text: str) -> float:
     return _unit_interval(text, "a PLCC threshold")
 
 
+def dropout_rate(text: str) -> float:
+    """A dropout probability in [0, 1): dropping every unit would train nothing."""
+    what = "a dropout probability in [0, 1)"
+    value = _finite_float(text, what)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected {what}")
+    return value
+
+
 def spread_threshold(text: str) -> float:
     """A maximum spread of per-seed mean PLCCs, in [0, 1] (PLCCs at or above 0 span at most 1)."""
     return _unit_interval(text, "a spread")
@@ -276,6 +285,7 @@ _VALUE_KINDS: dict[Callable[[str], Any] | None, ValueKind] = {
     unit_interval: "float",
     plcc_threshold: "float",
     spread_threshold: "float",
+    dropout_rate: "float",
     boolean: "bool",
 }
 

@@ -159,6 +159,21 @@ DEMO_ENCODERS: Final = ("libx264", "libx265")
 DEMO_CQS: Final = (22, 30, 38, 46)
 DEMO_EPOCHS: Final = 30
 DRY_RUN_NOTE: Final = "dry-run"
+#: ``frreg-train --sweep``: the sha256 of the sweep record a recipe was chosen from, as
+#: every seed artifact records it (``sweep``; ``None``: no search chose the recipe).
+SWEEP_DIGEST_HEX: Final = 64
+#: How many of its hex digits a verdict's deviation line shows.
+SWEEP_DIGEST_SHOWN: Final = 12
+
+
+def is_sweep_digest(value: object) -> bool:
+    """Whether ``value`` is a sweep digest: :data:`SWEEP_DIGEST_HEX` lowercase hex digits."""
+    return (
+        isinstance(value, str)
+        and len(value) == SWEEP_DIGEST_HEX
+        and all(c in "0123456789abcdef" for c in value)
+    )
+
 
 # --------------------------------------------------------------------------
 # Ship gate

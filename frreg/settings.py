@@ -4,9 +4,9 @@
 resolve their options into a dict keyed by :class:`~frreg.options.Option`
 ``dest`` (``vars(namespace)``, or the plugin's option > ini > default
 resolution) and hand it to the functions here. Cross-option rules (the codec
-block width, CUDA availability) therefore live in one place, and their error
-lines name the flag as the caller spells it (``prefix``: ``"--"`` for the
-CLIs, ``"--frreg-"`` for the plugin).
+block width, CUDA availability, the widths the kernel trains) therefore live in
+one place, and their error lines name the flag as the caller spells it
+(``prefix``: ``"--"`` for the CLIs, ``"--frreg-"`` for the plugin).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ def train_settings(
     values: Mapping[str, Any], *, prefix: str = "--", epochs: int | None = None
 ) -> TrainSettings:
     """The training recipe from ``epochs``, ``batch_size``, ``lr``, ``weight_decay``,
-    ``num_codecs``, ``preset_norm`` (``epochs`` overrides the option, as ``--dry-run``
-    does)."""
+    ``num_codecs``, ``preset_norm``, ``hidden``, ``dropout`` and ``sweep`` (``epochs``
+    overrides the option, as ``--dry-run`` does)."""
     num_codecs = values["num_codecs"]
     if num_codecs != NUM_CODECS:
         raise InputError(
@@ -38,9 +38,29 @@ def train_settings(
         batch_size=values["batch_size"],
         lr=values["lr"],
         weight_decay=values["weight_decay"],
-        model=MLPConfig(num_codecs=num_codecs),
+        model=MLPConfig(num_codecs=num_codecs, hidden=values["hidden"], dropout=values["dropout"]),
         preset_norm=values["preset_norm"],
+        sweep=values["sweep"],
     )
+
+
+def kernel(engine: str, device: str, model: MLPConfig, *, prefix: str = "--") -> str:
+    """The kernel that trains ``model`` under ``engine`` on ``device``
+    (:func:`frreg.training.loso.engine_kernel`), refusing up front a network the kernel
+    does not train: the native kernel trains only the widths its build supports, so
+    ``{prefix}hidden`` is bad usage, said before any training (and so is a kernel that
+    cannot run here: ``FRREG_KERNEL`` unknown, or native off the CPU)."""
+    from frreg.training.loso import engine_kernel
+
+    # The kernel itself first (FRREG_KERNEL, the device): its errors are not the width's.
+    try:
+        resolved = engine_kernel(engine, device)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    try:
+        return engine_kernel(engine, device, resolved, model)
+    except ValueError as exc:
+        raise InputError(f"{prefix}hidden {model.hidden}: {exc}") from None
 
 
 def thresholds(values: Mapping[str, Any]) -> Thresholds:

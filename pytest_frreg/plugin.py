@@ -218,6 +218,11 @@ def pytest_configure(config: pytest.Config) -> None:
             session.check_baseline()
         except FrregError as exc:
             raise pytest.UsageError(f"--{PREFIX}baseline: {exc}") from None
+    if not hasattr(config, "workerinput") and not config.option.collectonly:
+        try:  # before any training (--co trains nothing, and imports no torch for it)
+            session.check_kernel(prefix=f"--{PREFIX}")
+        except FrregError as exc:
+            raise pytest.UsageError(str(exc)) from None
     if session.config.export_dir is not None and not hasattr(config, "workerinput"):
         try:  # before any training: an export that cannot run is a usage error now
             session.require_export_extra()

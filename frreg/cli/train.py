@@ -74,10 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise CorpusError(
                 corpus_path, None, "corpus not found; " + CORPUS_PRESTEP.format(path=corpus_path)
             )
+        # Before the corpus is read: a network the kernel does not train is bad usage.
+        kernel = settings.kernel(args.engine, device, train_settings.model)
         from frreg._terminal import progress_printer
         from frreg.corpus import load_corpus
         from frreg.gate.verdict import clear_verdict
-        from frreg.training.loso import engine_kernel, remove_stale_temporaries, run_loso
+        from frreg.training.loso import remove_stale_temporaries, run_loso
         from frreg.training.record import SeedRecord
 
         corpus = load_corpus(corpus_path)
@@ -96,7 +98,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{PROG}: warning: {note}", file=sys.stderr)
             epochs = train_settings.epochs
             n_models = len(args.seeds) * len(corpus.sources)
-            kernel = engine_kernel(args.engine, device)
             engine = f"{args.engine} {kernel}" if args.engine == "batched" else args.engine
             print(
                 f"{PROG}: {corpus.n_rows} rows, {len(corpus.sources)} sources, seeds "

@@ -128,6 +128,8 @@ OPTION_TYPES: dict[str, tuple[str, Format | None]] = {
     "frreg.options.nonnegative_float": ("nonnegative_float", None),
     "frreg.options.plcc_threshold": ("unit_interval", None),
     "frreg.options.spread_threshold": ("unit_interval", None),
+    "frreg.options.dropout_rate": ("dropout_rate", None),
+    "frreg.training.options.sweep_digest": ("sweep_digest", None),
     "frreg.gate.options.audit_request": ("audit_request", None),
     "frreg.options.nonnegative_int": ("nonnegative_int", None),
     "frreg.options.unit_interval": ("unit_interval", None),
@@ -161,6 +163,7 @@ def _value_specs() -> dict[str, Callable[[], ValueSpec]]:
     from hypothesis.strategies import SearchStrategy
 
     from argvcontract.strategies import finite_floats
+    from frreg.schema import SWEEP_DIGEST_HEX
 
     # The producer's vocabularies, imported only when an encoder value is drawn.
     # Producible is the vocabulary minus ``unknown`` plus the encoders outside it
@@ -221,6 +224,18 @@ def _value_specs() -> dict[str, Callable[[], ValueSpec]]:
             finite_floats(min_value=0.0, max_value=1.0),
             st.sampled_from(["1.5", "-0.01", "-1", "2", "nan", "inf", "x", ""])
             | finite_floats(min_value=1.0, exclude_min=True, max_value=1e9),
+        ),
+        "dropout_rate": lambda: ValueSpec(
+            finite_floats(min_value=0.0, max_value=1.0, exclude_max=True),
+            st.sampled_from(["1", "1.0", "1.5", "-0.01", "nan", "inf", "x", ""]),
+        ),
+        "sweep_digest": lambda: ValueSpec(
+            st.from_regex(f"[0-9a-f]{{{SWEEP_DIGEST_HEX}}}", fullmatch=True),
+            st.sampled_from(
+                ["", "0" * (SWEEP_DIGEST_HEX - 1), "0" * (SWEEP_DIGEST_HEX + 1)]
+                + [c * SWEEP_DIGEST_HEX for c in "Ag"]
+                + ["0x" + "0" * (SWEEP_DIGEST_HEX - 2)]
+            ),
         ),
         "finite_float": lambda: ValueSpec(
             finite_floats(min_value=-1e6, max_value=1e6),

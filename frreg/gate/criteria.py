@@ -384,6 +384,7 @@ PROVENANCE_FIELDS: Final = (
     "lr",
     "weight_decay",
     "num_codecs",
+    "sweep",
     "encoder_vocab_version",
     "schema_version",
 )

@@ -45,6 +45,8 @@ from frreg.schema import (
     DRY_RUN_NOTE,
     LEGACY_PRESET_NORM,
     PRESET_NORM_MODES,
+    SWEEP_DIGEST_HEX,
+    is_sweep_digest,
 )
 from frreg.training.batched.engine import KERNELS
 from frreg.training.code_digest import CodeDigest
@@ -139,6 +141,13 @@ def recorded_run(record: SeedRecord, path: Path) -> RecordedRun:
         raise ArtifactError(
             path, f"config.preset_norm {preset_norm!r} is not one of {', '.join(PRESET_NORM_MODES)}"
         )
+    sweep = cfg.get("sweep")  # absent: a record from before it was recorded
+    if sweep is not None and not is_sweep_digest(sweep):
+        raise ArtifactError(
+            path,
+            f"config.sweep must be a sweep record's sha256 ({SWEEP_DIGEST_HEX} lowercase hex "
+            f"digits) or null, got {sweep!r}",
+        )
     settings = TrainSettings(
         epochs=integer("epochs", 1),
         batch_size=integer("batch_size", 1),
@@ -146,6 +155,7 @@ def recorded_run(record: SeedRecord, path: Path) -> RecordedRun:
         weight_decay=number("weight_decay", positive=False),
         model=mlp,
         preset_norm=preset_norm,
+        sweep=sweep,
     )
     engine = need("engine")
     if engine not in ENGINES:

@@ -75,6 +75,7 @@ from frreg.schema import (
     PROMOTE,
     PROMOTE_UNVERIFIED,
     SCHEMA_VERSION,
+    SWEEP_DIGEST_SHOWN,
     VERDICT_ADR,
     VERDICT_FILES,
     VERDICT_SCHEMA,
@@ -615,6 +616,12 @@ def recipe_deviations(decision: Decision) -> list[str]:
             )
             shape = ", ".join(f"{k} {v!r}" for k, v in adr_model.items())
             out.append(f"network {changed} (ADR-0303: {shape})")
+        if recipe.sweep is not None:
+            # Even the ADR's own numbers, found by a search, are not the ADR's claim.
+            out.append(
+                f"recipe chosen by sweep {recipe.sweep[:SWEEP_DIGEST_SHOWN]} (ADR-0303: the "
+                "trainer's defaults, chosen by no search)"
+            )
     return out
 
 

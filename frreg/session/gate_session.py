@@ -416,6 +416,14 @@ class GateSession:
 
             read_baseline(self.config.baseline)
 
+    def check_kernel(self, *, prefix: str = "--frreg-") -> None:
+        """Raise :class:`~frreg.errors.InputError` when the engine's kernel does not
+        train the configured network (``{prefix}hidden``): checked before any training."""
+        from frreg import settings
+
+        cfg = self.config
+        settings.kernel(cfg.engine, cfg.device, cfg.settings.model, prefix=prefix)
+
     def require_export_extra(self) -> None:
         """Raise :class:`~frreg.errors.InputError` when ``--frreg-export`` could not run
         (the ``[export]`` extra is missing): checked before any training."""

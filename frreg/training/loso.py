@@ -244,6 +244,7 @@ def seed_record(
         weight_decay=recipe["weight_decay"],
         num_codecs=recipe["num_codecs"],
         preset_norm=recipe["preset_norm"],
+        sweep=recipe["sweep"],
         encoder_vocab_version=ENCODER_VOCAB_VERSION,
         unknown_encoders=dict(sorted(corpus.unknown_encoders.items())),
         engine=engine,

@@ -7,7 +7,16 @@ Declared once here (see :mod:`frreg.options` for how); resolved once in
 
 from __future__ import annotations
 
-from frreg.options import Option, nonnegative_float, positive_float, positive_int, seed_list
+import argparse
+
+from frreg.options import (
+    Option,
+    dropout_rate,
+    nonnegative_float,
+    positive_float,
+    positive_int,
+    seed_list,
+)
 from frreg.schema import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CORPUS,
@@ -17,11 +26,26 @@ from frreg.schema import (
     DEFAULT_PRESET_NORM,
     DEFAULT_SEEDS,
     DEFAULT_WEIGHT_DECAY,
+    DROPOUT,
+    HIDDEN_WIDTH,
     NUM_CODECS,
     PRESET_NORM_FIXED,
     PRESET_NORM_LADDER,
     PRESET_NORM_MODES,
+    SWEEP_DIGEST_HEX,
+    is_sweep_digest,
 )
+
+
+def sweep_digest(text: str) -> str:
+    """A sweep record's sha256: :data:`~frreg.schema.SWEEP_DIGEST_HEX` lowercase hex digits."""
+    if not is_sweep_digest(text):
+        raise argparse.ArgumentTypeError(
+            f"invalid value {text!r}: expected a sweep record's sha256 "
+            f"({SWEEP_DIGEST_HEX} lowercase hex digits)"
+        )
+    return str(text)
+
 
 SEEDS = Option(
     "seeds",
@@ -65,8 +89,49 @@ PRESET_NORM = Option(
     choices=PRESET_NORM_MODES,
 )
 
+HIDDEN = Option(
+    "hidden",
+    "hidden",
+    "width of each hidden layer of the network (a change from ADR-0303's is a recorded "
+    "deviation; the CPU's native kernel trains the widths its build supports, and any "
+    "other is refused before training)",
+    HIDDEN_WIDTH,
+    positive_int,
+    "N",
+)
+DROPOUT_OPT = Option(
+    "dropout",
+    "dropout",
+    "dropout probability after each hidden layer, in [0, 1) (a change from ADR-0303's is "
+    "a recorded deviation)",
+    DROPOUT,
+    dropout_rate,
+    "P",
+)
+SWEEP = Option(
+    "sweep",
+    "sweep",
+    "sha256 of the sweep record this recipe was chosen from: changes no number, but every "
+    "seed artifact records it and the verdict lists it as a deviation from ADR-0303 (whose "
+    "recipe is the trainer's defaults, chosen by no search)",
+    None,
+    sweep_digest,
+    "DIGEST",
+    shown_default="none",
+)
+
 #: The training settings shared by ``frreg-train`` and ``pytest --frreg-*``.
-TRAINING_OPTIONS = (EPOCHS, BATCH_SIZE, LR, WEIGHT_DECAY, NUM_CODECS_OPT, PRESET_NORM)
+TRAINING_OPTIONS = (
+    EPOCHS,
+    BATCH_SIZE,
+    LR,
+    WEIGHT_DECAY,
+    NUM_CODECS_OPT,
+    PRESET_NORM,
+    HIDDEN,
+    DROPOUT_OPT,
+    SWEEP,
+)
 
 CORPUS = Option(
     "corpus", "corpus", "Phase A per-frame corpus (JSONL)", DEFAULT_CORPUS, None, "PATH"

@@ -27,6 +27,8 @@ from frreg.schema import (
     PRESET_NORM_FIXED,
     PRESET_NORM_MODES,
     SEED_RECORD_VERSION,
+    SWEEP_DIGEST_HEX,
+    is_sweep_digest,
 )
 from frreg.training.metrics import (
     FOLD_METRICS,
@@ -167,6 +169,10 @@ class SeedRecord:
     #: fork's trainer always uses ``fixed``; a frreg file that records none is
     #: :data:`~frreg.schema.LEGACY_PRESET_NORM`.
     preset_norm: str = PRESET_NORM_FIXED
+    #: The sha256 of the sweep record the recipe was chosen from (``frreg-train
+    #: --sweep``); ``None``: no search chose it (and every file from before it was
+    #: recorded, and the fork's).
+    sweep: str | None = None
 
     @property
     def from_fork(self) -> bool:
@@ -222,6 +228,7 @@ class SeedRecord:
             "weight_decay": self.weight_decay,
             "num_codecs": self.num_codecs,
             "preset_norm": self.preset_norm,
+            "sweep": self.sweep,
             "encoder_vocab_version": self.encoder_vocab_version,
             "unknown_encoders": dict(sorted(self.unknown_encoders.items())),
             "engine": self.engine,
@@ -301,6 +308,7 @@ class SeedRecord:
             weights=r.file_ref("weights"),
             run_wall_time_s=r.optional_number("run_wall_time_s"),
             preset_norm=r.preset_norm(),
+            sweep=r.sweep(),
         )
 
 
@@ -460,6 +468,17 @@ class _Reader:
                 f"field 'preset_norm' is {value!r}, not one of {', '.join(PRESET_NORM_MODES)}"
             )
         return str(value)
+
+    def sweep(self) -> str | None:
+        """``sweep``: a sweep record's digest, or ``None`` (also a file from before it
+        was recorded)."""
+        value = self.obj.get("sweep")
+        if value is not None and not is_sweep_digest(value):
+            raise self.fail(
+                f"field 'sweep' must be a sweep record's sha256 ({SWEEP_DIGEST_HEX} lowercase "
+                f"hex digits) or null, got {value!r}"
+            )
+        return value
 
     def optional_number(self, key: str) -> float | None:
         value = self.obj.get(key)

@@ -30,7 +30,10 @@ class TrainSettings:
     ``model`` is the network's shape; its ``num_codecs`` is the trainer's
     ``--num-codecs``. ``preset_norm`` is how the codec block's ``preset_norm`` is
     filled (:data:`~frreg.schema.PRESET_NORM_MODES`; the data a fold sees, so part of
-    the recipe).
+    the recipe). ``sweep`` is the sha256 of the sweep record the recipe was chosen
+    from (``frreg-train --sweep``; ``None``: none): it changes no number, but a
+    recipe a search chose is not the same claim as the trainer's defaults, so it is
+    recorded, keyed and judged like the rest.
     """
 
     epochs: int = DEFAULT_EPOCHS
@@ -39,6 +42,7 @@ class TrainSettings:
     weight_decay: float = DEFAULT_WEIGHT_DECAY
     model: MLPConfig = field(default_factory=MLPConfig)
     preset_norm: str = DEFAULT_PRESET_NORM
+    sweep: str | None = None
 
     @property
     def num_codecs(self) -> int:
@@ -53,6 +57,7 @@ class TrainSettings:
             "weight_decay": self.weight_decay,
             "num_codecs": self.num_codecs,
             "preset_norm": self.preset_norm,
+            "sweep": self.sweep,
         }
 
 
