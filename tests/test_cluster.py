@@ -17,6 +17,7 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 from frreg.cli import corpus as corpus_cli  # noqa: E402
+from frreg.producer import cluster as cluster_module  # noqa: E402
 from frreg.schema import EXIT_FAIL, EXIT_OK, EXIT_USAGE  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -122,7 +123,10 @@ def test_an_nvenc_cell_goes_only_to_the_worker_with_the_resource(cluster, tmp_pa
         worker.wait(timeout=30)
 
 
-def test_a_scheduler_that_is_not_there_is_one_line_and_exit_2(tmp_path, capsys):
+def test_a_scheduler_that_is_not_there_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    # Dask retries the refused connection until the client's timeout: 10 s of waiting by
+    # default; 2 s goes down the same path.
+    monkeypatch.setattr(cluster_module, "CONNECT_TIMEOUT_S", 2)
     start = time.monotonic()
     argv = [*GRID, "--out", str(tmp_path / "c.jsonl"), "--scheduler", "tcp://127.0.0.1:9"]
     assert corpus_cli.main(argv) == EXIT_USAGE
