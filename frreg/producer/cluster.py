@@ -32,10 +32,6 @@ from frreg.producer import ffmpeg as ff
 from frreg.producer.cells import Cell, CellFailure, CellOutput, compute_cell
 from frreg.producer.encoders import encoder_spec
 
-#: What ``pip`` installs for the cluster path.
-CLUSTER_EXTRA: Final = "pip install 'frreg[cluster]'"
-#: How long to wait for the scheduler to answer before giving up (seconds).
-CONNECT_TIMEOUT_S: Final = 10
 #: Retries of a cell whose task raised (a worker that dies is rescheduled by Dask).
 CELL_RETRIES: Final = 1
 #: A worker's gzipped libvmaf log is refused past this size once decompressed (bytes):
@@ -60,33 +56,6 @@ class CellResult:
 def hardware_resource(cell: Cell) -> str | None:
     """The worker resource a cell needs (its encoder's hardware family), if any."""
     return encoder_spec(cell.encoder).hardware
-
-
-def connect(address: str) -> Any:
-    """A ``distributed.Client`` on ``address``; one-line :class:`InputError` (exit 2) when
-    the extra is missing or no scheduler answers within :data:`CONNECT_TIMEOUT_S`."""
-    try:
-        import distributed
-    except ImportError:
-        raise InputError(
-            f"--scheduler {address}: needs Dask's distributed, which the cluster extra "
-            f"provides: {CLUSTER_EXTRA}"
-        ) from None
-    try:
-        return distributed.Client(  # type: ignore[no-untyped-call]
-            address, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False
-        )
-    except TypeError as exc:  # distributed's way of saying TLS is not configured
-        raise InputError(
-            f"--scheduler {address}: Dask could not open a TLS connection ({exc}); set the "
-            "client's certificate in Dask's config (distributed.comm.tls.ca-file, "
-            "distributed.comm.tls.client.cert/key; docs/corpus.md)"
-        ) from None
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise InputError(
-            f"--scheduler {address}: no Dask scheduler answered within {CONNECT_TIMEOUT_S} s "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'})"
-        ) from None
 
 
 def worker_resources(client: Any) -> dict[str, set[str]]:

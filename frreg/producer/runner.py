@@ -535,7 +535,7 @@ def produce_corpus(
     _union(corpus, plan, settings, final=False)
     client = None
     if settings.scheduler is not None:
-        from frreg.producer.cluster import connect
+        from frreg.dask_client import connect
 
         client = connect(settings.scheduler)
     try:

@@ -17,7 +17,8 @@
  * Randomness per model: a xoshiro256** stream, seeded by the caller from the model's own
  * torch generator. Each epoch draws a Fisher-Yates shuffle of the model's training rows
  * (Lemire's bounded integers), then, per step, depth * batch * H 16-bit dropout draws (four per
- * 64-bit output): a unit is dropped when its draw is below the threshold.
+ * 64-bit output): a unit is dropped when its draw is below the threshold. Without dropout
+ * (a threshold of 0) there are no dropout draws.
  *
  * GELU is 0.5 x (1 + erf(x / sqrt 2)) with erf from Abramowitz & Stegun 7.1.26 (1.5e-7 in
  * exact arithmetic; below 5e-7 in float32, a few float32 steps near 1) over an exp computed

@@ -261,7 +261,7 @@ FRREG_INLINE void K(model_epoch)(const Recipe *rc, const float *table, int n_col
             memcpy(ws->xb + (size_t)i * n_in1, row, sizeof(float) * (size_t)n_in1);
             ws->yb[i] = row[n_in1];
         }
-        K(dropout_masks)(rc, nb * H, rng, ws);
+        if (rc->drop_below) K(dropout_masks)(rc, nb * H, rng, ws); /* else all ones (group_epoch) */
         if (trace) /* (steps, depth, batch, H): this step's masks, nb rows of each layer */
             for (int l = 0; l < depth; l++)
                 memcpy(trace->masks + ((size_t)(first / batch) * depth + l) * batch * H, ws->m[l],
@@ -278,6 +278,9 @@ FRREG_INLINE void K(model_epoch)(const Recipe *rc, const float *table, int n_col
 
 static void K(group_epoch)(const Recipe *rc, const Group *gp, Scratch *ws, const Trace *trace) {
     const int layers = rc->depth + 1;
+    if (!rc->drop_below) /* no dropout: no draws, every unit kept (drop_scale is 1) */
+        for (int l = 0; l < rc->depth; l++)
+            for (size_t u = 0; u < (size_t)rc->batch * rc->hidden; u++) ws->m[l][u] = rc->drop_scale;
     for (int64_t m = 0; m < gp->models; m++) {
         float *w[FRREG_MAX_LAYERS], *a[FRREG_MAX_LAYERS], *s[FRREG_MAX_LAYERS];
         for (int l = 0; l < layers; l++) {

@@ -9,6 +9,7 @@ import hashlib
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -548,3 +549,209 @@ def fit_folds_batched(
             for m, fit in zip(group.members, group.fits(), strict=True):
                 fits[m] = fit
     return [f for f in fits if f is not None]
+
+
+# --------------------------------------------------------------------------
+# Many recipes in one run
+# --------------------------------------------------------------------------
+
+
+#: ``curve(job index, epoch, held-out predictions)``: one point of a model's held-out
+#: curve, called from the calling thread.
+CurvePoint = Callable[[int, int, np.ndarray], None]
+#: ``trained(job indices, seconds)``: a group of models finished, in this many seconds of
+#: its thread's CPU time (its curve's evaluations not counted), from the calling thread.
+GroupTrained = Callable[[np.ndarray, float], None]
+
+
+@dataclass
+class _Task:
+    """One group of models of one recipe, trained for all its epochs by one thread."""
+
+    group: _ModelGroup | _NativeGroup
+    jobs: np.ndarray  # the group's members as indices into the run's jobs
+    epochs: int
+    cost: float  # relative training time, to start the longest tasks first
+
+
+def _recipe_cost(settings: TrainSettings, n_train: int) -> float:
+    """Relative time of one model: its epochs x its rows x its network's multiply-adds per row."""
+    macs = sum(rows * cols for rows, cols in settings.model.layer_shapes)
+    return float(settings.epochs) * float(n_train) * float(macs)
+
+
+def fit_recipes_batched(
+    features: np.ndarray,
+    codec: np.ndarray,
+    target: np.ndarray,
+    jobs: Sequence[FoldJob],
+    settings: Sequence[TrainSettings],
+    *,
+    device: str = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
+    kernel: str | None = None,
+    curve_every: int | None = None,
+    curve: CurvePoint | None = None,
+    trained: GroupTrained | None = None,
+) -> list[Fit]:
+    """:func:`fit_folds_batched` for jobs that each carry their own recipe: job ``i``
+    is trained with ``settings[i]`` (its network, epochs, batch, Adam and dropout), and
+    its numbers are exactly those it gets alone with that recipe.
+
+    Jobs of one recipe form groups (as many as ``workers`` where there are fewer recipes
+    than workers); ``workers`` threads take the groups longest first, each training a
+    group for all its epochs. ``progress(done, total)`` counts model-epochs. With
+    ``curve_every`` and ``curve``, every model's held-out predictions after every
+    ``curve_every``-th epoch and after its last are passed to ``curve(job index, epoch,
+    predictions)`` (in the calling thread), so one run yields every shorter epoch count.
+    ``trained`` hears how long each group took (:data:`GroupTrained`).
+    All recipes must share ``preset_norm``: it decides ``codec``, which comes filled.
+    """
+    if len(settings) != len(jobs):
+        raise ValueError(f"{len(jobs)} jobs but {len(settings)} settings")
+    if not jobs:
+        return []
+    if len({s.preset_norm for s in settings}) > 1:
+        raise ValueError("every recipe of one run must share preset_norm (it fills codec)")
+    if curve_every is not None and curve_every < 1:
+        raise ValueError(f"curve_every must be at least 1, got {curve_every}")
+    dev = torch.device(device)
+    dtype = torch.float32
+    if workers is None:
+        workers = _cpu_cores() if dev.type == "cpu" else 1
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    recipes: dict[TrainSettings, list[int]] = {}
+    for i, s in enumerate(settings):
+        recipes.setdefault(s, []).append(i)
+    kernels = {s: resolve_kernel(device, kernel, s.model) for s in recipes}
+
+    with torch.inference_mode():
+        packed = _pack(features, codec, target, jobs, dtype, dev)
+        tasks: list[_Task] = []
+        chunks = max(1, -(-workers // len(recipes)))  # split a recipe only to fill workers
+        for recipe, indices in recipes.items():
+            group_type = _NativeGroup if kernels[recipe] == "native" else _ModelGroup
+            layout = Layout(recipe.model)
+            idx = np.asarray(indices, dtype=np.int64)
+            for part in _split(packed.n_train[idx], min(chunks, len(idx))):
+                members = idx[part]
+                inits = [initial_parameters(jobs[m], recipe.model) for m in members]
+                group = group_type(
+                    packed,
+                    members,
+                    _stack_layers(layout, [layers for layers, _ in inits], dtype, dev),
+                    [stream for _, stream in inits],
+                    recipe,
+                )
+                cost = sum(_recipe_cost(recipe, int(packed.n_train[m])) for m in members)
+                tasks.append(_Task(group, members, recipe.epochs, cost))
+        tasks.sort(key=lambda t: -t.cost)
+        threads_before = torch.get_num_threads()
+        if dev.type == "cpu":
+            torch.set_num_threads(1)
+        try:
+            _run_tasks(tasks, min(workers, len(tasks)), progress, curve_every, curve, trained)
+        finally:
+            torch.set_num_threads(threads_before)
+        fits: list[Fit | None] = [None] * len(jobs)
+        for task in tasks:
+            for m, fit in zip(task.jobs, task.group.fits(), strict=True):
+                fits[m] = fit
+    return [f for f in fits if f is not None]
+
+
+def _held_out(group: _ModelGroup | _NativeGroup) -> list[np.ndarray]:
+    """Each member's held-out predictions now (eval mode), as :func:`_fits` computes them."""
+    views = group.views if isinstance(group, _NativeGroup) else group.ws.weights
+    out = []
+    for i, m in enumerate(group.members):
+        weights = tuple(v[i] for v in views)
+        x_test = group.packed.x_test[m]
+        parts = [
+            predict(weights, x_test[start : start + _EVAL_ROWS])
+            for start in range(0, x_test.shape[0], _EVAL_ROWS)
+        ]
+        out.append(torch.cat(parts).double().cpu().numpy() if parts else np.empty(0))
+    return out
+
+
+def _run_tasks(
+    tasks: Sequence[_Task],
+    threads: int,
+    progress: Callable[[int, int], None] | None,
+    curve_every: int | None,
+    curve: CurvePoint | None,
+    trained: GroupTrained | None = None,
+) -> None:
+    """Train every task, ``threads`` at a time, longest first; report progress and curve
+    points from the calling thread; the first error stops the rest and is raised here."""
+    total = sum(t.epochs * len(t.jobs) for t in tasks)
+    pending: queue.SimpleQueue[_Task] = queue.SimpleQueue()
+    for task in tasks:
+        pending.put(task)
+    events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            with torch.inference_mode():  # grad mode is per thread
+                while not stop.is_set():
+                    try:
+                        task = pending.get_nowait()
+                    except queue.Empty:
+                        break
+                    start, evaluating = time.thread_time(), 0.0
+                    for epoch in range(1, task.epochs + 1):
+                        if stop.is_set():
+                            return
+                        task.group.train_epoch()
+                        point = None
+                        if (
+                            curve is not None
+                            and curve_every is not None
+                            and (epoch % curve_every == 0 or epoch == task.epochs)
+                        ):
+                            before = time.thread_time()
+                            point = (task.jobs, epoch, _held_out(task.group))
+                            evaluating += time.thread_time() - before
+                        events.put(("epoch", (len(task.jobs), point)))
+                    seconds = time.thread_time() - start - evaluating
+                    events.put(("trained", (task.jobs, seconds)))
+        except BaseException as exc:  # re-raised in the calling thread
+            events.put(("error", exc))
+        finally:
+            events.put(("done", None))
+
+    pool = [
+        threading.Thread(target=work, name=f"frreg-recipes-{i}", daemon=True)
+        for i in range(threads)
+    ]
+    for t in pool:
+        t.start()
+    done = finished = 0
+    try:
+        while finished < len(pool):
+            kind, payload = events.get()
+            if kind == "error":
+                raise payload
+            if kind == "done":
+                finished += 1
+                continue
+            if kind == "trained":
+                if trained is not None:
+                    trained(*payload)
+                continue
+            models, point = payload
+            done += models
+            if point is not None and curve is not None:
+                members, epoch, predictions = point
+                for m, pred in zip(members, predictions, strict=True):
+                    curve(int(m), epoch, pred)
+            if progress is not None:
+                progress(done, total)
+    finally:
+        stop.set()
+        for t in pool:
+            t.join()
