@@ -16,8 +16,8 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
+from frreg import dask_client as cluster_module  # noqa: E402
 from frreg.cli import corpus as corpus_cli  # noqa: E402
-from frreg.producer import cluster as cluster_module  # noqa: E402
 from frreg.schema import EXIT_FAIL, EXIT_OK, EXIT_USAGE  # noqa: E402
 
 pytestmark = pytest.mark.slow

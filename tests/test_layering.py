@@ -44,6 +44,7 @@ LEAVES = frozenset(
         "frreg._io",
         "frreg._lazy",
         "frreg._terminal",
+        "frreg.dask_client",
         "frreg.dirlock",
         "frreg.errors",
         "frreg.options",
@@ -64,6 +65,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "cli": ("frreg.cli",),
     "contracts": ("frreg.contracts",),
     "synthetic": ("frreg.synthetic",),
+    "sweep": ("frreg.sweep",),
     "plugin": ("pytest_frreg",),
     "argvcontract": ("argvcontract",),
 }
@@ -85,11 +87,12 @@ RULES: dict[str, frozenset[str]] = {
     "export": frozenset({"corpus", "gate", "training", "settings"}),
     "session": frozenset({"corpus", "producer", "training", "gate", "cache", "settings", "export"}),
     # Narrowed per CLI by CLI_STAGES.
-    "cli": frozenset({"settings", "corpus", "producer", "training", "gate", "export"}),
+    "cli": frozenset({"settings", "corpus", "producer", "training", "gate", "export", "sweep"}),
     # frreg's registrations for argvcontract: the plugin's options, the producer's
     # vocabularies (the CLIs themselves are loaded by name).
     "contracts": frozenset({"argvcontract", "producer", "session"}),
     "synthetic": frozenset(),
+    "sweep": frozenset({"corpus", "training", "gate"}),
     # The gate through frreg.session; the argv_recorder fixture over frreg.contracts.
     "plugin": frozenset({"session", "contracts"}),
     "argvcontract": frozenset(),
@@ -105,6 +108,7 @@ CLI_STAGES: dict[str, frozenset[str]] = {
     "frreg.cli.gate": frozenset({"gate"}),
     "frreg.cli.validate": frozenset({"gate"}),
     "frreg.cli.export": frozenset({"export"}),
+    "frreg.cli.sweep": frozenset({"sweep", "corpus", "training"}),
 }
 
 #: What the other layers may import of the session: its entry points, not its parts.

@@ -305,7 +305,10 @@ def test_the_same_recipes_give_the_same_predictions_run_twice(corpus: Corpus) ->
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [
-        (["--dropout", "1"], "--dropout: invalid value '1': expected a number in [0, 1)"),
+        (
+            ["--dropout", "1"],
+            "--dropout: invalid value '1': expected a dropout probability in [0, 1)",
+        ),
         (["--hidden", "24"], "the native kernel trains hidden widths that are multiples of 16"),
         (["--curve-every", "9"], "--curve-every 9 is more than --epochs 4"),
         (["--lr", "0"], "--lr: invalid value '0'"),

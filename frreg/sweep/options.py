@@ -3,12 +3,12 @@ numpy, so ``--help`` is quick."""
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from typing import Any, Final
 
 from frreg.options import (
     Option,
+    dropout_rate,
     nonnegative_float,
     positive_float,
     positive_int,
@@ -32,14 +32,6 @@ DEFAULT_CURVE_EVERY: Final = 10
 #: trains the chosen recipe for the gate is a fresh seed set the search never saw.
 DEFAULT_SWEEP_SEEDS: Final = (100, 101, 102, 103, 104)
 DEFAULT_SWEEP_DIR: Final = "runs/sweep"
-
-
-def dropout_value(text: str) -> float:
-    """A dropout probability in [0, 1)."""
-    value = nonnegative_float(text)
-    if value >= 1.0:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected a number in [0, 1)")
-    return value
 
 
 def _list_of(item: Callable[[str], Any], what: str) -> Callable[[str], tuple[Any, ...]]:
@@ -67,7 +59,7 @@ WEIGHT_DECAYS = _axis(
     nonnegative_float,
 )  # fmt: skip
 BATCH_SIZES = _axis("batch-size", "batch_size", "minibatch size", DEFAULT_BATCH_SIZES, positive_int)
-DROPOUTS = _axis("dropout", "dropout", "dropout probability", DEFAULT_DROPOUTS, dropout_value)
+DROPOUTS = _axis("dropout", "dropout", "dropout probability", DEFAULT_DROPOUTS, dropout_rate)
 HIDDENS = _axis(
     "hidden", "hidden", "hidden width (a multiple of 16 for the native kernel)",
     DEFAULT_HIDDENS, positive_int,
