@@ -47,6 +47,7 @@ CLI_MODULES: tuple[str, ...] = (
     "frreg.cli.gate",
     "frreg.cli.validate",
     "frreg.cli.export",
+    "frreg.cli.sweep",
 )
 
 #: The CLI whose own argument types are registered by flag (see CORPUS_FLAG_TYPES).
@@ -135,6 +136,10 @@ OPTION_TYPES: dict[str, tuple[str, Format | None]] = {
     "frreg.options.unit_interval": ("unit_interval", None),
     "frreg.options.finite_float": ("finite_float", None),
     "frreg.export.options.ensemble_id": ("ensemble_id", None),
+    "frreg.sweep.options.positive_float_list": ("positive_float_list", _list_item),
+    "frreg.sweep.options.nonnegative_float_list": ("nonnegative_float_list", _list_item),
+    "frreg.sweep.options.positive_int_list": ("positive_int_list", _list_item),
+    "frreg.sweep.options.dropout_rate_list": ("dropout_rate_list", _list_item),
 }
 
 #: frreg-corpus's own types, by a flag that uses them. The callable registered
@@ -262,6 +267,29 @@ def _value_specs() -> dict[str, Callable[[], ValueSpec]]:
         "cq_list": lambda: ValueSpec(
             listed(st.lists(st.integers(0, 63), min_size=1, max_size=5, unique=True)),
             st.sampled_from(["x", "1.5", "1,1", "1 1", "-1", "", "1,,2"]),
+        ),
+        # frreg-sweep's grid axes: lists of the scalar types above
+        "positive_float_list": lambda: ValueSpec(
+            listed(st.lists(finite_floats(min_value=1e-6, max_value=1e3), min_size=1, max_size=4)),
+            st.sampled_from(["0", "-1", "x", "", "1,,2", "nan", "1,-1"]),
+        ),
+        "nonnegative_float_list": lambda: ValueSpec(
+            listed(st.lists(finite_floats(min_value=0.0, max_value=1e3), min_size=1, max_size=4)),
+            st.sampled_from(["-0.1", "x", "", "1,,2", "inf", "0,-1"]),
+        ),
+        "positive_int_list": lambda: ValueSpec(
+            listed(st.lists(st.integers(1, 4096), min_size=1, max_size=4)),
+            st.sampled_from(["0", "-1", "x", "1.5", "", "1,,2"]),
+        ),
+        "dropout_rate_list": lambda: ValueSpec(
+            listed(
+                st.lists(
+                    finite_floats(min_value=0.0, max_value=1.0, exclude_max=True),
+                    min_size=1,
+                    max_size=4,
+                )
+            ),
+            st.sampled_from(["1", "1.5", "-0.01", "x", "", "0,,0.1", "0,1"]),
         ),
         # CORPUS_FLAG_TYPES
         "preset": lambda: ValueSpec(

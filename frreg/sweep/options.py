@@ -34,35 +34,57 @@ DEFAULT_SWEEP_SEEDS: Final = (100, 101, 102, 103, 104)
 DEFAULT_SWEEP_DIR: Final = "runs/sweep"
 
 
-def _list_of(item: Callable[[str], Any], what: str) -> Callable[[str], tuple[Any, ...]]:
-    def parse(text: str) -> tuple[Any, ...]:
-        return tuple(item(part) for part in split_list(text))
+def _items(text: str, item: Callable[[str], Any]) -> tuple[Any, ...]:
+    return tuple(item(part) for part in split_list(text))
 
-    parse.__name__ = f"{what}_list"
-    return parse
+
+def positive_float_list(text: str) -> tuple[float, ...]:
+    """A list (``a,b`` or ``a b``) of finite floats > 0."""
+    return _items(text, positive_float)
+
+
+def nonnegative_float_list(text: str) -> tuple[float, ...]:
+    """A list of finite floats >= 0."""
+    return _items(text, nonnegative_float)
+
+
+def positive_int_list(text: str) -> tuple[int, ...]:
+    """A list of integers >= 1."""
+    return _items(text, positive_int)
+
+
+def dropout_rate_list(text: str) -> tuple[float, ...]:
+    """A list of dropout probabilities in [0, 1)."""
+    return _items(text, dropout_rate)
 
 
 def _axis(
-    name: str, dest: str, what: str, default: tuple[Any, ...], item: Callable[[str], Any]
+    name: str,
+    dest: str,
+    what: str,
+    default: tuple[Any, ...],
+    parse: Callable[[str], tuple[Any, ...]],
 ) -> Option:
     # A list option's default is None (argparse would extend a default list in place);
     # :func:`axis_values` puts the declared default in.
     return Option(
         name, dest, f"{what} values to sweep (a list: 1,2 or 1 2)", None,
-        _list_of(item, dest), "V", shown_default=",".join(map(str, default)), repeatable=True,
+        parse, "V", shown_default=",".join(map(str, default)), repeatable=True,
     )  # fmt: skip
 
 
-LRS = _axis("lr", "lr", "Adam learning rate", DEFAULT_LRS, positive_float)
+LRS = _axis("lr", "lr", "Adam learning rate", DEFAULT_LRS, positive_float_list)
 WEIGHT_DECAYS = _axis(
     "weight-decay", "weight_decay", "Adam weight decay (L2)", DEFAULT_WEIGHT_DECAYS,
-    nonnegative_float,
+    nonnegative_float_list,
 )  # fmt: skip
-BATCH_SIZES = _axis("batch-size", "batch_size", "minibatch size", DEFAULT_BATCH_SIZES, positive_int)
-DROPOUTS = _axis("dropout", "dropout", "dropout probability", DEFAULT_DROPOUTS, dropout_rate)
+BATCH_SIZES = _axis(
+    "batch-size", "batch_size", "minibatch size", DEFAULT_BATCH_SIZES, positive_int_list
+)
+DROPOUTS = _axis("dropout", "dropout", "dropout probability", DEFAULT_DROPOUTS, dropout_rate_list)
 HIDDENS = _axis(
     "hidden", "hidden", "hidden width (a multiple of 16 for the native kernel)",
-    DEFAULT_HIDDENS, positive_int,
+    DEFAULT_HIDDENS, positive_int_list,
 )  # fmt: skip
 #: The swept axes, in :data:`frreg.sweep.grid.AXIS_FLAGS` order.
 AXES: Final = (LRS, WEIGHT_DECAYS, BATCH_SIZES, DROPOUTS, HIDDENS)
