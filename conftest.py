@@ -169,23 +169,38 @@ def loso_copy(trained_loso: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Pa
 
 
 @pytest.fixture(scope="session")
-def exported_set(trained_loso: tuple[Path, Path], build_once: BuildOnce) -> tuple[Path, Path, Path]:
-    """``(corpus, loso_dir with PROMOTE.json, model dir)``: :func:`trained_loso` gated with
-    :data:`LENIENT_GATE` (``--audit=0``) and exported (``--accept-deviations``, the default
-    audit), with a registry flipped in the model dir. Exported once per run, whichever
-    xdist worker asks first, for every test that reads an export (test_export.py,
-    test_fuzz_inputs.py): five members through torch's ONNX exporter take seconds.
-    Shared: copy before changing anything."""
+def promoted_loso(trained_loso: tuple[Path, Path], build_once: BuildOnce) -> tuple[Path, Path]:
+    """``(corpus, loso_dir with PROMOTE.json)``: :func:`trained_loso` gated with
+    :data:`LENIENT_GATE` (``--audit=0``), once per run. Shared: copy before changing
+    anything."""
     corpus, loso = trained_loso
 
     def build(root: Path) -> None:
-        from frreg.cli import export as export_cli
         from frreg.cli import validate as validate_cli
-        from frreg.schema import DEFAULT_ENSEMBLE_ID, PROMOTE_FILE, member_id
 
         shutil.copytree(loso, root / "loso")
         argv = [str(root / "loso"), f"--corpus={corpus}", "--audit=0", *LENIENT_GATE]
         assert validate_cli.main(argv) == 0
+
+    return corpus, build_once("promoted-loso", build) / "loso"
+
+
+@pytest.fixture(scope="session")
+def exported_set(
+    promoted_loso: tuple[Path, Path], build_once: BuildOnce
+) -> tuple[Path, Path, Path]:
+    """``(corpus, loso_dir with PROMOTE.json, model dir)``: :func:`promoted_loso` exported
+    (``--accept-deviations``, the default audit) with a registry flipped in the model
+    dir, once per run, whichever xdist worker asks first, for every test that reads an
+    export (test_export.py, test_fuzz_inputs.py): five members through torch's ONNX
+    exporter take seconds, so a test that asks for it is slow. Shared: copy before
+    changing anything."""
+    corpus, loso = promoted_loso
+
+    def build(root: Path) -> None:
+        from frreg.cli import export as export_cli
+        from frreg.schema import DEFAULT_ENSEMBLE_ID, PROMOTE_FILE, member_id
+
         out = root / "tiny"
         out.mkdir()
         first = member_id(DEFAULT_ENSEMBLE_ID, 0)
@@ -206,12 +221,11 @@ def exported_set(trained_loso: tuple[Path, Path], build_once: BuildOnce) -> tupl
             ],
         }
         (out / "registry.json").write_text(json.dumps(registry), encoding="utf-8")
-        argv = [f"--verdict={root / 'loso' / PROMOTE_FILE}", f"--corpus={corpus}",
+        argv = [f"--verdict={loso / PROMOTE_FILE}", f"--corpus={corpus}",
                 f"--out-dir={out}", f"--registry={out / 'registry.json'}", "--accept-deviations"]  # fmt: skip
         assert export_cli.main(argv) == 0
 
-    root = build_once("exported-set", build)
-    return corpus, root / "loso", root / "tiny"
+    return corpus, loso, build_once("exported-set", build) / "tiny"
 
 
 # Plugin sessions shared by the tests that only read what they wrote (tests/gate_runs.py).

@@ -105,10 +105,10 @@ FUZZ = settings(
 
 
 @pytest.fixture(scope="module")
-def promoted(exported_set: tuple[Path, Path, Path]) -> Path:
+def promoted(promoted_loso: tuple[Path, Path]) -> Path:
     """The trained run with its PROMOTE.json (lenient gate), shared (conftest.py's
-    :func:`exported_set`): read-only, each example copies it."""
-    return exported_set[1]
+    :func:`promoted_loso`): read-only, each example copies it."""
+    return promoted_loso[1]
 
 
 @pytest.fixture(scope="module")
