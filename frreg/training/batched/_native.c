@@ -109,8 +109,10 @@ FRREG_INLINE float recip_f(float x) {
     return r;
 }
 
-/* erf with absolute error below 1.5e-7 (Abramowitz & Stegun 7.1.26). */
-FRREG_INLINE float erf_f(float x) {
+/* erf with absolute error below 1.5e-7 (Abramowitz & Stegun 7.1.26), and the exp(-x^2) it
+ * computes on the way into *gauss (the normal density's shape, which GELU's derivative
+ * needs: one exp serves both). */
+FRREG_INLINE float erf_gauss_f(float x, float *gauss) {
     const float a = fabsf(x);
     const float t = 1.0f / fmaf(0.3275911f, a, 1.0f);
     float p = 1.061405429f;
@@ -118,8 +120,14 @@ FRREG_INLINE float erf_f(float x) {
     p = fmaf(p, t, 1.421413741f);
     p = fmaf(p, t, -0.284496736f);
     p = fmaf(p, t, 0.254829592f);
-    const float y = 1.0f - p * t * exp_f(-a * a);
+    *gauss = exp_f(-a * a);
+    const float y = 1.0f - p * t * *gauss;
     return copysignf(y, x);
+}
+
+FRREG_INLINE float erf_f(float x) {
+    float gauss;
+    return erf_gauss_f(x, &gauss);
 }
 
 #define INV_SQRT2 0.70710678118654752f
@@ -127,6 +135,14 @@ FRREG_INLINE float erf_f(float x) {
 
 /* The standard normal CDF, GELU's factor: GELU(x) = x * normal_cdf_f(x). */
 FRREG_INLINE float normal_cdf_f(float x) { return 0.5f * (1.0f + erf_f(x * INV_SQRT2)); }
+
+/* GELU's derivative at x, cdf(x) + x pdf(x), with the CDF into *cdf: one exp for both (the
+ * density from erf's exp(-x^2 / 2)). */
+FRREG_INLINE float gelu_slope_f(float x, float *cdf) {
+    float gauss;
+    *cdf = 0.5f * (1.0f + erf_gauss_f(x * INV_SQRT2, &gauss));
+    return fmaf(x, INV_SQRT_2PI * gauss, *cdf);
+}
 
 /* ------------------------------------------------------------------------------------------
  * One model
@@ -162,7 +178,7 @@ FRREG_INLINE size_t layer_size(const Recipe *rc, int l) {
 
 typedef struct {
     float *xb, *yb, *g, *gz, *gh, *wt;
-    float *z[FRREG_MAX_DEPTH], *h[FRREG_MAX_DEPTH], *m[FRREG_MAX_DEPTH], *cdf[FRREG_MAX_DEPTH];
+    float *z[FRREG_MAX_DEPTH], *h[FRREG_MAX_DEPTH], *m[FRREG_MAX_DEPTH], *slope[FRREG_MAX_DEPTH];
     float *gw[FRREG_MAX_LAYERS];
     int32_t *perm;
     uint16_t *draws; /* 4 * ceil(batch * H / 4) */
@@ -311,7 +327,7 @@ static void *alloc_scratch(Scratch *ws, const Recipe *rc, int64_t max_train) {
         TAKE(z[l], B * h);
         TAKE(h[l], B * (h + 1));
         TAKE(m[l], B * h);
-        TAKE(cdf[l], B * h);
+        TAKE(slope[l], B * h);
     }
     for (int l = 0; l <= rc->depth; l++) TAKE(gw[l], layer_size(rc, l));
 #undef TAKE

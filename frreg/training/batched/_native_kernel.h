@@ -115,29 +115,29 @@ FRREG_INLINE void K(transposed_times)(const float *restrict a, int lda, int K,
 }
 
 /* GELU(z) times the dropout multiplier, into h (whose column H is the next layer's one); the
- * normal CDF of z, GELU's factor, into cdf for the backward pass. */
+ * dropout multiplier times GELU's derivative at z, what the backward pass multiplies by,
+ * into slope. */
 FRREG_INLINE void K(gelu_dropout)(const float *restrict z, const float *restrict m, const int H,
-                               float *restrict h, float *restrict cdf, int n) {
+                               float *restrict h, float *restrict slope, int n) {
     for (int i = 0; i < n; i++) {
         const float *restrict zi = z + (size_t)i * H;
         const float *restrict mi = m + (size_t)i * H;
-        float *restrict ci = cdf + (size_t)i * H;
+        float *restrict si = slope + (size_t)i * H;
         float *restrict hi = h + (size_t)i * (H + 1);
         for (int j = 0; j < H; j++) {
-            ci[j] = normal_cdf_f(zi[j]);
-            hi[j] = zi[j] * ci[j] * mi[j];
+            float cdf;
+            const float s = gelu_slope_f(zi[j], &cdf);
+            hi[j] = zi[j] * cdf * mi[j];
+            si[j] = mi[j] * s;
         }
         hi[H] = 1.0f;
     }
 }
 
-/* d *= dropout multiplier * GELU'(z), elementwise over n x H (cdf: the forward pass's). */
-FRREG_INLINE void K(through_gelu)(const float *restrict z, const float *restrict m,
-                               const float *restrict cdf, const int H, float *restrict d, int n) {
-    for (size_t e = 0; e < (size_t)n * H; e++) {
-        const float pdf = INV_SQRT_2PI * exp_f(-0.5f * z[e] * z[e]);
-        d[e] = d[e] * m[e] * fmaf(z[e], pdf, cdf[e]);
-    }
+/* d *= slope (the forward pass's dropout multiplier times GELU's derivative), over n x H. */
+FRREG_INLINE void K(through_gelu)(const float *restrict slope, const int H, float *restrict d,
+                               int n) {
+    for (size_t e = 0; e < (size_t)n * H; e++) d[e] *= slope[e];
 }
 
 /* The gradients of the mean squared error over one batch of nb rows (xb: nb x n_in1 with the
@@ -151,7 +151,7 @@ FRREG_INLINE void K(forward_backward)(const Recipe *rc, const int nb, const floa
     int fan_in1 = rc->n_in1;
     for (int l = 0; l < depth; l++) {
         K(rows_times)(in, fan_in1, fan_in1, w[l], H, ws->z[l], H, nb);
-        K(gelu_dropout)(ws->z[l], ws->m[l], H, ws->h[l], ws->cdf[l], nb);
+        K(gelu_dropout)(ws->z[l], ws->m[l], H, ws->h[l], ws->slope[l], nb);
         in = ws->h[l];
         fan_in1 = H1;
     }
@@ -183,7 +183,7 @@ FRREG_INLINE void K(forward_backward)(const Recipe *rc, const int nb, const floa
     for (int i = 0; i < nb; i++)
         for (int j = 0; j < H; j++) d[(size_t)i * H + j] = g[i] * head[j];
     for (int l = depth - 1; l >= 0; l--) {
-        K(through_gelu)(ws->z[l], ws->m[l], ws->cdf[l], H, d, nb);
+        K(through_gelu)(ws->slope[l], H, d, nb);
         const float *layer_in = l ? ws->h[l - 1] : ws->xb;
         const int ld = l ? H1 : rc->n_in1;
         K(transposed_times)(layer_in, ld, ld, d, H, ws->gw[l], nb);

@@ -26,7 +26,8 @@ from frreg.training.settings import Fit, FoldJob, TrainSettings, fold_inputs
 #: Bump whenever a change in this package can change a trained number: it is
 #: part of every cache key, so stale models are retrained instead of served.
 #: (The kernel that trained a model, ``native`` or ``torch``, is in the key too.)
-#: 2: the native kernel's Adam without divisions (recip_f), subnormals flushed.
+#: 2: the native kernel's Adam without divisions (recip_f), GELU's slope from erf's exp,
+#: subnormals flushed; no dropout draws without dropout.
 ENGINE_VERSION: Final = 2
 
 #: The batched engine's two kernels: ``native``, the compiled C kernel
