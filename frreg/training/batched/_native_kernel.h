@@ -220,21 +220,55 @@ FRREG_INLINE void K(adam)(const Recipe *rc, float step_size, float inv_bc2_sqrt,
     }
 }
 
-/* Dropout multipliers for count = nb * H units per hidden layer, layer 0's draws first: 16-bit
- * draws, four per 64-bit output, lowest bits first; a draw below the threshold drops. */
-FRREG_INLINE void K(dropout_masks)(const Recipe *rc, int count, uint64_t *s, Scratch *ws) {
-    const int words = (count + 3) / 4;
+/* Four 64-bit words at once, one per dropout lane: xoshiro256** on a vector of lanes (the
+ * same integer operations on every target, so the same bits). */
+typedef uint64_t K(u64x4) __attribute__((vector_size(8 * FRREG_DROPOUT_LANES)));
+#define u64x4 K(u64x4)
+
+/* Seed the epoch's dropout lanes from the model's stream s: 16 outputs through splitmix64,
+ * word j of lane i from output 4j + i; a lane whose words are all zero (the one state
+ * xoshiro cannot leave) gets a one. */
+FRREG_INLINE void K(seed_lanes)(uint64_t *s, Scratch *ws) {
+    for (int e = 0; e < 4 * FRREG_DROPOUT_LANES; e++) ws->lanes[e] = splitmix64(next_u64(s));
+    for (int i = 0; i < FRREG_DROPOUT_LANES; i++)
+        if (!(ws->lanes[i] | ws->lanes[FRREG_DROPOUT_LANES + i] |
+              ws->lanes[2 * FRREG_DROPOUT_LANES + i] | ws->lanes[3 * FRREG_DROPOUT_LANES + i]))
+            ws->lanes[i] = 1;
+}
+
+/* Dropout multipliers for count = nb * H units per hidden layer (a multiple of 16), layer 0's
+ * draws first: 16-bit draws, four per 64-bit word, lowest bits first, words 4c .. 4c + 3 from
+ * the lanes' c-th step; a draw below the threshold drops. */
+FRREG_INLINE void K(dropout_masks)(const Recipe *rc, int count, Scratch *ws) {
+    u64x4 s0, s1, s2, s3;
+    memcpy(&s0, ws->lanes, sizeof s0);
+    memcpy(&s1, ws->lanes + FRREG_DROPOUT_LANES, sizeof s1);
+    memcpy(&s2, ws->lanes + 2 * FRREG_DROPOUT_LANES, sizeof s2);
+    memcpy(&s3, ws->lanes + 3 * FRREG_DROPOUT_LANES, sizeof s3);
+    const int steps = (count + 4 * FRREG_DROPOUT_LANES - 1) / (4 * FRREG_DROPOUT_LANES);
     uint16_t *draws = ws->draws;
     for (int layer = 0; layer < rc->depth; layer++) {
-        for (int w = 0; w < words; w++) {
-            const uint64_t word = next_u64(s);
-            memcpy(draws + 4 * (size_t)w, &word, sizeof word); /* little-endian: low bits first */
+        for (int c = 0; c < steps; c++) {
+            const u64x4 x = s1 * 5;
+            const u64x4 out = ((x << 7) | (x >> 57)) * 9;
+            const u64x4 t = s1 << 17;
+            s2 ^= s0;
+            s3 ^= s1;
+            s1 ^= s2;
+            s0 ^= s3;
+            s2 ^= t;
+            s3 = (s3 << 45) | (s3 >> 19);
+            memcpy(draws + 4 * FRREG_DROPOUT_LANES * (size_t)c, &out, sizeof out);
         }
         float *restrict m = ws->m[layer];
         const uint32_t below = rc->drop_below;
         const float scale = rc->drop_scale;
         for (int u = 0; u < count; u++) m[u] = (uint32_t)draws[u] < below ? 0.0f : scale;
     }
+    memcpy(ws->lanes, &s0, sizeof s0);
+    memcpy(ws->lanes + FRREG_DROPOUT_LANES, &s1, sizeof s1);
+    memcpy(ws->lanes + 2 * FRREG_DROPOUT_LANES, &s2, sizeof s2);
+    memcpy(ws->lanes + 3 * FRREG_DROPOUT_LANES, &s3, sizeof s3);
 }
 
 /* One epoch of one model: its layers w[l], Adam moments a[l] and s[l] (l = 0 .. depth). With a
@@ -254,6 +288,7 @@ FRREG_INLINE void K(model_epoch)(const Recipe *rc, const float *table, int n_col
     }
     if (trace)
         for (int64_t r = 0; r < n_train; r++) trace->perm[r] = perm[r];
+    if (rc->drop_below) K(seed_lanes)(rng, ws);
     for (int64_t first = 0; first < n_train; first += batch) {
         const int nb = (int)(n_train - first < batch ? n_train - first : batch);
         for (int i = 0; i < nb; i++) {
@@ -261,7 +296,7 @@ FRREG_INLINE void K(model_epoch)(const Recipe *rc, const float *table, int n_col
             memcpy(ws->xb + (size_t)i * n_in1, row, sizeof(float) * (size_t)n_in1);
             ws->yb[i] = row[n_in1];
         }
-        if (rc->drop_below) K(dropout_masks)(rc, nb * H, rng, ws); /* else all ones (group_epoch) */
+        if (rc->drop_below) K(dropout_masks)(rc, nb * H, ws); /* else all ones (group_epoch) */
         if (trace) /* (steps, depth, batch, H): this step's masks, nb rows of each layer */
             for (int l = 0; l < depth; l++)
                 memcpy(trace->masks + ((size_t)(first / batch) * depth + l) * batch * H, ws->m[l],
@@ -298,6 +333,7 @@ static void K(one_step)(const Recipe *rc, int nb, const float *const *w, Scratch
 }
 
 #undef vf
+#undef u64x4
 #undef VW
 #undef TR
 #undef TC

@@ -27,7 +27,7 @@ from frreg.training.settings import Fit, FoldJob, TrainSettings, fold_inputs
 #: part of every cache key, so stale models are retrained instead of served.
 #: (The kernel that trained a model, ``native`` or ``torch``, is in the key too.)
 #: 2: the native kernel's Adam without divisions (recip_f), GELU's slope from erf's exp,
-#: subnormals flushed; no dropout draws without dropout.
+#: dropout drawn from four xoshiro lanes (none without dropout), subnormals flushed.
 ENGINE_VERSION: Final = 2
 
 #: The batched engine's two kernels: ``native``, the compiled C kernel
