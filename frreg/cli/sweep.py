@@ -27,7 +27,6 @@ from frreg.options import StrictParser, add_options
 from frreg.schema import EXIT_OK
 from frreg.sweep.options import (
     AXES,
-    CORPUS,
     CURVE_EVERY,
     EPOCHS,
     OUT_DIR,
@@ -36,6 +35,7 @@ from frreg.sweep.options import (
     WORKERS,
     axis_values,
 )
+from frreg.training.options import CORPUS
 
 PROG = "frreg-sweep"
 

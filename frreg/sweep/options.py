@@ -15,9 +15,9 @@ from frreg.options import (
     seed_list,
     split_list,
 )
-from frreg.schema import DEFAULT_CORPUS, DEFAULT_EPOCHS, DROPOUT, HIDDEN_WIDTH
+from frreg.schema import DEFAULT_EPOCHS, DROPOUT, HIDDEN_WIDTH
 
-#: The default grid (:data:`frreg.sweep.grid.DEFAULT_AXES` reads these): 3 x 2 x 2 x 2 =
+#: The default grid (:data:`DEFAULT_AXES` below): 3 x 2 x 2 x 2 =
 #: 24 recipes around the ADR-0303 recipe (lr 5e-4, weight decay 1e-5, batch 32, dropout
 #: 0.1, width 64), whose learning rate and dropout are on it so that the report shows
 #: what the search gained over them.
@@ -104,9 +104,6 @@ def axis_values(values: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
     return {o.dest: tuple(dict.fromkeys(values.get(o.dest) or DEFAULT_AXES[o.dest])) for o in AXES}
 
 
-CORPUS = Option(
-    "corpus", "corpus", "Phase A per-frame corpus (JSONL)", DEFAULT_CORPUS, None, "PATH"
-)
 OUT_DIR = Option(
     "out-dir", "out_dir", "directory for sweep.json, sweep.md and sweep.png",
     DEFAULT_SWEEP_DIR, None, "DIR",
