@@ -272,10 +272,13 @@ def draw_figure(record: dict[str, Any], path: Path) -> bool:
         return False
     sweep = record["sweep"]
     fig, ax = plt.subplots(figsize=(8, 5))
-    for r in sweep["recipes"]:
+    cmap = plt.get_cmap("tab20")
+    for i, r in enumerate(sweep["recipes"]):
         own = [c for c in sweep["candidates"] if c["recipe"] == r["id"]]
+        # Dashed: a recipe with dropout (the knob that mattered most on the built-in corpus).
         ax.plot([c["cpu_seconds"] for c in own], [c["pooled_rmse"] for c in own],
-                marker=".", linewidth=0.8, label=r["id"])  # fmt: skip
+                marker=".", linewidth=0.8, color=cmap(i % cmap.N),
+                linestyle="--" if r["dropout"] else "-", label=r["id"])  # fmt: skip
     for key, style in (("ols", ":"), ("svr", "--")):
         b = sweep["baselines"][key]
         if "pooled_rmse" in b:
