@@ -135,6 +135,7 @@ def test_onnxruntime_reproduces_the_torch_members_trained_with_the_recorded_reci
         np.testing.assert_allclose(side["feature_std"], std, rtol=0, atol=1e-12)
         assert side["training_recipe"]["epochs"] == epochs
         assert side["training_recipe"]["fit_set"] == "full_corpus"
+        assert side["training_recipe"]["sweep"] is None  # trained without a search
         assert side["training_recipe"]["scaler"] == "fit_on_full_corpus"
         x = ((corpus.features - mean) / std).astype(np.float32)
         codec = corpus.codec.astype(np.float32)

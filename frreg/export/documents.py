@@ -169,6 +169,8 @@ def training_recipe(p: Provenance, seed: int) -> dict[str, Any]:
         "batch_size": s.batch_size,
         "lr": s.lr,
         "weight_decay": s.weight_decay,
+        # frreg's: the sweep record the recipe was chosen from (None: no search).
+        "sweep": s.sweep,
         "optimizer": "Adam",
         "loss": "MSE",
         "fit_set": FIT_SET,
