@@ -29,7 +29,8 @@ from frreg.schema import NOMINAL_COVERAGE
 from frreg.training.metrics import plcc
 
 #: What the sweep minimises to choose a candidate: the pooled held-out RMSE (VMAF points)
-#: of the ensemble mean, ties to the cheaper (earlier) candidate.
+#: of the ensemble mean; a tie goes to the first in the record's order (recipe by recipe,
+#: each recipe's epoch counts ascending).
 SELECTION_METRIC: Final = "pooled_rmse"
 
 
