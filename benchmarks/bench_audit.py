@@ -46,36 +46,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+# benchmarks/_machine.py, beside this file (also when this file is loaded by path)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import load_line, machine, run_guarded
+
 #: The issue's budgets: the audit against one training of the same jobs, and the
 #: recomputation on the 33,840-row corpus.
 TARGET_AUDIT_RATIO = 1.1
 TARGET_RECOMPUTE_S = 5.0
-
-
-def machine() -> tuple[str, list[str]]:
-    """The CPU model and the vector extensions the kernels can use (Linux /proc/cpuinfo)."""
-    model, flags = "unknown CPU", list[str]()
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return model, flags
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name" and model == "unknown CPU":
-            model = value.strip()
-        elif key.strip() == "flags" and not flags:
-            have = set(value.split())
-            flags = [
-                f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512vl") if f in have
-            ]
-    return model, flags
-
-
-def _load() -> str:
-    try:
-        return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
-    except OSError:
-        return "load average unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads, "
         f"{torch.get_num_interop_threads()} inter-op; batched kernel: {kernel}"
         + (f" ({target})" if target else "")
-        + f"; {_load()}"
+        + f"; {load_line()}"
     )
 
     with contextlib.ExitStack() as stack:
@@ -210,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
             train_total = time.perf_counter() - start
         train_s = train.get("train_jobs")
         print(f"  {train_total:.1f} s ({train_s:.1f} s training, the rest writing the seed files)")
-        print(f"  {_load()}")
+        print(f"  {load_line()}")
 
         # 2. frreg-validate --audit all on what was written, its parts timed in this one run.
         stages = Stages()
@@ -241,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
         recompute_s = validate_total - audit_s - ensemble_s
         print(f"  {lines[-2] if len(lines) >= 2 else ''}".rstrip())
         print(f"  {lines[-1] if lines else ''}".rstrip())
-        print(f"  {_load()} (other work on the machine slows both sides)")
+        print(f"  {load_line()} (other work on the machine slows both sides)")
 
     corpus_s, seeds_s, data_s = (stages.get(k) for k in ("corpus", "recompute", "data checks"))
     print(f"frreg-validate --audit all: {validate_total:.1f} s")
@@ -276,15 +254,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        print("bench_audit: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # a benchmark that cannot run says why, in one line
-        print(f"bench_audit: cannot run: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    return run_guarded("bench_audit", run, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -50,6 +50,10 @@ from frreg.producer.encoders import BITSTREAM_FORMATS, DEFAULT_PRESETS, PRODUCIB
 from frreg.producer.runner import default_jobs, default_vmaf_threads
 from frreg.producer.sources import BUILTIN_SOURCE_IDS, Source
 
+# benchmarks/_machine.py, beside this file (also when this file is loaded by path)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import cpu_model
+
 TARGET_SPEEDUP = 1.3
 TARGET_FLOOR_RATIO = 1.25
 TARGET_OVERHEAD = 0.05
@@ -127,17 +131,6 @@ def floor_cell(
         work / f"enc{ext}",
         timeout=3600,
     )
-
-
-def cpu_model() -> str:
-    """The CPU model as lscpu names it (``model name`` in /proc/cpuinfo)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def per_frame(log: dict[str, Any]) -> list[dict[str, float]]:

@@ -21,19 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
+# benchmarks/_machine.py, beside this file (also when this file is loaded by path)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import cpu_model
+
 ENCODERS = ("libx264", "libx265")
 CQS = (22, 28, 34, 40, 46)
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def peak_rss_mib() -> float:

@@ -20,17 +20,11 @@ import sys
 import time
 from pathlib import Path
 
+# benchmarks/_machine.py, beside this file (also when this file is loaded by path)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import cpu_model
+
 TARGET_SPEEDUP_2 = 1.9
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     kernel = resolve_kernel("cpu", None)
     load_before = os.getloadavg()
     print(
-        f"{_cpu_model()}; {len(available)} cores available; kernel {kernel}; "
+        f"{cpu_model()}; {len(available)} cores available; kernel {kernel}; "
         f"{len(jobs)} jobs x {args.epochs} epochs on {corpus.n_rows} rows"
     )
 

@@ -40,30 +40,15 @@ from pathlib import Path
 
 import numpy as np
 
+# benchmarks/_machine.py, beside this file (also when this file is loaded by path)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import load_line, machine, run_guarded
+
 TARGET_RATIO = 50.0
 #: The full recipe's budget on a 2-core machine: AVX-512 (x86-64-v4), and AVX2 only.
 TARGET_FULL_S = 150.0
 TARGET_FULL_S_AVX2 = 180.0
 QUICK_CORPUS = {"n_sources": 3, "frames": 40}
-
-
-def machine() -> tuple[str, list[str]]:
-    """The CPU model and the vector extensions the kernels can use (Linux /proc/cpuinfo)."""
-    model, flags = "unknown CPU", []
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return model, flags
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name" and model == "unknown CPU":
-            model = value.strip()
-        elif key.strip() == "flags" and not flags:
-            have = set(value.split())
-            flags = [
-                f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512vl") if f in have
-            ]
-    return model, flags
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,13 +109,6 @@ def _corpus(quick: bool):  # -> frreg.corpus.Corpus
         return load_corpus(write_corpus(Path(tmp) / "corpus.jsonl", rows))
 
 
-def _load() -> str:
-    try:
-        return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
-    except OSError:
-        return "load average unknown"
-
-
 def _fmt_s(seconds: float) -> str:
     if seconds >= 3600:
         return f"{seconds / 3600:.2f} h"
@@ -182,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads, "
         f"{torch.get_num_interop_threads()} inter-op; batched kernel: {kernel}"
         + (f" ({target})" if target else "")
-        + f"; {_load()}"
+        + f"; {load_line()}"
     )
 
     # 1. The straightforward loop on the slice, extrapolated per model-epoch.
@@ -257,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print("  per-seed mean PLCC: " + ", ".join(f"{s:.4f}" for s in seed_means.tolist()))
 
-    print(f"  {_load()} (other work on the machine slows both trainers)")
+    print(f"  {load_line()} (other work on the machine slows both trainers)")
     ratio = ref_full_s / batched_s
     print(f"batched full recipe: {_fmt_s(batched_s)} ({batched_s:.1f} s)")
     print(f"straightforward full recipe (extrapolated): {_fmt_s(ref_full_s)}")
@@ -276,15 +254,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        print("bench_train: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # a benchmark that cannot run says why, in one line
-        print(f"bench_train: cannot run: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    return run_guarded("bench_train", run, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -57,7 +57,6 @@ import contextlib
 import copy
 import csv
 import hashlib
-import importlib.util
 import json
 import math
 import os
@@ -75,6 +74,10 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
+
+# benchmarks/_machine.py, beside this file (also when this file is loaded by path)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import load_line, machine
 
 #: Bumped when what the benchmark trains changes (fault builders, the run layout).
 BENCH_VERSION: Final = 1
@@ -94,27 +97,15 @@ Row = dict[str, Any]
 
 
 # --------------------------------------------------------------------------
-# The machine (bench_train.py's helpers)
+# The machine (benchmarks/_machine.py)
 # --------------------------------------------------------------------------
-
-
-def _bench_train() -> Any:
-    """``benchmarks/bench_train.py`` as a module, for its machine helpers."""
-    path = Path(__file__).with_name("bench_train.py")
-    spec = importlib.util.spec_from_file_location("_gate_power_bench_train", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def machine_lines() -> list[str]:
     """CPU model, vector extensions, cores, torch threads and the load, one line each."""
     import torch
 
-    bench = _bench_train()
-    model, flags = bench.machine()
+    model, flags = machine()
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -122,13 +113,8 @@ def machine_lines() -> list[str]:
     return [
         f"cpu: {model}; {os.cpu_count()} logical cores ({usable} usable); "
         f"vector extensions: {' '.join(flags) or 'none found'}",
-        f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads; {bench._load()}",
+        f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads; {load_line()}",
     ]
-
-
-def load_line() -> str:
-    line: str = _bench_train()._load()
-    return line
 
 
 # --------------------------------------------------------------------------
