@@ -44,10 +44,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import load_line, machine, run_guarded
 
-TARGET_RATIO = 50.0
-#: The full recipe's budget on a 2-core machine: AVX-512 (x86-64-v4), and AVX2 only.
-TARGET_FULL_S = 150.0
-TARGET_FULL_S_AVX2 = 180.0
+#: Issue 23's targets: at least this many times the straightforward loop, and the full
+#: recipe within these budgets on a 2-core machine, AVX-512 (x86-64-v4) and AVX2 only.
+#: (They were 50x, 150 s and 180 s before.)
+TARGET_RATIO = 150.0
+TARGET_FULL_S = 60.0
+TARGET_FULL_S_AVX2 = 80.0
 QUICK_CORPUS = {"n_sources": 3, "frames": 40}
 
 
