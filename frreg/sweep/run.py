@@ -204,7 +204,8 @@ def run_cluster(
                 retries=SHARD_RETRIES, pure=False,
             )  # fmt: skip
             futures[fut] = (recipe, i, seed)
-    total = len(futures) * epochs[-1] * len(set(arrays.groups.tolist()))
+    per_shard = epochs[-1] * len(set(arrays.groups.tolist()))  # model-epochs of one shard
+    total = len(futures) * per_shard
     done = 0
     try:
         with client.as_current():
@@ -224,7 +225,7 @@ def run_cluster(
                 for epoch, pred in curve.items():
                     out.curves[recipe.id][epoch][i] = pred[0]
                 out.cpu_seconds[recipe.id] += seconds
-                done += epochs[-1] * len(set(arrays.groups.tolist()))
+                done += per_shard
                 if progress is not None:
                     progress(done, total)
     finally:
