@@ -37,6 +37,7 @@ from frreg.schema import (  # noqa: E402
     HOLD_FILE,
     NOMINAL_COVERAGE,
     PROMOTE_FILE,
+    SWEEP_DIGEST_SHOWN,
     manifest_name,
     member_id,
 )
@@ -232,6 +233,31 @@ def test_the_default_members_expect_the_fork_trainers_codec_block(exported):
     slot = side["codec_block_layout"].index("preset_norm")
     assert {row[slot] for row in manifest["probe"]["codec_onehot"]} == {0.5}
     _scores_by_the_stated_conventions_match_the_probe(corpus_path, out)
+
+
+@EXPORTS
+def test_members_of_a_swept_recipe_carry_the_sweeps_digest(tmp_path):
+    """A run trained with --sweep DIGEST: every sidecar's and the manifest's
+    training_recipe names the sweep, and the gate's deviations say a search chose it."""
+    from frreg.synthetic import synthetic_rows, write_corpus
+    from frreg.training.loso import run_loso
+    from frreg.training.settings import TrainSettings
+
+    digest = "ab" * 32
+    rows = synthetic_rows(n_sources=4, encoders=("libx264",), cqs=(22, 38), frames=8)
+    corpus_path = write_corpus(tmp_path / "corpus.jsonl", rows)
+    loso = tmp_path / "loso"
+    run_loso(load_corpus(corpus_path), SEEDS, TrainSettings(epochs=30, sweep=digest), loso)
+    out = tmp_path / "tiny"
+    assert export(promote(corpus_path, loso), corpus_path, out) == EXIT_OK
+    for seed in SEEDS:
+        side = json.loads((out / f"{member_id(ENS, seed)}.json").read_text())
+        assert side["training_recipe"]["sweep"] == digest
+        assert any(
+            d.startswith(f"recipe chosen by sweep {digest[:SWEEP_DIGEST_SHOWN]}")
+            for d in side["gate"]["deviations"]
+        )
+    assert manifest(out)["training_recipe"]["sweep"] == digest
 
 
 @EXPORTS
