@@ -166,6 +166,25 @@ def test_native_dropout_drops_at_rate_p_and_scales_the_rest() -> None:
 
 
 @needs_native
+def test_the_thread_gets_its_subnormals_back_after_the_kernel() -> None:
+    """The kernel flushes subnormals while it runs (MXCSR FTZ and DAZ) and must restore the
+    calling thread's state: numpy and torch in the same thread still compute them."""
+    tiny = np.float32(1e-38)
+    assert tiny * np.float32(0.5) > 0  # subnormal here before the kernel
+    gen = torch.Generator().manual_seed(3)
+    n = 64
+    table = np.hstack([torch.randn(n, CONFIG.in_features, generator=gen).numpy(),
+                       np.ones((n, 1), np.float32), np.full((n, 1), 50, np.float32)])  # fmt: skip
+    params = tuple(row[None, :].copy() for row in random_layers(gen))
+    moments = [tuple(np.zeros_like(p) for p in params) for _ in range(2)]
+    NATIVE.train_epoch(np.ascontiguousarray(table, dtype=np.float32), np.zeros(1, np.int64),
+                       np.full(1, n, np.int64), params, *moments, np.zeros(1, np.int64),
+                       np.array([[7, 7, 7, 7]], dtype=np.uint64), recipe())  # fmt: skip
+    assert tiny * np.float32(0.5) == np.float32(5e-39)
+    assert torch.tensor(1e-38, dtype=torch.float32).mul(0.5).item() > 0
+
+
+@needs_native
 def test_bad_buffers_are_refused_with_a_value_error() -> None:
     table = np.zeros((10, N_IN1 + 1), np.float32)
     params = tuple(np.zeros((1, w), np.float32) for w in LAYOUT.widths)
