@@ -193,10 +193,14 @@ def test_interrupted_session_leaves_no_promote(pytester, corpus):
     out = out_dir(pytester)
     out.mkdir(parents=True)
     (out / PROMOTE_FILE).write_text("{}")
+    # The session as a user's terminal starts it: Ctrl-C raises KeyboardInterrupt. A
+    # parent that ignores SIGINT (a job started in the background by a shell, as CI
+    # scripts may be) passes that on, and Python then never installs its handler.
     argv = [
         sys.executable,
-        "-m",
-        "pytest",
+        "-c",
+        "import signal, sys, pytest; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "sys.exit(pytest.main(sys.argv[1:]))",
         f"--frreg-corpus={corpus}",
         "--frreg-epochs=20000",  # long enough that Ctrl-C lands mid-training
         *LENIENT,
