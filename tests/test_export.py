@@ -1022,3 +1022,26 @@ def test_a_foreign_member_with_every_digest_recomputed_is_caught_by_the_registry
     assert "member seed 2 is not what" not in out
     assert export_cli.main([f"--check={exported[2]}", *evidence]) == EXIT_OK
     assert "byte for byte the member the verdict exports again" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("hidden", "depth"), [(64, 2), (32, 3)])
+def test_a_member_from_the_shapes_template_is_the_exporters_own_bytes(hidden, depth):
+    # After the first member of a shape, export_member puts each member's weights into
+    # that first graph instead of running torch's exporter again: the bytes must be the
+    # exporter's, for members whose weights share nothing with the template's.
+    from frreg.export import graph
+    from frreg.training.model import MLPConfig
+
+    config = MLPConfig(hidden=hidden, depth=depth)
+    rng = np.random.default_rng(hidden + depth)
+
+    def member() -> Any:
+        return graph.member_module(
+            [rng.standard_normal(s).astype(np.float32) for s in config.layer_shapes], config
+        )
+
+    graph.export_member(member())  # the template, if no earlier test made one
+    assert config in graph._TEMPLATES
+    for _ in range(2):
+        module = member()
+        assert graph.export_member(module) == graph.export_member_with_torch(module)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any, Final
@@ -119,9 +120,64 @@ def _quiet_exporter() -> Iterator[None]:
             lg.setLevel(level)
 
 
+#: The first member of each network shape exported in this process, as ONNX bytes: the
+#: graph torch's exporter makes depends on the shape only, the weights are its
+#: initializers named by the module's ``state_dict`` keys, so the next member of that
+#: shape is this graph with its own tensors (:func:`_with_weights`) instead of another
+#: ~1 s run of the exporter. tests/test_export.py holds the result to a direct export,
+#: byte for byte; every member is also checked against the contract and scored by
+#: onnxruntime against torch before anything is written (``frreg.export.ship``).
+_TEMPLATES: dict[MLPConfig, bytes] = {}
+_TEMPLATES_LOCK = threading.Lock()
+
+
 def export_member(module: Any) -> bytes:
-    """The member (a :func:`member_module`) as ONNX bytes, through torch's exporter (``dynamo=True``, which needs
-    onnxscript), weights embedded, batch axis dynamic."""
+    """The member (a :func:`member_module`) as ONNX bytes, weights embedded, batch axis
+    dynamic: what torch's exporter (``dynamo=True``, which needs onnxscript) makes of it,
+    run once per network shape and process (:data:`_TEMPLATES`)."""
+    config = module.mlp.config
+    with _TEMPLATES_LOCK:
+        template = _TEMPLATES.get(config)
+    if template is not None:
+        data = _with_weights(template, module)
+        if data is not None:
+            return data
+    data = export_member_with_torch(module)
+    with _TEMPLATES_LOCK:
+        _TEMPLATES.setdefault(config, data)
+    return data
+
+
+def _with_weights(template: bytes, module: Any) -> bytes | None:
+    """``template`` with each initializer named by a ``state_dict`` key replaced by the
+    module's tensor of that name; ``None`` when they do not pair up one to one with the
+    same shapes (then the caller runs the exporter)."""
+    import onnx
+    from onnx import numpy_helper
+
+    state = {name: t.detach().cpu().numpy() for name, t in module.state_dict().items()}
+    model = onnx.load_from_string(template)
+    replaced: set[str] = set()
+    for init in model.graph.initializer:
+        value = state.get(init.name)
+        if value is None:
+            continue
+        if (
+            init.data_type != onnx.TensorProto.FLOAT
+            or list(init.dims) != list(value.shape)
+            or init.name in replaced
+        ):
+            return None
+        init.CopyFrom(numpy_helper.from_array(_f32(value), init.name))
+        replaced.add(init.name)
+    if replaced != set(state):
+        return None
+    data: bytes = model.SerializeToString()
+    return data
+
+
+def export_member_with_torch(module: Any) -> bytes:
+    """:func:`export_member` without the per-shape template: torch's exporter, every time."""
     import torch
 
     batch = torch.export.Dim("batch")
