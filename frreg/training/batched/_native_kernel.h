@@ -143,37 +143,56 @@ FRREG_INLINE void K(through_gelu)(const float *restrict slope, const int H, floa
 /* An integer vector of the target's width: the lane indices of a shuffle. */
 typedef int32_t K(vi) __attribute__((vector_size(KVBYTES)));
 
+/* The lane indices of one butterfly stage of distance d (a power of two below VW) on rows
+ * a, c of a VW x VW block: lo keeps a's lanes whose bit d is clear and takes c's lanes with
+ * it set from c's lane j - d; hi the mirror. Constant expressions, so that the compiler
+ * sees every shuffle's pattern and picks its instruction (masks computed at run time cost
+ * registers and a general two-source permute per shuffle). */
+#define TLO(j, d) (((j) & (d)) ? VW + (j) - (d) : (j))
+#define THI(j, d) (((j) & (d)) ? VW + (j) : (j) + (d))
+#if KVBYTES == 64
+#define TMASK(F, d)                                                                              \
+    {F(0, d),  F(1, d),  F(2, d),  F(3, d),  F(4, d),  F(5, d),  F(6, d),  F(7, d),              \
+     F(8, d),  F(9, d),  F(10, d), F(11, d), F(12, d), F(13, d), F(14, d), F(15, d)}
+#elif KVBYTES == 32
+#define TMASK(F, d) {F(0, d), F(1, d), F(2, d), F(3, d), F(4, d), F(5, d), F(6, d), F(7, d)}
+#else
+#define TMASK(F, d) {F(0, d), F(1, d), F(2, d), F(3, d)}
+#endif
+
+/* One butterfly stage of distance d over the block's rows r[0 .. VW - 1]. */
+#define TSTAGE(d)                                                                                \
+    for (int i = 0; i < VW; i++)                                                                 \
+        if (!(i & (d))) {                                                                        \
+            const vf a = r[i], c = r[i + (d)];                                                   \
+            r[i] = __builtin_shuffle(a, c, (K(vi))TMASK(TLO, d));                                \
+            r[i + (d)] = __builtin_shuffle(a, c, (K(vi))TMASK(THI, d));                          \
+        }
+
 /* wt = w^T for the H x H matrix w (H a multiple of VW), one VW x VW block at a time: each
  * block's VW rows go through log2(VW) butterfly stages of two-vector shuffles, the stage
  * of distance d swapping the off-diagonal d x d sub-blocks, instead of H * H scalar
  * stores (a tenth of the kernel's time). Values only move, so no number changes. */
 FRREG_INLINE void K(transpose)(const float *restrict w, const int H, float *restrict wt) {
-    K(vi) lo[8], hi[8]; /* per stage: the masks of the two rows a butterfly writes */
-    int stages = 0;
-    for (int d = VW / 2; d >= 1; d /= 2, stages++) {
-        int32_t l[VW], h[VW];
-        for (int j = 0; j < VW; j++) {
-            l[j] = (j & d) ? VW + j - d : j;
-            h[j] = (j & d) ? VW + j : j + d;
-        }
-        memcpy(&lo[stages], l, sizeof l);
-        memcpy(&hi[stages], h, sizeof h);
-    }
     for (int k0 = 0; k0 < H; k0 += VW)
         for (int j0 = 0; j0 < H; j0 += VW) {
             vf r[VW];
             for (int i = 0; i < VW; i++) r[i] = K(vload)(w + (size_t)(k0 + i) * H + j0);
-            int stage = 0;
-            for (int d = VW / 2; d >= 1; d /= 2, stage++)
-                for (int i = 0; i < VW; i++)
-                    if (!(i & d)) {
-                        const vf a = r[i], c = r[i + d];
-                        r[i] = __builtin_shuffle(a, c, lo[stage]);
-                        r[i + d] = __builtin_shuffle(a, c, hi[stage]);
-                    }
+#if KVBYTES == 64
+            TSTAGE(8)
+#endif
+#if KVBYTES >= 32
+            TSTAGE(4)
+#endif
+            TSTAGE(2)
+            TSTAGE(1)
             for (int i = 0; i < VW; i++) K(vstore)(wt + (size_t)(j0 + i) * H + k0, r[i]);
         }
 }
+#undef TSTAGE
+#undef TMASK
+#undef TLO
+#undef THI
 
 /* The gradients of the mean squared error over one batch of nb rows (xb: nb x n_in1 with the
  * ones column; masks m[l]: nb x H of 0 or the kept-unit scale) for weights w[0..depth], into
