@@ -193,7 +193,7 @@ FRREG_INLINE size_t layer_size(const Recipe *rc, int l) {
 
 typedef struct {
     float *xb, *yb, *g, *gz, *gh, *wt;
-    float *z[FRREG_MAX_DEPTH], *h[FRREG_MAX_DEPTH], *m[FRREG_MAX_DEPTH], *slope[FRREG_MAX_DEPTH];
+    float *h[FRREG_MAX_DEPTH], *m[FRREG_MAX_DEPTH], *slope[FRREG_MAX_DEPTH];
     float *gw[FRREG_MAX_LAYERS];
     int32_t *perm;
     uint16_t *draws; /* 16 * ceil(batch * H / 16): whole 4-lane draws */
@@ -319,7 +319,7 @@ static int need(Py_buffer *b, Py_ssize_t items, Py_ssize_t itemsize, const char 
 
 static void *alloc_scratch(Scratch *ws, const Recipe *rc, int64_t max_train) {
     const size_t B = (size_t)rc->batch, h = (size_t)rc->hidden, D = (size_t)rc->depth;
-    size_t floats = B * (size_t)rc->n_in1 + 2 * B + 2 * B * h + h * h + D * (B * h + B * (h + 1) + 2 * B * h);
+    size_t floats = B * (size_t)rc->n_in1 + 2 * B + 2 * B * h + h * h + D * (B * (h + 1) + 2 * B * h);
     for (int l = 0; l <= rc->depth; l++) floats += layer_size(rc, l);
     float *f = calloc(floats, sizeof(float));
     int32_t *perm = calloc((size_t)(max_train > 0 ? max_train : 1), sizeof(int32_t));
@@ -340,7 +340,6 @@ static void *alloc_scratch(Scratch *ws, const Recipe *rc, int64_t max_train) {
     TAKE(gh, B * h);
     TAKE(wt, h * h);
     for (int l = 0; l < rc->depth; l++) {
-        TAKE(z[l], B * h);
         TAKE(h[l], B * (h + 1));
         TAKE(m[l], B * h);
         TAKE(slope[l], B * h);

@@ -40,10 +40,32 @@ _Static_assert(FRREG_HIDDEN_MULTIPLE % VW == 0, "FRREG_HIDDEN_MULTIPLE must be w
 #define TC 2
 #endif
 
-/* The tile of out[i0 + r, jc + q * VW ...] (r < R, q < C) of rows_times. */
+/* A hidden layer's activation, applied in the tiles of the product that computes its
+ * pre-activations (which are never stored: a pass over them afterwards cost the kernel
+ * ~2 %): the dropout masks m (n x H) in; h (n x (H + 1), its last column the next layer's
+ * ones) and slope (n x H) out. NULL in rows_times for a plain product. */
+typedef struct {
+    const float *m;
+    float *h, *slope;
+} K(Act);
+
+/* GELU(z) times the dropout multiplier into h, and the dropout multiplier times GELU's
+ * derivative (what the backward pass multiplies by) into slope, for n values of one row. */
+FRREG_INLINE void K(gelu_row)(const float *restrict z, const float *restrict m,
+                              float *restrict h, float *restrict slope, const int n) {
+    for (int j = 0; j < n; j++) {
+        float cdf;
+        const float s = gelu_slope_f(z[j], &cdf);
+        h[j] = z[j] * cdf * m[j];
+        slope[j] = m[j] * s;
+    }
+}
+
+/* The tile of out[i0 + r, jc + q * VW ...] (r < R, q < C) of rows_times; with an activation,
+ * not stored but put through it (rows i0 + r, columns jc ...). */
 FRREG_INLINE void K(rows_tile)(const float *restrict a, int lda, int K, const float *restrict b,
                             const int H, float *restrict out, int ldo, int i0, int jc,
-                            const int R, const int C) {
+                            const int R, const int C, const K(Act) *act) {
     vf c[TR][TC];
     for (int r = 0; r < R; r++)
         for (int q = 0; q < C; q++) c[r][q] = (vf){0};
@@ -55,25 +77,41 @@ FRREG_INLINE void K(rows_tile)(const float *restrict a, int lda, int K, const fl
             for (int q = 0; q < C; q++) c[r][q] += ar * w[q];
         }
     }
-    for (int r = 0; r < R; r++)
-        for (int q = 0; q < C; q++) K(vstore)(out + (size_t)(i0 + r) * ldo + jc + q * VW, c[r][q]);
+    if (!act) {
+        for (int r = 0; r < R; r++)
+            for (int q = 0; q < C; q++) K(vstore)(out + (size_t)(i0 + r) * ldo + jc + q * VW, c[r][q]);
+        return;
+    }
+    for (int r = 0; r < R; r++) {
+        float z[TC * VW];
+        for (int q = 0; q < C; q++) K(vstore)(z + q * VW, c[r][q]);
+        const size_t i = (size_t)(i0 + r);
+        K(gelu_row)(z, act->m + i * H + jc, act->h + i * (H + 1) + jc, act->slope + i * H + jc,
+                    C * VW);
+    }
 }
 
 /* The tiles of rows i0 .. i0 + R - 1 across all H columns. */
 FRREG_INLINE void K(rows_strip)(const float *restrict a, int lda, int K, const float *restrict b,
-                             const int H, float *restrict out, int ldo, int i0, const int R) {
+                             const int H, float *restrict out, int ldo, int i0, const int R,
+                             const K(Act) *act) {
     int jc = 0;
-    for (; jc + TC * VW <= H; jc += TC * VW) K(rows_tile)(a, lda, K, b, H, out, ldo, i0, jc, R, TC);
-    for (; jc < H; jc += VW) K(rows_tile)(a, lda, K, b, H, out, ldo, i0, jc, R, 1);
+    for (; jc + TC * VW <= H; jc += TC * VW)
+        K(rows_tile)(a, lda, K, b, H, out, ldo, i0, jc, R, TC, act);
+    for (; jc < H; jc += VW) K(rows_tile)(a, lda, K, b, H, out, ldo, i0, jc, R, 1, act);
 }
 
-/* out[i, :H] = sum_k a[i * lda + k] * b[k * H + :H] for i < n: rows of a times b (K x H). */
+/* out[i, :H] = sum_k a[i * lda + k] * b[k * H + :H] for i < n: rows of a times b (K x H);
+ * with an activation, out is not written: the products go through it instead. */
 FRREG_INLINE void K(rows_times)(const float *restrict a, int lda, int K, const float *restrict b,
-                             const int H, float *restrict out, int ldo, int n) {
+                             const int H, float *restrict out, int ldo, int n,
+                             const K(Act) *act) {
     int i = 0;
-    for (; i + TR <= n; i += TR) K(rows_strip)(a, lda, K, b, H, out, ldo, i, TR);
-    for (; i + 2 <= n; i += 2) K(rows_strip)(a, lda, K, b, H, out, ldo, i, 2);
-    for (; i < n; i++) K(rows_strip)(a, lda, K, b, H, out, ldo, i, 1);
+    for (; i + TR <= n; i += TR) K(rows_strip)(a, lda, K, b, H, out, ldo, i, TR, act);
+    for (; i + 2 <= n; i += 2) K(rows_strip)(a, lda, K, b, H, out, ldo, i, 2, act);
+    for (; i < n; i++) K(rows_strip)(a, lda, K, b, H, out, ldo, i, 1, act);
+    if (act)
+        for (i = 0; i < n; i++) act->h[(size_t)i * (H + 1) + H] = 1.0f;
 }
 
 /* The tile of out[k0 + r, jc + q * VW ...] (r < R, q < C) of transposed_times. */
@@ -112,26 +150,6 @@ FRREG_INLINE void K(transposed_times)(const float *restrict a, int lda, int K,
     for (; k + TR <= K; k += TR) K(transposed_strip)(a, lda, d, H, out, n, k, TR);
     for (; k + 2 <= K; k += 2) K(transposed_strip)(a, lda, d, H, out, n, k, 2);
     for (; k < K; k++) K(transposed_strip)(a, lda, d, H, out, n, k, 1);
-}
-
-/* GELU(z) times the dropout multiplier, into h (whose column H is the next layer's one); the
- * dropout multiplier times GELU's derivative at z, what the backward pass multiplies by,
- * into slope. */
-FRREG_INLINE void K(gelu_dropout)(const float *restrict z, const float *restrict m, const int H,
-                               float *restrict h, float *restrict slope, int n) {
-    for (int i = 0; i < n; i++) {
-        const float *restrict zi = z + (size_t)i * H;
-        const float *restrict mi = m + (size_t)i * H;
-        float *restrict si = slope + (size_t)i * H;
-        float *restrict hi = h + (size_t)i * (H + 1);
-        for (int j = 0; j < H; j++) {
-            float cdf;
-            const float s = gelu_slope_f(zi[j], &cdf);
-            hi[j] = zi[j] * cdf * mi[j];
-            si[j] = mi[j] * s;
-        }
-        hi[H] = 1.0f;
-    }
 }
 
 /* d *= slope (the forward pass's dropout multiplier times GELU's derivative), over n x H. */
@@ -204,8 +222,8 @@ FRREG_INLINE void K(forward_backward)(const Recipe *rc, const int nb, const floa
     const float *in = ws->xb; /* forward */
     int fan_in1 = rc->n_in1;
     for (int l = 0; l < depth; l++) {
-        K(rows_times)(in, fan_in1, fan_in1, w[l], H, ws->z[l], H, nb);
-        K(gelu_dropout)(ws->z[l], ws->m[l], H, ws->h[l], ws->slope[l], nb);
+        const K(Act) act = {ws->m[l], ws->h[l], ws->slope[l]}; /* GELU in the product's tiles */
+        K(rows_times)(in, fan_in1, fan_in1, w[l], H, NULL, H, nb, &act);
         in = ws->h[l];
         fan_in1 = H1;
     }
@@ -245,7 +263,7 @@ FRREG_INLINE void K(forward_backward)(const Recipe *rc, const int nb, const floa
         float *restrict wt = ws->wt; /* w[l]'s hidden rows, transposed: next = d w[l][:H]^T */
         const float *restrict wl = w[l];
         K(transpose)(wl, H, wt);
-        K(rows_times)(d, H, H, wt, H, next, H, nb);
+        K(rows_times)(d, H, H, wt, H, next, H, nb, NULL);
         float *const t = d;
         d = next;
         next = t;
