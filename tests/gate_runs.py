@@ -137,3 +137,37 @@ SHARED_SESSIONS: dict[str, tuple[str, ...]] = {
 def shared_session(build_once: BuildOnce, name: str) -> GateRun:
     """One of :data:`SHARED_SESSIONS`, run once per test run."""
     return shared_gate(build_once, name, *SHARED_SESSIONS[name])
+
+
+class _KeepImports:
+    """A plugin for an in-process session that notes, at its end, what it imported."""
+
+    def __init__(self) -> None:
+        self.modules: dict[str, object] = {}
+
+    def pytest_unconfigure(self) -> None:
+        self.modules = dict(sys.modules)
+
+
+def run_inprocess(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """``pytest ARGS`` in ``pytester.path`` in this process (``runpytest_inprocess``): the
+    console script's ``pytest.main``, its real plugins, xdist's real workers, without a
+    new interpreter and its imports (torch, scikit-learn, matplotlib, the ONNX exporter:
+    about 2.5 s of CPU a session).
+
+    pytester puts ``sys.modules`` back as it was after the session, which would have
+    the next session import torch's submodules a second time into this process (torch
+    refuses). So what the session imported from outside ``pytester.path`` is put back
+    into ``sys.modules``: imported once per worker, as a console run imports it once.
+    """
+    keep = _KeepImports()
+    with pytest.MonkeyPatch.context() as mp:
+        for name in [k for k in os.environ if k.startswith("PYTEST_XDIST_")]:
+            mp.delenv(name)  # this process is an xdist worker of the outer run; the session is not
+        result = pytester.runpytest_inprocess(*args, plugins=[keep])
+    own = str(pytester.path)
+    for name, module in keep.modules.items():
+        where = getattr(module, "__file__", None) or ""
+        if name not in sys.modules and not where.startswith(own):
+            sys.modules[name] = module  # type: ignore[assignment]
+    return result

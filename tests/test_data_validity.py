@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from gate_runs import run_inprocess
 
 # torch is imported here (through frreg.gate.verdict), not inside a test: pytester
 # restores sys.modules after its test, and importing torch twice into one process breaks it.
@@ -556,10 +557,8 @@ def pytester_dup(pytester: pytest.Pytester) -> tuple[Any, Path]:
         for flag, value in zip(LENIENT_GATE[::2], LENIENT_GATE[1::2], strict=True)
     ]
     corpus = write_corpus(pytester.path / "corpus.jsonl", copied(base_rows()))
-    result = pytester.runpytest_subprocess(
-        f"--frreg-corpus={corpus}", "--frreg-epochs=30", "-p", "no:cacheprovider", *lenient,
-        timeout=300,
-    )  # fmt: skip
+    result = run_inprocess(
+        pytester, f"--frreg-corpus={corpus}", "--frreg-epochs=30", "-p", "no:cacheprovider", *lenient)  # fmt: skip
     return result, pytester.path / "runs" / "frreg-gate"
 
 

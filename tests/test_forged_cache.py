@@ -15,6 +15,7 @@ from pathlib import Path
 import gate_runs
 import pytest
 from forgery import EPOCHS, forge_cache
+from gate_runs import run_inprocess
 
 # torch is imported here, not inside a test: pytester restores sys.modules
 # after each test, and importing torch twice into one process corrupts it.
@@ -28,15 +29,13 @@ pytest_plugins = ["pytester"]
 
 
 def lenient_session(pytester: pytest.Pytester, corpus: Path) -> pytest.RunResult:
-    """The plugin on ``corpus`` in a subprocess, with the tests' lenient gate."""
+    """The plugin on ``corpus`` (in process), with the tests' lenient gate."""
     lenient = [
         f"--frreg-{flag.removeprefix('--')}={value}"
         for flag, value in zip(LENIENT_GATE[::2], LENIENT_GATE[1::2], strict=True)
     ]
-    return pytester.runpytest_subprocess(
-        f"--frreg-corpus={corpus}", f"--frreg-epochs={EPOCHS}", "-p", "no:cacheprovider", *lenient,
-        timeout=300,
-    )  # fmt: skip
+    return run_inprocess(
+        pytester, f"--frreg-corpus={corpus}", f"--frreg-epochs={EPOCHS}", "-p", "no:cacheprovider", *lenient)  # fmt: skip
 
 
 @pytest.fixture

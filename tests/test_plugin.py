@@ -1,10 +1,10 @@
-"""The pytest plugin gate, driven through pytester in real subprocesses (with and without xdist).
+"""The pytest plugin gate, driven through pytester: real sessions, with and without xdist.
 
-A session that trains runs in a subprocess; the tests that only read what one session
-wrote share it (:mod:`gate_runs`: three sessions, each run once per test run). A
-session that stops before training (a usage error, ``--co``, ``--help``) runs in
-process (``runpytest_inprocess``): the same ``pytest.main`` as the console script,
-without a new interpreter.
+The tests that only read what one session wrote share it (:mod:`gate_runs`: three
+sessions in real subprocesses, each run once per test run). A session of its own runs
+in process (:func:`gate_runs.run_inprocess`): the same ``pytest.main`` as the console
+script, with real xdist workers under ``-n``, without a new interpreter and its
+imports. Sessions that are killed, stopped or run side by side are real subprocesses.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from gate_runs import EPOCHS, LENIENT, copy_runs, gate_corpus
+from gate_runs import EPOCHS, LENIENT, copy_runs, gate_corpus, run_inprocess
 from media import lavfi_to
 
 # torch is imported here (through frreg.gate.verdict), not inside a test:
@@ -53,7 +53,7 @@ def gate(pytester: pytest.Pytester, corpus: Path, *args: str, workers: str | Non
     argv = [f"--frreg-corpus={corpus}", f"--frreg-epochs={EPOCHS}", "-p", "no:cacheprovider", *args]
     if workers:
         argv += ["-n", workers]
-    return pytester.runpytest_subprocess(*argv, timeout=300)
+    return run_inprocess(pytester, *argv)
 
 
 def trained_count(pytester: pytest.Pytester, cache: str = "runs/frreg-cache") -> int:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from gate_runs import run_inprocess
 from media import lavfi_to
 
 # torch is imported here, not inside a test: pytester restores sys.modules after
@@ -201,7 +202,7 @@ def _manifest_session(pytester: pytest.Pytester, *args: str) -> pytest.RunResult
     )
     corpus = pytester.path / "runs" / "corpus.jsonl"
     argv = [f"--frreg-corpus={corpus}", "--frreg-sources=sources.toml", "--frreg-epochs=30"]
-    return pytester.runpytest_subprocess(*argv, "-p", "no:cacheprovider", *args, timeout=300)
+    return run_inprocess(pytester, *argv, "-p", "no:cacheprovider", *args)
 
 
 @pytest.mark.slow
@@ -244,11 +245,9 @@ def test_qq_silences_the_session_progress(pytester: pytest.Pytester) -> None:
         "-p",
         "no:cacheprovider",
     ]
-    loud = pytester.runpytest_subprocess(*argv, timeout=300)
+    loud = run_inprocess(pytester, *argv)
     assert loud.ret == 1  # one seed is not an ensemble: HOLD
     assert "[frreg] seed 0 training: 5/5 epochs (100%) | done in" in loud.stdout.str()
-    quiet = pytester.runpytest_subprocess(
-        *argv, "--frreg-cache-dir=other-cache", "-qq", timeout=300
-    )
+    quiet = run_inprocess(pytester, *argv, "--frreg-cache-dir=other-cache", "-qq")
     assert quiet.ret == 1
     assert "[frreg]" not in quiet.stdout.str()
