@@ -27,7 +27,7 @@ _EXPORTS = {
     "Corpus": "frreg.corpus",
     "load_corpus": "frreg.corpus",
     "LeaveOneSourceOut": "frreg.training.splits",
-    "MLPConfig": "frreg.training.model",
+    "MLPConfig": "frreg.training.network",
     "TrainSettings": "frreg.training.settings",
     "SeedRecord": "frreg.training.record",
     "FoldRecord": "frreg.training.record",

@@ -17,7 +17,7 @@ from typing import Any
 from frreg.errors import InputError
 from frreg.gate.criteria import Thresholds
 from frreg.schema import ENCODER_VOCAB_VERSION, NUM_CODECS
-from frreg.training.model import MLPConfig
+from frreg.training.network import MLPConfig
 from frreg.training.settings import TrainSettings
 
 

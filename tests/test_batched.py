@@ -30,7 +30,8 @@ from frreg.training.batched.adam import FlatAdam
 from frreg.training.batched.kernels import Workspace, forward_backward, predict
 from frreg.training.batched.layout import Layout, initial_parameters
 from frreg.training.metrics import plcc
-from frreg.training.model import FrRegressorMLP, MLPConfig
+from frreg.training.model import FrRegressorMLP
+from frreg.training.network import MLPConfig
 from frreg.training.reference import fit_fold_reference
 from frreg.training.settings import FoldJob, TrainSettings, fold_inputs, fold_seed
 from frreg.training.splits import LeaveOneSourceOut

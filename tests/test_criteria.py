@@ -267,7 +267,7 @@ def test_item_ids_are_pinned():
 def test_a_non_default_network_shape_is_a_recipe_deviation(tmp_path):
     from frreg.gate.checks import GateReport
     from frreg.gate.verdict import Decision, recipe_deviations
-    from frreg.training.model import MLPConfig
+    from frreg.training.network import MLPConfig
 
     def decision(model: dict) -> Decision:
         record = seed_record(0, 0.97, epochs=200, config={"seed": 0, "model": model})

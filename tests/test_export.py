@@ -476,6 +476,24 @@ def test_check_verifies_the_exported_set(exported, capsys):
     assert f"verified: {manifest_name(ENS)}" in text
 
 
+@EXPORTS
+def test_checking_a_set_imports_neither_torch_nor_the_exporter(exported):
+    """``frreg-export --check`` reads graphs and runs onnxruntime: a process of its own
+    that loads no torch (a second of start-up) and no onnxscript."""
+    _, _, out = exported
+    probe = (
+        "import sys\n"
+        "from frreg.cli import export\n"
+        f"code = export.main(['--check={out}'])\n"
+        "print('LOADED', sorted({'torch', 'onnxscript'} & set(sys.modules)), code)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == f"LOADED [] {EXIT_OK}", proc.stdout + proc.stderr
+
+
 def copy_set(out: Path, tmp_path: Path) -> Path:
     target = tmp_path / "tiny"
     shutil.copytree(out, target)
@@ -1030,7 +1048,7 @@ def test_a_member_from_the_shapes_template_is_the_exporters_own_bytes(hidden, de
     # that first graph instead of running torch's exporter again: the bytes must be the
     # exporter's, for members whose weights share nothing with the template's.
     from frreg.export import graph
-    from frreg.training.model import MLPConfig
+    from frreg.training.network import MLPConfig
 
     config = MLPConfig(hidden=hidden, depth=depth)
     rng = np.random.default_rng(hidden + depth)

@@ -16,7 +16,8 @@ from frreg.training.batched import native_module
 from frreg.training.batched.engine import native_recipe
 from frreg.training.batched.kernels import gelu_backward_public, gelu_public
 from frreg.training.batched.layout import Layout
-from frreg.training.model import FrRegressorMLP, MLPConfig
+from frreg.training.model import FrRegressorMLP
+from frreg.training.network import MLPConfig
 from frreg.training.settings import TrainSettings
 
 NATIVE = native_module()

@@ -28,7 +28,8 @@ from frreg.schema import DEFAULT_LR, DEFAULT_WEIGHT_DECAY, DROPOUT
 from frreg.training.batched import KERNEL_ENV, check_supported, engine, resolve_kernel
 from frreg.training.batched.adam import BETA2
 from frreg.training.batched.layout import Layout, initial_parameters
-from frreg.training.model import FrRegressorMLP, MLPConfig
+from frreg.training.model import FrRegressorMLP
+from frreg.training.network import MLPConfig
 from frreg.training.settings import FoldJob, TrainSettings, fold_inputs, fold_seed
 
 NATIVE = engine.native_module()

@@ -32,7 +32,7 @@ from frreg.session import GateConfig, GateSession
 from frreg.synthetic import synthetic_rows, write_corpus
 from frreg.training.batched import KERNEL_ENV, native_module
 from frreg.training.loso import run_config
-from frreg.training.model import MLPConfig
+from frreg.training.network import MLPConfig
 from frreg.training.record import SeedRecord
 from frreg.training.settings import TrainSettings
 from frreg.training.weights import read_weights

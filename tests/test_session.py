@@ -11,7 +11,7 @@ from frreg.gate.checks import Thresholds
 from frreg.session import GateConfig, GateSession
 from frreg.training.batched import KERNEL_ENV, native_module
 from frreg.training.loso import run_config
-from frreg.training.model import MLPConfig
+from frreg.training.network import MLPConfig
 from frreg.training.settings import TrainSettings
 
 

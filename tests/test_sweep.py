@@ -36,7 +36,7 @@ from frreg.sweep.select import (
 )
 from frreg.synthetic import synthetic_rows, write_corpus
 from frreg.training.batched import fit_folds_batched, fit_recipes_batched, native_module
-from frreg.training.model import MLPConfig
+from frreg.training.network import MLPConfig
 from frreg.training.reference import fit_fold_reference
 from frreg.training.settings import FoldJob, TrainSettings
 from frreg.training.splits import LeaveOneSourceOut

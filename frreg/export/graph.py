@@ -31,7 +31,7 @@ from frreg.schema import (
     ONNX_OPSET,
     ONNX_OUTPUT_NAMES,
 )
-from frreg.training.model import MLPConfig
+from frreg.training.network import MLPConfig
 
 #: What ``pip`` installs for this module.
 EXPORT_EXTRA: Final = "pip install 'frreg[export]'"
@@ -42,17 +42,25 @@ _RUN_ROWS: Final = 65536
 _EXAMPLE_BATCH: Final = 2
 
 
-def require_export_extra() -> None:
-    """Raise a one-line :class:`InputError` unless onnx, onnxscript and onnxruntime import."""
+#: What exporting imports (torch's exporter needs onnxscript) and what checking a
+#: shipped set imports (no exporter, no torch).
+EXPORT_MODULES: Final = ("onnx", "onnxscript", "onnxruntime")
+CHECK_MODULES: Final = ("onnx", "onnxruntime")
+
+
+def require_export_extra(*, check: bool = False) -> None:
+    """Raise a one-line :class:`InputError` unless :data:`EXPORT_MODULES` (``check``:
+    :data:`CHECK_MODULES`) import."""
     missing = []
-    for module in ("onnx", "onnxscript", "onnxruntime"):
+    for module in CHECK_MODULES if check else EXPORT_MODULES:
         try:
             __import__(module)
         except ImportError:
             missing.append(module)
     if missing:
         raise InputError(
-            f"exporting needs {', '.join(missing)}, which the export extra provides: {EXPORT_EXTRA}"
+            f"{'checking a set' if check else 'exporting'} needs {', '.join(missing)}, "
+            f"which the export extra provides: {EXPORT_EXTRA}"
         )
 
 

@@ -59,7 +59,7 @@ from frreg.training.loso import (
     fold_record,
 )
 from frreg.training.metrics import FOLD_METRICS
-from frreg.training.model import MLPConfig
+from frreg.training.network import MLPConfig
 from frreg.training.record import FoldRecord, SeedRecord
 from frreg.training.settings import FoldJob, TrainSettings, fold_inputs
 from frreg.training.splits import LeaveOneSourceOut

@@ -85,7 +85,7 @@ from frreg.schema import (
 )
 from frreg.training.code_digest import CodeDigest, difference, same_code, this_code
 from frreg.training.loso import Progress
-from frreg.training.model import MLPConfig
+from frreg.training.network import MLPConfig
 
 
 @dataclass(frozen=True)

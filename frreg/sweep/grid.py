@@ -1,7 +1,7 @@
 """The recipes a sweep tries: the product of its axes, each a training knob.
 
 Every axis is a field of :class:`~frreg.training.settings.TrainSettings` (or of its
-network, :class:`~frreg.training.model.MLPConfig`) that ``frreg-train`` takes as a flag,
+network, :class:`~frreg.training.network.MLPConfig`) that ``frreg-train`` takes as a flag,
 so any recipe the sweep reports is one ``frreg-train`` argv away. The epoch count is
 not an axis: every recipe trains for the sweep's ``--epochs`` and is scored on the
 way (every ``curve_every`` epochs), so one run yields every shorter count. The
@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from frreg.schema import DEFAULT_EPOCHS, DEFAULT_PRESET_NORM
 from frreg.sweep.options import AXES
-from frreg.training.model import MLPConfig
+from frreg.training.network import MLPConfig
 from frreg.training.settings import TrainSettings
 
 #: Each axis (a :class:`TrainSettings` or :class:`MLPConfig` field) and its flag, which is

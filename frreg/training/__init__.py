@@ -1,7 +1,8 @@
 """Training: the LOSO splitter, the network, the metrics, the engines and the seed record.
 
 - :mod:`~frreg.training.splits`: :class:`LeaveOneSourceOut` (fold order = sorted sources)
-- :mod:`~frreg.training.model`: :class:`MLPConfig` and the ``nn.Module``
+- :mod:`~frreg.training.network`: :class:`MLPConfig`, the network's shape (no torch)
+- :mod:`~frreg.training.model`: the ``nn.Module`` of that shape
 - :mod:`~frreg.training.settings`: :class:`TrainSettings`, :class:`FoldJob`, fold inputs
 - :mod:`~frreg.training.metrics`: PLCC, SROCC, RMSE (``None`` when undefined)
 - :mod:`~frreg.training.reference`: the straightforward loop (the oracle)

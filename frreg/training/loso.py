@@ -35,7 +35,7 @@ from frreg.schema import (
 )
 from frreg.training.code_digest import code_digest
 from frreg.training.metrics import fold_metrics
-from frreg.training.model import MLPConfig
+from frreg.training.network import MLPConfig
 from frreg.training.record import FileRef, FoldRecord, SeedRecord
 from frreg.training.settings import Fit, FoldJob, TrainSettings
 from frreg.training.splits import LeaveOneSourceOut

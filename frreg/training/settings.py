@@ -20,7 +20,7 @@ from frreg.schema import (
     DEFAULT_PRESET_NORM,
     DEFAULT_WEIGHT_DECAY,
 )
-from frreg.training.model import MLPConfig
+from frreg.training.network import MLPConfig
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ models advance together:
   in synchronisation than it saves, and on a busy machine it collapses.
 
 Shapes. Both kernels take every size from the run's
-:class:`~frreg.training.model.MLPConfig` (its ``layer_shapes``): the torch
+:class:`~frreg.training.network.MLPConfig` (its ``layer_shapes``): the torch
 kernel trains any depth and width; the native kernel the widths and depths its
 build declares (multiples of its widest vector, so no scalar remainder), and
 :func:`check_supported` refuses any other shape before training, in one line,

@@ -20,7 +20,7 @@ import torch
 from frreg.training.batched.adam import ADAM_EPS, BETA1, BETA2, FlatAdam
 from frreg.training.batched.kernels import Workspace, forward_backward, predict
 from frreg.training.batched.layout import Layout, initial_parameters
-from frreg.training.model import MLPConfig
+from frreg.training.network import MLPConfig
 from frreg.training.settings import Fit, FoldJob, TrainSettings, fold_inputs
 
 #: Bump whenever a change in this package can change a trained number: it is

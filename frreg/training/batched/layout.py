@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
-from frreg.training.model import FrRegressorMLP, MLPConfig
+from frreg.training.model import FrRegressorMLP
+from frreg.training.network import MLPConfig
 from frreg.training.settings import FoldJob, fold_seed
 
 _ROW_ALIGN = 64  # parameter rows are padded to a multiple of this many elements
