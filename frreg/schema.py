@@ -138,7 +138,7 @@ PRESET_LADDERS: Final[dict[str, tuple[str, ...]]] = {
 # Model and training recipe (the trainer CLI's defaults)
 # --------------------------------------------------------------------------
 
-#: The network's shape (see :class:`frreg.training.model.MLPConfig`): hidden
+#: The network's shape (see :class:`frreg.training.network.MLPConfig`): hidden
 #: layers, their width, the activation after each and the dropout after that.
 HIDDEN_WIDTH: Final = 64
 DEPTH: Final = 2

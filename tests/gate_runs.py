@@ -13,6 +13,9 @@ it) copies it first (:func:`copy_runs`).
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
+import importlib
 import json
 import os
 import shutil
@@ -139,35 +142,62 @@ def shared_session(build_once: BuildOnce, name: str) -> GateRun:
     return shared_gate(build_once, name, *SHARED_SESSIONS[name])
 
 
-class _KeepImports:
-    """A plugin for an in-process session that notes, at its end, what it imported."""
+#: What a gate session imports that must not be imported a second time into one
+#: process (torch refuses: "Only a single TORCH_LIBRARY can be used ...") or is slow
+#: to: imported here, when a test module that runs sessions in process is collected.
+#: pytester puts ``sys.modules`` back after each in-process session and after each
+#: test, as it was when the test started; what was imported before stays. A session
+#: that exports cannot run in process: torch's exporter imports more as it runs.
+SESSION_IMPORTS: tuple[str, ...] = (
+    "torch",
+    "sklearn.svm",
+    "matplotlib.pyplot",
+    "matplotlib.backends.backend_agg",
+    "frreg.gate.verdict",
+    "frreg.session.gate_session",
+    "pytest_frreg.controller",
+)
+for _name in SESSION_IMPORTS:
+    with contextlib.suppress(ImportError):
+        importlib.import_module(_name)
+
+#: Packages whose modules must never be imported by a session (see SESSION_IMPORTS).
+_ONCE_ONLY = ("torch", "onnxscript")
+#: An in-process session that runs longer than this is a hang: the process dumps every
+#: thread's stack and exits, as ``runpytest_subprocess(timeout=...)`` would stop it.
+INPROCESS_TIMEOUT_S = 300
+
+
+class _NewImports:
+    """A plugin for an in-process session: what it imported, noted at its end."""
 
     def __init__(self) -> None:
-        self.modules: dict[str, object] = {}
+        self.before = set(sys.modules)
+        self.new: list[str] = []
 
     def pytest_unconfigure(self) -> None:
-        self.modules = dict(sys.modules)
+        self.new = sorted(set(sys.modules) - self.before)
 
 
 def run_inprocess(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     """``pytest ARGS`` in ``pytester.path`` in this process (``runpytest_inprocess``): the
-    console script's ``pytest.main``, its real plugins, xdist's real workers, without a
-    new interpreter and its imports (torch, scikit-learn, matplotlib, the ONNX exporter:
-    about 2.5 s of CPU a session).
+    console script's ``pytest.main``, its real plugins, under ``-n`` real xdist workers,
+    without a new interpreter and its imports (torch, scikit-learn, matplotlib, the ONNX
+    exporter: about 2.5 s of CPU a session).
 
-    pytester puts ``sys.modules`` back as it was after the session, which would have
-    the next session import torch's submodules a second time into this process (torch
-    refuses). So what the session imported from outside ``pytester.path`` is put back
-    into ``sys.modules``: imported once per worker, as a console run imports it once.
+    The session must import nothing of :data:`_ONCE_ONLY` that :data:`SESSION_IMPORTS`
+    did not (the test fails naming it: add it there). A session that runs past
+    :data:`INPROCESS_TIMEOUT_S` ends this process with every thread's stack on stderr.
     """
-    keep = _KeepImports()
+    seen = _NewImports()
     with pytest.MonkeyPatch.context() as mp:
         for name in [k for k in os.environ if k.startswith("PYTEST_XDIST_")]:
             mp.delenv(name)  # this process is an xdist worker of the outer run; the session is not
-        result = pytester.runpytest_inprocess(*args, plugins=[keep])
-    own = str(pytester.path)
-    for name, module in keep.modules.items():
-        where = getattr(module, "__file__", None) or ""
-        if name not in sys.modules and not where.startswith(own):
-            sys.modules[name] = module  # type: ignore[assignment]
+        faulthandler.dump_traceback_later(INPROCESS_TIMEOUT_S, exit=True)
+        try:
+            result = pytester.runpytest_inprocess(*args, plugins=[seen])
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+    again = [m for m in seen.new if m.split(".")[0] in _ONCE_ONLY]
+    assert not again, f"the session imported {again[:5]}: add them to gate_runs.SESSION_IMPORTS"
     return result

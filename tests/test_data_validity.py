@@ -22,9 +22,6 @@ import numpy as np
 import pytest
 from gate_runs import run_inprocess
 
-# torch is imported here (through frreg.gate.verdict), not inside a test: pytester
-# restores sys.modules after its test, and importing torch twice into one process breaks it.
-import frreg.gate.verdict  # noqa: F401
 from conftest import LENIENT_GATE
 from frreg.cli import corpus as corpus_cli
 from frreg.cli import gate as gate_cli

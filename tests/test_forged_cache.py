@@ -17,9 +17,6 @@ import pytest
 from forgery import EPOCHS, forge_cache
 from gate_runs import run_inprocess
 
-# torch is imported here, not inside a test: pytester restores sys.modules
-# after each test, and importing torch twice into one process corrupts it.
-import frreg.gate.verdict  # noqa: F401
 from conftest import LENIENT_GATE
 from frreg.cli import validate as validate_cli
 from frreg.schema import EXIT_FAIL, EXIT_OK, HOLD_FILE, PROMOTE_FILE

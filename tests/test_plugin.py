@@ -4,12 +4,12 @@ The tests that only read what one session wrote share it (:mod:`gate_runs`: thre
 sessions in real subprocesses, each run once per test run). A session of its own runs
 in process (:func:`gate_runs.run_inprocess`): the same ``pytest.main`` as the console
 script, with real xdist workers under ``-n``, without a new interpreter and its
-imports. Sessions that are killed, stopped or run side by side are real subprocesses.
+imports. Sessions that are killed, interrupted, run side by side or export are real
+subprocesses.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -23,17 +23,6 @@ import pytest
 from gate_runs import EPOCHS, LENIENT, copy_runs, gate_corpus, run_inprocess
 from media import lavfi_to
 
-# torch is imported here (through frreg.gate.verdict), not inside a test:
-# pytester restores sys.modules after each test, and importing torch a second
-# time into one process corrupts it. So is what an in-process session's
-# pytest_configure imports (the gate session, the controller): imported once.
-import frreg.gate.verdict
-import frreg.session.gate_session  # noqa: F401
-import pytest_frreg.controller  # noqa: F401
-
-# The same for scikit-learn, which the verdict's SVR baseline imports (an optional extra).
-with contextlib.suppress(ImportError):
-    import sklearn.svm  # noqa: F401
 from frreg.cli import validate as validate_cli
 from frreg.schema import HOLD_FILE, PROMOTE_FILE
 from frreg.session import item_specs
@@ -53,6 +42,11 @@ def gate(pytester: pytest.Pytester, corpus: Path, *args: str, workers: str | Non
     argv = [f"--frreg-corpus={corpus}", f"--frreg-epochs={EPOCHS}", "-p", "no:cacheprovider", *args]
     if workers:
         argv += ["-n", workers]
+    if any(a.startswith("--frreg-export") for a in args):
+        # torch's exporter imports modules as it exports; pytester drops them after the
+        # test, and the next export in this process would import them again (torch
+        # refuses): a session that may export has a process of its own.
+        return pytester.runpytest_subprocess(*argv, timeout=300)
     return run_inprocess(pytester, *argv)
 
 

@@ -19,9 +19,6 @@ import pytest
 from gate_runs import run_inprocess
 from media import lavfi_to
 
-# torch is imported here, not inside a test: pytester restores sys.modules after
-# each test, and importing torch a second time into one process corrupts it.
-import frreg.gate.verdict  # noqa: F401
 from frreg._terminal import (
     INTERVAL_ENV,
     PLAIN_INTERVAL_S,
