@@ -182,11 +182,12 @@ class _NewImports:
 def run_inprocess(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     """``pytest ARGS`` in ``pytester.path`` in this process (``runpytest_inprocess``): the
     console script's ``pytest.main``, its real plugins, under ``-n`` real xdist workers,
-    without a new interpreter and its imports (torch, scikit-learn, matplotlib, the ONNX
-    exporter: about 2.5 s of CPU a session).
+    without a new interpreter and its imports (torch, scikit-learn, matplotlib: about
+    2.5 s of CPU a session).
 
     The session must import nothing of :data:`_ONCE_ONLY` that :data:`SESSION_IMPORTS`
-    did not (the test fails naming it: add it there). A session that runs past
+    did not: the test fails naming it (import it there, or run a session that exports
+    in a subprocess). A session that runs past
     :data:`INPROCESS_TIMEOUT_S` ends this process with every thread's stack on stderr.
     """
     seen = _NewImports()
@@ -199,5 +200,8 @@ def run_inprocess(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
         finally:
             faulthandler.cancel_dump_traceback_later()
     again = [m for m in seen.new if m.split(".")[0] in _ONCE_ONLY]
-    assert not again, f"the session imported {again[:5]}: add them to gate_runs.SESSION_IMPORTS"
+    assert not again, (
+        f"the session imported {again[:5]}: import them in gate_runs.SESSION_IMPORTS, or run "
+        "a session that exports in a subprocess"
+    )
     return result
