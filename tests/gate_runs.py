@@ -163,9 +163,9 @@ for _name in SESSION_IMPORTS:
 
 #: Packages whose modules must never be imported by a session (see SESSION_IMPORTS).
 _ONCE_ONLY = ("torch", "onnxscript")
-#: An in-process session that runs longer than this is a hang: the process dumps every
-#: thread's stack and exits, as ``runpytest_subprocess(timeout=...)`` would stop it.
-INPROCESS_TIMEOUT_S = 300
+#: A session that runs longer than this is a hang: a subprocess is stopped, an in-process
+#: session ends the process after dumping every thread's stack.
+SESSION_TIMEOUT_S = 300
 
 
 class _NewImports:
@@ -179,22 +179,26 @@ class _NewImports:
         self.new = sorted(set(sys.modules) - self.before)
 
 
-def run_inprocess(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """``pytest ARGS`` in ``pytester.path`` in this process (``runpytest_inprocess``): the
+def run_session(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """``pytest ARGS`` in ``pytester.path``: in this process (``runpytest_inprocess``), the
     console script's ``pytest.main``, its real plugins, under ``-n`` real xdist workers,
     without a new interpreter and its imports (torch, scikit-learn, matplotlib: about
-    2.5 s of CPU a session).
+    2.5 s of CPU a session). A session that may export (``--frreg-export``) runs in a
+    process of its own: torch's exporter imports more of torch as it runs, which
+    pytester would drop after the test and the next export here would import again.
 
-    The session must import nothing of :data:`_ONCE_ONLY` that :data:`SESSION_IMPORTS`
-    did not: the test fails naming it (import it there, or run a session that exports
-    in a subprocess). A session that runs past
-    :data:`INPROCESS_TIMEOUT_S` ends this process with every thread's stack on stderr.
+    An in-process session must import nothing of :data:`_ONCE_ONLY` that
+    :data:`SESSION_IMPORTS` did not: the test fails naming it (import it there, or run
+    the session in a subprocess). One that runs past :data:`SESSION_TIMEOUT_S` ends
+    this process with every thread's stack on stderr.
     """
+    if any(a.startswith("--frreg-export") for a in args):
+        return pytester.runpytest_subprocess(*args, timeout=SESSION_TIMEOUT_S)
     seen = _NewImports()
     with pytest.MonkeyPatch.context() as mp:
         for name in [k for k in os.environ if k.startswith("PYTEST_XDIST_")]:
             mp.delenv(name)  # this process is an xdist worker of the outer run; the session is not
-        faulthandler.dump_traceback_later(INPROCESS_TIMEOUT_S, exit=True)
+        faulthandler.dump_traceback_later(SESSION_TIMEOUT_S, exit=True)
         try:
             result = pytester.runpytest_inprocess(*args, plugins=[seen])
         finally:
@@ -202,6 +206,6 @@ def run_inprocess(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     again = [m for m in seen.new if m.split(".")[0] in _ONCE_ONLY]
     assert not again, (
         f"the session imported {again[:5]}: import them in gate_runs.SESSION_IMPORTS, or run "
-        "a session that exports in a subprocess"
+        "the session in a subprocess"
     )
     return result

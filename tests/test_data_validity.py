@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from gate_runs import run_inprocess
+from gate_runs import LENIENT, run_session
 
 from conftest import LENIENT_GATE
 from frreg.cli import corpus as corpus_cli
@@ -549,13 +549,9 @@ def test_the_plugin_fails_the_data_item_and_holds(pytester_dup):
 
 @pytest.fixture
 def pytester_dup(pytester: pytest.Pytester) -> tuple[Any, Path]:
-    lenient = [
-        f"--frreg-{flag.removeprefix('--')}={value}"
-        for flag, value in zip(LENIENT_GATE[::2], LENIENT_GATE[1::2], strict=True)
-    ]
     corpus = write_corpus(pytester.path / "corpus.jsonl", copied(base_rows()))
-    result = run_inprocess(
-        pytester, f"--frreg-corpus={corpus}", "--frreg-epochs=30", "-p", "no:cacheprovider", *lenient)  # fmt: skip
+    argv = [f"--frreg-corpus={corpus}", "--frreg-epochs=30", "-p", "no:cacheprovider"]
+    result = run_session(pytester, *argv, *LENIENT)
     return result, pytester.path / "runs" / "frreg-gate"
 
 

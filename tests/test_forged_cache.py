@@ -15,7 +15,7 @@ from pathlib import Path
 import gate_runs
 import pytest
 from forgery import EPOCHS, forge_cache
-from gate_runs import run_inprocess
+from gate_runs import LENIENT, run_session
 
 from conftest import LENIENT_GATE
 from frreg.cli import validate as validate_cli
@@ -27,12 +27,8 @@ pytest_plugins = ["pytester"]
 
 def lenient_session(pytester: pytest.Pytester, corpus: Path) -> pytest.RunResult:
     """The plugin on ``corpus`` (in process), with the tests' lenient gate."""
-    lenient = [
-        f"--frreg-{flag.removeprefix('--')}={value}"
-        for flag, value in zip(LENIENT_GATE[::2], LENIENT_GATE[1::2], strict=True)
-    ]
-    return run_inprocess(
-        pytester, f"--frreg-corpus={corpus}", f"--frreg-epochs={EPOCHS}", "-p", "no:cacheprovider", *lenient)  # fmt: skip
+    argv = [f"--frreg-corpus={corpus}", f"--frreg-epochs={EPOCHS}", "-p", "no:cacheprovider"]
+    return run_session(pytester, *argv, *LENIENT)
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from execnet.gateway_io import popen_bootstrapline
 from filelock import FileLock
+from gate_runs import LENIENT
 
 from conftest import LENIENT_GATE
 from frreg.cache import SeedCache
@@ -282,10 +283,6 @@ def test_cache_entry_of_a_killed_builder_is_rebuilt_and_its_temp_removed(
 # --------------------------------------------------------------------------
 
 GATE_EPOCHS = 60  # one seed's 4 folds: ~2 s per worker on 2 cores
-LENIENT = [
-    f"--frreg-{flag.removeprefix('--')}={value}"
-    for flag, value in zip(LENIENT_GATE[::2], LENIENT_GATE[1::2], strict=True)
-]
 TRAINING = re.compile(r"pid (\d+): training seed (\d+)")
 
 

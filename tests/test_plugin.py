@@ -2,7 +2,7 @@
 
 The tests that only read what one session wrote share it (:mod:`gate_runs`: three
 sessions in real subprocesses, each run once per test run). A session of its own runs
-in process (:func:`gate_runs.run_inprocess`): the same ``pytest.main`` as the console
+in process (:func:`gate_runs.run_session`): the same ``pytest.main`` as the console
 script, with real xdist workers under ``-n``, without a new interpreter and its
 imports. Sessions that are killed, interrupted, run side by side or export are real
 subprocesses.
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from gate_runs import EPOCHS, LENIENT, copy_runs, gate_corpus, run_inprocess
+from gate_runs import EPOCHS, LENIENT, copy_runs, gate_corpus, run_session
 from media import lavfi_to
 
 from frreg.cli import validate as validate_cli
@@ -42,12 +42,7 @@ def gate(pytester: pytest.Pytester, corpus: Path, *args: str, workers: str | Non
     argv = [f"--frreg-corpus={corpus}", f"--frreg-epochs={EPOCHS}", "-p", "no:cacheprovider", *args]
     if workers:
         argv += ["-n", workers]
-    if any(a.startswith("--frreg-export") for a in args):
-        # torch's exporter imports modules as it exports; pytester drops them after the
-        # test, and the next export in this process would import them again (torch
-        # refuses): a session that may export has a process of its own.
-        return pytester.runpytest_subprocess(*argv, timeout=300)
-    return run_inprocess(pytester, *argv)
+    return run_session(pytester, *argv)
 
 
 def trained_count(pytester: pytest.Pytester, cache: str = "runs/frreg-cache") -> int:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from gate_runs import run_inprocess
+from gate_runs import run_session
 from media import lavfi_to
 
 from frreg._terminal import (
@@ -199,7 +199,7 @@ def _manifest_session(pytester: pytest.Pytester, *args: str) -> pytest.RunResult
     )
     corpus = pytester.path / "runs" / "corpus.jsonl"
     argv = [f"--frreg-corpus={corpus}", "--frreg-sources=sources.toml", "--frreg-epochs=30"]
-    return run_inprocess(pytester, *argv, "-p", "no:cacheprovider", *args)
+    return run_session(pytester, *argv, "-p", "no:cacheprovider", *args)
 
 
 @pytest.mark.slow
@@ -242,9 +242,9 @@ def test_qq_silences_the_session_progress(pytester: pytest.Pytester) -> None:
         "-p",
         "no:cacheprovider",
     ]
-    loud = run_inprocess(pytester, *argv)
+    loud = run_session(pytester, *argv)
     assert loud.ret == 1  # one seed is not an ensemble: HOLD
     assert "[frreg] seed 0 training: 5/5 epochs (100%) | done in" in loud.stdout.str()
-    quiet = run_inprocess(pytester, *argv, "--frreg-cache-dir=other-cache", "-qq")
+    quiet = run_session(pytester, *argv, "--frreg-cache-dir=other-cache", "-qq")
     assert quiet.ret == 1
     assert "[frreg]" not in quiet.stdout.str()

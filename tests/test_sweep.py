@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import pearsonr
@@ -25,6 +24,7 @@ from frreg._io import sha256_json
 from frreg.cli import sweep as sweep_cli
 from frreg.cli import train as train_cli
 from frreg.corpus import Corpus, load_corpus
+from frreg.gate.evidence import _single_threaded_torch
 from frreg.schema import EXIT_OK, EXIT_USAGE
 from frreg.sweep.grid import recipes
 from frreg.sweep.run import CorpusArrays, run_local, shard_problem
@@ -117,11 +117,9 @@ def reference_rmse(corpus: Corpus) -> dict[TrainSettings, float]:
     :data:`PAIRS`."""
     jobs = jobs_for(corpus, (0,))
     out = {}
-    # One intra-op thread, as the suite runs one worker per core: on a 32-row batch a
-    # second thread only adds hand-offs (7.0 s against 4.9 s for two pairs on 2 cores).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    # One intra-op thread (the suite runs one worker per core): on a 32-row batch a second
+    # thread only adds hand-offs (7.0 s against 4.9 s for two pairs on 2 cores).
+    with _single_threaded_torch():
         for pair in PAIRS.values():
             for s in pair:
                 fits = [
@@ -129,8 +127,6 @@ def reference_rmse(corpus: Corpus) -> dict[TrainSettings, float]:
                     for j in jobs
                 ]
                 out[s] = pooled_rmse(corpus, jobs, [f.predictions for f in fits])
-    finally:
-        torch.set_num_threads(threads)
     return out
 
 
