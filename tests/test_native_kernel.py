@@ -13,7 +13,7 @@ from torch import nn
 
 from frreg.schema import DEFAULT_LR, DEFAULT_WEIGHT_DECAY, DROPOUT
 from frreg.training.batched import native_module
-from frreg.training.batched.engine import native_recipe
+from frreg.training.batched.engine import _used_columns, native_recipe
 from frreg.training.batched.kernels import gelu_backward_public, gelu_public
 from frreg.training.batched.layout import Layout
 from frreg.training.model import FrRegressorMLP
@@ -208,6 +208,41 @@ def test_bad_buffers_are_refused_with_a_value_error() -> None:
     with pytest.raises(ValueError, match=f"multiples of {multiple}"):
         NATIVE.train_epoch(table, *ok, params, avgs, sqs, *rest[:2], (N_IN1, multiple + 4, 2, 32,
                            0, 1.0, 1e-3, 0.0, 0.9, 0.999, 1e-8))  # fmt: skip
+
+
+@needs_native
+def test_skipping_unused_input_columns_changes_no_bit() -> None:
+    """The kernel leaves out a model's input columns that are zero in all of its training
+    rows (``used``, from the engine's ``_used_columns``): two models whose blocks use
+    different columns, +0 and -0 among the zeros, dropout, a partial last batch, three
+    epochs; every weight, moment, step and stream must come out as with every column used."""
+    gen = torch.Generator().manual_seed(11)
+    n = 2 * 150
+    x = torch.randn(n, CONFIG.in_features, generator=gen).numpy()
+    x[:150, 7:17] = 0.0  # model 0's rows: ten one-hot slots unused
+    x[:150, 9] = -0.0
+    x[150:, 3] = 0.0  # model 1's rows: one feature column unused, the slots used
+    x[150:, 18] = -0.0
+    y = torch.randn(n, generator=gen).numpy() * 5 + 50
+    table = np.ascontiguousarray(np.hstack([x, np.ones((n, 1)), y[:, None]]), dtype=np.float32)
+    base, n_train = np.array([0, 150], np.int64), np.array([150, 150], np.int64)
+    used = _used_columns(table, base, n_train, N_IN1)
+    assert used[0].sum() == N_IN1 - 10
+    assert used[1].sum() == N_IN1 - 2
+
+    start = [np.stack([row, row]) for row in random_layers(gen)]
+    runs = []
+    for cols in (None, used):
+        state = (tuple(p.copy() for p in start), *(tuple(np.zeros_like(p) for p in start)
+                 for _ in range(2)), np.zeros(2, np.int64), np.array([[1, 2, 3, 4], [5, 6, 7, 8]],
+                 dtype=np.uint64))  # fmt: skip
+        for _ in range(3):
+            NATIVE.train_epoch(table, base, n_train, *state, recipe(dropout=0.2), used=cols)
+        runs.append([a for part in state for a in (part if isinstance(part, tuple) else (part,))])
+    dense, skipping = runs
+    assert not np.array_equal(dense[0], start[0])  # it trained
+    for want, got in zip(dense, skipping, strict=True):
+        assert want.tobytes() == got.tobytes()
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

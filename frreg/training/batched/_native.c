@@ -191,8 +191,21 @@ FRREG_INLINE size_t layer_size(const Recipe *rc, int l) {
     return (size_t)layer_rows(rc, l) * (size_t)layer_cols(rc, l);
 }
 
+/* A model's input columns that are zero in every one of its training rows (the one-hot slots
+ * of encoders its corpus does not have: ten of the codec block's fourteen in a two-encoder
+ * corpus) add nothing to any sum they enter, so its first layer works on the others only:
+ * xb holds the n_x used columns cols[0 .. n_x - 1] (in increasing order), w0c the rows of
+ * the first layer's weights they meet, and gw0c their gradients, which go back to the
+ * rows cols[] of gw[0] (the unused rows' gradients stay +0, what their sums of 0 x d from
+ * +0 came to). Skipping a zero term of a sum changes no bit of it: x + 0 x w is x for any
+ * finite w, and a sum from +0 is never -0 (round to nearest), so each sum still meets the
+ * same nonzero terms in the same order. With every column used, n_x = n_in1 and the
+ * layer's own buffers are used as they are. */
 typedef struct {
     float *xb, *yb, *g, *gz, *gh, *wt;
+    int n_x;      /* columns of xb: the used ones */
+    int32_t *cols; /* their indices among the n_in1, increasing */
+    float *w0c, *gw0c; /* first-layer weights and gradients of the used columns (n_x x H) */
     float *h[FRREG_MAX_DEPTH], *m[FRREG_MAX_DEPTH], *slope[FRREG_MAX_DEPTH];
     float *gw[FRREG_MAX_LAYERS];
     int32_t *perm;
@@ -210,6 +223,8 @@ typedef struct {
 typedef struct {
     const float *table;
     int n_cols;
+    const uint8_t *used; /* (models, n_in1): nonzero where a model's training rows use a column;
+                            NULL: every column */
     const int64_t *base, *n_train;
     float *w[FRREG_MAX_LAYERS], *avg[FRREG_MAX_LAYERS], *sq[FRREG_MAX_LAYERS];
     int64_t width[FRREG_MAX_LAYERS];
@@ -319,18 +334,25 @@ static int need(Py_buffer *b, Py_ssize_t items, Py_ssize_t itemsize, const char 
 
 static void *alloc_scratch(Scratch *ws, const Recipe *rc, int64_t max_train) {
     const size_t B = (size_t)rc->batch, h = (size_t)rc->hidden, D = (size_t)rc->depth;
-    size_t floats = B * (size_t)rc->n_in1 + 2 * B + 2 * B * h + h * h + D * (B * (h + 1) + 2 * B * h);
+    const size_t n_in1 = (size_t)rc->n_in1;
+    size_t floats = B * n_in1 + 2 * B + 2 * B * h + h * h + D * (B * (h + 1) + 2 * B * h) +
+                    2 * n_in1 * h;
     for (int l = 0; l <= rc->depth; l++) floats += layer_size(rc, l);
     float *f = calloc(floats, sizeof(float));
     int32_t *perm = calloc((size_t)(max_train > 0 ? max_train : 1), sizeof(int32_t));
     uint16_t *draws = calloc(16 * ((B * h + 15) / 16), sizeof(uint16_t));
-    if (!f || !perm || !draws) {
+    int32_t *cols = calloc(n_in1, sizeof(int32_t));
+    if (!f || !perm || !draws || !cols) {
         free(f);
         free(perm);
         free(draws);
+        free(cols);
         return NULL;
     }
     ws->draws = draws;
+    ws->cols = cols;
+    ws->n_x = rc->n_in1;
+    for (int k = 0; k < rc->n_in1; k++) cols[k] = k;
     float *p = f;
 #define TAKE(field, count) (ws->field = p, p += (count))
     TAKE(xb, B * (size_t)rc->n_in1);
@@ -339,6 +361,8 @@ static void *alloc_scratch(Scratch *ws, const Recipe *rc, int64_t max_train) {
     TAKE(gz, B * h);
     TAKE(gh, B * h);
     TAKE(wt, h * h);
+    TAKE(w0c, n_in1 * h);
+    TAKE(gw0c, n_in1 * h);
     for (int l = 0; l < rc->depth; l++) {
         TAKE(h[l], B * (h + 1));
         TAKE(m[l], B * h);
@@ -354,6 +378,7 @@ static void free_scratch(Scratch *ws, void *block) {
     free(block);
     free(ws->perm);
     free(ws->draws);
+    free(ws->cols);
 }
 
 static int parse_recipe(PyObject *tuple, Recipe *rc) {
@@ -395,28 +420,30 @@ static int layer_buffers(PyObject *seq, const char *what, int writable, int laye
     return 1;
 }
 
-/* train_epoch(table, base, n_train, weights, avgs, sqs, step, rng, recipe, trace=None): every
- * buffer C-contiguous; table float32 (rows, n_in1 + 1): inputs, a one, the target;
- * base/n_train/step int64 (models,); weights, avgs, sqs tuples of depth + 1 float32 buffers
- * (models, width_l); rng uint64 (models, 4); trace (tests, one model): (perm int64 (n_train,),
- * masks float32 (steps, depth, batch, hidden)). Updates weights, moments, steps and streams. */
+/* train_epoch(table, base, n_train, weights, avgs, sqs, step, rng, recipe, trace=None,
+ * used=None): every buffer C-contiguous; table float32 (rows, n_in1 + 1): inputs, a one, the
+ * target; base/n_train/step int64 (models,); weights, avgs, sqs tuples of depth + 1 float32
+ * buffers (models, width_l); rng uint64 (models, 4); trace (tests, one model): (perm int64
+ * (n_train,), masks float32 (steps, depth, batch, hidden)); used uint8 (models, n_in1): zero
+ * only for a column that is zero in every training row of that model (the caller's promise;
+ * see Scratch), None: every column is used. Updates weights, moments, steps and streams. */
 static PyObject *train_epoch(PyObject *self, PyObject *args, PyObject *kwargs) {
     (void)self;
     static char *keywords[] = {"table", "base", "n_train", "weights", "avgs", "sqs", "step",
-                               "rng", "recipe", "trace", NULL};
-    Py_buffer b[5];
+                               "rng", "recipe", "trace", "used", NULL};
+    Py_buffer b[6];
     Py_buffer layers[3 * FRREG_MAX_LAYERS];
     Py_buffer traced[2];
     int n_layers = 0, n_traced = 0;
     memset(b, 0, sizeof b);
-    PyObject *seqs[3], *recipe, *trace_obj = Py_None;
+    PyObject *seqs[3], *recipe, *trace_obj = Py_None, *used_obj = Py_None;
     Recipe rc;
     PyObject *result = NULL;
     void *scratch = NULL;
     Scratch ws;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*y*y*OOOw*w*O!|O", keywords, &b[0], &b[1],
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*y*y*OOOw*w*O!|OO", keywords, &b[0], &b[1],
                                      &b[2], &seqs[0], &seqs[1], &seqs[2], &b[3], &b[4],
-                                     &PyTuple_Type, &recipe, &trace_obj))
+                                     &PyTuple_Type, &recipe, &trace_obj, &used_obj))
         goto done;
     if (!parse_recipe(recipe, &rc)) goto done;
     const int L = rc.depth + 1;
@@ -472,6 +499,12 @@ static PyObject *train_epoch(PyObject *self, PyObject *args, PyObject *kwargs) {
     }
     gp.step = (int64_t *)b[3].buf;
     gp.rng = (uint64_t *)b[4].buf;
+    gp.used = NULL;
+    if (used_obj != Py_None) {
+        if (PyObject_GetBuffer(used_obj, &b[5], PyBUF_C_CONTIGUOUS) < 0) goto done;
+        if (!need(&b[5], models * rc.n_in1, sizeof(uint8_t), "used")) goto done;
+        gp.used = (const uint8_t *)b[5].buf;
+    }
     Trace trace;
     const Trace *tp = NULL;
     if (trace_obj != Py_None) {
@@ -512,7 +545,7 @@ static PyObject *train_epoch(PyObject *self, PyObject *args, PyObject *kwargs) {
     Py_INCREF(result);
 done:
     if (scratch) free_scratch(&ws, scratch);
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         if (b[i].obj) PyBuffer_Release(&b[i]);
     for (int i = 0; i < n_layers; i++) PyBuffer_Release(&layers[i]);
     for (int i = 0; i < n_traced; i++) PyBuffer_Release(&traced[i]);

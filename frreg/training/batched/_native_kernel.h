@@ -212,18 +212,22 @@ FRREG_INLINE void K(transpose)(const float *restrict w, const int H, float *rest
 #undef TLO
 #undef THI
 
-/* The gradients of the mean squared error over one batch of nb rows (xb: nb x n_in1 with the
- * ones column; masks m[l]: nb x H of 0 or the kept-unit scale) for weights w[0..depth], into
- * gw[0..depth]. Layer l < depth is hidden (fan-in n_in1 for l = 0, else H + 1; fan-out H);
+/* The gradients of the mean squared error over one batch of nb rows (xb: nb x n_x, the used
+ * columns of the inputs with the ones column; masks m[l]: nb x H of 0 or the kept-unit scale)
+ * for weights w[0..depth], into gw[0..depth]. Layer l < depth is hidden (fan-in n_in1 for l = 0, else H + 1; fan-out H);
  * layer depth is the one-output head. */
 FRREG_INLINE void K(forward_backward)(const Recipe *rc, const int nb, const float *const *w,
                                    Scratch *ws) {
-    const int H = rc->hidden, H1 = H + 1, depth = rc->depth;
+    const int H = rc->hidden, H1 = H + 1, depth = rc->depth, n_x = ws->n_x;
+    const int compact = n_x < rc->n_in1; /* some columns unused: see Scratch */
+    if (compact)
+        for (int c = 0; c < n_x; c++)
+            memcpy(ws->w0c + (size_t)c * H, w[0] + (size_t)ws->cols[c] * H, sizeof(float) * H);
     const float *in = ws->xb; /* forward */
-    int fan_in1 = rc->n_in1;
+    int fan_in1 = n_x;
     for (int l = 0; l < depth; l++) {
         const K(Act) act = {ws->m[l], ws->h[l], ws->slope[l]}; /* GELU in the product's tiles */
-        K(rows_times)(in, fan_in1, fan_in1, w[l], H, NULL, H, nb, &act);
+        K(rows_times)(in, fan_in1, fan_in1, l || !compact ? w[l] : ws->w0c, H, NULL, H, nb, &act);
         in = ws->h[l];
         fan_in1 = H1;
     }
@@ -257,9 +261,15 @@ FRREG_INLINE void K(forward_backward)(const Recipe *rc, const int nb, const floa
     for (int l = depth - 1; l >= 0; l--) {
         K(through_gelu)(ws->slope[l], H, d, nb);
         const float *layer_in = l ? ws->h[l - 1] : ws->xb;
-        const int ld = l ? H1 : rc->n_in1;
-        K(transposed_times)(layer_in, ld, ld, d, H, ws->gw[l], nb);
-        if (l == 0) break;
+        const int ld = l ? H1 : n_x;
+        K(transposed_times)(layer_in, ld, ld, d, H, l || !compact ? ws->gw[l] : ws->gw0c, nb);
+        if (l == 0) {
+            if (compact)
+                for (int c = 0; c < n_x; c++)
+                    memcpy(ws->gw[0] + (size_t)ws->cols[c] * H, ws->gw0c + (size_t)c * H,
+                           sizeof(float) * H);
+            break;
+        }
         float *restrict wt = ws->wt; /* w[l]'s hidden rows, transposed: next = d w[l][:H]^T */
         const float *restrict wl = w[l];
         K(transpose)(wl, H, wt);
@@ -358,11 +368,17 @@ FRREG_INLINE void K(model_epoch)(const Recipe *rc, const float *table, int n_col
     if (trace)
         for (int64_t r = 0; r < n_train; r++) trace->perm[r] = perm[r];
     if (rc->drop_below) K(seed_lanes)(rng, ws);
+    const int n_x = ws->n_x;
+    const int32_t *restrict cols = ws->cols;
     for (int64_t first = 0; first < n_train; first += batch) {
         const int nb = (int)(n_train - first < batch ? n_train - first : batch);
         for (int i = 0; i < nb; i++) {
             const float *row = table + (size_t)(base + perm[first + i]) * (size_t)n_cols;
-            memcpy(ws->xb + (size_t)i * n_in1, row, sizeof(float) * (size_t)n_in1);
+            float *restrict x = ws->xb + (size_t)i * n_x;
+            if (n_x == n_in1)
+                memcpy(x, row, sizeof(float) * (size_t)n_in1);
+            else
+                for (int c = 0; c < n_x; c++) x[c] = row[cols[c]];
             ws->yb[i] = row[n_in1];
         }
         if (rc->drop_below) K(dropout_masks)(rc, nb * H, ws); /* else all ones (group_epoch) */
@@ -392,6 +408,11 @@ static void K(group_epoch)(const Recipe *rc, const Group *gp, Scratch *ws, const
             a[l] = gp->avg[l] + m * gp->width[l];
             s[l] = gp->sq[l] + m * gp->width[l];
         }
+        ws->n_x = 0; /* the model's used columns (see Scratch) */
+        for (int k = 0; k < rc->n_in1; k++)
+            if (!gp->used || gp->used[(size_t)m * rc->n_in1 + k]) ws->cols[ws->n_x++] = k;
+        if (ws->n_x < rc->n_in1) /* the unused rows of its first layer's gradient: +0 */
+            memset(ws->gw[0], 0, sizeof(float) * layer_size(rc, 0));
         K(model_epoch)(rc, gp->table, gp->n_cols, gp->base[m], gp->n_train[m], w, a, s,
                     gp->step + m, gp->rng + 4 * m, ws, trace);
     }

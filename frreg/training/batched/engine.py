@@ -389,6 +389,7 @@ class _NativeGroup:
         self.n_train = np.ascontiguousarray(packed.n_train[members], dtype=np.int64)
         self.table = packed.table.numpy()
         self.recipe = native_recipe(settings)
+        self.used = _used_columns(self.table, self.base, self.n_train, int(self.recipe[0]))
         native = native_module()
         if native is None:
             raise RuntimeError("the native kernel is not built")
@@ -401,11 +402,26 @@ class _NativeGroup:
         (``(steps, depth, batch, hidden)`` float32, a partial batch's first rows)."""
         self.native.train_epoch(
             self.table, self.base, self.n_train, self.params, self.exp_avg, self.exp_avg_sq,
-            self.step, self.rng, self.recipe, trace=trace,
+            self.step, self.rng, self.recipe, trace=trace, used=self.used,
         )  # fmt: skip
 
     def fits(self) -> list[Fit]:
         return _fits(self.packed, self.members, self.views)
+
+
+def _used_columns(
+    table: np.ndarray, base: np.ndarray, n_train: np.ndarray, n_in1: int
+) -> np.ndarray:
+    """``(models, n_in1)`` uint8: 1 where a column of the inputs is nonzero in some training
+    row of the model. The kernel skips the others (the one-hot slots of encoders a corpus
+    lacks), which changes no number: see ``Scratch`` in ``_native.c``."""
+    blocks: dict[tuple[int, int], np.ndarray] = {}
+    used = np.empty((len(base), n_in1), dtype=np.uint8)
+    for m, (b, n) in enumerate(zip(base.tolist(), n_train.tolist(), strict=True)):
+        if (b, n) not in blocks:
+            blocks[b, n] = (table[b : b + n, :n_in1] != 0).any(axis=0)
+        used[m] = blocks[b, n]
+    return used
 
 
 def _stack_layers(
