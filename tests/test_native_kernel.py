@@ -13,7 +13,7 @@ from torch import nn
 
 from frreg.schema import DEFAULT_LR, DEFAULT_WEIGHT_DECAY, DROPOUT
 from frreg.training.batched import native_module
-from frreg.training.batched.engine import _used_columns, native_recipe
+from frreg.training.batched.engine import _used_columns, native_recipe, predict_layers
 from frreg.training.batched.kernels import gelu_backward_public, gelu_public
 from frreg.training.batched.layout import Layout
 from frreg.training.model import FrRegressorMLP
@@ -245,6 +245,29 @@ def test_skipping_unused_input_columns_changes_no_bit() -> None:
         assert want.tobytes() == got.tobytes()
 
 
+@needs_native
+def test_native_predictions_are_float32_accurate_and_do_not_depend_on_the_chunk() -> None:
+    """The kernel's eval-mode forward pass (the held-out predictions of a native run) against
+    float64 with exact GELU (scipy's erf); and the same bits whether 32 rows go through at a
+    time (the training recipe's batch) or predict_layers' 256."""
+    from scipy.special import erf
+
+    gen = torch.Generator().manual_seed(13)
+    layers = [np.ascontiguousarray(w[: r * c].reshape(r, c)) for w, (r, c) in
+              zip(random_layers(gen), LAYOUT.shapes, strict=True)]  # fmt: skip
+    x = torch.randn(1001, CONFIG.in_features, generator=gen).numpy()
+    a = x.astype(np.float64)
+    for w in layers[:-1]:
+        z = a @ w[:-1].astype(np.float64) + w[-1]
+        a = 0.5 * z * (1 + erf(z / math.sqrt(2)))
+    want = (a @ layers[-1][:-1].astype(np.float64) + layers[-1][-1])[:, 0]
+    out = np.empty(len(x))
+    NATIVE.predict(x, tuple(layers), recipe(), out)
+    scale = max(1.0, float(np.abs(want).max()))
+    np.testing.assert_allclose(out, want, rtol=0, atol=1e-6 * scale)
+    assert predict_layers(layers, x).tobytes() == out.tobytes()
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_public_gelu_fallback_matches_aten_and_autograd(dtype: torch.dtype) -> None:
     """The torch kernel's GELU without private ATen ops (used where torch lacks them)."""
@@ -259,8 +282,9 @@ def test_public_gelu_fallback_matches_aten_and_autograd(dtype: torch.dtype) -> N
     torch.testing.assert_close(got, leaf.grad, rtol=tol, atol=tol)
 
 
-def _train_in_subprocess(target: str | None) -> tuple[str, str]:
-    """(target, digest of every prediction and layer) of a short native run in a new process."""
+def _train_in_subprocess(target: str | None, **env_vars: str) -> tuple[str, str]:
+    """(target, digest of every prediction and layer) of a short native run in a new process
+    (``env_vars`` set in its environment)."""
     import subprocess
     import sys
 
@@ -288,6 +312,7 @@ def _train_in_subprocess(target: str | None) -> tuple[str, str]:
     env.pop("FRREG_NATIVE_TARGET", None)
     if target is not None:
         env["FRREG_NATIVE_TARGET"] = target
+    env.update(env_vars)
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
     )
@@ -306,3 +331,17 @@ def test_avx512_and_avx2_variants_compute_the_same_numbers() -> None:
     lower, lower_digest = _train_in_subprocess("x86-64-v3")
     assert lower == "x86-64-v3"
     assert lower_digest == digest
+
+
+@pytest.mark.slow  # two trainings, each in a new interpreter
+@needs_native
+def test_a_native_run_does_not_depend_on_torchs_instruction_set() -> None:
+    """torch's own code differs by instruction set (ATEN_CPU_CAPABILITY; AVX-512, AVX2 or
+    none): a native run must not pass through any of it that changes a bit, neither in its
+    initial weights (torch's uniform_ fused a multiply-add on AVX2 only) nor in its held-out
+    predictions (torch's float32 products), or an AVX2-only machine could not audit a run
+    trained on an AVX-512 one. ``default`` (no vector code) differs from every CPU's own."""
+    best, digest = _train_in_subprocess(None)
+    plain, plain_digest = _train_in_subprocess(None, ATEN_CPU_CAPABILITY="default")
+    assert plain == best
+    assert plain_digest == digest

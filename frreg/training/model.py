@@ -7,6 +7,7 @@ torch).
 
 from __future__ import annotations
 
+import math
 import random
 
 import numpy as np
@@ -25,8 +26,8 @@ class FrRegressorMLP(nn.Module):
         *hidden, (head_rows, _) = cfg.layer_shapes
         layers: list[nn.Module] = []
         for rows, cols in hidden:
-            layers += [nn.Linear(rows - 1, cols), nn.GELU(), nn.Dropout(cfg.dropout)]
-        layers.append(nn.Linear(head_rows - 1, 1))
+            layers += [_linear(rows - 1, cols), nn.GELU(), nn.Dropout(cfg.dropout)]
+        layers.append(_linear(head_rows - 1, 1))
         self.net = nn.Sequential(*layers)
 
     def linears(self) -> list[nn.Linear]:
@@ -36,6 +37,26 @@ class FrRegressorMLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.net(x)
         return out.squeeze(-1)
+
+
+def _linear(fan_in: int, fan_out: int) -> nn.Linear:
+    """``nn.Linear(fan_in, fan_out)`` with torch's default initialisation, weight and bias
+    uniform on +-1 / sqrt(fan_in), drawn from the global generator in torch's order (the
+    weight's draws, then the bias's), but computed so that the bits do not depend on the CPU.
+
+    torch's own ``uniform_(-b, b)`` computes ``u * 2b - b`` in code compiled per instruction
+    set, fused into one multiply-add on AVX2 and AVX-512 but not on older CPUs, so the same
+    seed gave different initial weights there. Here ``u`` comes from ``torch.rand`` (exact
+    on every CPU: ``u * 1 + 0``) and the scaling is NumPy float64 arithmetic, one rounding per
+    operation, rounded to float32 at the end.
+    """
+    linear = nn.Linear(fan_in, fan_out, device="meta").to_empty(device="cpu")  # no draws
+    bound = 1.0 / math.sqrt(fan_in)
+    with torch.no_grad():
+        for param in (linear.weight, linear.bias):
+            u = torch.rand(param.shape, dtype=torch.float32).numpy().astype(np.float64)
+            param.copy_(torch.from_numpy((u * (2.0 * bound) - bound).astype(np.float32)))
+    return linear
 
 
 def set_seed(seed: int) -> None:

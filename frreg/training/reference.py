@@ -20,7 +20,8 @@ from frreg.training.settings import Fit, FoldJob, TrainSettings, fold_inputs, fo
 
 #: Bump whenever a change here can change a trained number: it is part of
 #: every cache key, so stale models are retrained instead of served.
-ENGINE_VERSION: Final = 1
+#: 2: initial weights drawn the same on every CPU (``model._linear``).
+ENGINE_VERSION: Final = 2
 
 
 def fit_fold_reference(

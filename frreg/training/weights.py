@@ -80,15 +80,12 @@ def read_weights(path: str | Path, n_layers: int) -> dict[str, FoldLayers]:
 
 
 def predict(layers: FoldLayers, x: np.ndarray) -> np.ndarray:
-    """Eval-mode outputs (float64) of one stored model for float32 inputs ``x``."""
-    import torch
+    """Eval-mode outputs (float64) of one stored model for float32 inputs ``x``: the native
+    kernel's forward pass where it is built, as a run it trained computed its held-out
+    predictions (see :func:`frreg.training.batched.engine.predict_layers`)."""
+    from frreg.training.batched.engine import predict_layers
 
-    from frreg.training.batched.kernels import predict as kernel_predict
-
-    with torch.inference_mode():
-        weights = [torch.from_numpy(np.ascontiguousarray(w)) for w in layers]
-        out: np.ndarray = kernel_predict(weights, torch.from_numpy(x)).double().numpy()
-    return out
+    return predict_layers(layers, x)
 
 
 def check_shapes(

@@ -239,6 +239,8 @@ typedef struct {
 
 typedef void (*group_epoch_fn)(const Recipe *, const Group *, Scratch *, const Trace *);
 typedef void (*one_step_fn)(const Recipe *, int, const float *const *, Scratch *);
+typedef void (*predict_fn)(const Recipe *, const float *, int64_t, const float *const *, Scratch *,
+                           double *);
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(FRREG_BASELINE_ONLY)
 #define FRREG_X86_TARGETS 1
@@ -292,6 +294,7 @@ static void fp_restore(FpState saved) { (void)saved; }
 
 static group_epoch_fn group_epoch = group_epoch_base;
 static one_step_fn one_step = one_step_base;
+static predict_fn predict = predict_base;
 #ifdef FRREG_X86_TARGETS
 static const char *target_name = "baseline"; /* x86-64 without AVX2 and FMA: slow */
 #else
@@ -309,11 +312,13 @@ static void pick_target(void) {
         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")) {
         group_epoch = group_epoch_v4;
         one_step = one_step_v4;
+        predict = predict_v4;
         target_name = "x86-64-v4";
     } else if (max_level >= 3 && __builtin_cpu_supports("avx2") &&
                __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2")) {
         group_epoch = group_epoch_v3;
         one_step = one_step_v3;
+        predict = predict_v3;
         target_name = "x86-64-v3";
     }
 #endif
@@ -610,6 +615,55 @@ done:
     return result;
 }
 
+/* predict(x, layers, recipe, out): one model's eval-mode outputs for x float32 (rows,
+ * n_in1 - 1) into out float64 (rows,), the training's own forward pass (K(predict)): the same
+ * bits on the AVX-512 and AVX2 targets, where torch's float32 products and GELU differ by
+ * instruction set in the last bits; layers a tuple of depth + 1 float32 buffers of
+ * (fan_in + 1, fan_out) each. */
+static PyObject *predict_py(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer b[2];
+    Py_buffer layers[FRREG_MAX_LAYERS];
+    int n_layers = 0;
+    memset(b, 0, sizeof b);
+    PyObject *seq, *recipe;
+    Recipe rc;
+    PyObject *result = NULL;
+    void *scratch = NULL;
+    Scratch ws;
+    if (!PyArg_ParseTuple(args, "y*OO!w*", &b[0], &seq, &PyTuple_Type, &recipe, &b[1])) goto done;
+    if (!parse_recipe(recipe, &rc)) goto done;
+    const int L = rc.depth + 1;
+    if (!layer_buffers(seq, "layers", 0, L, layers, &n_layers)) goto done;
+    const float *w[FRREG_MAX_LAYERS];
+    for (int l = 0; l < L; l++) {
+        if (!need(&layers[l], (Py_ssize_t)layer_size(&rc, l), sizeof(float), "layer")) goto done;
+        w[l] = layers[l].buf;
+    }
+    const Py_ssize_t rows = b[1].len / (Py_ssize_t)sizeof(double);
+    if (!need(&b[1], rows, sizeof(double), "out") ||
+        !need(&b[0], rows * (rc.n_in1 - 1), sizeof(float), "x"))
+        goto done;
+    scratch = alloc_scratch(&ws, &rc, 1);
+    if (!scratch) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    const FpState fp = subnormals_off();
+    predict(&rc, b[0].buf, rows, w, &ws, b[1].buf);
+    fp_restore(fp);
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    if (scratch) free_scratch(&ws, scratch);
+    for (int i = 0; i < 2; i++)
+        if (b[i].obj) PyBuffer_Release(&b[i]);
+    for (int i = 0; i < n_layers; i++) PyBuffer_Release(&layers[i]);
+    return result;
+}
+
 /* gelu(z, out) and erf(x, out): the kernel's own functions, for tests. */
 static PyObject *map_py(PyObject *args, int which) {
     Py_buffer in, out;
@@ -656,6 +710,7 @@ static PyMethodDef methods[] = {
     {"train_epoch", (PyCFunction)(void (*)(void))train_epoch, METH_VARARGS | METH_KEYWORDS,
      "Train every model of a group for one epoch."},
     {"forward_backward", forward_backward_py, METH_VARARGS, "One step's gradients (tests)."},
+    {"predict", predict_py, METH_VARARGS, "One model's eval-mode outputs, float64."},
     {"erf", erf_py, METH_VARARGS, "The kernel's erf, elementwise (tests)."},
     {"exp", exp_py, METH_VARARGS, "The kernel's exp, elementwise (tests)."},
     {"gelu", gelu_py, METH_VARARGS, "The kernel's GELU, elementwise (tests)."},

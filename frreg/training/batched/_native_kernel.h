@@ -212,18 +212,16 @@ FRREG_INLINE void K(transpose)(const float *restrict w, const int H, float *rest
 #undef TLO
 #undef THI
 
-/* The gradients of the mean squared error over one batch of nb rows (xb: nb x n_x, the used
- * columns of the inputs with the ones column; masks m[l]: nb x H of 0 or the kept-unit scale)
- * for weights w[0..depth], into gw[0..depth]. Layer l < depth is hidden (fan-in n_in1 for l = 0, else H + 1; fan-out H);
- * layer depth is the one-output head. */
-FRREG_INLINE void K(forward_backward)(const Recipe *rc, const int nb, const float *const *w,
-                                   Scratch *ws) {
+/* The forward pass of one batch of nb rows (xb: nb x n_x, the used columns of the inputs with
+ * the ones column; masks m[l]: nb x H of 0 or the kept-unit scale) through weights w[0..depth]:
+ * each hidden layer's units into h[l] (and GELU's slopes), the head's outputs into g. */
+FRREG_INLINE void K(forward)(const Recipe *rc, const int nb, const float *const *w, Scratch *ws) {
     const int H = rc->hidden, H1 = H + 1, depth = rc->depth, n_x = ws->n_x;
     const int compact = n_x < rc->n_in1; /* some columns unused: see Scratch */
     if (compact)
         for (int c = 0; c < n_x; c++)
             memcpy(ws->w0c + (size_t)c * H, w[0] + (size_t)ws->cols[c] * H, sizeof(float) * H);
-    const float *in = ws->xb; /* forward */
+    const float *in = ws->xb;
     int fan_in1 = n_x;
     for (int l = 0; l < depth; l++) {
         const K(Act) act = {ws->m[l], ws->h[l], ws->slope[l]}; /* GELU in the product's tiles */
@@ -233,7 +231,6 @@ FRREG_INLINE void K(forward_backward)(const Recipe *rc, const int nb, const floa
     }
     const float *restrict top = ws->h[depth - 1], *restrict head = w[depth];
     float *restrict g = ws->g;
-    const float coef = 2.0f / (float)nb; /* d(mean squared error) / d(output) */
     /* Each row's output in a fixed order on every target (a vector sum would depend on the
      * width), eight rows' sums interleaved so that their chains of FMAs overlap. */
     int i0 = 0;
@@ -241,14 +238,28 @@ FRREG_INLINE void K(forward_backward)(const Recipe *rc, const int nb, const floa
         float out[8] = {0};
         for (int k = 0; k < H1; k++)
             for (int r = 0; r < 8; r++) out[r] = fmaf(top[(size_t)(i0 + r) * H1 + k], head[k], out[r]);
-        for (int r = 0; r < 8; r++) g[i0 + r] = (out[r] - ws->yb[i0 + r]) * coef;
+        for (int r = 0; r < 8; r++) g[i0 + r] = out[r];
     }
     for (; i0 < nb; i0++) {
         const float *restrict h = top + (size_t)i0 * H1;
         float out = 0.0f;
         for (int k = 0; k < H1; k++) out = fmaf(h[k], head[k], out);
-        g[i0] = (out - ws->yb[i0]) * coef;
+        g[i0] = out;
     }
+}
+
+/* The gradients of the mean squared error over one batch of nb rows (see K(forward)) for
+ * weights w[0..depth], into gw[0..depth]. Layer l < depth is hidden (fan-in n_in1 for l = 0,
+ * else H + 1; fan-out H); layer depth is the one-output head. */
+FRREG_INLINE void K(forward_backward)(const Recipe *rc, const int nb, const float *const *w,
+                                   Scratch *ws) {
+    const int H = rc->hidden, H1 = H + 1, depth = rc->depth, n_x = ws->n_x;
+    const int compact = n_x < rc->n_in1;
+    K(forward)(rc, nb, w, ws);
+    const float *restrict top = ws->h[depth - 1], *restrict head = w[depth];
+    float *restrict g = ws->g;
+    const float coef = 2.0f / (float)nb; /* d(mean squared error) / d(output) */
+    for (int i = 0; i < nb; i++) g[i] = (g[i] - ws->yb[i]) * coef;
     float *restrict gw_head = ws->gw[depth]; /* backward */
     for (int k = 0; k < H1; k++) gw_head[k] = 0.0f;
     for (int i = 0; i < nb; i++) {
@@ -420,6 +431,28 @@ static void K(group_epoch)(const Recipe *rc, const Group *gp, Scratch *ws, const
 
 static void K(one_step)(const Recipe *rc, int nb, const float *const *w, Scratch *ws) {
     K(forward_backward)(rc, nb, w, ws);
+}
+
+/* One model's eval-mode outputs for rows x (rows x n_in1 - 1, without the ones column): the
+ * training's own forward pass with every unit kept (multiplier 1), a batch of rows at a
+ * time, so a prediction is the same bits on every target that trains the same bits. */
+static void K(predict)(const Recipe *rc, const float *x, int64_t rows, const float *const *w,
+                       Scratch *ws, double *out) {
+    const int n_in1 = rc->n_in1, n_in = n_in1 - 1, batch = rc->batch;
+    for (int l = 0; l < rc->depth; l++)
+        for (size_t u = 0; u < (size_t)batch * rc->hidden; u++) ws->m[l][u] = 1.0f;
+    ws->n_x = n_in1;
+    for (int c = 0; c < n_in1; c++) ws->cols[c] = c;
+    for (int64_t first = 0; first < rows; first += batch) {
+        const int nb = (int)(rows - first < batch ? rows - first : batch);
+        for (int i = 0; i < nb; i++) {
+            memcpy(ws->xb + (size_t)i * n_in1, x + (size_t)(first + i) * n_in,
+                   sizeof(float) * (size_t)n_in);
+            ws->xb[(size_t)i * n_in1 + n_in] = 1.0f;
+        }
+        K(forward)(rc, nb, w, ws);
+        for (int i = 0; i < nb; i++) out[first + i] = (double)ws->g[i];
+    }
 }
 
 #undef vf

@@ -28,7 +28,10 @@ from frreg.training.settings import Fit, FoldJob, TrainSettings, fold_inputs
 #: (The kernel that trained a model, ``native`` or ``torch``, is in the key too.)
 #: 2: the native kernel's Adam without divisions (recip_f), GELU's slope from erf's exp,
 #: dropout drawn from four xoshiro lanes (none without dropout), subnormals flushed.
-ENGINE_VERSION: Final = 2
+#: 3: initial weights drawn without torch's per-instruction-set uniform_ (model._linear),
+#: native held-out predictions by the kernel's own forward pass: a native run is the same
+#: bits on AVX2 and AVX-512 CPUs, torch's dispatch included.
+ENGINE_VERSION: Final = 3
 
 #: The batched engine's two kernels: ``native``, the compiled C kernel
 #: (``_native.c``, CPU only), one model at a time for a whole epoch per call; and
@@ -317,20 +320,82 @@ class _ModelGroup:
         return _fits(self.packed, self.members, self.ws.weights)
 
 
-def _fits(packed: _Packed, members: np.ndarray, views: Sequence[torch.Tensor]) -> list[Fit]:
-    """Each member's held-out predictions and layers (``views``: its group's layer views)."""
+def _fits(
+    packed: _Packed,
+    members: np.ndarray,
+    views: Sequence[torch.Tensor],
+    native: tuple[Any, tuple[int | float, ...]] | None = None,
+) -> list[Fit]:
+    """Each member's held-out predictions and layers (``views``: its group's layer views);
+    ``native``: (the kernel's module, the recipe) to predict with the kernel's own forward
+    pass (see :func:`_predictions`)."""
     fits = []
     for i, m in enumerate(members):
         weights = tuple(v[i] for v in views)
-        x_test = packed.x_test[m]
-        out = [
-            predict(weights, x_test[start : start + _EVAL_ROWS])
-            for start in range(0, x_test.shape[0], _EVAL_ROWS)
-        ]
-        preds = torch.cat(out).double().cpu().numpy() if out else np.empty(0)
+        preds = _predictions(weights, packed.x_test[m], native)
         layers = tuple(w.detach().cpu().numpy().astype(np.float32) for w in weights)
         fits.append(Fit(preds, layers))
     return fits
+
+
+def _predictions(
+    weights: Sequence[torch.Tensor],
+    x: torch.Tensor,
+    native: tuple[Any, tuple[int | float, ...]] | None,
+) -> np.ndarray:
+    """One model's eval-mode outputs (float64) for inputs ``x``. A model the native kernel
+    trained is evaluated by it (its training forward pass with every unit kept), so that
+    its predictions, like its weights, are the same bits on every CPU that trains it: torch's
+    float32 products and GELU take different instruction paths on AVX2 and AVX-512 CPUs and
+    differ there in the last bits. Others go through :func:`kernels.predict`."""
+    if native is not None:
+        module, recipe = native
+        out = np.empty(x.shape[0], dtype=np.float64)
+        layers = tuple(np.ascontiguousarray(w.numpy(), dtype=np.float32) for w in weights)
+        module.predict(np.ascontiguousarray(x.numpy(), dtype=np.float32), layers, recipe, out)
+        return out
+    parts = [
+        predict(weights, x[start : start + _EVAL_ROWS])
+        for start in range(0, x.shape[0], _EVAL_ROWS)
+    ]
+    return torch.cat(parts).double().cpu().numpy() if parts else np.empty(0)
+
+
+#: Rows the native kernel evaluates at a time in :func:`predict_layers` (its scratch): any
+#: count gives the same bits, each row's outputs being sums of its own.
+_PREDICT_ROWS: Final = 256
+
+
+def predict_layers(layers: Sequence[np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Eval-mode outputs (float64) of one model, ``layers`` its ``(fan_in + 1, fan_out)``
+    float32 matrices, for float32 inputs ``x`` ``(rows, fan_in)``: by the native kernel
+    where it is built and trains this shape (the bits its training run recorded, see
+    :func:`_predictions`), else by :func:`kernels.predict`."""
+    native = native_module()
+    shapes = [tuple(w.shape) for w in layers]
+    hidden, depth = (shapes[0][1], len(shapes) - 1) if shapes else (0, 0)
+    native_shape = (
+        depth >= 1
+        and all(s == (hidden + 1, hidden) for s in shapes[1:-1])
+        and shapes[-1] == (hidden + 1, 1)
+        and x.ndim == 2
+        and x.shape[1] == shapes[0][0] - 1
+    )
+    if native is not None and native_shape:
+        native_shape = hidden % native.hidden_multiple() == 0 and depth <= native.max_depth()
+    if native is None or not native_shape:
+        with torch.inference_mode():
+            weights = [torch.from_numpy(np.ascontiguousarray(w)) for w in layers]
+            return predict(weights, torch.from_numpy(x)).double().numpy()
+    recipe = (shapes[0][0], hidden, depth, _PREDICT_ROWS, 0, 1.0, 0.0, 0.0, BETA1, BETA2, ADAM_EPS)
+    out = np.empty(x.shape[0], dtype=np.float64)
+    native.predict(
+        np.ascontiguousarray(x, dtype=np.float32),
+        tuple(np.ascontiguousarray(w, dtype=np.float32) for w in layers),
+        recipe,
+        out,
+    )
+    return out
 
 
 def native_recipe(settings: TrainSettings) -> tuple[int | float, ...]:
@@ -406,7 +471,7 @@ class _NativeGroup:
         )  # fmt: skip
 
     def fits(self) -> list[Fit]:
-        return _fits(self.packed, self.members, self.views)
+        return _fits(self.packed, self.members, self.views, (self.native, self.recipe))
 
 
 def _used_columns(
@@ -689,17 +754,14 @@ def fit_recipes_batched(
 
 def _held_out(group: _ModelGroup | _NativeGroup) -> list[np.ndarray]:
     """Each member's held-out predictions now (eval mode), as :func:`_fits` computes them."""
-    views = group.views if isinstance(group, _NativeGroup) else group.ws.weights
-    out = []
-    for i, m in enumerate(group.members):
-        weights = tuple(v[i] for v in views)
-        x_test = group.packed.x_test[m]
-        parts = [
-            predict(weights, x_test[start : start + _EVAL_ROWS])
-            for start in range(0, x_test.shape[0], _EVAL_ROWS)
-        ]
-        out.append(torch.cat(parts).double().cpu().numpy() if parts else np.empty(0))
-    return out
+    if isinstance(group, _NativeGroup):
+        views, native = group.views, (group.native, group.recipe)
+    else:
+        views, native = group.ws.weights, None
+    return [
+        _predictions(tuple(v[i] for v in views), group.packed.x_test[m], native)
+        for i, m in enumerate(group.members)
+    ]
 
 
 def _run_tasks(
