@@ -386,6 +386,20 @@ static void free_scratch(Scratch *ws, void *block) {
     free(ws->cols);
 }
 
+/* alloc_scratch, or NULL with a MemoryError set. */
+static void *scratch_or_error(Scratch *ws, const Recipe *rc, int64_t max_train) {
+    void *block = alloc_scratch(ws, rc, max_train);
+    if (!block) PyErr_NoMemory();
+    return block;
+}
+
+/* Release what a binding took: the n_b buffers of b that were filled, n_layers layer buffers. */
+static void release_buffers(Py_buffer *b, int n_b, Py_buffer *layers, int n_layers) {
+    for (int i = 0; i < n_b; i++)
+        if (b[i].obj) PyBuffer_Release(&b[i]);
+    for (int i = 0; i < n_layers; i++) PyBuffer_Release(&layers[i]);
+}
+
 static int parse_recipe(PyObject *tuple, Recipe *rc) {
     /* (n_in1, hidden, depth, batch, drop_below, drop_scale, lr, weight_decay, beta1, beta2, eps) */
     unsigned int drop_below;
@@ -534,11 +548,8 @@ static PyObject *train_epoch(PyObject *self, PyObject *args, PyObject *kwargs) {
         trace.masks = (float *)traced[1].buf;
         tp = &trace;
     }
-    scratch = alloc_scratch(&ws, &rc, max_train);
-    if (!scratch) {
-        PyErr_NoMemory();
-        goto done;
-    }
+    scratch = scratch_or_error(&ws, &rc, max_train);
+    if (!scratch) goto done;
     Py_BEGIN_ALLOW_THREADS
     const FpState fp = subnormals_off();
     group_epoch(&rc, &gp, &ws, tp);
@@ -550,9 +561,7 @@ static PyObject *train_epoch(PyObject *self, PyObject *args, PyObject *kwargs) {
     Py_INCREF(result);
 done:
     if (scratch) free_scratch(&ws, scratch);
-    for (int i = 0; i < 6; i++)
-        if (b[i].obj) PyBuffer_Release(&b[i]);
-    for (int i = 0; i < n_layers; i++) PyBuffer_Release(&layers[i]);
+    release_buffers(b, 6, layers, n_layers);
     for (int i = 0; i < n_traced; i++) PyBuffer_Release(&traced[i]);
     return result;
 }
@@ -592,11 +601,8 @@ static PyObject *forward_backward_py(PyObject *self, PyObject *args) {
             goto done;
         w[l] = layers[D + l].buf;
     }
-    scratch = alloc_scratch(&ws, &rc, 1);
-    if (!scratch) {
-        PyErr_NoMemory();
-        goto done;
-    }
+    scratch = scratch_or_error(&ws, &rc, 1);
+    if (!scratch) goto done;
     memcpy(ws.xb, b[0].buf, (size_t)b[0].len);
     memcpy(ws.yb, b[1].buf, (size_t)b[1].len);
     for (int l = 0; l < D; l++) memcpy(ws.m[l], layers[l].buf, (size_t)layers[l].len);
@@ -609,9 +615,7 @@ static PyObject *forward_backward_py(PyObject *self, PyObject *args) {
     Py_INCREF(result);
 done:
     if (scratch) free_scratch(&ws, scratch);
-    for (int i = 0; i < 2; i++)
-        if (b[i].obj) PyBuffer_Release(&b[i]);
-    for (int i = 0; i < n_layers; i++) PyBuffer_Release(&layers[i]);
+    release_buffers(b, 2, layers, n_layers);
     return result;
 }
 
@@ -644,11 +648,8 @@ static PyObject *predict_py(PyObject *self, PyObject *args) {
     if (!need(&b[1], rows, sizeof(double), "out") ||
         !need(&b[0], rows * (rc.n_in1 - 1), sizeof(float), "x"))
         goto done;
-    scratch = alloc_scratch(&ws, &rc, 1);
-    if (!scratch) {
-        PyErr_NoMemory();
-        goto done;
-    }
+    scratch = scratch_or_error(&ws, &rc, 1);
+    if (!scratch) goto done;
     Py_BEGIN_ALLOW_THREADS
     const FpState fp = subnormals_off();
     predict(&rc, b[0].buf, rows, w, &ws, b[1].buf);
@@ -658,9 +659,7 @@ static PyObject *predict_py(PyObject *self, PyObject *args) {
     Py_INCREF(result);
 done:
     if (scratch) free_scratch(&ws, scratch);
-    for (int i = 0; i < 2; i++)
-        if (b[i].obj) PyBuffer_Release(&b[i]);
-    for (int i = 0; i < n_layers; i++) PyBuffer_Release(&layers[i]);
+    release_buffers(b, 2, layers, n_layers);
     return result;
 }
 
