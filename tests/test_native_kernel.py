@@ -204,6 +204,18 @@ def test_bad_buffers_are_refused_with_a_value_error() -> None:
     with pytest.raises(ValueError, match="bad recipe"):
         NATIVE.train_epoch(table, *ok, params, avgs, sqs, *rest[:2], (N_IN1, 0, 2, 32, 0, 1.0,
                            1e-3, 0.0, 0.9, 0.999, 1e-8))  # fmt: skip
+    for used in (np.ones(N_IN1 + 1, np.uint8), np.ones(N_IN1, np.int64)):  # length, type
+        with pytest.raises(ValueError, match="used"):
+            NATIVE.train_epoch(table, *ok, params, avgs, sqs, *rest, used=used)
+    layers = tuple(np.zeros(r * c, np.float32) for r, c in LAYOUT.shapes)
+    x, out = np.zeros((4, N_IN1 - 1), np.float32), np.empty(4)
+    NATIVE.predict(x, layers, recipe(), out)
+    with pytest.raises(ValueError, match="x"):
+        NATIVE.predict(x[:, 1:].copy(), layers, recipe(), out)
+    with pytest.raises(ValueError, match="out"):
+        NATIVE.predict(x, layers, recipe(), np.empty(4, np.float32)[:3])
+    with pytest.raises(ValueError, match="layer"):
+        NATIVE.predict(x, (layers[0][1:], *layers[1:]), recipe(), out)
     multiple = NATIVE.hidden_multiple()  # a width that is not whole vectors
     with pytest.raises(ValueError, match=f"multiples of {multiple}"):
         NATIVE.train_epoch(table, *ok, params, avgs, sqs, *rest[:2], (N_IN1, multiple + 4, 2, 32,
@@ -231,18 +243,23 @@ def test_skipping_unused_input_columns_changes_no_bit() -> None:
     assert used[1].sum() == N_IN1 - 2
 
     start = [np.stack([row, row]) for row in random_layers(gen)]
+    lie = used.copy()
+    lie[0, 0] = 0  # a feature column model 0's rows do use
     runs = []
-    for cols in (None, used):
+    for cols in (None, used, lie):
         state = (tuple(p.copy() for p in start), *(tuple(np.zeros_like(p) for p in start)
                  for _ in range(2)), np.zeros(2, np.int64), np.array([[1, 2, 3, 4], [5, 6, 7, 8]],
                  dtype=np.uint64))  # fmt: skip
         for _ in range(3):
             NATIVE.train_epoch(table, base, n_train, *state, recipe(dropout=0.2), used=cols)
         runs.append([a for part in state for a in (part if isinstance(part, tuple) else (part,))])
-    dense, skipping = runs
+    dense, skipping, lying = runs
     assert not np.array_equal(dense[0], start[0])  # it trained
     for want, got in zip(dense, skipping, strict=True):
         assert want.tobytes() == got.tobytes()
+    # The kernel does leave out what `used` says: told that a used column is not, it trains
+    # another model.
+    assert dense[0].tobytes() != lying[0].tobytes()
 
 
 @needs_native

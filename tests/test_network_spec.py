@@ -299,7 +299,8 @@ def test_the_native_kernel_declares_the_shapes_it_trains_and_refuses_others(
     assert MLPConfig().hidden % multiple == 0  # the shipped shape is on the fast path
     for config in (MLPConfig(), MLPConfig(hidden=multiple, depth=max_depth)):
         assert resolve_kernel("cpu", None, config) == "native"
-    for config in (MLPConfig(hidden=multiple + 4), MLPConfig(depth=max_depth + 1)):
+    too_wide = MLPConfig(hidden=NATIVE.max_hidden() + multiple)
+    for config in (MLPConfig(hidden=multiple + 4), MLPConfig(depth=max_depth + 1), too_wide):
         # Refused whether asked for or chosen by default: never quietly the slower kernel.
         for requested in ("native", None):
             with pytest.raises(ValueError, match="the native kernel trains") as refused:

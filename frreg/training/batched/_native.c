@@ -166,6 +166,8 @@ FRREG_INLINE float gelu_slope_f(float x, float *cdf) {
 /* The widths the kernel trains are the multiples of this: the floats in the widest vector
  * register compiled (AVX-512), so each row of H units is whole vectors on every target. */
 #define FRREG_HIDDEN_MULTIPLE 16
+/* The widest hidden layer it trains. */
+#define FRREG_MAX_HIDDEN 4096
 /* The most hidden layers it trains (its per-layer pointers are fixed arrays). */
 #define FRREG_MAX_DEPTH 16
 #define FRREG_MAX_LAYERS (FRREG_MAX_DEPTH + 1)
@@ -195,12 +197,17 @@ FRREG_INLINE size_t layer_size(const Recipe *rc, int l) {
  * of encoders its corpus does not have: ten of the codec block's fourteen in a two-encoder
  * corpus) add nothing to any sum they enter, so its first layer works on the others only:
  * xb holds the n_x used columns cols[0 .. n_x - 1] (in increasing order), w0c the rows of
- * the first layer's weights they meet, and gw0c their gradients, which go back to the
- * rows cols[] of gw[0] (the unused rows' gradients stay +0, what their sums of 0 x d from
- * +0 came to). Skipping a zero term of a sum changes no bit of it: x + 0 x w is x for any
- * finite w, and a sum from +0 is never -0 (round to nearest), so each sum still meets the
- * same nonzero terms in the same order. With every column used, n_x = n_in1 and the
- * layer's own buffers are used as they are. */
+ * the first layer's weights they meet, and gw0c their gradients, which go back to the rows
+ * cols[] of gw[0]. While the weights and gradients are finite this changes no bit:
+ * - a first-layer sum skips terms 0 x w: fma(0, w, c) is c for a nonzero c and at most
+ *   flips the sign of a zero one, which the next nonzero term erases; every sum ends with
+ *   the bias row's term (the ones column, always used), so the sums could differ only in
+ *   the sign of an exact zero that the bias and every term before it made;
+ * - an unused row's gradient was a sum of 0 x d from +0, which is +0 (a zero product added
+ *   to +0 stays +0), as it stays here.
+ * Once training has diverged (inf or NaN in the gradients), the unused rows no longer turn
+ * NaN with the rest. With every column used, n_x = n_in1 and the layer's own buffers are
+ * used as they are. */
 typedef struct {
     float *xb, *yb, *g, *gz, *gh, *wt;
     int n_x;      /* columns of xb: the used ones */
@@ -412,12 +419,13 @@ static int parse_recipe(PyObject *tuple, Recipe *rc) {
         PyErr_SetString(PyExc_ValueError, "bad recipe: sizes must be >= 1, drop_below <= 65536");
         return 0;
     }
-    if (rc->hidden < 1 || rc->hidden > 4096 || rc->hidden % FRREG_HIDDEN_MULTIPLE ||
+    if (rc->hidden < 1 || rc->hidden > FRREG_MAX_HIDDEN || rc->hidden % FRREG_HIDDEN_MULTIPLE ||
         rc->depth < 1 || rc->depth > FRREG_MAX_DEPTH) {
         PyErr_Format(PyExc_ValueError,
                      "bad recipe: hidden %d, depth %d; the kernel trains hidden widths that are "
-                     "multiples of %d (up to 4096) at depth 1 to %d",
-                     rc->hidden, rc->depth, FRREG_HIDDEN_MULTIPLE, FRREG_MAX_DEPTH);
+                     "multiples of %d (up to %d) at depth 1 to %d",
+                     rc->hidden, rc->depth, FRREG_HIDDEN_MULTIPLE, FRREG_MAX_HIDDEN,
+                     FRREG_MAX_DEPTH);
         return 0;
     }
     return 1;
@@ -520,7 +528,11 @@ static PyObject *train_epoch(PyObject *self, PyObject *args, PyObject *kwargs) {
     gp.rng = (uint64_t *)b[4].buf;
     gp.used = NULL;
     if (used_obj != Py_None) {
-        if (PyObject_GetBuffer(used_obj, &b[5], PyBUF_C_CONTIGUOUS) < 0) goto done;
+        if (PyObject_GetBuffer(used_obj, &b[5], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) goto done;
+        if (b[5].itemsize != 1) {
+            PyErr_SetString(PyExc_ValueError, "used: expected uint8 (models, n_in1)");
+            goto done;
+        }
         if (!need(&b[5], models * rc.n_in1, sizeof(uint8_t), "used")) goto done;
         gp.used = (const uint8_t *)b[5].buf;
     }
@@ -699,6 +711,12 @@ static PyObject *hidden_multiple_py(PyObject *self, PyObject *unused) {
     return PyLong_FromLong(FRREG_HIDDEN_MULTIPLE);
 }
 
+static PyObject *max_hidden_py(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    return PyLong_FromLong(FRREG_MAX_HIDDEN);
+}
+
 static PyObject *max_depth_py(PyObject *self, PyObject *unused) {
     (void)self;
     (void)unused;
@@ -716,6 +734,7 @@ static PyMethodDef methods[] = {
     {"target", target_py, METH_NOARGS, "The instruction set the kernel runs with."},
     {"hidden_multiple", hidden_multiple_py, METH_NOARGS,
      "The kernel trains hidden widths that are multiples of this."},
+    {"max_hidden", max_hidden_py, METH_NOARGS, "The widest hidden layer the kernel trains."},
     {"max_depth", max_depth_py, METH_NOARGS, "The most hidden layers the kernel trains."},
     {NULL, NULL, 0, NULL},
 };

@@ -125,11 +125,13 @@ def check_supported(config: MLPConfig, kernel: str) -> None:
     if native is None:
         return  # resolve_kernel says why it cannot run
     multiple, max_depth = int(native.hidden_multiple()), int(native.max_depth())
-    if config.hidden % multiple or config.depth > max_depth:
+    max_hidden = int(native.max_hidden())
+    if config.hidden % multiple or config.hidden > max_hidden or config.depth > max_depth:
         raise ValueError(
             f"the native kernel trains hidden widths that are multiples of {multiple} at depth "
-            f"1 to {max_depth}, not hidden {config.hidden} at depth {config.depth}: choose such "
-            f"a shape, or set {KERNEL_ENV}=torch to train this one with the torch kernel"
+            f"1 to {max_depth}, not hidden {config.hidden} at depth {config.depth} (widths up "
+            f"to {max_hidden}): choose such a shape, or set {KERNEL_ENV}=torch to train this "
+            "one with the torch kernel"
         )
 
 
@@ -382,7 +384,11 @@ def predict_layers(layers: Sequence[np.ndarray], x: np.ndarray) -> np.ndarray:
         and x.shape[1] == shapes[0][0] - 1
     )
     if native is not None and native_shape:
-        native_shape = hidden % native.hidden_multiple() == 0 and depth <= native.max_depth()
+        native_shape = (
+            hidden % native.hidden_multiple() == 0
+            and hidden <= native.max_hidden()
+            and depth <= native.max_depth()
+        )
     if native is None or not native_shape:
         with torch.inference_mode():
             weights = [torch.from_numpy(np.ascontiguousarray(w)) for w in layers]
