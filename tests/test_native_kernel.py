@@ -285,6 +285,27 @@ def test_native_predictions_are_float32_accurate_and_do_not_depend_on_the_chunk(
     assert predict_layers(layers, x).tobytes() == out.tobytes()
 
 
+@needs_native
+def test_a_native_runs_stored_models_reproduce_its_predictions_bit_for_bit(tmp_path) -> None:
+    """What the verdict's recomputation re-runs (frreg.training.weights.predict on the stored
+    layers) is what the run computed: no tolerance needed on a native run."""
+    from frreg.corpus import load_corpus
+    from frreg.synthetic import synthetic_rows, write_corpus
+    from frreg.training.batched import fit_folds_batched
+    from frreg.training.loso import plan_jobs
+    from frreg.training.settings import fold_inputs
+    from frreg.training.weights import predict
+
+    rows = synthetic_rows(n_sources=3, frames=8)
+    corpus = load_corpus(write_corpus(tmp_path / "corpus.jsonl", rows))
+    jobs = plan_jobs(corpus, (0,))
+    fits = fit_folds_batched(corpus.features, corpus.codec, corpus.target, jobs,
+                             TrainSettings(epochs=2), kernel="native")  # fmt: skip
+    for job, fit in zip(jobs, fits, strict=True):
+        x = fold_inputs(corpus.features, corpus.codec, job.train_idx, job.test_idx)
+        assert predict(fit.layers, x).tobytes() == fit.predictions.tobytes()
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_public_gelu_fallback_matches_aten_and_autograd(dtype: torch.dtype) -> None:
     """The torch kernel's GELU without private ATen ops (used where torch lacks them)."""
