@@ -27,10 +27,11 @@ from frreg.training.settings import TrainSettings
 #: (ATEN_CPU_CAPABILITY, tests/test_native_kernel.py). ``ladder`` is each row's preset
 #: position, ``fixed`` 0.5 on every row (the default, the fork trainer's): they differ only in
 #: that input column. Version 2's digests (``ladder`` 8abfc306..., 931804cf...; ``fixed``
-#: 47f2b512..., 5ec3c0b0...) held only where torch ran its AVX-512 code: its initial weights
-#: and float32 predictions came out differently on an AVX2-only CPU (an AMD EPYC without
-#: AVX-512), so version 3 draws the initial weights without torch's uniform_ and predicts
-#: with the kernel's own forward pass. Version 1's (``ladder`` 28e6cb12..., a6278f6f...;
+#: 47f2b512..., 5ec3c0b0...) failed on an AVX2-only CPU (an AMD EPYC without AVX-512): a
+#: version 2 run passed through torch code that differs by instruction set (its uniform_ for
+#: the initial weights, its float32 products and GELU for the predictions; each gave other
+#: bits with ATEN_CPU_CAPABILITY=default than with avx2), so version 3 draws the initial
+#: weights without torch's uniform_ and predicts with the kernel's own forward pass. Version 1's (``ladder`` 28e6cb12..., a6278f6f...;
 #: ``fixed`` 17a830a9..., 9b057d72...) moved with Adam's divisions replaced by products with
 #: reciprocals, GELU's derivative taking its density from erf's exponential and the dropout
 #: draws coming from four lanes (git log -S ENGINE_VERSION). Leaving out a model's unused

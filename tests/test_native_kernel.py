@@ -376,7 +376,7 @@ def test_avx512_and_avx2_variants_compute_the_same_numbers() -> None:
 def test_a_native_run_does_not_depend_on_torchs_instruction_set() -> None:
     """torch's own code differs by instruction set (ATEN_CPU_CAPABILITY; AVX-512, AVX2 or
     none): a native run must not pass through any of it that changes a bit, neither in its
-    initial weights (torch's uniform_ fused a multiply-add on AVX2 only) nor in its held-out
+    initial weights (torch's uniform_ gave other bits without its AVX2 code) nor in its held-out
     predictions (torch's float32 products), or an AVX2-only machine could not audit a run
     trained on an AVX-512 one. ``default`` (no vector code) differs from every CPU's own."""
     best, digest = _train_in_subprocess(None)

@@ -44,11 +44,11 @@ def _linear(fan_in: int, fan_out: int) -> nn.Linear:
     uniform on +-1 / sqrt(fan_in), drawn from the global generator in torch's order (the
     weight's draws, then the bias's), but computed so that the bits do not depend on the CPU.
 
-    torch's own ``uniform_(-b, b)`` computes ``u * 2b - b`` in code compiled per instruction
-    set, fused into one multiply-add on AVX2 and AVX-512 but not on older CPUs, so the same
-    seed gave different initial weights there. Here ``u`` comes from ``torch.rand`` (exact
-    on every CPU: ``u * 1 + 0``) and the scaling is NumPy float64 arithmetic, one rounding per
-    operation, rounded to float32 at the end.
+    torch's own ``uniform_(-b, b)`` scales its draws in code compiled per instruction set,
+    and its bits depend on which runs: the same seed gave other initial weights with
+    ``ATEN_CPU_CAPABILITY=default`` than with ``avx2``. Here ``u`` comes from ``torch.rand``
+    (exact whatever the code: ``u * 1 + 0``) and the scaling is NumPy float64 arithmetic,
+    one rounding per operation, rounded to float32 at the end.
     """
     linear = nn.Linear(fan_in, fan_out, device="meta").to_empty(device="cpu")  # no draws
     bound = 1.0 / math.sqrt(fan_in)

@@ -348,8 +348,9 @@ def _predictions(
     """One model's eval-mode outputs (float64) for inputs ``x``. A model the native kernel
     trained is evaluated by it (its training forward pass with every unit kept), so that
     its predictions, like its weights, are the same bits on every CPU that trains it: torch's
-    float32 products and GELU take different instruction paths on AVX2 and AVX-512 CPUs and
-    differ there in the last bits. Others go through :func:`kernels.predict`."""
+    float32 products and GELU run code picked by instruction set, whose last bits differ
+    (``ATEN_CPU_CAPABILITY=default`` against ``avx2``). Others go through
+    :func:`kernels.predict`."""
     if native is not None:
         module, recipe = native
         out = np.empty(x.shape[0], dtype=np.float64)
