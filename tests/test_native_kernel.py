@@ -14,7 +14,7 @@ from torch import nn
 from frreg.schema import DEFAULT_LR, DEFAULT_WEIGHT_DECAY, DROPOUT
 from frreg.training.batched import native_module
 from frreg.training.batched.engine import _used_columns, native_recipe, predict_layers
-from frreg.training.batched.kernels import gelu_backward_public, gelu_public
+from frreg.training.batched.kernels import gelu_backward_public, gelu_public, predict
 from frreg.training.batched.layout import Layout
 from frreg.training.model import FrRegressorMLP
 from frreg.training.network import MLPConfig
@@ -283,6 +283,13 @@ def test_native_predictions_are_float32_accurate_and_do_not_depend_on_the_chunk(
     scale = max(1.0, float(np.abs(want).max()))
     np.testing.assert_allclose(out, want, rtol=0, atol=1e-6 * scale)
     assert predict_layers(layers, x).tobytes() == out.tobytes()
+    # A shape the kernel does not train (hidden 24) goes through torch's forward pass.
+    odd = [
+        (torch.randn(r, c, generator=gen) * 0.3).numpy() for r, c in ((21, 24), (25, 24), (25, 1))
+    ]
+    with torch.inference_mode():
+        want_odd = predict([torch.from_numpy(w) for w in odd], torch.from_numpy(x)).double()
+    assert predict_layers(odd, x).tobytes() == want_odd.numpy().tobytes()
 
 
 @needs_native

@@ -434,15 +434,14 @@ static void K(one_step)(const Recipe *rc, int nb, const float *const *w, Scratch
 }
 
 /* One model's eval-mode outputs for rows x (rows x n_in1 - 1, without the ones column): the
- * training's own forward pass with every unit kept (multiplier 1), a batch of rows at a
- * time, so a prediction is the same bits on every target that trains the same bits. */
+ * training's own forward pass with every unit kept (multiplier 1) and every column used (a
+ * fresh scratch's), a batch of rows at a time, so a prediction is the same bits on every
+ * target that trains the same bits. */
 static void K(predict)(const Recipe *rc, const float *x, int64_t rows, const float *const *w,
                        Scratch *ws, double *out) {
     const int n_in1 = rc->n_in1, n_in = n_in1 - 1, batch = rc->batch;
     for (int l = 0; l < rc->depth; l++)
         for (size_t u = 0; u < (size_t)batch * rc->hidden; u++) ws->m[l][u] = 1.0f;
-    ws->n_x = n_in1;
-    for (int c = 0; c < n_in1; c++) ws->cols[c] = c;
     for (int64_t first = 0; first < rows; first += batch) {
         const int nb = (int)(rows - first < batch ? rows - first : batch);
         for (int i = 0; i < nb; i++) {

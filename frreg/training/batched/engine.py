@@ -124,15 +124,25 @@ def check_supported(config: MLPConfig, kernel: str) -> None:
     native = native_module()
     if native is None:
         return  # resolve_kernel says why it cannot run
-    multiple, max_depth = int(native.hidden_multiple()), int(native.max_depth())
-    max_hidden = int(native.max_hidden())
-    if config.hidden % multiple or config.hidden > max_hidden or config.depth > max_depth:
+    if not _native_trains(native, config):
+        multiple, max_depth = int(native.hidden_multiple()), int(native.max_depth())
+        max_hidden = int(native.max_hidden())
         raise ValueError(
             f"the native kernel trains hidden widths that are multiples of {multiple} at depth "
             f"1 to {max_depth}, not hidden {config.hidden} at depth {config.depth} (widths up "
             f"to {max_hidden}): choose such a shape, or set {KERNEL_ENV}=torch to train this "
             "one with the torch kernel"
         )
+
+
+def _native_trains(native: Any, config: MLPConfig) -> bool:
+    """Whether the built native kernel trains (and evaluates) networks of ``config``'s
+    shape: the widths and depths it declares."""
+    return (
+        config.hidden % int(native.hidden_multiple()) == 0
+        and config.hidden <= int(native.max_hidden())
+        and config.depth <= int(native.max_depth())
+    )
 
 
 @dataclass
@@ -323,14 +333,10 @@ class _ModelGroup:
 
 
 def _fits(
-    packed: _Packed,
-    members: np.ndarray,
-    views: Sequence[torch.Tensor],
-    native: tuple[Any, tuple[int | float, ...]] | None = None,
+    packed: _Packed, members: np.ndarray, views: Sequence[torch.Tensor], native: bool = False
 ) -> list[Fit]:
     """Each member's held-out predictions and layers (``views``: its group's layer views);
-    ``native``: (the kernel's module, the recipe) to predict with the kernel's own forward
-    pass (see :func:`_predictions`)."""
+    ``native``: the native kernel trained them (see :func:`_predictions`)."""
     fits = []
     for i, m in enumerate(members):
         weights = tuple(v[i] for v in views)
@@ -340,23 +346,15 @@ def _fits(
     return fits
 
 
-def _predictions(
-    weights: Sequence[torch.Tensor],
-    x: torch.Tensor,
-    native: tuple[Any, tuple[int | float, ...]] | None,
-) -> np.ndarray:
+def _predictions(weights: Sequence[torch.Tensor], x: torch.Tensor, native: bool) -> np.ndarray:
     """One model's eval-mode outputs (float64) for inputs ``x``. A model the native kernel
     trained is evaluated by it (its training forward pass with every unit kept), so that
     its predictions, like its weights, are the same bits on every CPU that trains it: torch's
     float32 products and GELU run code picked by instruction set, whose last bits differ
     (``ATEN_CPU_CAPABILITY=default`` against ``avx2``). Others go through
     :func:`kernels.predict`."""
-    if native is not None:
-        module, recipe = native
-        out = np.empty(x.shape[0], dtype=np.float64)
-        layers = tuple(np.ascontiguousarray(w.numpy(), dtype=np.float32) for w in weights)
-        module.predict(np.ascontiguousarray(x.numpy(), dtype=np.float32), layers, recipe, out)
-        return out
+    if native:
+        return predict_layers([w.numpy() for w in weights], x.numpy())
     parts = [
         predict(weights, x[start : start + _EVAL_ROWS])
         for start in range(0, x.shape[0], _EVAL_ROWS)
@@ -374,27 +372,17 @@ def predict_layers(layers: Sequence[np.ndarray], x: np.ndarray) -> np.ndarray:
     float32 matrices, for float32 inputs ``x`` ``(rows, fan_in)``: by the native kernel
     where it is built and trains this shape (the bits its training run recorded, see
     :func:`_predictions`), else by :func:`kernels.predict`."""
-    native = native_module()
-    shapes = [tuple(w.shape) for w in layers]
-    hidden, depth = (shapes[0][1], len(shapes) - 1) if shapes else (0, 0)
-    native_shape = (
-        depth >= 1
-        and all(s == (hidden + 1, hidden) for s in shapes[1:-1])
-        and shapes[-1] == (hidden + 1, 1)
-        and x.ndim == 2
-        and x.shape[1] == shapes[0][0] - 1
-    )
-    if native is not None and native_shape:
-        native_shape = (
-            hidden % native.hidden_multiple() == 0
-            and hidden <= native.max_hidden()
-            and depth <= native.max_depth()
-        )
-    if native is None or not native_shape:
+    native, config = native_module(), _config_of(layers)
+    if (
+        native is None
+        or config is None
+        or x.shape[1:] != (config.in_features,)
+        or not _native_trains(native, config)
+    ):
         with torch.inference_mode():
             weights = [torch.from_numpy(np.ascontiguousarray(w)) for w in layers]
             return predict(weights, torch.from_numpy(x)).double().numpy()
-    recipe = (shapes[0][0], hidden, depth, _PREDICT_ROWS, 0, 1.0, 0.0, 0.0, BETA1, BETA2, ADAM_EPS)
+    recipe = native_recipe(TrainSettings(batch_size=_PREDICT_ROWS, model=config))
     out = np.empty(x.shape[0], dtype=np.float64)
     native.predict(
         np.ascontiguousarray(x, dtype=np.float32),
@@ -403,6 +391,25 @@ def predict_layers(layers: Sequence[np.ndarray], x: np.ndarray) -> np.ndarray:
         out,
     )
     return out
+
+
+def _config_of(layers: Sequence[np.ndarray]) -> MLPConfig | None:
+    """The dropout-free :class:`MLPConfig` whose ``layer_shapes`` are these layers' shapes
+    (its inputs all counted as features), or ``None`` where no config has them."""
+    shapes = tuple(tuple(w.shape) for w in layers)
+    if len(shapes) < 2 or any(len(s) != 2 for s in shapes):
+        return None
+    try:
+        config = MLPConfig(
+            n_features=shapes[0][0] - 1,
+            num_codecs=0,
+            hidden=shapes[0][1],
+            depth=len(shapes) - 1,
+            dropout=0.0,
+        )
+    except ValueError:
+        return None
+    return config if config.layer_shapes == shapes else None
 
 
 def native_recipe(settings: TrainSettings) -> tuple[int | float, ...]:
@@ -478,7 +485,7 @@ class _NativeGroup:
         )  # fmt: skip
 
     def fits(self) -> list[Fit]:
-        return _fits(self.packed, self.members, self.views, (self.native, self.recipe))
+        return _fits(self.packed, self.members, self.views, native=True)
 
 
 def _used_columns(
@@ -761,10 +768,8 @@ def fit_recipes_batched(
 
 def _held_out(group: _ModelGroup | _NativeGroup) -> list[np.ndarray]:
     """Each member's held-out predictions now (eval mode), as :func:`_fits` computes them."""
-    if isinstance(group, _NativeGroup):
-        views, native = group.views, (group.native, group.recipe)
-    else:
-        views, native = group.ws.weights, None
+    native = isinstance(group, _NativeGroup)
+    views = group.views if isinstance(group, _NativeGroup) else group.ws.weights
     return [
         _predictions(tuple(v[i] for v in views), group.packed.x_test[m], native)
         for i, m in enumerate(group.members)
